@@ -1,0 +1,116 @@
+"""meshwright's own error tree, and the translation of SDK errors into it at the edge.
+
+Retry decisions look at these classes only, never at google-api-core, kubernetes or pyhelm3
+exceptions. Messages carry where (cluster) and what (step), never a credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_PAYLOAD_LIMIT = 300
+
+
+class MeshwrightError(Exception):
+    """Base of every error meshwright raises on purpose."""
+
+    def __init__(self, message: str, *, cluster: str | None = None, step: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.cluster = cluster
+        self.step = step
+
+    def __str__(self) -> str:
+        where = " ".join(part for part in (self.step, f"[{self.cluster}]" if self.cluster else None) if part)
+        return f"{where}: {self.message}" if where else self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments need an explicit recipe for pickling (Prefect pickles task errors).
+        return (_rebuild, (type(self), self.message, self.cluster, self.step))
+
+
+def _rebuild(
+    cls: type[MeshwrightError], message: str, cluster: str | None, step: str | None
+) -> MeshwrightError:
+    return cls(message, cluster=cluster, step=step)
+
+
+class TransientError(MeshwrightError):
+    """Worth retrying: throttling, unavailability, a concurrent operation, a dropped connection."""
+
+
+class Unreachable(TransientError):
+    """The API endpoint could not be reached at all."""
+
+
+class PermanentError(MeshwrightError):
+    """Retrying will not help; a person has to change something."""
+
+
+class NotFound(PermanentError):
+    """The resource does not exist."""
+
+
+class Conflict(PermanentError):
+    """The resource exists already, or in a state that forbids the request."""
+
+
+class PermissionDenied(PermanentError):
+    """The credentials are missing or not allowed to do this."""
+
+
+class QuotaExceeded(PermanentError):
+    """A quota stops the request; retrying the same request will fail the same way."""
+
+
+class InvalidRequest(PermanentError):
+    """The request itself is wrong (bad argument, unsupported value)."""
+
+
+class OperationFailed(PermanentError):
+    """A long-running cloud operation ended with an error."""
+
+
+class SandboxError(MeshwrightError):
+    """The local sandbox world is not running or not usable."""
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem in a mesh spec: where (a field path) and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+class SpecInvalid(MeshwrightError):
+    """A mesh spec with one or more problems; all of them are listed at once."""
+
+    def __init__(self, problems: list[SpecProblem], *, source: str = "spec") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: {len(problems)} problem(s)")
+
+    def __str__(self) -> str:
+        return "\n".join([f"{self.source} is invalid:", *(f"  {p}" for p in self.problems)])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_spec, (self.problems, self.source))
+
+
+def _rebuild_spec(problems: list[SpecProblem], source: str) -> SpecInvalid:
+    return SpecInvalid(problems, source=source)
+
+
+def truncate(text: str, limit: int = _PAYLOAD_LIMIT) -> str:
+    """Keep server payloads in messages short enough to read in one line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_transient(error: BaseException) -> bool:
+    """The one retry rule: meshwright's transient errors, nothing else."""
+    return isinstance(error, TransientError)

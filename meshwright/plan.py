@@ -1,0 +1,265 @@
+"""What the workflow would do for a spec, computed without touching any network.
+
+The stages follow the mission's DAG; inside a stage the steps are independent and run in
+parallel. `meshwright plan` renders this; the flows follow the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import BaseModel, Field
+
+from meshwright import bookinfo, naming
+from meshwright.spec import ClusterSpec, MeshSpec
+
+
+class Resource(BaseModel):
+    """One thing the workflow creates in the cloud, in a cluster or on disk."""
+
+    kind: str
+    name: str
+    cluster: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class Step(BaseModel):
+    name: str
+    cluster: str | None = None
+    resources: list[Resource] = Field(default_factory=list)
+
+
+class Stage(BaseModel):
+    name: str
+    description: str
+    parallel: bool
+    steps: list[Step]
+
+
+class Plan(BaseModel):
+    mesh: str
+    target: str
+    project: str
+    topology: list[str]
+    stages: list[Stage]
+
+    def resources(self) -> Iterator[Resource]:
+        for stage in self.stages:
+            for step in stage.steps:
+                yield from step.resources
+
+
+def build_plan(spec: MeshSpec) -> Plan:
+    """The ordered stages of `up` for this spec, each with the resources it creates."""
+    stages = [
+        _stage(
+            "create-clusters", "create the GKE clusters", [_create_cluster(spec, c) for c in spec.clusters]
+        ),
+        _stage(
+            "wait-clusters",
+            "wait until every cluster is RUNNING",
+            [Step(name="wait_cluster", cluster=c.name) for c in spec.clusters],
+        ),
+        _stage("firewall", "let the pod ranges of all clusters reach each other", [_firewall(spec)]),
+        _stage("kubeconfig", "write a kubeconfig with one context per cluster", [_kubeconfig(spec)]),
+        _stage("trust", "shared root CA: istio-system and cacerts in every cluster", _trust(spec)),
+        _stage("istio-primaries", "control planes on the primaries", _istio(spec, spec.primaries)),
+        _stage("istio-remotes", "remote profile on the remotes", _istio(spec, spec.remotes)),
+        _stage("remote-secrets", "let every primary read the other clusters", _remote_secrets(spec)),
+    ]
+    if spec.bookinfo:
+        stages.append(_stage("bookinfo", "deploy Bookinfo split across clusters", _bookinfo(spec)))
+        stages.append(
+            _stage("verify", "prove that traffic crosses clusters", [Step(name="verify_cross_cluster")])
+        )
+    return Plan(
+        mesh=spec.name,
+        target=spec.target.value,
+        project=spec.project,
+        topology=spec.topology,
+        stages=[s for s in stages if s.steps],
+    )
+
+
+def _stage(name: str, description: str, steps: list[Step]) -> Stage:
+    return Stage(name=name, description=description, parallel=len(steps) > 1, steps=steps)
+
+
+def _create_cluster(spec: MeshSpec, c: ClusterSpec) -> Step:
+    labels = naming.resource_labels(spec, c, expires=None)
+    if spec.ttl:
+        labels["meshwright-expires"] = f"<now + {spec.ttl}>"
+    details = {
+        "location": c.location,
+        "role": c.role.value,
+        "nodes": f"{c.nodes} x {c.machine_type}",
+        "pod_cidr": c.pod_cidr or "allocated by GKE",
+        "network": spec.network,
+        "node_tag": naming.node_tag(spec.name),
+        "labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+    }
+    cluster = Resource(kind="gke-cluster", name=c.name, details=details)
+    return Step(name="create_cluster", cluster=c.name, resources=[cluster])
+
+
+def _firewall(spec: MeshSpec) -> Step:
+    rule = Resource(
+        kind="firewall-rule",
+        name=naming.firewall_name(spec.name),
+        details={
+            "network": spec.network,
+            "direction": "INGRESS",
+            "priority": "900",
+            "source_ranges": "pod CIDRs of " + ", ".join(c.name for c in spec.clusters),
+            "target_tag": naming.node_tag(spec.name),
+            "allow": "tcp, udp, icmp, esp, ah, sctp",
+        },
+    )
+    return Step(name="ensure_firewall", resources=[rule])
+
+
+def _kubeconfig(spec: MeshSpec) -> Step:
+    contexts = ", ".join(c.name for c in spec.clusters)
+    f = Resource(
+        kind="kubeconfig",
+        name=str(naming.default_kubeconfig(spec.name)),
+        details={"contexts": contexts, "mode": "0600"},
+    )
+    return Step(name="write_kubeconfig", resources=[f])
+
+
+def _trust(spec: MeshSpec) -> list[Step]:
+    steps = []
+    for c in spec.clusters:
+        ns = {"network": spec.istio_network(c)} if spec.multi_network else {}
+        if c.primary:
+            ns["controlPlaneClusters"] = c.primary
+        steps.append(
+            Step(
+                name="install_cacerts",
+                cluster=c.name,
+                resources=[
+                    Resource(kind="namespace", name=naming.ISTIO_NAMESPACE, cluster=c.name, details=ns),
+                    Resource(
+                        kind="secret",
+                        name="cacerts",
+                        cluster=c.name,
+                        details={
+                            "namespace": naming.ISTIO_NAMESPACE,
+                            "intermediate": f"CN=Intermediate CA, L={c.name}",
+                        },
+                    ),
+                ],
+            )
+        )
+    return steps
+
+
+def needs_eastwest_gateway(spec: MeshSpec, c: ClusterSpec) -> bool:
+    """A primary with remotes exposes istiod through it; in multi-network meshes every cluster has one."""
+    serves_remotes = any(r.primary == c.name for r in spec.remotes)
+    return spec.multi_network or (c.primary is None and serves_remotes)
+
+
+def _istio(spec: MeshSpec, clusters: list[ClusterSpec]) -> list[Step]:
+    steps = []
+    for c in clusters:
+        profile = "remote" if c.primary else "default"
+        common = {"namespace": naming.ISTIO_NAMESPACE, "version": spec.istio.version, "profile": profile}
+        releases = [
+            Resource(
+                kind="helm-release", name="istio-base", cluster=c.name, details={**common, "chart": "base"}
+            ),
+            Resource(
+                kind="helm-release",
+                name="istiod",
+                cluster=c.name,
+                details={
+                    **common,
+                    "chart": "istiod",
+                    "clusterName": c.name,
+                    "network": spec.istio_network(c),
+                },
+            ),
+        ]
+        if needs_eastwest_gateway(spec, c):
+            releases.append(
+                Resource(
+                    kind="helm-release",
+                    name=naming.EASTWEST_RELEASE,
+                    cluster=c.name,
+                    details={**common, "chart": "gateway", "networkGateway": spec.istio_network(c)},
+                )
+            )
+        steps.append(Step(name="install_istio", cluster=c.name, resources=releases))
+    return steps
+
+
+def remote_secret_pairs(spec: MeshSpec) -> list[tuple[str, str]]:
+    """(source, primary): each cluster's reader secret goes into every primary other than itself."""
+    return [(src.name, p.name) for p in spec.primaries for src in spec.clusters if src.name != p.name]
+
+
+def _remote_secrets(spec: MeshSpec) -> list[Step]:
+    return [
+        Step(
+            name="exchange_remote_secret",
+            cluster=primary,
+            resources=[
+                Resource(
+                    kind="secret",
+                    name=naming.remote_secret_name(src),
+                    cluster=primary,
+                    details={
+                        "namespace": naming.ISTIO_NAMESPACE,
+                        "reads": src,
+                        "label": "istio/multiCluster=true",
+                    },
+                )
+            ],
+        )
+        for src, primary in remote_secret_pairs(spec)
+    ]
+
+
+def _bookinfo(spec: MeshSpec) -> list[Step]:
+    assert spec.bookinfo is not None
+    ns = spec.bookinfo.namespace
+    steps = []
+    for c in spec.clusters:
+        workloads = spec.bookinfo.placement.get(c.name, [])
+        resources = [
+            Resource(kind="namespace", name=ns, cluster=c.name, details={"istio-injection": "enabled"})
+        ]
+        resources += [
+            Resource(
+                kind="service", name=s, cluster=c.name, details={"namespace": ns, "port": str(bookinfo.PORT)}
+            )
+            for s in bookinfo.SERVICES
+        ]
+        resources += [
+            Resource(kind="deployment", name=w, cluster=c.name, details={"namespace": ns}) for w in workloads
+        ]
+        steps.append(Step(name="deploy_bookinfo", cluster=c.name, resources=resources))
+    return steps
+
+
+def render_text(plan: Plan) -> str:
+    """A terraform-plan-like listing: stages in order, what runs in parallel, what gets created."""
+    lines = [
+        f"Plan for mesh {plan.mesh!r} on {plan.target} (project {plan.project}); "
+        f"topology: {' + '.join(plan.topology)}",
+        "",
+    ]
+    for i, stage in enumerate(plan.stages, 1):
+        mode = f"{len(stage.steps)} in parallel" if stage.parallel else "1 step"
+        lines.append(f"Stage {i}/{len(plan.stages)}: {stage.name} — {stage.description} ({mode})")
+        for step in stage.steps:
+            where = f" [{step.cluster}]" if step.cluster else ""
+            lines.append(f"  {step.name}{where}")
+            for r in step.resources:
+                details = "  ".join(f"{k}={v}" for k, v in r.details.items())
+                lines.append(f"    + {r.kind} {r.name}  {details}".rstrip())
+    total = sum(1 for _ in plan.resources())
+    lines += ["", f"{total} resources to create in {len(plan.stages)} stages."]
+    return "\n".join(lines)

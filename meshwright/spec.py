@@ -1,0 +1,470 @@
+"""The mesh spec: one YAML file, one pydantic model, every problem reported at once.
+
+Nothing here touches a network. Field-level rules live on the models; rules that relate fields
+(references by name, overlapping ranges, Bookinfo placement) are checked on the raw document as
+well, so that a spec with both kinds of mistakes gets both reported in one go.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from meshwright import bookinfo
+from meshwright.errors import SpecInvalid, SpecProblem
+
+MESH_LABEL = "meshwright-mesh"
+EXPIRES_LABEL = "meshwright-expires"
+RESERVED_LABEL_PREFIX = "meshwright-"
+
+_RFC1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+_LABEL_KEY = re.compile(r"^[a-z][-_a-z0-9]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[-_a-z0-9]{0,63}$")
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+_VERSION = re.compile(r"^1\.(2[0-9]|3[0-9])\.[0-9]+$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION_UNITS = (86400, 3600, 60, 1)
+
+CLUSTER_NAME_MAX = 40
+# The longest name derived from the mesh name is "meshwright-<mesh>-pods" (a firewall rule, 63 max).
+MESH_NAME_MAX = 63 - len("meshwright--pods")
+MAX_TTL_SECONDS = 30 * 86400
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+class Target(StrEnum):
+    """Where the mesh is built: the local sandbox world or real GKE."""
+
+    SANDBOX = "sandbox"
+    GKE = "gke"
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    REMOTE = "remote"
+
+
+def _name_rule(value: str, *, max_len: int, what: str) -> str:
+    if len(value) > max_len:
+        raise ValueError(f"{what} {value!r} is longer than {max_len} characters")
+    if not _RFC1035.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be lowercase letters, digits and hyphens, "
+            "start with a letter and not end with a hyphen"
+        )
+    return value
+
+
+def parse_duration(text: str) -> int:
+    """'6h', '90m', '1d12h' -> seconds. Raises ValueError on anything else."""
+    match = _DURATION.match(text.strip()) if text.strip() else None
+    if not match or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration like 30m, 6h or 1d12h")
+    return sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if n)
+
+
+def _cidr_rule(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a well-formed IPv4 CIDR block ({e})") from None
+    if net.version != 4:
+        raise ValueError(f"{value!r} is not IPv4")
+    if not any(net.subnet_of(p) for p in _PRIVATE):  # type: ignore[arg-type]
+        raise ValueError(f"{value!r} is not a private (RFC 1918) range")
+    if not 9 <= net.prefixlen <= 21:
+        raise ValueError(f"{value!r}: GKE accepts pod and service ranges from /9 to /21")
+    return value
+
+
+def _labels_rule(labels: dict[str, str]) -> dict[str, str]:
+    problems = []
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key):
+            problems.append(f"label key {key!r} breaks GCP label rules (lowercase letter first, a-z 0-9 _ -)")
+        elif key.startswith(RESERVED_LABEL_PREFIX):
+            problems.append(f"label key {key!r} is reserved for meshwright")
+        if not _LABEL_VALUE.match(str(value)):
+            problems.append(f"label value {value!r} breaks GCP label rules (at most 63 of a-z 0-9 _ -)")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return labels
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class IstioSpec(_Model):
+    """Which Istio to install, from where, and the mesh id shared by all clusters."""
+
+    version: str = "1.30.3"
+    charts: str = "https://istio-release.storage.googleapis.com/charts"
+    mesh_id: str | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not _VERSION.match(v):
+            raise ValueError(f"{v!r} is not a supported Istio version (1.20.0 to 1.39.x)")
+        return v
+
+    @field_validator("mesh_id")
+    @classmethod
+    def _mesh_id(cls, v: str | None) -> str | None:
+        return None if v is None else _name_rule(v, max_len=63, what="mesh_id")
+
+
+class ClusterSpec(_Model):
+    """One GKE cluster of the mesh. Its role follows from `primary`: absent means it is a primary."""
+
+    name: str
+    location: str
+    nodes: Annotated[int, Field(ge=1, le=1000)] = 3
+    machine_type: str = "e2-standard-4"
+    pod_cidr: str | None = None
+    services_cidr: str | None = None
+    network: str | None = None
+    primary: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _name_rule(v, max_len=CLUSTER_NAME_MAX, what="cluster name")
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, v: str) -> str:
+        if not (_ZONE.match(v) or _REGION.match(v)):
+            raise ValueError(f"{v!r} is neither a GCP zone (us-central1-a) nor a region (us-central1)")
+        return v
+
+    @field_validator("machine_type")
+    @classmethod
+    def _machine_type(cls, v: str) -> str:
+        return _name_rule(v, max_len=63, what="machine type")
+
+    @field_validator("pod_cidr", "services_cidr")
+    @classmethod
+    def _cidr(cls, v: str | None) -> str | None:
+        return None if v is None else _cidr_rule(v)
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, v: str | None) -> str | None:
+        return None if v is None else _name_rule(v, max_len=63, what="network")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return _labels_rule(v)
+
+    @property
+    def role(self) -> Role:
+        return Role.REMOTE if self.primary else Role.PRIMARY
+
+    @property
+    def is_region(self) -> bool:
+        return bool(_REGION.match(self.location))
+
+
+class BookinfoSpec(_Model):
+    """Where each Bookinfo workload runs."""
+
+    namespace: str = "bookinfo"
+    placement: dict[str, list[str]]
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        return _name_rule(v, max_len=63, what="namespace")
+
+
+class MeshSpec(_Model):
+    """A whole mesh: the clusters, how they are joined, and what runs on them."""
+
+    name: str
+    target: Target = Target.SANDBOX
+    project: str
+    network: str = "default"
+    ttl: str | None = None
+    istio: IstioSpec = Field(default_factory=IstioSpec)
+    clusters: list[ClusterSpec] = Field(min_length=1)
+    bookinfo: BookinfoSpec | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _name_rule(v, max_len=MESH_NAME_MAX, what="mesh name")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        if not _PROJECT.match(v):
+            raise ValueError(
+                f"{v!r} is not a GCP project id (6 to 30 of lowercase letters, digits and hyphens, "
+                "starting with a letter, not ending with a hyphen)"
+            )
+        return v
+
+    @field_validator("network")
+    @classmethod
+    def _vpc(cls, v: str) -> str:
+        return _name_rule(v, max_len=63, what="network")
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        seconds = parse_duration(v)
+        if not 60 <= seconds <= MAX_TTL_SECONDS:
+            raise ValueError(f"{v!r} must be between 1m and 30d")
+        return v
+
+    # -- computed topology -------------------------------------------------------------------
+
+    @property
+    def mesh_id(self) -> str:
+        return self.istio.mesh_id or self.name
+
+    @property
+    def ttl_seconds(self) -> int | None:
+        return parse_duration(self.ttl) if self.ttl else None
+
+    @property
+    def primaries(self) -> list[ClusterSpec]:
+        return [c for c in self.clusters if c.role is Role.PRIMARY]
+
+    @property
+    def remotes(self) -> list[ClusterSpec]:
+        return [c for c in self.clusters if c.role is Role.REMOTE]
+
+    def cluster(self, name: str) -> ClusterSpec:
+        return next(c for c in self.clusters if c.name == name)
+
+    def istio_network(self, cluster: ClusterSpec) -> str:
+        """The Istio network of a cluster; clusters that name none share the VPC's."""
+        return cluster.network or self.network
+
+    @property
+    def networks(self) -> list[str]:
+        return sorted({self.istio_network(c) for c in self.clusters})
+
+    @property
+    def topology(self) -> list[str]:
+        kinds = []
+        if self.remotes:
+            kinds.append("primary-remote")
+        if len(self.primaries) > 1:
+            kinds.append("multi-primary")
+        if len(self.networks) > 1:
+            kinds.append("multi-network")
+        return kinds or ["single-cluster"]
+
+    @property
+    def multi_network(self) -> bool:
+        return len(self.networks) > 1
+
+    def summary(self) -> str:
+        roles = ", ".join(f"{c.name} ({c.role.value}, {c.location})" for c in self.clusters)
+        return (
+            f"mesh {self.name!r} on {self.target.value}: {len(self.clusters)} cluster(s): {roles}; "
+            f"topology: {' + '.join(self.topology)}"
+        )
+
+
+# -- loading and cross-field checks ---------------------------------------------------------
+
+
+def load_spec(path: str | Path) -> MeshSpec:
+    """Read and validate a spec file. Raises SpecInvalid listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SpecInvalid([SpecProblem("", f"cannot read the spec: {e.strerror}")], source=source) from e
+    return parse_spec(text, source=source)
+
+
+def parse_spec(text: str, *, source: str = "spec") -> MeshSpec:
+    """Validate a spec given as YAML text."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecInvalid([SpecProblem(where, f"not valid YAML: {e}")], source=source) from None
+    return validate_spec(data, source=source)
+
+
+def validate_spec(data: Any, *, source: str = "spec") -> MeshSpec:
+    """Validate an already-parsed document; field rules and cross-field rules together."""
+    if not isinstance(data, dict):
+        raise SpecInvalid([SpecProblem("", "the spec must be a mapping of fields")], source=source)
+    problems: list[SpecProblem] = []
+    spec: MeshSpec | None = None
+    try:
+        spec = MeshSpec.model_validate(data)
+    except ValidationError as e:
+        problems.extend(_from_pydantic(e))
+    problems.extend(cross_check(data))
+    if problems:
+        raise SpecInvalid(_unique(problems), source=source)
+    assert spec is not None
+    return spec
+
+
+def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:
+    return list(dict.fromkeys(problems))
+
+
+def _from_pydantic(error: ValidationError) -> Iterator[SpecProblem]:
+    for item in error.errors():
+        reason = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            reason = "unknown field (check the spelling)"
+        elif item["type"] == "missing":
+            reason = "required field is missing"
+        yield SpecProblem(_path(item["loc"]), reason)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _clusters(data: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    raw = data.get("clusters")
+    if not isinstance(raw, list):
+        return []
+    return [(i, c) for i, c in enumerate(raw) if isinstance(c, dict)]
+
+
+def cross_check(data: dict[str, Any]) -> list[SpecProblem]:
+    """Rules between fields, on the raw document, tolerant of fields that are themselves wrong."""
+    clusters = _clusters(data)
+    return [
+        *_check_names(clusters),
+        *_check_primaries(clusters),
+        *_check_cidrs(clusters),
+        *_check_bookinfo(data.get("bookinfo"), clusters),
+    ]
+
+
+def _names(clusters: list[tuple[int, dict[str, Any]]]) -> set[str]:
+    return {c["name"] for _, c in clusters if isinstance(c.get("name"), str)}
+
+
+def _check_names(clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
+    seen: dict[str, int] = {}
+    for i, c in clusters:
+        name = c.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            yield SpecProblem(
+                f"clusters[{i}].name", f"{name!r} is already the name of clusters[{seen[name]}]"
+            )
+        else:
+            seen[name] = i
+
+
+def _check_primaries(clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
+    by_name: dict[str, dict[str, Any]] = {}
+    for _, c in clusters:
+        if isinstance(c.get("name"), str):
+            by_name.setdefault(c["name"], c)
+    for i, c in clusters:
+        primary = c.get("primary")
+        if primary is None:
+            continue
+        if primary == c.get("name"):
+            yield SpecProblem(f"clusters[{i}].primary", "a cluster cannot be its own primary; omit the field")
+        elif primary not in by_name:
+            yield SpecProblem(f"clusters[{i}].primary", f"{primary!r} is not a cluster of this mesh")
+        elif by_name[primary].get("primary") is not None:
+            yield SpecProblem(
+                f"clusters[{i}].primary", f"{primary!r} is a remote itself; a primary must have no primary"
+            )
+    if clusters and all(c.get("primary") is not None for _, c in clusters):
+        yield SpecProblem("clusters", "at least one cluster must be a primary (a cluster without `primary`)")
+
+
+def _check_cidrs(clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
+    taken: list[tuple[str, ipaddress.IPv4Network]] = []
+    for i, c in clusters:
+        for field in ("pod_cidr", "services_cidr"):
+            net = _as_network(c.get(field))
+            if net is None:
+                continue
+            path = f"clusters[{i}].{field}"
+            for other_path, other in taken:
+                if net.overlaps(other):
+                    yield SpecProblem(path, f"{net} overlaps {other} ({other_path})")
+            taken.append((path, net))
+
+
+def _as_network(value: Any) -> ipaddress.IPv4Network | None:
+    try:
+        net = ipaddress.ip_network(value, strict=True) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return net if isinstance(net, ipaddress.IPv4Network) else None
+
+
+def _check_bookinfo(raw: Any, clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("placement"), dict):
+        return
+    names = _names(clusters)
+    placed: set[str] = set()
+    for cluster, workloads in raw["placement"].items():
+        path = f"bookinfo.placement.{cluster}"
+        if names and cluster not in names:
+            yield SpecProblem(path, f"{cluster!r} is not a cluster of this mesh")
+        if not isinstance(workloads, list):
+            continue
+        yield from _check_workloads(path, workloads)
+        placed.update(w for w in workloads if isinstance(w, str))
+    yield from _check_calls(placed)
+
+
+def _check_workloads(path: str, workloads: list[Any]) -> Iterator[SpecProblem]:
+    seen: set[str] = set()
+    for j, w in enumerate(workloads):
+        if w in seen:
+            yield SpecProblem(f"{path}[{j}]", f"{w!r} is listed twice on this cluster")
+        elif isinstance(w, str) and w not in bookinfo.WORKLOADS:
+            known = ", ".join(bookinfo.WORKLOADS)
+            yield SpecProblem(f"{path}[{j}]", f"{w!r} is not a Bookinfo workload (known: {known})")
+        if isinstance(w, str):
+            seen.add(w)
+
+
+def _check_calls(placed: set[str]) -> Iterator[SpecProblem]:
+    known = placed & set(bookinfo.WORKLOADS)
+    if not known:
+        return
+    if bookinfo.ENTRYPOINT not in known:
+        yield SpecProblem(
+            "bookinfo.placement", f"{bookinfo.ENTRYPOINT!r} (the entry point) is placed nowhere"
+        )
+    served = {bookinfo.WORKLOADS[w].service for w in known}
+    for w in sorted(known):
+        for service in bookinfo.WORKLOADS[w].calls:
+            if service not in served:
+                yield SpecProblem(
+                    "bookinfo.placement", f"{w!r} calls {service!r}, but no {service} workload is placed"
+                )

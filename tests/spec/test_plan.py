@@ -1,0 +1,68 @@
+"""`plan` shows stages in order, what runs in parallel, and every resource; no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from meshwright.plan import build_plan, remote_secret_pairs, render_text
+from meshwright.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_classic_mesh_creates_three_clusters_in_one_parallel_stage() -> None:
+    plan = build_plan(load_spec(ROOT / "deployments" / "sandbox.yaml"))
+    first = plan.stages[0]
+    assert first.name == "create-clusters"
+    assert first.parallel
+    assert [s.cluster for s in first.steps] == ["central", "west", "east"]
+    assert [s.name for s in plan.stages] == [
+        "create-clusters",
+        "wait-clusters",
+        "firewall",
+        "kubeconfig",
+        "trust",
+        "istio-primaries",
+        "istio-remotes",
+        "remote-secrets",
+        "bookinfo",
+        "verify",
+    ]
+
+
+def test_plan_lists_every_resource_kind() -> None:
+    plan = build_plan(load_spec(ROOT / "deployments" / "sandbox.yaml"))
+    kinds = {r.kind for r in plan.resources()}
+    assert kinds == {
+        "gke-cluster",
+        "firewall-rule",
+        "kubeconfig",
+        "namespace",
+        "secret",
+        "helm-release",
+        "service",
+        "deployment",
+    }
+    remote_secrets = [r for r in plan.resources() if r.name.startswith("istio-remote-secret-")]
+    assert {(r.name, r.cluster) for r in remote_secrets} == {
+        ("istio-remote-secret-west", "central"),
+        ("istio-remote-secret-east", "central"),
+    }
+    deployments = {(r.cluster, r.name) for r in plan.resources() if r.kind == "deployment"}
+    assert ("west", "reviews-v3") in deployments
+    assert ("east", "details-v1") in deployments
+
+
+def test_multi_primary_exchanges_secrets_both_ways_with_gateways() -> None:
+    spec = load_spec(ROOT / "deployments" / "multi-primary.yaml")
+    assert remote_secret_pairs(spec) == [("beta", "alpha"), ("alpha", "beta")]
+    gateways = [r for r in build_plan(spec).resources() if r.name == "istio-eastwestgateway"]
+    assert sorted(g.cluster or "" for g in gateways) == ["alpha", "beta"]
+
+
+def test_text_rendering_names_stages_and_labels() -> None:
+    text = render_text(build_plan(load_spec(ROOT / "deployments" / "sandbox.yaml")))
+    assert "Stage 1/10: create-clusters" in text
+    assert "(3 in parallel)" in text
+    assert "meshwright-mesh=bookinfo-mesh" in text
+    assert "+ firewall-rule meshwright-bookinfo-mesh-pods" in text

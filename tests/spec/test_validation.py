@@ -1,0 +1,228 @@
+"""Bad specs and the exact problems each must produce; good specs and their computed topology."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshwright.errors import SpecInvalid
+from meshwright.spec import MeshSpec, load_spec, parse_duration, parse_spec, validate_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD: dict[str, Any] = yaml.safe_load((ROOT / "deployments" / "sandbox.yaml").read_text())
+
+
+def problems_of(data: Any) -> list[str]:
+    with pytest.raises(SpecInvalid) as caught:
+        validate_spec(data)
+    return [str(p) for p in caught.value.problems]
+
+
+def edited(**changes: Any) -> dict[str, Any]:
+    """The good spec with dotted-path edits applied (a value of ... deletes the field)."""
+    data = copy.deepcopy(GOOD)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        node: Any = data
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node[key]
+        if value is ...:
+            del node[int(last) if last.isdigit() else last]
+        elif last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+BAD = [
+    (
+        edited(clusters__2__primary="centrl"),
+        ["clusters[2].primary: 'centrl' is not a cluster of this mesh"],
+    ),
+    (
+        edited(clusters__1__name="central"),
+        [
+            "clusters[1].name: 'central' is already the name of clusters[0]",
+            "clusters[1].primary: a cluster cannot be its own primary; omit the field",
+            "bookinfo.placement.west: 'west' is not a cluster of this mesh",
+        ],
+    ),
+    (
+        edited(clusters__1__primary="east"),
+        ["clusters[1].primary: 'east' is a remote itself; a primary must have no primary"],
+    ),
+    (
+        edited(clusters__0__primary="west"),
+        [
+            "clusters[0].primary: 'west' is a remote itself; a primary must have no primary",
+            "clusters[1].primary: 'central' is a remote itself; a primary must have no primary",
+            "clusters[2].primary: 'central' is a remote itself; a primary must have no primary",
+            "clusters: at least one cluster must be a primary (a cluster without `primary`)",
+        ],
+    ),
+    (
+        edited(clusters__0__name="Central_1"),
+        [
+            "clusters[0].name: cluster name 'Central_1' must be lowercase letters, digits and hyphens, "
+            "start with a letter and not end with a hyphen",
+            "clusters[1].primary: 'central' is not a cluster of this mesh",
+            "clusters[2].primary: 'central' is not a cluster of this mesh",
+            "bookinfo.placement.central: 'central' is not a cluster of this mesh",
+        ],
+    ),
+    (
+        edited(clusters__0__name="c" * 41),
+        [
+            f"clusters[0].name: cluster name '{'c' * 41}' is longer than 40 characters",
+            "clusters[1].primary: 'central' is not a cluster of this mesh",
+            "clusters[2].primary: 'central' is not a cluster of this mesh",
+            "bookinfo.placement.central: 'central' is not a cluster of this mesh",
+        ],
+    ),
+    (
+        edited(project="demo"),
+        [
+            "project: 'demo' is not a GCP project id (6 to 30 of lowercase letters, digits and hyphens, "
+            "starting with a letter, not ending with a hyphen)"
+        ],
+    ),
+    (
+        edited(name="m" * 48),
+        [f"name: mesh name '{'m' * 48}' is longer than 47 characters"],
+    ),
+    (
+        edited(clusters__1__location="mars-north"),
+        [
+            "clusters[1].location: 'mars-north' is neither a GCP zone (us-central1-a) nor a region (us-central1)"
+        ],
+    ),
+    (
+        edited(clusters__0__pod_cidr="8.8.0.0/14"),
+        ["clusters[0].pod_cidr: '8.8.0.0/14' is not a private (RFC 1918) range"],
+    ),
+    (
+        edited(clusters__0__pod_cidr="10.8.0.1/14"),
+        [
+            "clusters[0].pod_cidr: '10.8.0.1/14' is not a well-formed IPv4 CIDR block "
+            "(10.8.0.1/14 has host bits set)"
+        ],
+    ),
+    (
+        edited(clusters__1__pod_cidr="10.10.0.0/16"),
+        ["clusters[1].pod_cidr: 10.10.0.0/16 overlaps 10.8.0.0/14 (clusters[0].pod_cidr)"],
+    ),
+    (
+        edited(clusters__2__services_cidr="10.9.0.0/20"),
+        ["clusters[2].services_cidr: 10.9.0.0/20 overlaps 10.8.0.0/14 (clusters[0].pod_cidr)"],
+    ),
+    (
+        edited(clusters__0__labels={"Team": "x", "meshwright-mesh": "y", "ok": "Bad Value"}),
+        [
+            "clusters[0].labels: label key 'Team' breaks GCP label rules (lowercase letter first, a-z 0-9 _ -); "
+            "label key 'meshwright-mesh' is reserved for meshwright; "
+            "label value 'Bad Value' breaks GCP label rules (at most 63 of a-z 0-9 _ -)"
+        ],
+    ),
+    (
+        edited(clusters__0__nodes=0),
+        ["clusters[0].nodes: Input should be greater than or equal to 1"],
+    ),
+    (
+        edited(clusters__0__zone="us-central1-a"),
+        ["clusters[0].zone: unknown field (check the spelling)"],
+    ),
+    (
+        edited(tll="6h"),
+        ["tll: unknown field (check the spelling)"],
+    ),
+    (
+        edited(ttl="forever"),
+        ["ttl: 'forever' is not a duration like 30m, 6h or 1d12h"],
+    ),
+    (
+        edited(target="aws"),
+        ["target: Input should be 'sandbox' or 'gke'"],
+    ),
+    (
+        edited(istio__version="1.5.0"),
+        ["istio.version: '1.5.0' is not a supported Istio version (1.20.0 to 1.39.x)"],
+    ),
+    (
+        edited(bookinfo__placement__west=["reviews-v4"]),
+        [
+            "bookinfo.placement.west[0]: 'reviews-v4' is not a Bookinfo workload "
+            "(known: productpage-v1, details-v1, reviews-v1, reviews-v2, reviews-v3, ratings-v1)"
+        ],
+    ),
+    (
+        edited(bookinfo__placement__east=["details-v1"], bookinfo__placement__north=["ratings-v1"]),
+        ["bookinfo.placement.north: 'north' is not a cluster of this mesh"],
+    ),
+    (
+        edited(bookinfo__placement__east=[]),
+        ["bookinfo.placement: 'productpage-v1' calls 'details', but no details workload is placed"],
+    ),
+    (
+        edited(bookinfo__placement__central=["productpage-v1", "reviews-v1", "reviews-v2"]),
+        [
+            "bookinfo.placement: 'reviews-v2' calls 'ratings', but no ratings workload is placed",
+            "bookinfo.placement: 'reviews-v3' calls 'ratings', but no ratings workload is placed",
+        ],
+    ),
+    (
+        edited(clusters=...),
+        ["clusters: required field is missing"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "expected"), BAD, ids=[e[0] for _, e in BAD])
+def test_bad_spec_reports_exact_problems(data: dict[str, Any], expected: list[str]) -> None:
+    assert problems_of(data) == expected
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    data = edited(project="x", clusters__2__primary="centrl", clusters__1__location="nowhere", name="Bad")
+    assert [p.split(":")[0] for p in problems_of(data)] == [
+        "name",
+        "project",
+        "clusters[1].location",
+        "clusters[2].primary",
+    ]
+
+
+def test_yaml_syntax_error_names_line() -> None:
+    with pytest.raises(SpecInvalid) as caught:
+        parse_spec("name: x\nclusters: [\n")
+    assert caught.value.problems[0].path.startswith("line ")
+
+
+def test_missing_file_is_one_clear_problem(tmp_path: Path) -> None:
+    with pytest.raises(SpecInvalid) as caught:
+        load_spec(tmp_path / "nope.yaml")
+    assert "cannot read the spec" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["sandbox.yaml", "gke-example.yaml", "multi-primary.yaml"])
+def test_shipped_examples_are_valid(name: str) -> None:
+    assert isinstance(load_spec(ROOT / "deployments" / name), MeshSpec)
+
+
+def test_roles_and_topology_are_computed() -> None:
+    classic = load_spec(ROOT / "deployments" / "sandbox.yaml")
+    assert [c.name for c in classic.primaries] == ["central"]
+    assert [c.name for c in classic.remotes] == ["west", "east"]
+    assert classic.topology == ["primary-remote"]
+    assert classic.mesh_id == "bookinfo-mesh"
+    dual = load_spec(ROOT / "deployments" / "multi-primary.yaml")
+    assert dual.topology == ["multi-primary", "multi-network"]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("6h", 21600), ("90m", 5400), ("1d12h", 129600), ("45s", 45)])
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds

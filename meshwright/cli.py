@@ -24,6 +24,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
+from meshwright.sandbox_cli import app as sandbox_app  # noqa: E402
+
+app.add_typer(sandbox_app, name="sandbox")
+
 SpecArg = Annotated[Path, typer.Argument(help="Mesh spec (YAML).", show_default=False)]
 EXIT_INVALID = 2
 EXIT_FAILED = 1

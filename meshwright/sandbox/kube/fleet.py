@@ -1,0 +1,166 @@
+"""The API servers of all sandbox clusters: ports, CAs, start on RUNNING, stop on delete.
+
+Endpoints and CAs are allocated here, once per cluster, and persisted: a cluster keeps its port
+and its CA across sandbox restarts.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import secrets
+import shutil
+import ssl
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from meshwright.pki import KeyPair, new_root_ca, new_server_cert
+from meshwright.sandbox import store
+from meshwright.sandbox.faults import Faults
+from meshwright.sandbox.http import Server, free_port
+from meshwright.sandbox.kube.api import ClusterApi
+from meshwright.sandbox.kube.auth import TokenAuthority
+from meshwright.sandbox.kube.controllers import Controllers
+from meshwright.sandbox.kube.crud import Cluster
+from meshwright.sandbox.settings import Latency, Layout
+
+
+def operator_token(layout: Layout) -> str:
+    """The sandbox operator's bearer token (valid on every cluster of this sandbox)."""
+    path = layout.operator_token
+    if not path.exists():
+        store.write_secret(path, secrets.token_urlsafe(32).encode())
+    return path.read_text().strip()
+
+
+class Running:
+    """One cluster's API: its objects, controllers and HTTPS server."""
+
+    def __init__(
+        self, name: str, cluster: Cluster, api: ClusterApi, controllers: Controllers, server: Server
+    ) -> None:
+        self.name, self.cluster, self.api, self.controllers, self.server = (
+            name,
+            cluster,
+            api,
+            controllers,
+            server,
+        )
+
+    def stop(self) -> None:
+        self.api.stopping = True
+        self.server.stop()
+        self.cluster.close()
+
+
+class Fleet:
+    def __init__(self, layout: Layout, *, latency: Latency, faults: Faults, lock: threading.RLock) -> None:
+        self.layout, self.latency, self.faults, self.lock = layout, latency, faults, lock
+        self.token = operator_token(layout)
+        self.running_apis: dict[str, Running] = {}
+        self._ticker_stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="kube-controllers", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._ticker_stop.wait(0.05):
+            for running in list(self.running_apis.values()):
+                running.controllers.run_due()
+
+    # -- ClusterHooks ------------------------------------------------------------------------
+
+    def prepare(self, cluster_id: str) -> tuple[int, str]:
+        meta_path = self.layout.kube_dir(cluster_id) / "meta.json"
+        meta = store.read_json(meta_path, {})
+        if "port" not in meta:
+            meta["port"] = free_port()
+            store.write_json(meta_path, meta)
+        ca = self._ca(cluster_id)
+        return meta["port"], base64.b64encode(ca.cert_pem).decode()
+
+    def _ca(self, cluster_id: str) -> KeyPair:
+        directory = self.layout.ca_dir(cluster_id)
+        cert, key = directory / "ca.crt", directory / "ca.key"
+        if not cert.exists():
+            pair = new_root_ca(
+                common_name=f"sandbox {cluster_id}", organization="meshwright sandbox", key="ec"
+            )
+            store.write_secret(key, pair.key_pem)
+            store.write_atomic(cert, pair.cert_pem)
+        if not (directory / "token.key").exists():
+            store.write_secret(directory / "token.key", secrets.token_bytes(32))
+        return KeyPair(cert.read_bytes(), key.read_bytes())
+
+    def running(self, cluster: dict[str, Any]) -> None:
+        cid = f"{cluster['_project']}/{cluster['location']}/{cluster['name']}"
+        if cid in self.running_apis:
+            return
+        port, _ = self.prepare(cid)
+        ca = self._ca(cid)
+        data = Cluster(cluster["name"], self.layout.kube_dir(cid) / "objects")
+        authority = TokenAuthority(
+            issuer=f"https://container.googleapis.com/v1/projects/{cid}",
+            key=(self.layout.ca_dir(cid) / "token.key").read_bytes(),
+            operator_token=self.token,
+        )
+        controllers = Controllers(
+            data,
+            latency=self.latency,
+            authority=authority,
+            ca_pem=ca.cert_pem.decode(),
+            pod_cidr=cluster["clusterIpv4Cidr"],
+            services_cidr=cluster["servicesIpv4Cidr"],
+            lb_offset=len(self.running_apis) * 7,
+        )
+        api = ClusterApi(data, authority=authority, faults=self.faults, latency=self.latency)
+        server = self._serve(port, api, ca, cid)
+        self.running_apis[cid] = Running(cluster["name"], data, api, controllers, server)
+        if data.store.get(("/namespaces", "", "default")) is None:
+            for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+                data.put_internal(controllers.rt("v1", "Namespace"), {"metadata": {"name": ns}})
+
+    def _serve(self, port: int, api: ClusterApi, ca: KeyPair, cid: str) -> Server:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        leaf = self._server_cert(ca, cid)
+        with tempfile.TemporaryDirectory() as tmp:
+            chain, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+            chain.write_bytes(leaf.cert_pem + ca.cert_pem)
+            store.write_secret(key, leaf.key_pem)
+            tls.load_cert_chain(chain, key)
+        return Server(port, api.handle, name="meshwright-sandbox-kube", tls=tls).start()
+
+    def _server_cert(self, ca: KeyPair, cid: str) -> KeyPair:
+        directory = self.layout.ca_dir(cid)
+        cert, key = directory / "server.crt", directory / "server.key"
+        if not cert.exists():
+            pair = new_server_cert(ca, hosts=["127.0.0.1", "localhost", "kubernetes.default.svc"])
+            store.write_secret(key, pair.key_pem)
+            store.write_atomic(cert, pair.cert_pem)
+        return KeyPair(cert.read_bytes(), key.read_bytes())
+
+    def deleted(self, cluster: dict[str, Any]) -> None:
+        cid = f"{cluster['_project']}/{cluster['location']}/{cluster['name']}"
+        running = self.running_apis.pop(cid, None)
+        if running:
+            running.stop()
+        for directory in (self.layout.kube_dir(cid), self.layout.ca_dir(cid)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+    # -- world -------------------------------------------------------------------------------
+
+    def resume(self, clusters: Iterable[dict[str, Any]]) -> None:
+        for cluster in clusters:
+            self.running(cluster)
+
+    def endpoints(self) -> dict[str, str]:
+        return {r.name: f"https://127.0.0.1:{r.server.port}" for r in self.running_apis.values()}
+
+    def close(self) -> None:
+        self._ticker_stop.set()
+        for running in self.running_apis.values():
+            with contextlib.suppress(Exception):
+                running.stop()
+        self.running_apis.clear()

@@ -1,0 +1,117 @@
+"""The object store of one cluster: objects, one resourceVersion counter, watch history.
+
+Every change is journalled before it is acknowledged; history is kept in memory only, so a
+watch from before a restart gets 410 Gone, as from a compacted etcd.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshwright.sandbox.store import Journal
+
+Key = tuple[str, str, str]  # (type key "group/plural", namespace or "", name)
+HISTORY = 20000
+
+
+@dataclass(frozen=True)
+class Event:
+    rv: int
+    type: str  # ADDED | MODIFIED | DELETED
+    key: Key
+    obj: dict[str, Any]
+
+
+class Gone(Exception):
+    """The requested resourceVersion is older than the history kept."""
+
+
+class ObjectStore:
+    def __init__(self, directory: Path) -> None:
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.rv = 0
+        self._history: deque[Event] = deque(maxlen=HISTORY)
+        self._oldest = 0  # events with rv > _oldest are all in history
+        self.changed = threading.Condition()
+        self._journal = Journal(directory)
+        self._load()
+
+    def _load(self) -> None:
+        snapshot, records = self._journal.load()
+        if snapshot:
+            self.rv = snapshot["rv"]
+            self.objects = {(k[0], k[1], k[2]): v for k, v in snapshot["objects"]}
+        for rec in records:
+            self.rv = max(self.rv, rec["rv"])
+            key: Key = (rec["key"][0], rec["key"][1], rec["key"][2])
+            if rec["op"] == "put":
+                self.objects[key] = rec["obj"]
+            else:
+                self.objects.pop(key, None)
+        self._oldest = self.rv
+        self.compact()
+
+    def compact(self) -> None:
+        self._journal.compact({"rv": self.rv, "objects": [[list(k), v] for k, v in self.objects.items()]})
+
+    def close(self) -> None:
+        self.compact()
+        self._journal.close()
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        obj = self.objects.get(key)
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, type_key: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        found = [
+            copy.deepcopy(obj)
+            for (tk, ns, _), obj in self.objects.items()
+            if tk == type_key and (namespace is None or ns == namespace)
+        ]
+        return sorted(found, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+
+    def keys_in_namespace(self, namespace: str) -> builtins.list[Key]:
+        return [k for k in self.objects if k[1] == namespace]
+
+    def put(self, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store `obj` with the next resourceVersion; ADDED or MODIFIED."""
+        with self.changed:
+            self.rv += 1
+            obj["metadata"]["resourceVersion"] = str(self.rv)
+            kind = "MODIFIED" if key in self.objects else "ADDED"
+            self.objects[key] = copy.deepcopy(obj)
+            self._record("put", kind, key, obj)
+        return obj
+
+    def delete(self, key: Key) -> dict[str, Any] | None:
+        with self.changed:
+            obj = self.objects.pop(key, None)
+            if obj is None:
+                return None
+            self.rv += 1
+            obj["metadata"]["resourceVersion"] = str(self.rv)
+            self._record("del", "DELETED", key, obj)
+        return obj
+
+    def _record(self, op: str, kind: str, key: Key, obj: dict[str, Any]) -> None:
+        if len(self._history) == self._history.maxlen:
+            self._oldest = self._history[0].rv
+        self._history.append(Event(self.rv, kind, key, copy.deepcopy(obj)))
+        record: dict[str, Any] = {"rv": self.rv, "op": op, "key": list(key)}
+        if op == "put":
+            record["obj"] = obj
+        if self._journal.append(record):
+            self.compact()
+        self.changed.notify_all()
+
+    def events_since(self, rv: int) -> Iterator[Event]:
+        if rv < self._oldest:
+            raise Gone(rv)
+        return (ev for ev in list(self._history) if ev.rv > rv)

@@ -1,0 +1,282 @@
+"""The four patch forms: JSON merge, JSON Patch, strategic merge and server-side apply.
+
+Strategic merge follows the list merge keys of the built-in types; server-side apply tracks the
+fields each manager applied (managedFields, FieldsV1) and removes those a manager stopped
+applying when no other manager owns them. Apply conflicts between managers are not detected.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+
+import jsonpatch
+
+from meshwright.sandbox.kube.status import KubeError, bad_request
+
+# List fields whose items merge by a key (strategic merge patch and server-side apply).
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "imagePullSecrets": "name",
+    "conditions": "type",
+    "ownerReferences": "uid",
+    "hostAliases": "ip",
+    "topologySpreadConstraints": "topologyKey",
+    "secrets": "name",
+}
+Path = tuple[str, ...]
+
+
+def merge_key(field: str, items: list[Any]) -> str | None:
+    if field == "ports":
+        sample = next((i for i in items if isinstance(i, dict)), {})
+        return "containerPort" if "containerPort" in sample else "port"
+    return MERGE_KEYS.get(field)
+
+
+# -- JSON merge patch (RFC 7386) ---------------------------------------------------------------
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def json_patch(target: dict[str, Any], ops: Any) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = jsonpatch.apply_patch(target, ops)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as e:
+        raise KubeError(422, f"the server rejected our request due to an error in our request: {e}") from None
+    return result
+
+
+# -- strategic merge patch -----------------------------------------------------------------------
+
+
+def strategic_merge(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict) or not isinstance(target, dict):
+        return copy.deepcopy(patch)
+    if patch.get("$patch") == "replace":
+        return {k: v for k, v in patch.items() if k != "$patch"}
+    if patch.get("$patch") == "delete":
+        return None
+    out = dict(target)
+    retain = patch.get("$retainKeys")
+    for key, value in patch.items():
+        if key.startswith("$setElementOrder/") or key in ("$retainKeys", "$patch"):
+            continue
+        if key.startswith("$deleteFromPrimitiveList/"):
+            field = key.split("/", 1)[1]
+            out[field] = [v for v in out.get(field) or [] if v not in value]
+            continue
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = _merge_list(key, out[key], value)
+        else:
+            merged = strategic_merge(out.get(key), value) if isinstance(value, dict) else copy.deepcopy(value)
+            if merged is None:
+                out.pop(key, None)
+            else:
+                out[key] = merged
+    if retain is not None:
+        out = {k: v for k, v in out.items() if k in retain}
+    return out
+
+
+def _merge_list(field: str, current: list[Any], patch: list[Any]) -> list[Any]:
+    key = merge_key(field, current + patch)
+    if key is None or not all(isinstance(i, dict) for i in patch):
+        return [i for i in copy.deepcopy(patch) if not (isinstance(i, dict) and i.get("$patch") == "replace")]
+    out = copy.deepcopy(current)
+    for item in patch:
+        index = next(
+            (n for n, c in enumerate(out) if isinstance(c, dict) and c.get(key) == item.get(key)), None
+        )
+        if item.get("$patch") == "delete":
+            if index is not None:
+                out.pop(index)
+        elif index is None:
+            out.append({k: v for k, v in item.items() if not k.startswith("$")})
+        else:
+            out[index] = strategic_merge(out[index], item)
+    return out
+
+
+# -- server-side apply ---------------------------------------------------------------------------
+
+
+def _item_key(field: str, item: dict[str, Any], key: str) -> str:
+    return "k:" + json.dumps({key: item.get(key)}, separators=(",", ":"))
+
+
+def field_paths(obj: Any, prefix: Path = ()) -> set[Path]:
+    """The leaf field paths set in `obj`, with associative list items keyed as FieldsV1 does."""
+    paths: set[Path] = set()
+    if not isinstance(obj, dict):
+        return {prefix} if prefix else paths
+    for key, value in obj.items():
+        here = (*prefix, f"f:{key}")
+        if isinstance(value, dict) and value:
+            paths |= field_paths(value, here)
+        elif (
+            isinstance(value, list)
+            and (mk := merge_key(key, value))
+            and all(isinstance(i, dict) for i in value)
+        ):
+            for item in value:
+                item_path = (*here, _item_key(key, item, mk))
+                paths.add((*item_path, "."))
+                paths |= field_paths(item, item_path)
+        else:
+            paths.add(here)
+    return paths
+
+
+def to_fields_v1(paths: set[Path]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path in sorted(paths):
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+    return tree
+
+
+def from_fields_v1(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
+    paths: set[Path] = set()
+    for key, sub in tree.items():
+        here = (*prefix, key)
+        if sub:
+            paths |= from_fields_v1(sub, here)
+        else:
+            paths.add(here)
+    return paths
+
+
+def _remove(obj: Any, path: Path) -> None:
+    """Delete the field at `path` (FieldsV1 parts) if it is there."""
+    node, parts = obj, list(path)
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            return
+        last = not parts or parts == ["."]
+        if part.startswith("f:") and isinstance(node, dict):
+            name = part[2:]
+            if last:
+                node.pop(name, None)
+                return
+            node = node.get(name)
+        elif part.startswith("k:") and isinstance(node, list):
+            want = json.loads(part[2:])
+            match = next(
+                (i for i in node if isinstance(i, dict) and all(i.get(k) == v for k, v in want.items())), None
+            )
+            if match is None:
+                return
+            if last:
+                node.remove(match)
+                return
+            node = match
+        else:
+            return
+
+
+def managed_entry(
+    manager: str, operation: str, api_version: str, paths: set[Path], subresource: str | None = None
+) -> dict[str, Any]:
+    entry = {
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": api_version,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": to_fields_v1(paths),
+    }
+    if subresource:
+        entry["subresource"] = subresource
+    return entry
+
+
+def ownable(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = {
+        k: v
+        for k, v in (obj.get("metadata") or {}).items()
+        if k in ("labels", "annotations", "finalizers", "ownerReferences")
+    }
+    body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind", "status")}
+    return {**({"metadata": meta} if meta else {}), **body}
+
+
+def server_side_apply(
+    current: dict[str, Any] | None, applied: dict[str, Any], *, manager: str
+) -> dict[str, Any]:
+    """The object after `manager` applies `applied` (a full intent) to `current`."""
+    if not manager:
+        raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
+    new_paths = field_paths(ownable(applied))
+    base = copy.deepcopy(current) if current else {"metadata": {}}
+    entries = list((base.get("metadata") or {}).get("managedFields") or [])
+    mine = next((e for e in entries if e["manager"] == manager and e["operation"] == "Apply"), None)
+    others: set[Path] = set()
+    for e in entries:
+        if e is not mine:
+            others |= from_fields_v1(e.get("fieldsV1") or {})
+    if mine:
+        for path in sorted(
+            from_fields_v1(mine.get("fieldsV1") or {}) - new_paths - others, key=len, reverse=True
+        ):
+            _remove(base, path)
+    result = _apply_merge(base, applied)
+    result.setdefault("metadata", {})
+    kept = [e for e in entries if e is not mine]
+    result["metadata"]["managedFields"] = [
+        *kept,
+        managed_entry(manager, "Apply", applied.get("apiVersion", ""), new_paths),
+    ]
+    return dict(result)
+
+
+def _apply_merge(target: Any, applied: Any) -> Any:
+    if not isinstance(applied, dict) or not isinstance(target, dict):
+        return copy.deepcopy(applied)
+    out = dict(target)
+    for key, value in applied.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, list) and isinstance(out.get(key), list) and merge_key(key, value):
+            out[key] = _merge_list(key, out[key], value)
+        else:
+            out[key] = _apply_merge(out.get(key), value)
+    return out
+
+
+def record_update(
+    obj: dict[str, Any], *, manager: str, changed: dict[str, Any], subresource: str | None = None
+) -> None:
+    """Note in managedFields that `manager` set the fields of `changed` (a non-apply write)."""
+    meta = obj.setdefault("metadata", {})
+    entries = [
+        e
+        for e in meta.get("managedFields") or []
+        if not (e["manager"] == manager and e["operation"] == "Update")
+    ]
+    paths = field_paths(ownable(changed))
+    if paths:
+        entries.append(managed_entry(manager, "Update", obj.get("apiVersion", ""), paths, subresource))
+    meta["managedFields"] = entries

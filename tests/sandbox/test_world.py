@@ -1,0 +1,167 @@
+"""Persistence across restarts, fault rules (file, admin endpoint), the latency profile."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from google.api_core import exceptions as gx
+from google.cloud import compute_v1, container_v1
+
+from meshwright.sandbox.faults import FaultRule, Faults
+from meshwright.sandbox.settings import Latency
+from meshwright.sandbox.world import World
+from tests.sandbox.conftest import (
+    FAST,
+    PARENT,
+    PROJECT,
+    firewalls_client,
+    gke_client,
+    kube_client,
+    new_cluster,
+    running_cluster,
+    wait_done,
+)
+from tests.sandbox.test_compute import rule
+
+
+def test_restart_restores_clusters_ports_cas_rules_and_objects(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    world = World(root, latency=FAST).start()
+    cluster = running_cluster(gke_client(world), "central")
+    pending = gke_client(world).create_cluster(parent=PARENT, cluster=new_cluster("late"))
+    firewalls_client(world).insert(project=PROJECT, firewall_resource=rule()).result(timeout=5)
+    import kubernetes.client
+
+    kubernetes.client.CoreV1Api(kube_client(world, cluster)).create_namespace({"metadata": {"name": "kept"}})
+    port = world.server.port if world.server else 0
+    world.stop()
+
+    again = World(root, latency=FAST).start(port=port)
+    try:
+        gke = gke_client(again)
+        restored = gke.get_cluster(name=f"{PARENT}/clusters/central")
+        assert (restored.endpoint, restored.master_auth.cluster_ca_certificate) == (
+            cluster.endpoint,
+            cluster.master_auth.cluster_ca_certificate,
+        )
+        wait_done(gke, PARENT, pending.name)
+        assert gke.get_cluster(name=f"{PARENT}/clusters/late").status == container_v1.Cluster.Status.RUNNING
+        assert firewalls_client(again).get(project=PROJECT, firewall="meshwright-m-pods").priority == 900
+        names = [
+            n.metadata.name
+            for n in kubernetes.client.CoreV1Api(kube_client(again, restored)).list_namespace().items
+        ]
+        assert "kept" in names
+    finally:
+        again.stop()
+
+
+def test_ca_keys_and_operator_token_are_private(world: World, gke: container_v1.ClusterManagerClient) -> None:
+    running_cluster(gke, "central")
+    keys = [*world.layout.root.rglob("*.key"), world.layout.operator_token]
+    assert keys
+    assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys)
+
+
+def test_status_rule_fails_only_the_first_n_requests(
+    world: World, gke: container_v1.ClusterManagerClient
+) -> None:
+    running_cluster(gke, "central")
+    world.faults.replace([FaultRule(api="gke", method="GET", cluster="central", status=503, times=2)])
+    # get_cluster retries ServiceUnavailable by default: the third attempt succeeds.
+    assert gke.get_cluster(name=f"{PARENT}/clusters/central").name == "central"
+    assert world.faults.describe()[0]["fired"] == 2
+
+
+def test_status_rule_on_create_reaches_the_caller(
+    world: World, gke: container_v1.ClusterManagerClient
+) -> None:
+    world.faults.replace([FaultRule(api="gke", method="POST", path="/clusters$", status=429)])
+    with pytest.raises(gx.TooManyRequests, match="Quota exceeded"):
+        gke.create_cluster(parent=PARENT, cluster=new_cluster("east"))
+
+
+def test_operation_rule_fails_the_create_with_its_message(
+    world: World, gke: container_v1.ClusterManagerClient
+) -> None:
+    quota = "Insufficient regional quota to satisfy request: resource CPUS"
+    world.faults.replace(
+        Faults.parse([{"api": "gke", "operation": "CREATE_CLUSTER", "cluster": "east", "fail": quota}])
+    )
+    west = gke.create_cluster(parent=PARENT, cluster=new_cluster("west"))
+    east = gke.create_cluster(parent=PARENT, cluster=new_cluster("east"))
+    assert wait_done(gke, PARENT, east.name).error.message == quota
+    assert gke.get_cluster(name=f"{PARENT}/clusters/east").status == container_v1.Cluster.Status.ERROR
+    assert not wait_done(gke, PARENT, west.name).error.message
+
+
+def test_admin_endpoint_replaces_lists_and_clears_rules(
+    world: World, firewalls: compute_v1.FirewallsClient
+) -> None:
+    url = f"{world.base_url()}/_sandbox/faults"
+    body = b"- api: compute\n  method: GET\n  status: 403\n  message: denied\n"
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, method="PUT")) as r:
+        assert json.loads(r.read())["faults"][0]["status"] == 403
+    with pytest.raises(gx.Forbidden, match="denied"):
+        firewalls.get(project=PROJECT, firewall="x")
+    with urllib.request.urlopen(urllib.request.Request(url, method="DELETE")) as r:
+        assert json.loads(r.read()) == {"faults": []}
+    with pytest.raises(gx.NotFound):
+        firewalls.get(project=PROJECT, firewall="x")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(
+            urllib.request.Request(url, data=b"- api: nope\n  status: 500\n", method="PUT")
+        )
+    assert caught.value.code == 400
+
+
+def test_probability_and_delay_rules(world: World) -> None:
+    import random
+
+    faults = Faults(
+        Faults.parse([{"api": "kube", "cluster": "central", "delay": 0.5, "probability": 0.5}]),
+        rng=random.Random(7),
+    )
+    effects = [
+        faults.on_request(api="kube", method="GET", path="/api", cluster="central") for _ in range(200)
+    ]
+    hits = sum(1 for e in effects if e.delay)
+    assert 60 < hits < 140
+    assert faults.on_request(api="kube", method="GET", path="/api", cluster="west").delay == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [{"api": "gke"}],
+        [{"api": "gke", "status": 503, "times": 1, "probability": 0.5}],
+        [{"api": "gke", "fail": "x"}],
+        {"api": "gke"},
+    ],
+)
+def test_invalid_fault_rules_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"rule|list|times|fail|api"):
+        Faults.parse(bad)
+
+
+def test_latency_profile_is_honoured(tmp_path: Path) -> None:
+    world = World(tmp_path / "s", latency=Latency(create=1.0, pending=0.05)).start()
+    try:
+        gke = gke_client(world)
+        started = time.monotonic()
+        op = gke.create_cluster(parent=PARENT, cluster=new_cluster("timed"))
+        wait_done(gke, PARENT, op.name)
+        assert time.monotonic() - started >= 1.0
+    finally:
+        world.stop()
+
+
+def test_latency_parsing() -> None:
+    assert Latency.parse("create=4,delete=2").as_dict()["create"] == 4.0
+    with pytest.raises(ValueError, match="unknown latency key"):
+        Latency.parse("craete=4")

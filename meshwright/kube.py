@@ -19,7 +19,7 @@ import kubernetes.client
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from meshwright.errors import NotFound, PermanentError, TransientError
 from meshwright.translate import from_kube
@@ -65,6 +65,13 @@ def dynamic(client: kubernetes.client.ApiClient) -> DynamicClient:
     return DynamicClient(client, cache_file=str(cache))
 
 
+def _dynamic(client: kubernetes.client.ApiClient, *, cluster: str, step: str) -> DynamicClient:
+    try:
+        return dynamic(client)
+    except (ApiException, DynamicApiError) as e:
+        raise from_kube(e, cluster=cluster, step=step, what="API discovery") from e
+
+
 def _resource(dyn: DynamicClient, obj: dict[str, Any]) -> Any:
     try:
         return dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
@@ -85,7 +92,7 @@ def apply(
     items = list(manifests)
     crds = [m for m in items if m.get("kind") == CRD_KIND]
     rest = [m for m in items if m.get("kind") != CRD_KIND]
-    dyn = dynamic(client)
+    dyn = _dynamic(client, cluster=cluster, step=step)
     applied = [_apply_one(dyn, m, cluster=cluster, step=step) for m in crds]
     for crd in crds:
         wait_established(client, crd["metadata"]["name"], cluster=cluster, step=step, timeout=crd_timeout)
@@ -103,7 +110,7 @@ def _apply_one(dyn: DynamicClient, obj: dict[str, Any], *, cluster: str, step: s
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
         )
-    except ApiException as e:
+    except (ApiException, DynamicApiError) as e:
         raise from_kube(e, cluster=cluster, step=step, what=f"{obj['kind']}/{obj['metadata']['name']}") from e
     except ResourceNotFoundError as e:
         raise PermanentError(
@@ -170,7 +177,7 @@ def delete(
     client: kubernetes.client.ApiClient, manifests: Iterable[dict[str, Any]], *, cluster: str, step: str
 ) -> list[str]:
     """Delete what `apply` applied, in reverse order; what is already gone counts as deleted."""
-    dyn, deleted = dynamic(client), []
+    dyn, deleted = _dynamic(client, cluster=cluster, step=step), []
     for obj in reversed(list(manifests)):
         with contextlib.suppress(NotFound, ResourceNotFoundError):
             try:

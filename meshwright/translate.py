@@ -7,6 +7,7 @@ import json
 
 from google.api_core import exceptions as gx
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import DynamicApiError
 
 from meshwright import errors as e
 
@@ -37,14 +38,18 @@ def from_google(error: gx.GoogleAPICallError, *, cluster: str | None, step: str)
     return kind(message, cluster=cluster, step=step)
 
 
-def from_kube(error: ApiException, *, cluster: str, step: str, what: str = "") -> e.MeshwrightError:
-    reason = error.reason or ""
+def from_kube(
+    error: ApiException | DynamicApiError, *, cluster: str, step: str, what: str = ""
+) -> e.MeshwrightError:
+    reason = str(getattr(error, "reason", "") or "")
     with contextlib.suppress(ValueError, AttributeError):
-        reason = json.loads(error.body or "{}").get("message") or reason
+        reason = json.loads(getattr(error, "body", None) or "{}").get("message") or reason
     message = e.truncate(
-        f"{what}: {reason} (HTTP {error.status})" if what else f"{reason} (HTTP {error.status})"
+        f"{what}: {reason} (HTTP {getattr(error, 'status', '?')})"
+        if what
+        else f"{reason} (HTTP {getattr(error, 'status', '?')})"
     )
-    status = error.status or 0
+    status = int(getattr(error, "status", 0) or 0)
     kind: type[e.MeshwrightError] = e.InvalidRequest
     if status in (0, 429, 500, 502, 503, 504):
         kind = e.TransientError

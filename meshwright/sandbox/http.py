@@ -148,6 +148,8 @@ class Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
+        # Headers and body go out in separate writes; without this, Nagle meets delayed ACK (40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._tls is not None:
             # Handshake in the connection's own thread, so one slow client cannot block accept().
             sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)

@@ -46,14 +46,17 @@ class ClusterApi:
         try:
             if effect.status is not None:
                 raise KubeError(effect.status, effect.message or "injected fault")
-            if r.path not in PUBLIC and not self._authenticated(r):
+            if not self._authenticated(r):
                 raise KubeError(401, "Unauthorized")
             return self._route(r)
         except KubeError as e:
             return Response(e.code, e.body())
 
     def _authenticated(self, r: Request) -> bool:
-        auth = r.headers.get("authorization", "")
+        """Valid credentials, or none at all on the paths anonymous users may read."""
+        auth = r.headers.get("authorization")
+        if auth is None:
+            return (r.path.rstrip("/") or "/") in PUBLIC
         return auth.startswith("Bearer ") and self.authority.verify(auth[7:].strip()) is not None
 
     def _route(self, r: Request) -> Response:

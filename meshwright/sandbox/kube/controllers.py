@@ -14,6 +14,7 @@ import heapq
 import ipaddress
 import itertools
 import json
+import logging
 import secrets
 import threading
 import time
@@ -25,6 +26,7 @@ from meshwright.sandbox.kube.crud import Cluster, now_rfc3339
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.settings import Latency
 
+log = logging.getLogger(__name__)
 SA_TOKEN = "kubernetes.io/service-account-token"
 LB_POOL = ipaddress.ip_network("203.0.113.0/24")  # documentation range: clearly not routable
 
@@ -75,7 +77,10 @@ class Controllers:
                     return
                 _, _, fn = heapq.heappop(self._timers)
             with self.cluster.lock:
-                fn()
+                try:
+                    fn()
+                except Exception:  # one broken reaction must not stop the cluster's controllers
+                    log.exception("controller action failed in cluster %s", self.cluster.name)
 
     # -- admission ---------------------------------------------------------------------------
 

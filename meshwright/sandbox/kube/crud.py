@@ -88,11 +88,8 @@ class Cluster:
         self, rt: ResourceType, namespace: str | None, *, labels: str | None = None, fields: str | None = None
     ) -> list[dict[str, Any]]:
         match_labels, match_fields = label_selector(labels), field_selector(fields)
-        return [
-            self._versioned(rt, o)
-            for o in self.store.list(rt.key, namespace)
-            if match_labels(o) and match_fields(o)
-        ]
+        matches = self.store.list(rt.key, namespace, where=lambda o: match_labels(o) and match_fields(o))
+        return [self._versioned(rt, o) for o in matches]
 
     def list(self, rt: ResourceType, namespace: str | None, query: dict[str, str]) -> dict[str, Any]:
         with self.lock:
@@ -418,10 +415,10 @@ class Cluster:
         meta = obj["metadata"]
         key = self.key(rt, meta.get("namespace"), meta["name"])
         old = self.store.get(key)
-        if old is None:
-            meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("creationTimestamp", now_rfc3339())
-            meta.setdefault("generation", 1)
+        kept = (old or {}).get("metadata") or {}
+        meta.setdefault("uid", kept.get("uid") or str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", kept.get("creationTimestamp") or now_rfc3339())
+        meta.setdefault("generation", kept.get("generation") or 1)
         return self._commit(rt, key, self._versioned(rt, obj), old)
 
     def modify(

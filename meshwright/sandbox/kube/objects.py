@@ -10,7 +10,7 @@ import builtins
 import copy
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ class Gone(Exception):
 class ObjectStore:
     def __init__(self, directory: Path) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
+        self._by_type: dict[str, dict[Key, dict[str, Any]]] = {}
         self.rv = 0
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._oldest = 0  # events with rv > _oldest are all in history
@@ -55,6 +56,8 @@ class ObjectStore:
                 self.objects[key] = rec["obj"]
             else:
                 self.objects.pop(key, None)
+        for key, obj in self.objects.items():
+            self._by_type.setdefault(key[0], {})[key] = obj
         self._oldest = self.rv
         self.compact()
 
@@ -69,11 +72,17 @@ class ObjectStore:
         obj = self.objects.get(key)
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, type_key: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self,
+        type_key: str,
+        namespace: str | None = None,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Copies of the objects of one type (in one namespace), filtered before they are copied."""
         found = [
             copy.deepcopy(obj)
-            for (tk, ns, _), obj in self.objects.items()
-            if tk == type_key and (namespace is None or ns == namespace)
+            for (_, ns, _), obj in self._by_type.get(type_key, {}).items()
+            if (namespace is None or ns == namespace) and (where is None or where(obj))
         ]
         return sorted(found, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
 
@@ -87,6 +96,7 @@ class ObjectStore:
             obj["metadata"]["resourceVersion"] = str(self.rv)
             kind = "MODIFIED" if key in self.objects else "ADDED"
             self.objects[key] = copy.deepcopy(obj)
+            self._by_type.setdefault(key[0], {})[key] = self.objects[key]
             self._record("put", kind, key, obj)
         return obj
 
@@ -95,6 +105,7 @@ class ObjectStore:
             obj = self.objects.pop(key, None)
             if obj is None:
                 return None
+            self._by_type.get(key[0], {}).pop(key, None)
             self.rv += 1
             obj["metadata"]["resourceVersion"] = str(self.rv)
             self._record("del", "DELETED", key, obj)

@@ -1,0 +1,168 @@
+"""The installed kubectl against sandbox clusters, through `meshwright sandbox kubeconfig`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+import yaml
+from google.cloud import container_v1
+
+from meshwright.sandbox import daemon, store
+from meshwright.sandbox.settings import Layout
+from meshwright.sandbox.world import World
+from tests.sandbox.conftest import running_cluster
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl is not installed on this machine"
+)
+
+MANIFESTS = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+    additionalPrinterColumns: [{name: Size, type: string, jsonPath: .spec.size}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {team: a}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: main, image: "nginx:1"}]}
+"""
+
+
+class Kubectl(Protocol):
+    def __call__(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def write_kubeconfig(world: World, path: Path) -> None:
+    path.write_text(yaml.safe_dump(daemon.kubeconfig(world.layout.root)))
+
+
+@pytest.fixture
+def kubectl(world: World, central: container_v1.Cluster, tmp_path: Path) -> Kubectl:
+    store.write_json(
+        Layout(world.layout.root).daemon,
+        {"pid": 0, "port": world.server.port if world.server else 0, "gcp": world.base_url()},
+    )
+    config = tmp_path / "kubeconfig"
+    write_kubeconfig(world, config)
+    env = {
+        "KUBECONFIG": str(config),
+        "KUBECACHEDIR": str(tmp_path / "cache"),
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+    }
+
+    def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["kubectl", "--context", "central", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    return run
+
+
+def test_apply_get_label_rollout_delete(kubectl: Kubectl) -> None:
+    run = kubectl
+    out = run("apply", "-f", "-", stdin=MANIFESTS).stdout
+    assert "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created" in out
+    assert "deployment.apps/web created" in out
+    assert (
+        "successfully rolled out"
+        in run("rollout", "status", "deployment/web", "-n", "shop", "--timeout=30s").stdout
+    )
+    assert "2/2" in run("get", "deploy", "web", "-n", "shop").stdout
+    pods = run("get", "pods", "-A", "-l", "app=web", "-o", "name").stdout.split()
+    assert len(pods) == 2
+    run(
+        "apply",
+        "-f",
+        "-",
+        stdin="apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: shop}\nspec: {size: big}\n",
+    )
+    assert "big" in run("get", "wd", "-n", "shop").stdout
+    changed = MANIFESTS.replace("replicas: 2", "replicas: 3")
+    assert "deployment.apps/web configured" in run("apply", "-f", "-", stdin=changed).stdout
+    assert "serverside-applied" in run("apply", "--server-side", "-f", "-", stdin=MANIFESTS).stdout
+    assert run("get", "deploy", "web", "-n", "shop", "-o", "jsonpath={.spec.replicas}").stdout == "2"
+    run("label", "ns", "shop", "topology.istio.io/network=net1")
+    assert (
+        run("get", "ns", "-l", "topology.istio.io/network in (net1,net2)", "-o", "name").stdout.strip()
+        == "namespace/shop"
+    )
+    run("delete", "ns", "shop")
+    assert "NotFound" in run("get", "ns", "shop", check=False).stderr
+
+
+def test_kubectl_without_valid_token_is_refused(kubectl: Kubectl, tmp_path: Path) -> None:
+    run = kubectl
+    config = yaml.safe_load((tmp_path / "kubeconfig").read_text())
+    config["users"][0]["user"]["token"] = "forged"
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    result = run("get", "ns", check=False)
+    assert result.returncode != 0
+    assert "Unauthorized" in result.stderr or "must be logged in" in result.stderr
+
+
+def test_token_of_another_cluster_is_refused(
+    world: World, gke: container_v1.ClusterManagerClient, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    import kubernetes.client
+
+    from tests.sandbox.conftest import kube_client
+
+    west = running_cluster(gke, "west")
+    west_core = kubernetes.client.CoreV1Api(kube_client(world, west))
+    west_core.create_namespaced_service_account("default", {"metadata": {"name": "r"}})
+    token = west_core.create_namespaced_service_account_token(
+        "r", "default", {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    write_kubeconfig(world, tmp_path / "kubeconfig")
+    config = yaml.safe_load((tmp_path / "kubeconfig").read_text())
+    for user in config["users"]:
+        user["user"]["token"] = token
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    assert kubectl("get", "ns", check=False).returncode != 0
+    west_ok = subprocess.run(
+        ["kubectl", "--context", "west", "get", "ns", "-o", "name"],
+        capture_output=True,
+        text=True,
+        env={
+            "KUBECONFIG": str(tmp_path / "kubeconfig"),
+            "KUBECACHEDIR": str(tmp_path / "c2"),
+            "HOME": str(tmp_path),
+            "PATH": "/usr/bin:/bin",
+        },
+        timeout=60,
+    )
+    assert "namespace/default" in west_ok.stdout

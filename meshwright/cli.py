@@ -6,15 +6,20 @@ prints a token, a key or a kubeconfig with credentials.
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from meshwright.errors import MeshwrightError, SpecInvalid
 from meshwright.plan import build_plan, render_text
-from meshwright.spec import MeshSpec, load_spec
+from meshwright.sandbox import daemon as sandbox_daemon
+from meshwright.sandbox.settings import state_dir
+from meshwright.spec import MeshSpec, Target, load_spec
+from meshwright.status import mesh_status
 
 app = typer.Typer(
     name="meshwright",
@@ -60,5 +65,111 @@ def plan(
     typer.echo(json.dumps(the_plan.model_dump(), indent=2) if as_json else render_text(the_plan))
 
 
+def _flow(module: str, name: str) -> Any:
+    """A flow by name. The CLI is the composition root; meshwright/ never imports flows statically."""
+    return getattr(importlib.import_module(module), name)
+
+
+def _ensure_sandbox(spec: MeshSpec) -> None:
+    if spec.target is not Target.SANDBOX:
+        return
+    try:
+        info = sandbox_daemon.start(state_dir())
+    except sandbox_daemon.SandboxNotRunning as e:
+        fail(str(e))
+    typer.echo(f"sandbox: GCP at {info['gcp']} (state {info['state']})", err=True)
+
+
+def _run(module: str, name: str, **params: Any) -> Any:
+    try:
+        return _flow(module, name)(**params)
+    except MeshwrightError as e:
+        fail(e)
+    except Exception as e:  # anything else still gets one line, not a traceback
+        fail(f"{type(e).__name__}: {e}")
+
+
+@app.command()
+def up(
+    spec: SpecArg,
+    kubeconfig: Annotated[Path | None, typer.Option(help="Where to write the kubeconfig.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Provision the mesh of SPEC: clusters in parallel, firewall, kubeconfig."""
+    mesh = read_spec(spec)
+    _ensure_sandbox(mesh)
+    report = _run(
+        "flows.provision",
+        "provision_mesh",
+        spec=str(spec),
+        kubeconfig=str(kubeconfig) if kubeconfig else None,
+    )
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    typer.echo(f"\nmesh {report.mesh} is up on {report.target} ({report.project}) in {report.seconds:.1f}s")
+    for c in report.clusters:
+        typer.echo(
+            f"  {c.name:<16} {c.location:<16} {c.status:<8} {c.endpoint:<22} pods {c.pod_cidr:<16} {c.timing.seconds:6.1f}s"
+        )
+    typer.echo(
+        f"  firewall {report.firewall.name} {report.firewall.action}: {', '.join(report.firewall.source_ranges)}"
+    )
+    typer.echo(f"  kubeconfig {report.kubeconfig} (contexts: {', '.join(c.name for c in report.clusters)})")
+    typer.echo(
+        f"\n  kubectl --kubeconfig {report.kubeconfig} --context {report.clusters[0].name} get namespaces"
+    )
+
+
+@app.command()
+def down(
+    spec: SpecArg,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once deletion has started.")] = False,
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="The kubeconfig `up` wrote, removed at the end.")
+    ] = None,
+) -> None:
+    """Delete every cluster labelled with the mesh of SPEC, and its firewall rule."""
+    mesh = read_spec(spec)
+    _ensure_sandbox(mesh)
+    report = _run(
+        "flows.teardown",
+        "teardown_mesh",
+        spec=str(spec),
+        wait=not no_wait,
+        kubeconfig=str(kubeconfig) if kubeconfig else None,
+    )
+    verb = "deleted" if report.waited else "deleting"
+    typer.echo(
+        f"mesh {report.mesh}: {verb} {len(report.deleted_clusters)} cluster(s) {', '.join(report.deleted_clusters)}; firewall rule {report.firewall}"
+    )
+
+
+@app.command()
+def status(spec: SpecArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What exists of the mesh of SPEC right now."""
+    mesh = read_spec(spec)
+    _ensure_sandbox(mesh)
+    try:
+        info = mesh_status(mesh)
+    except MeshwrightError as e:
+        fail(e)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"mesh {info['mesh']} on {info['target']} ({info['project']}):")
+    for c in info["clusters"]:
+        typer.echo(
+            f"  {c['name']:<16} {c['location']:<16} {c['status']:<12} {c['endpoint'] or '-':<22} pods {c['pod_cidr'] or '-'}"
+        )
+    for name in info["missing"]:
+        typer.echo(f"  {name:<16} (absent)")
+    fw = info["firewall"]
+    typer.echo(f"  firewall {fw['name']}: {', '.join(fw['source_ranges'])}" if fw else "  firewall: absent")
+
+
 def main() -> None:
+    # Offline-friendly Prefect defaults; a user's own settings win.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     app()

@@ -8,9 +8,12 @@ clusters. Nothing else in meshwright knows which target it is talking to.
 from __future__ import annotations
 
 import functools
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
@@ -23,6 +26,18 @@ from meshwright.sandbox.settings import Layout, state_dir
 from meshwright.spec import Target
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+# At most this many GKE/Compute calls at once from one process, so 20 clusters do not become a
+# burst of 20 x polling against the API quota.
+API_CONCURRENCY_ENV = "MESHWRIGHT_API_CONCURRENCY"
+DEFAULT_API_CONCURRENCY = 4
+POLL_SECONDS = {Target.GKE: 10.0, Target.SANDBOX: 0.1}
+GKE_AUTH_PLUGIN = {
+    "apiVersion": "client.authentication.k8s.io/v1beta1",
+    "command": "gke-gcloud-auth-plugin",
+    "installHint": "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
+    "provideClusterInfo": True,
+    "interactiveMode": "IfAvailable",
+}
 TokenSource = Callable[[], str]
 
 
@@ -36,6 +51,14 @@ class Cloud:
     operations: compute_v1.GlobalOperationsClient
     networks: compute_v1.NetworksClient
     kube_token: TokenSource
+    poll_seconds: float
+    api_slots: threading.BoundedSemaphore
+
+    def kubeconfig_user(self) -> dict[str, Any]:
+        """How a kubeconfig user authenticates: gcloud's plugin on GKE, the operator token on the sandbox."""
+        if self.target is Target.GKE:
+            return {"exec": GKE_AUTH_PLUGIN}
+        return {"token": self.kube_token()}
 
 
 def cloud(target: Target, *, sandbox_state: Path | None = None) -> Cloud:
@@ -62,6 +85,10 @@ def _clients(
         operations=compute_v1.GlobalOperationsClient(**kw),  # type: ignore[arg-type]
         networks=compute_v1.NetworksClient(**kw),  # type: ignore[arg-type]
         kube_token=token,
+        poll_seconds=POLL_SECONDS[target],
+        api_slots=threading.BoundedSemaphore(
+            int(os.environ.get(API_CONCURRENCY_ENV, DEFAULT_API_CONCURRENCY))
+        ),
     )
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from collections.abc import Iterator
 
+import requests
 from google.api_core import exceptions as gx
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
@@ -12,11 +15,14 @@ from kubernetes.dynamic.exceptions import DynamicApiError
 from meshwright import errors as e
 
 # GKE answers 400 FAILED_PRECONDITION while another operation runs on the cluster: worth a retry.
+# The REST transport prefixes messages with "POST http://host/path?query: "; the reader needs the rest.
+_REQUEST_PREFIX = re.compile(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ")
 _BUSY_MARKERS = ("is currently", "incompatible operation", "Please wait and try again")
 
 
 def from_google(error: gx.GoogleAPICallError, *, cluster: str | None, step: str) -> e.MeshwrightError:
-    message = e.truncate(getattr(error, "message", None) or str(error))
+    raw = getattr(error, "message", None) or str(error)
+    message = e.truncate(_REQUEST_PREFIX.sub("", raw))
     kind: type[e.MeshwrightError]
     if isinstance(
         error,
@@ -66,3 +72,14 @@ def from_connection(error: Exception, *, cluster: str | None, step: str, endpoin
     return e.Unreachable(
         f"cannot reach {endpoint}: {e.truncate(str(error), 160)}", cluster=cluster, step=step
     )
+
+
+@contextlib.contextmanager
+def google_call(*, cluster: str | None, step: str, endpoint: str = "the Google API") -> Iterator[None]:
+    """Run a google-cloud call; what it raises comes out as meshwright's own errors."""
+    try:
+        yield
+    except gx.GoogleAPICallError as error:
+        raise from_google(error, cluster=cluster, step=step) from error
+    except (requests.ConnectionError, requests.Timeout, gx.RetryError) as error:
+        raise from_connection(error, cluster=cluster, step=step, endpoint=endpoint) from error

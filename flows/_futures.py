@@ -1,0 +1,53 @@
+"""Resolving futures: every one of them, so that any failure fails the flow run (an unresolved
+failed future would let the run end Completed), and every failure is reported, not just the first."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from meshwright.errors import MeshwrightError, PermanentError
+
+T = TypeVar("T")
+# Prefect's default thread pool is unbounded; 20 clusters must not become 40 polling threads.
+MAX_WORKERS = int(os.environ.get("MESHWRIGHT_MAX_WORKERS", "16"))
+
+
+def bounded_runner() -> Any:  # Prefect types its runners invariantly; any ThreadPoolTaskRunner fits
+    return ThreadPoolTaskRunner(max_workers=MAX_WORKERS)
+
+
+class StepsFailed(PermanentError):
+    """More than one parallel step failed; the message lists each."""
+
+
+def resolve(
+    futures: Mapping[str, PrefectFuture[T]], *, skip: Mapping[str, BaseException] | None = None
+) -> tuple[dict[str, T], dict[str, BaseException]]:
+    """Results and failures by key; keys in `skip` (whose inputs already failed) are only awaited."""
+    results: dict[str, T] = {}
+    failures: dict[str, BaseException] = {}
+    for key, future in futures.items():
+        outcome = future.result(raise_on_failure=False)
+        if key in (skip or {}):
+            continue
+        if isinstance(outcome, BaseException):
+            failures[key] = outcome
+        else:
+            results[key] = outcome
+    return results, failures
+
+
+def raise_failures(failures: Mapping[str, BaseException]) -> None:
+    if not failures:
+        return
+    errors = list(failures.values())
+    if len(errors) == 1:
+        raise errors[0]
+    lines = "; ".join(str(e) for e in errors)
+    first = next((e for e in errors if isinstance(e, MeshwrightError)), None)
+    raise StepsFailed(f"{len(errors)} steps failed: {lines}", step=first.step if first else None)

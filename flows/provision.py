@@ -1,0 +1,55 @@
+"""provision_mesh: validate -> create all clusters in parallel -> wait for them in parallel ->
+firewall -> kubeconfig -> report."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow
+
+from flows._futures import bounded_runner, raise_failures, resolve
+from meshwright import naming
+from meshwright.models import ProvisionReport
+from meshwright.spec import load_spec
+from tasks.access import write_kubeconfig
+from tasks.clusters import create_cluster, wait_cluster
+from tasks.network import check_network, ensure_firewall
+from tasks.report import publish_report
+
+
+@flow(name="provision-mesh", task_runner=bounded_runner(), log_prints=False)
+def provision_mesh(spec: str, kubeconfig: str | None = None) -> ProvisionReport:
+    """Create the mesh's clusters in parallel, open the firewall between their pod ranges and write
+    a kubeconfig with one context per cluster.
+
+    Args:
+        spec: path of the mesh spec (YAML).
+        kubeconfig: where to write the kubeconfig; default `.meshwright/<mesh>/kubeconfig`.
+    """
+    started = time.time()
+    mesh = load_spec(spec)
+    check_network(mesh)
+    expires = naming.expiry(mesh, now=started)
+    creates = {c.name: create_cluster.submit(mesh, c.name, expires=expires) for c in mesh.clusters}
+    # A future as argument: the wait starts as soon as its own create is done.
+    waits = {name: wait_cluster.submit(mesh, future) for name, future in creates.items()}  # type: ignore[call-overload]
+    created, create_failures = resolve(creates)
+    ready, wait_failures = resolve(waits, skip=create_failures)
+    raise_failures({**create_failures, **wait_failures})
+    clusters = [ready[c.name] for c in mesh.clusters]
+    firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], expires=expires)
+    path = write_kubeconfig(mesh, clusters, kubeconfig or str(naming.default_kubeconfig(mesh.name)))
+    steps = [r.timing for r in created.values()] + [c.timing for c in clusters] + [firewall.timing]
+    report = ProvisionReport(
+        mesh=mesh.name,
+        target=mesh.target.value,
+        project=mesh.project,
+        clusters=clusters,
+        firewall=firewall,
+        kubeconfig=path,
+        steps=steps,
+        started=started,
+        finished=time.time(),
+    )
+    publish_report(report)
+    return report

@@ -1,0 +1,23 @@
+"""mesh_smoke_test: the nightly ephemeral mesh test. Provision, (later: install Istio, Bookinfo,
+verify), and always tear down, whatever happened before."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.provision import provision_mesh
+from flows.teardown import teardown_mesh
+from meshwright.models import ProvisionReport
+
+
+@flow(name="mesh-smoke-test")
+def mesh_smoke_test(spec: str) -> ProvisionReport:
+    """Provision the mesh of `spec`, then tear it down even if provisioning failed.
+
+    Args:
+        spec: path of the mesh spec (YAML); give it a `ttl` so the reaper covers a killed run.
+    """
+    try:
+        return provision_mesh(spec)
+    finally:
+        teardown_mesh(spec, wait=True)

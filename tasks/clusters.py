@@ -1,0 +1,241 @@
+"""GKE clusters: create (or adopt), wait until RUNNING, find, delete, wait until gone.
+
+Every task looks before it acts, so a rerun adopts what an earlier run created. Polling tasks
+are never cached: a new run always re-reads the world.
+"""
+
+from __future__ import annotations
+
+import time
+
+from google.cloud import container_v1
+from prefect import get_run_logger, task
+from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
+
+from meshwright import clients, naming
+from meshwright.errors import Conflict, NotFound, OperationFailed, TransientError
+from meshwright.models import ClusterAccess, ClusterRef, CreateResult
+from meshwright.spec import EXPIRES_LABEL, MESH_LABEL, ClusterSpec, MeshSpec, Target
+from meshwright.translate import google_call
+from tasks.common import RETRYING, Clock, slot
+
+Status = container_v1.Cluster.Status
+WAIT_TIMEOUT = 45 * 60.0
+RELEASE_CHANNEL = container_v1.ReleaseChannel.Channel.REGULAR
+
+
+def _parent(project: str, location: str) -> str:
+    return f"projects/{project}/locations/{location}"
+
+
+def cluster_request(spec: MeshSpec, c: ClusterSpec, *, expires: int | None) -> container_v1.Cluster:
+    """The GKE create request: VPC-native, our node tag and labels, release channel, workload identity."""
+    pool = container_v1.NodePool(
+        name="default-pool",
+        initial_node_count=c.nodes,
+        config=container_v1.NodeConfig(machine_type=c.machine_type, tags=[naming.node_tag(spec.name)]),
+    )
+    policy = container_v1.IPAllocationPolicy(use_ip_aliases=True, cluster_ipv4_cidr_block=c.pod_cidr or "")
+    if c.services_cidr:
+        policy.services_ipv4_cidr_block = c.services_cidr
+    return container_v1.Cluster(
+        name=c.name,
+        description=f"meshwright mesh {spec.name}",
+        network=spec.network,
+        node_pools=[pool],
+        ip_allocation_policy=policy,
+        resource_labels=naming.resource_labels(spec, c, expires=expires),
+        release_channel=container_v1.ReleaseChannel(channel=RELEASE_CHANNEL),
+        workload_identity_config=container_v1.WorkloadIdentityConfig(
+            workload_pool=f"{spec.project}.svc.id.goog"
+        ),
+    )
+
+
+def get_cluster(
+    target: Target, project: str, location: str, name: str, *, step: str
+) -> container_v1.Cluster | None:
+    cloud = clients.cloud(target)
+    try:
+        with slot(cloud.api_slots), google_call(cluster=name, step=step):
+            return cloud.container.get_cluster(name=f"{_parent(project, location)}/clusters/{name}")
+    except NotFound:
+        return None
+
+
+def _adopt(spec: MeshSpec, existing: container_v1.Cluster) -> None:
+    """Ours and usable: adopt it. Not ours, or on its way out: say so."""
+    name = existing.name
+    owner = existing.resource_labels.get(MESH_LABEL)
+    if owner != spec.name:
+        raise Conflict(
+            f"a cluster named {name!r} already exists in {existing.location} without the label "
+            f"{MESH_LABEL}={spec.name} (it is not this mesh's); rename the cluster in the spec or remove it",
+            cluster=name,
+            step="create_cluster",
+        )
+    if existing.status in (Status.ERROR, Status.STOPPING):
+        if existing.status == Status.ERROR:
+            _start_delete(spec.target, spec.project, existing.location, name, step="create_cluster")
+        raise TransientError(
+            f"an earlier attempt left this cluster {existing.status.name}; it is being deleted and will be created again",
+            cluster=name,
+            step="create_cluster",
+        )
+
+
+@task(
+    task_run_name="create_cluster[{name}]",
+    persist_result=True,
+    cache_policy=(INPUTS - "expires") + TASK_SOURCE + RUN_ID,
+    **RETRYING,
+)
+def create_cluster(spec: MeshSpec, name: str, *, expires: int | None) -> CreateResult:
+    """Create one GKE cluster of the mesh, or adopt it if this mesh already has it.
+
+    Args:
+        spec: the validated mesh spec.
+        name: which of its clusters.
+        expires: unix time for the expiry label, when the spec has a ttl.
+    """
+    clock, c, log = Clock("create_cluster", name), spec.cluster(name), get_run_logger()
+    existing = get_cluster(spec.target, spec.project, c.location, name, step="create_cluster")
+    if existing is not None:
+        _adopt(spec, existing)
+        log.info("cluster %s exists (%s): adopted", name, existing.status.name)
+        return CreateResult(name=name, location=c.location, adopted=True, timing=clock.done())
+    cloud, parent = clients.cloud(spec.target), _parent(spec.project, c.location)
+    try:
+        with slot(cloud.api_slots), google_call(cluster=name, step="create_cluster"):
+            op = cloud.container.create_cluster(
+                parent=parent, cluster=cluster_request(spec, c, expires=expires)
+            )
+    except Conflict:  # created by someone else between our look and our create: look again
+        raise TransientError(
+            "the cluster appeared while we were creating it", cluster=name, step="create_cluster"
+        ) from None
+    log.info("creating cluster %s in %s (operation %s)", name, c.location, op.name)
+    return CreateResult(
+        name=name, location=c.location, operation=f"{parent}/operations/{op.name}", timing=clock.done()
+    )
+
+
+def _wait_operation(target: Target, operation: str, *, cluster: str, step: str, deadline: float) -> None:
+    cloud = clients.cloud(target)
+    while time.monotonic() < deadline:
+        with slot(cloud.api_slots), google_call(cluster=cluster, step=step):
+            op = cloud.container.get_operation(name=operation)
+        if op.status == container_v1.Operation.Status.DONE:
+            if op.error.message or op.status_message:
+                raise OperationFailed(op.error.message or op.status_message, cluster=cluster, step=step)
+            return
+        time.sleep(cloud.poll_seconds)
+    raise TransientError(
+        f"operation {operation.rsplit('/', 1)[-1]} still running", cluster=cluster, step=step
+    )
+
+
+@task(task_run_name="wait_cluster[{created.name}]", cache_policy=NO_CACHE, **RETRYING)
+def wait_cluster(spec: MeshSpec, created: CreateResult, *, timeout: float = WAIT_TIMEOUT) -> ClusterAccess:
+    """Wait until the cluster is RUNNING; return how to reach it (no credentials)."""
+    clock, name, target = Clock("wait_cluster", created.name), created.name, spec.target
+    deadline = time.monotonic() + timeout
+    if created.operation:
+        _wait_operation(target, created.operation, cluster=name, step="wait_cluster", deadline=deadline)
+    poll = clients.cloud(target).poll_seconds
+    while time.monotonic() < deadline:
+        cluster = get_cluster(target, spec.project, created.location, name, step="wait_cluster")
+        if cluster is None:
+            raise NotFound(
+                "the cluster disappeared while we waited for it", cluster=name, step="wait_cluster"
+            )
+        if cluster.status == Status.RUNNING:
+            return _access(cluster, clock, started=created.timing.started)
+        if cluster.status in (Status.ERROR, Status.STOPPING, Status.DEGRADED):
+            reason = cluster.status_message or cluster.status.name
+            raise OperationFailed(
+                f"cluster is {cluster.status.name}: {reason}", cluster=name, step="wait_cluster"
+            )
+        time.sleep(poll)
+    raise TransientError(f"not RUNNING after {timeout:.0f}s", cluster=name, step="wait_cluster")
+
+
+def _access(cluster: container_v1.Cluster, clock: Clock, *, started: float) -> ClusterAccess:
+    timing = clock.done()
+    timing.started = started  # from the create request to RUNNING: what the report's column means
+    return ClusterAccess(
+        name=cluster.name,
+        location=cluster.location,
+        status=cluster.status.name,
+        endpoint=cluster.endpoint,
+        ca_certificate=cluster.master_auth.cluster_ca_certificate,
+        pod_cidr=cluster.cluster_ipv4_cidr,
+        services_cidr=cluster.services_ipv4_cidr,
+        timing=timing,
+    )
+
+
+def list_clusters(target: Target, project: str, *, step: str) -> list[container_v1.Cluster]:
+    cloud = clients.cloud(target)
+    with slot(cloud.api_slots), google_call(cluster=None, step=step):
+        return list(cloud.container.list_clusters(parent=_parent(project, "-")).clusters)
+
+
+def _ref(c: container_v1.Cluster) -> ClusterRef:
+    return ClusterRef(name=c.name, location=c.location, status=c.status.name, labels=dict(c.resource_labels))
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def find_mesh_clusters(target: Target, project: str, mesh: str) -> list[ClusterRef]:
+    """Every cluster of the project labelled as this mesh's, wherever it is."""
+    return [
+        _ref(c)
+        for c in list_clusters(target, project, step="find_mesh_clusters")
+        if c.resource_labels.get(MESH_LABEL) == mesh
+    ]
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def find_expired_clusters(target: Target, project: str, *, now: float) -> list[ClusterRef]:
+    """Clusters of any mesh whose expiry label has passed."""
+    found = []
+    for c in list_clusters(target, project, step="find_expired_clusters"):
+        expires = c.resource_labels.get(EXPIRES_LABEL, "")
+        if MESH_LABEL in c.resource_labels and expires.isdigit() and int(expires) <= now:
+            found.append(_ref(c))
+    return found
+
+
+def _start_delete(target: Target, project: str, location: str, name: str, *, step: str) -> str | None:
+    cloud = clients.cloud(target)
+    try:
+        with slot(cloud.api_slots), google_call(cluster=name, step=step):
+            op = cloud.container.delete_cluster(name=f"{_parent(project, location)}/clusters/{name}")
+    except NotFound:
+        return None
+    return str(op.name)
+
+
+@task(task_run_name="delete_cluster[{name}]", cache_policy=NO_CACHE, **RETRYING)
+def delete_cluster(target: Target, project: str, location: str, name: str) -> str | None:
+    """Start deleting a cluster; one that is already gone counts as deleted. A cluster that is busy
+    with another operation (GKE's 400 'is currently ...') is retried."""
+    cluster = get_cluster(target, project, location, name, step="delete_cluster")
+    if cluster is None or cluster.status == Status.STOPPING:
+        return None
+    operation = _start_delete(target, project, location, name, step="delete_cluster")
+    get_run_logger().info("deleting cluster %s in %s", name, location)
+    return operation
+
+
+@task(task_run_name="wait_deleted[{name}]", cache_policy=NO_CACHE, **RETRYING)
+def wait_deleted(
+    target: Target, project: str, location: str, name: str, *, timeout: float = WAIT_TIMEOUT
+) -> str:
+    """Return once the cluster answers 404."""
+    poll, deadline = clients.cloud(target).poll_seconds, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if get_cluster(target, project, location, name, step="wait_deleted") is None:
+            return name
+        time.sleep(poll)
+    raise TransientError(f"still present after {timeout:.0f}s", cluster=name, step="wait_deleted")

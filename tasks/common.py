@@ -1,0 +1,60 @@
+"""What every task shares: the retry rule, backoff settings and timing."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect.tasks import exponential_backoff
+
+from meshwright.errors import is_transient
+from meshwright.models import Timing
+
+RETRIES = 5
+JITTER = 0.5
+BACKOFF_ENV = "MESHWRIGHT_RETRY_BACKOFF"
+
+
+def retry_delays(retries: int) -> list[float]:
+    """Exponential backoff; the factor (seconds) comes from MESHWRIGHT_RETRY_BACKOFF, default 2.
+
+    Prefect expands this when a task is defined, so the variable must be set before `tasks` is imported.
+    """
+    factor = float(os.environ.get(BACKOFF_ENV, "2"))
+    delays: list[float] = exponential_backoff(backoff_factor=factor)(retries)
+    return delays
+
+
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only what meshwright classed as transient; permanent errors fail the step at once."""
+    try:
+        state.result()
+    except Exception as error:
+        return is_transient(error)
+    return False
+
+
+RETRYING: dict[str, Any] = {
+    "retries": RETRIES,
+    "retry_delay_seconds": retry_delays,
+    "retry_jitter_factor": JITTER,
+    "retry_condition_fn": retry_if_transient,
+}
+
+
+class Clock:
+    def __init__(self, step: str, cluster: str | None = None) -> None:
+        self.step, self.cluster, self.started = step, cluster, time.time()
+
+    def done(self) -> Timing:
+        return Timing(step=self.step, cluster=self.cluster, started=self.started, finished=time.time())
+
+
+@contextmanager
+def slot(slots: Any) -> Iterator[None]:
+    """Hold one of the process's API slots for the length of one call."""
+    with slots:
+        yield

@@ -1,0 +1,164 @@
+"""The VPC firewall rule that lets the pod ranges of all clusters reach each other.
+
+Firewall rules carry no labels, so the mesh and the expiry go into the description, where the
+reaper reads them back: `meshwright mesh=<name> expires=<unix time>`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from google.cloud import compute_v1
+from prefect import get_run_logger, task
+from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
+
+from meshwright import clients, naming
+from meshwright.errors import NotFound, PermanentError
+from meshwright.models import FirewallResult
+from meshwright.spec import MeshSpec, Target
+from meshwright.translate import google_call
+from tasks.common import RETRYING, Clock, slot
+
+PROTOCOLS = ("tcp", "udp", "icmp", "esp", "ah", "sctp")
+PRIORITY = 900
+_DESCRIPTION = re.compile(r"meshwright mesh=(?P<mesh>\S+)(?: expires=(?P<expires>\d+))?")
+
+
+def description(mesh: str, expires: int | None) -> str:
+    return f"meshwright mesh={mesh}" + (f" expires={expires}" if expires is not None else "")
+
+
+def parse_description(text: str) -> tuple[str, int | None] | None:
+    match = _DESCRIPTION.search(text or "")
+    if not match:
+        return None
+    return match["mesh"], int(match["expires"]) if match["expires"] else None
+
+
+def desired_rule(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None) -> compute_v1.Firewall:
+    return compute_v1.Firewall(
+        name=naming.firewall_name(spec.name),
+        description=description(spec.name, expires),
+        network=f"global/networks/{spec.network}",
+        direction="INGRESS",
+        priority=PRIORITY,
+        source_ranges=sorted(set(pod_cidrs)),
+        target_tags=[naming.node_tag(spec.name)],
+        allowed=[compute_v1.Allowed(I_p_protocol=p) for p in PROTOCOLS],
+    )
+
+
+def get_firewall(target: Target, project: str, name: str, *, step: str) -> compute_v1.Firewall | None:
+    cloud = clients.cloud(target)
+    try:
+        with slot(cloud.api_slots), google_call(cluster=None, step=step):
+            return cloud.firewalls.get(project=project, firewall=name)
+    except NotFound:
+        return None
+
+
+def _kept_expiry(spec: MeshSpec, current: compute_v1.Firewall | None, expires: int | None) -> int | None:
+    """A rerun keeps the expiry the mesh was created with, as its adopted clusters do."""
+    parsed = parse_description(current.description) if current is not None else None
+    if expires is not None and parsed and parsed[0] == spec.name and parsed[1] is not None:
+        return parsed[1]
+    return expires
+
+
+def _same(current: compute_v1.Firewall, want: compute_v1.Firewall) -> bool:
+    return (
+        sorted(current.source_ranges) == list(want.source_ranges)
+        and list(current.target_tags) == list(want.target_tags)
+        and sorted(a.I_p_protocol for a in current.allowed) == sorted(PROTOCOLS)
+        and (current.priority, current.direction, current.description)
+        == (want.priority, want.direction, want.description)
+        and current.network.rsplit("/", 1)[-1] == want.network.rsplit("/", 1)[-1]
+    )
+
+
+def _wait(cloud: clients.Cloud, project: str, op: compute_v1.Operation, *, step: str) -> None:
+    # Wait with our own GlobalOperationsClient: the insert's ExtendedOperation poller ignores
+    # client_options and would ask compute.googleapis.com.
+    with slot(cloud.api_slots), google_call(cluster=None, step=step):
+        done = cloud.operations.wait(project=project, operation=op.name)
+    if done.http_error_status_code or done.error.errors:
+        message = "; ".join(e.message for e in done.error.errors) or done.http_error_message
+        raise PermanentError(f"firewall operation failed: {message}", step=step)
+
+
+@task(persist_result=True, cache_policy=(INPUTS - "expires") + TASK_SOURCE + RUN_ID, **RETRYING)
+def ensure_firewall(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None) -> FirewallResult:
+    """Create the mesh's firewall rule, or patch an existing one to what it should be.
+
+    Args:
+        spec: the validated mesh spec.
+        pod_cidrs: the pod ranges read from the running clusters.
+        expires: unix time for the reaper, when the spec has a ttl.
+    """
+    clock, cloud, log = Clock("ensure_firewall"), clients.cloud(spec.target), get_run_logger()
+    current = get_firewall(spec.target, spec.project, naming.firewall_name(spec.name), step="ensure_firewall")
+    want = desired_rule(spec, pod_cidrs, expires=_kept_expiry(spec, current, expires))
+    if current is not None and _same(current, want):
+        action = "unchanged"
+    else:
+        with slot(cloud.api_slots), google_call(cluster=None, step="ensure_firewall"):
+            if current is None:
+                op = cloud.firewalls.insert_unary(project=spec.project, firewall_resource=want)
+            else:
+                op = cloud.firewalls.patch_unary(
+                    project=spec.project, firewall=want.name, firewall_resource=want
+                )
+        _wait(cloud, spec.project, op, step="ensure_firewall")
+        action = "created" if current is None else "patched"
+    log.info("firewall rule %s %s (sources %s)", want.name, action, ", ".join(want.source_ranges))
+    return FirewallResult(
+        name=want.name,
+        network=spec.network,
+        source_ranges=list(want.source_ranges),
+        action=action,
+        timing=clock.done(),
+    )
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def delete_firewall(target: Target, project: str, name: str) -> str:
+    """Delete a firewall rule; one that is already gone counts as deleted. Returns what happened."""
+    cloud = clients.cloud(target)
+    if get_firewall(target, project, name, step="delete_firewall") is None:
+        return "absent"
+    try:
+        with slot(cloud.api_slots), google_call(cluster=None, step="delete_firewall"):
+            op = cloud.firewalls.delete_unary(project=project, firewall=name)
+    except NotFound:
+        return "absent"
+    _wait(cloud, project, op, step="delete_firewall")
+    return "deleted"
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def find_expired_firewalls(target: Target, project: str, *, now: float) -> list[str]:
+    """meshwright firewall rules whose expiry (in their description) has passed."""
+    cloud = clients.cloud(target)
+    with slot(cloud.api_slots), google_call(cluster=None, step="find_expired_firewalls"):
+        rules = list(cloud.firewalls.list(project=project))
+    expired = []
+    for rule in rules:
+        parsed = parse_description(rule.description)
+        if rule.name.startswith("meshwright-") and parsed and parsed[1] is not None and parsed[1] <= now:
+            expired.append(rule.name)
+    return expired
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def check_network(spec: MeshSpec) -> str:
+    """Preflight: the VPC network must exist before anything is created in it."""
+    cloud = clients.cloud(spec.target)
+    try:
+        with slot(cloud.api_slots), google_call(cluster=None, step="check_network"):
+            cloud.networks.get(project=spec.project, network=spec.network)
+    except NotFound:
+        raise PermanentError(
+            f"network {spec.network!r} does not exist in project {spec.project}; create it or set `network:` in the spec",
+            step="check_network",
+        ) from None
+    return spec.network

@@ -26,7 +26,8 @@ from tests.tasks.conftest import mesh
 def test_create_is_vpc_native_labelled_tagged_and_waitable(sandbox: World) -> None:
     spec = mesh()
     created = create_cluster.fn(spec, "central", expires=1_900_000_000)
-    assert created.operation and not created.adopted
+    assert created.operation
+    assert not created.adopted
     access = wait_cluster.fn(spec, created)
     assert (access.status, access.pod_cidr) == ("RUNNING", "10.8.0.0/14")
     cluster = get_cluster(Target.SANDBOX, "demo-project", "us-central1-a", "central", step="test")
@@ -48,7 +49,8 @@ def test_rerun_adopts_existing_cluster_even_while_provisioning(sandbox: World) -
     spec = mesh()
     first = create_cluster.fn(spec, "west", expires=None)
     again = create_cluster.fn(spec, "west", expires=None)
-    assert again.adopted and again.operation is None
+    assert again.adopted
+    assert again.operation is None
     assert wait_cluster.fn(spec, again).status == "RUNNING"
     assert [c.name for c in find_mesh_clusters.fn(Target.SANDBOX, "demo-project", "m1")] == ["west"]
     assert first.operation

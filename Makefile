@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint lock clean bench
+.PHONY: demo test lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "meshwright needs Python >= 3.11"'
@@ -13,7 +13,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/meshwright plan deployments/sandbox.yaml
+	$(BIN)/meshwright up deployments/sandbox.yaml
+	@echo
+	@echo "Look at the clusters:  kubectl --kubeconfig .meshwright/bookinfo-mesh/kubeconfig --context west get ns"
+	@echo "What exists:           $(BIN)/meshwright status deployments/sandbox.yaml"
+	@echo "Tear it down:          $(BIN)/meshwright down deployments/sandbox.yaml"
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -23,6 +27,10 @@ test: $(STAMP)
 
 lock: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable | sed '1i # Pinned versions for reproducible installs. Regenerate: make lock' > constraints.txt
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.provision
+	$(BIN)/python -m benchmarks.sandbox
 
 clean:
 	rm -rf $(VENV) .meshwright .mypy_cache .ruff_cache .pytest_cache

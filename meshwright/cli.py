@@ -18,7 +18,7 @@ from meshwright.errors import MeshwrightError, SpecInvalid
 from meshwright.plan import build_plan, render_text
 from meshwright.sandbox import daemon as sandbox_daemon
 from meshwright.sandbox.settings import state_dir
-from meshwright.spec import MeshSpec, Target, load_spec
+from meshwright.spec import MESH_LABEL, MeshSpec, Target, load_spec
 from meshwright.status import mesh_status
 
 app = typer.Typer(
@@ -80,13 +80,15 @@ def _ensure_sandbox(spec: MeshSpec) -> None:
     typer.echo(f"sandbox: GCP at {info['gcp']} (state {info['state']})", err=True)
 
 
-def _run(module: str, name: str, **params: Any) -> Any:
+def _run(module: str, name: str, *, hint: str = "", **params: Any) -> Any:
     try:
         return _flow(module, name)(**params)
+    except SpecInvalid as e:
+        fail(e, code=EXIT_INVALID)
     except MeshwrightError as e:
-        fail(e)
+        fail(f"{e}{hint}")
     except Exception as e:  # anything else still gets one line, not a traceback
-        fail(f"{type(e).__name__}: {e}")
+        fail(f"{type(e).__name__}: {e}{hint}")
 
 
 @app.command()
@@ -98,9 +100,14 @@ def up(
     """Provision the mesh of SPEC: clusters in parallel, firewall, kubeconfig."""
     mesh = read_spec(spec)
     _ensure_sandbox(mesh)
+    hint = (
+        f"\n  What was created so far stays (labelled {MESH_LABEL}={mesh.name}): `meshwright status {spec}` shows it,"
+        f"\n  `meshwright up {spec}` resumes where this stopped, `meshwright down {spec}` removes it."
+    )
     report = _run(
         "flows.provision",
         "provision_mesh",
+        hint=hint,
         spec=str(spec),
         kubeconfig=str(kubeconfig) if kubeconfig else None,
     )

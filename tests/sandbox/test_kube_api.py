@@ -258,6 +258,7 @@ def test_watch_from_a_compacted_version_is_gone(
 def test_deployment_rolls_out_replica_set_and_pods_with_watch_events(
     kube: Client, central: container_v1.Cluster
 ) -> None:
+    before = apps(kube).list_namespaced_deployment("default").metadata.resource_version
     apps(kube).create_namespaced_deployment("default", deployment("web", replicas=2))
     w = kubernetes.watch.Watch()
     seen = []
@@ -265,10 +266,12 @@ def test_deployment_rolls_out_replica_set_and_pods_with_watch_events(
         apps(kube).list_namespaced_deployment,
         "default",
         field_selector="metadata.name=web",
+        resource_version=before,
         timeout_seconds=5,
     ):
-        seen.append(event["object"].status.ready_replicas)
-        if event["object"].status.ready_replicas == 2:
+        status = event["object"].status
+        seen.append(status.ready_replicas if status else None)
+        if seen[-1] == 2:
             w.stop()
     assert seen[0] is None
     assert seen[-1] == 2

@@ -6,6 +6,7 @@ client hears back. A ticker moves operations forward in time.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ from meshwright.sandbox.gcp.routes import ROUTES
 from meshwright.sandbox.http import Request, Response, Router, Server
 from meshwright.sandbox.kube.fleet import Fleet
 from meshwright.sandbox.settings import Latency, Layout
+
+log = logging.getLogger(__name__)
 
 
 class World:
@@ -125,6 +128,11 @@ class World:
             return Response(200, body)
         except GcpError as err:
             return Response(err.code, err.envelope(api))
+        except ValueError as err:
+            return Response(400, GcpError(400, f"Invalid JSON payload received. {err}").envelope(api))
+        except Exception as err:  # a bug of ours must still answer in Google's envelope
+            log.exception("%s %s failed", r.method, r.path)
+            return Response(500, GcpError(500, f"Internal error: {type(err).__name__}").envelope(api))
 
     def _cluster_of(self, r: Request) -> str | None:
         if "cluster" in r.params:

@@ -94,3 +94,23 @@ def test_networks(world: World) -> None:
         project=PROJECT, network_resource=compute_v1.Network(name="mesh-vpc", auto_create_subnetworks=True)
     ).result(timeout=5)
     assert sorted(n.name for n in nets.list(project=PROJECT)) == ["default", "mesh-vpc"]
+
+
+def test_list_filters(firewalls: compute_v1.FirewallsClient) -> None:
+    for name in ("meshwright-a-pods", "meshwright-b-pods", "other"):
+        firewalls.insert(project=PROJECT, firewall_resource=rule(name=name)).result(timeout=5)
+
+    def names(expression: str) -> list[str]:
+        return [
+            f.name
+            for f in firewalls.list(
+                request=compute_v1.ListFirewallsRequest(project=PROJECT, filter=expression)
+            )
+        ]
+
+    assert names('name = "meshwright-*"') == ["meshwright-a-pods", "meshwright-b-pods"]
+    assert names("name != other") == ["meshwright-a-pods", "meshwright-b-pods"]
+    assert names("name eq meshwright-b-.*") == ["meshwright-b-pods"]
+    assert names("(priority = 900) AND (name ne meshwright-.*)") == ["other"]
+    with pytest.raises(gx.BadRequest, match="filter"):
+        names("name ~ x")

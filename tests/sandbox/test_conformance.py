@@ -166,3 +166,17 @@ def test_integer_and_string_enums_are_both_accepted(world: World, gke: Any) -> N
         assert fetch(world, "GET", f"/v1/{PARENT}/clusters/{name}")[1]["releaseChannel"] == {
             "channel": "RAPID"
         }
+
+
+def test_discovery_client_legacy_zone_paths(world: World) -> None:
+    zones = gke_api(world).projects().zones().clusters()
+    op = zones.create(
+        projectId=PROJECT, zone="us-central1-a", body={"cluster": {"name": "legacy", "initialNodeCount": 1}}
+    ).execute()
+    assert op["operationType"] == "CREATE_CLUSTER"
+    assert (
+        zones.get(projectId=PROJECT, zone="us-central1-a", clusterId="legacy").execute()["name"] == "legacy"
+    )
+    assert [c["name"] for c in zones.list(projectId=PROJECT, zone="-").execute()["clusters"]] == ["legacy"]
+    status, _ = fetch(world, "GET", f"/v1/projects/{PROJECT}/zones/us-central1-a/operations/{op['name']}")
+    assert status == 200

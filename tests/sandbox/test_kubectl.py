@@ -102,6 +102,10 @@ def test_apply_get_label_rollout_delete(kubectl: Kubectl) -> None:
         in run("rollout", "status", "deployment/web", "-n", "shop", "--timeout=30s").stdout
     )
     assert "2/2" in run("get", "deploy", "web", "-n", "shop").stdout
+    everything = run("get", "all", "-n", "shop").stdout
+    assert "deployment.apps/web" in everything
+    assert "replicaset.apps/web-" in everything
+    assert run("auth", "can-i", "create", "pods").stdout.strip() == "yes"
     pods = run("get", "pods", "-A", "-l", "app=web", "-o", "name").stdout.split()
     assert len(pods) == 2
     run(

@@ -165,3 +165,48 @@ def test_latency_parsing() -> None:
     assert Latency.parse("create=4,delete=2").as_dict()["create"] == 4.0
     with pytest.raises(ValueError, match="unknown latency key"):
         Latency.parse("craete=4")
+
+
+def test_controller_work_cut_short_by_a_restart_is_finished_after_it(tmp_path: Path) -> None:
+    import kubernetes.client
+
+    root = tmp_path / "state"
+    slow = World(root, latency=Latency(create=0.2, pending=0.05, rollout=30, loadbalancer=30)).start()
+    cluster = running_cluster(gke_client(slow), "central")
+    api = kube_client(slow, cluster)
+    body = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            },
+        },
+    }
+    kubernetes.client.AppsV1Api(api).create_namespaced_deployment("default", body)
+    kubernetes.client.CoreV1Api(api).create_namespaced_service(
+        "default", {"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}
+    )
+    port = slow.server.port if slow.server else 0
+    slow.stop()
+    fast = World(root, latency=FAST).start(port=port)
+    try:
+        api = kube_client(fast, cluster)
+        deadline = time.monotonic() + 5
+        while not (
+            (
+                kubernetes.client.AppsV1Api(api)
+                .read_namespaced_deployment("web", "default")
+                .status.ready_replicas
+                == 2
+            )
+            and kubernetes.client.CoreV1Api(api)
+            .read_namespaced_service("lb", "default")
+            .status.load_balancer.ingress
+        ):
+            assert time.monotonic() < deadline, "the restarted sandbox never finished the rollout"
+            time.sleep(0.05)
+    finally:
+        fast.stop()

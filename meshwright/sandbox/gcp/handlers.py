@@ -42,7 +42,7 @@ def get_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
 
 
 def list_firewalls(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.list_firewalls(r.params["project"])
+    return compute.list_firewalls(r.params["project"], where=r.query.get("filter"))
 
 
 def patch_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def get_global_operation(gke: Gke, compute: Compute, r: Request) -> dict[str, An
 
 
 def list_global_operations(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.list_operations(r.params["project"])
+    return compute.list_operations(r.params["project"], where=r.query.get("filter"))
 
 
 def get_network(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def get_network(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
 
 
 def list_networks(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.list_networks(r.params["project"])
+    return compute.list_networks(r.params["project"], where=r.query.get("filter"))
 
 
 def insert_network(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:

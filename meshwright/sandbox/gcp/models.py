@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.gcp import errors as e
+from meshwright.sandbox.gcp.filters import compile_filter
 from meshwright.sandbox.settings import Latency
 
 MASTER_VERSION = "1.32.4-gke.1106000"
@@ -129,8 +130,8 @@ class Gke:
             RELEASE_CHANNELS,
             "cluster.release_channel.channel",
         )
-        node_config = self._node_config(spec.get("nodeConfig") or {})
-        pools = self._node_pools(spec, node_config, project, location)
+        pools = self._node_pools(spec, self._node_config(spec.get("nodeConfig") or {}), project, location)
+        node_config = pools[0]["config"]  # GKE reports the default pool's configuration at the top
         created = self.now()
         return {
             "name": name,
@@ -462,9 +463,9 @@ class Compute:
         self._ensure_default_network(project)
         return public(self._get(self.networks, project, "networks", name))
 
-    def list_networks(self, project: str) -> dict[str, Any]:
+    def list_networks(self, project: str, *, where: str | None = None) -> dict[str, Any]:
         self._ensure_default_network(project)
-        return self._list(self.networks, project, "compute#networkList")
+        return self._list(self.networks, project, "compute#networkList", where=where)
 
     def insert_network(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
         self._ensure_default_network(project)
@@ -484,8 +485,11 @@ class Compute:
             )
         return item
 
-    def _list(self, table: dict[str, dict[str, Any]], project: str, kind: str) -> dict[str, Any]:
-        items = [public(v) for v in table.values() if v["_project"] == project]
+    def _list(
+        self, table: dict[str, dict[str, Any]], project: str, kind: str, *, where: str | None = None
+    ) -> dict[str, Any]:
+        matches = compile_filter(where)
+        items = [public(v) for v in table.values() if v["_project"] == project and matches(v)]
         return {
             "kind": kind,
             "id": f"projects/{project}",
@@ -569,8 +573,8 @@ class Compute:
     def get_firewall(self, project: str, name: str) -> dict[str, Any]:
         return public(self._get(self.firewalls, project, "firewalls", name))
 
-    def list_firewalls(self, project: str) -> dict[str, Any]:
-        return self._list(self.firewalls, project, "compute#firewallList")
+    def list_firewalls(self, project: str, *, where: str | None = None) -> dict[str, Any]:
+        return self._list(self.firewalls, project, "compute#firewallList", where=where)
 
     def patch_firewall(
         self, project: str, name: str, body: dict[str, Any], *, replace: bool = False
@@ -625,5 +629,5 @@ class Compute:
     def get_operation(self, project: str, name: str) -> dict[str, Any]:
         return public(self._get(self.operations, project, "operations", name))
 
-    def list_operations(self, project: str) -> dict[str, Any]:
-        return self._list(self.operations, project, "compute#operationList")
+    def list_operations(self, project: str, *, where: str | None = None) -> dict[str, Any]:
+        return self._list(self.operations, project, "compute#operationList", where=where)

@@ -13,6 +13,8 @@ GcpHandler = Callable[[Gke, Compute, Request], dict[str, Any]]
 
 _SEG = r"[^/]+"
 GKE = rf"/v1/projects/(?P<project>{_SEG})/locations/(?P<location>{_SEG})"
+# The older form of the same API, still in the discovery document: projects.zones.clusters.*
+ZONES = rf"/v1/projects/(?P<project>{_SEG})/zones/(?P<location>{_SEG})"
 GCE = rf"/compute/v1/projects/(?P<project>{_SEG})/global"
 
 ROUTES: list[tuple[str, str, GcpHandler, str]] = [
@@ -22,6 +24,12 @@ ROUTES: list[tuple[str, str, GcpHandler, str]] = [
     ("DELETE", rf"{GKE}/clusters/(?P<cluster>{_SEG})", h.delete_cluster, "gke"),
     ("GET", f"{GKE}/operations", h.list_gke_operations, "gke"),
     ("GET", rf"{GKE}/operations/(?P<operation>{_SEG})", h.get_gke_operation, "gke"),
+    ("POST", f"{ZONES}/clusters", h.create_cluster, "gke"),
+    ("GET", f"{ZONES}/clusters", h.list_clusters, "gke"),
+    ("GET", rf"{ZONES}/clusters/(?P<cluster>{_SEG})", h.get_cluster, "gke"),
+    ("DELETE", rf"{ZONES}/clusters/(?P<cluster>{_SEG})", h.delete_cluster, "gke"),
+    ("GET", f"{ZONES}/operations", h.list_gke_operations, "gke"),
+    ("GET", rf"{ZONES}/operations/(?P<operation>{_SEG})", h.get_gke_operation, "gke"),
     ("POST", f"{GCE}/firewalls", h.insert_firewall, "compute"),
     ("GET", f"{GCE}/firewalls", h.list_firewalls, "compute"),
     ("GET", rf"{GCE}/firewalls/(?P<name>{_SEG})", h.get_firewall, "compute"),

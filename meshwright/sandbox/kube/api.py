@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.status import KubeError, bad_request, status_body
 from meshwright.sandbox.settings import Latency
 
+log = logging.getLogger(__name__)
 PUBLIC = {"/version", "/healthz", "/livez", "/readyz"}
 MAX_WATCH = 1800.0
 
@@ -51,6 +53,11 @@ class ClusterApi:
             return self._route(r)
         except KubeError as e:
             return Response(e.code, e.body())
+        except Exception as e:  # a bug of ours must still answer like an API server, not drop the line
+            log.exception("%s %s failed in cluster %s", r.method, r.path, self.cluster.name)
+            return Response(
+                500, status_body(500, f"internal error: {type(e).__name__}", reason="InternalError")
+            )
 
     def _authenticated(self, r: Request) -> bool:
         """Valid credentials, or none at all on the paths anonymous users may read."""
@@ -147,6 +154,8 @@ class ClusterApi:
             if r.method == "POST":
                 if t.rt.kind == "TokenReview":
                     return Response(201, self._token_review(r.json()))
+                if t.rt.kind in ("SubjectAccessReview", "SelfSubjectAccessReview"):
+                    return Response(201, _access_review(t.rt, _lenient_json(r)))
                 return Response(201, c.create(t.rt, t.namespace, _body(r), manager=manager, dry_run=dry_run))
             if r.method == "DELETE":
                 return Response(200, c.delete_collection(t.rt, t.namespace, q))
@@ -312,6 +321,25 @@ class ClusterApi:
                 rv = ev.rv
                 if wanted(ev.key, ev.obj):
                     yield _event(ev.type, {**ev.obj, "apiVersion": t.rt.api_version, "kind": t.rt.kind})
+
+
+def _lenient_json(r: Request) -> Any:
+    try:
+        return r.json()
+    except ValueError:  # kubectl sends reviews as protobuf; the answer does not depend on them
+        return None
+
+
+def _access_review(rt: ResourceType, body: Any) -> dict[str, Any]:
+    """RBAC is not enforced in the sandbox, and says so: everything is allowed."""
+    status = {"allowed": True, "reason": "the meshwright sandbox does not enforce RBAC"}
+    return {
+        "kind": rt.kind,
+        "apiVersion": rt.api_version,
+        "metadata": {},
+        "spec": (body or {}).get("spec") or {},
+        "status": status,
+    }
 
 
 def _event(kind: str, obj: dict[str, Any]) -> bytes:

@@ -82,6 +82,32 @@ class Controllers:
                 except Exception:  # one broken reaction must not stop the cluster's controllers
                     log.exception("controller action failed in cluster %s", self.cluster.name)
 
+    def resync(self) -> None:
+        """After a restart: redo the work whose timers died with the old process."""
+        with self.cluster.lock:
+            for dep in self.cluster.store.list("apps/deployments"):
+                status, want = dep.get("status") or {}, (dep.get("spec") or {}).get("replicas", 1)
+                if status.get("readyReplicas", 0) != want or status.get("observedGeneration") != dep[
+                    "metadata"
+                ].get("generation"):
+                    self._react_deployment(self._typed("apps/v1", "Deployment", dep), None)
+            for svc in self.cluster.store.list("/services"):
+                self._react_service(svc, svc)
+            for kind, key in (
+                ("StatefulSet", "apps/statefulsets"),
+                ("DaemonSet", "apps/daemonsets"),
+                ("Job", "batch/jobs"),
+            ):
+                for obj in self.cluster.store.list(key):
+                    if not obj.get("status"):
+                        self.react(self.rt("apps/v1" if kind != "Job" else "batch/v1", kind), obj, None)
+            for ns in self.cluster.store.list("/namespaces"):
+                if (ns.get("status") or {}).get("phase") == "Pending":
+                    self._set_status("v1", "Namespace", None, ns["metadata"]["name"], {"phase": "Active"})
+
+    def _typed(self, api_version: str, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return {**obj, "apiVersion": api_version, "kind": kind}
+
     # -- admission ---------------------------------------------------------------------------
 
     def admit(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:

@@ -28,10 +28,11 @@ def wants_aggregated(accept: str) -> bool:
     return "as=APIGroupDiscoveryList" in accept and "v=v2" in accept
 
 
+REVIEWS = {"TokenReview", "SubjectAccessReview", "SelfSubjectAccessReview"}
+
+
 def _verbs(rt: ResourceType) -> list[str]:
-    if rt.kind == "TokenReview":
-        return ["create"]
-    return list(VERBS)
+    return ["create"] if rt.kind in REVIEWS else list(VERBS)
 
 
 def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any]:
@@ -47,6 +48,7 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
                 "kind": rt.kind,
                 "verbs": _verbs(rt),
                 **({"shortNames": list(rt.short_names)} if rt.short_names else {}),
+                **({"categories": list(rt.categories)} if rt.categories else {}),
             }
         )
         for sub in rt.subresources:
@@ -132,6 +134,8 @@ def _aggregated_version(registry: Registry, group: str, version: str) -> dict[st
         }
         if rt.short_names:
             entry["shortNames"] = list(rt.short_names)
+        if rt.categories:
+            entry["categories"] = list(rt.categories)
         if rt.subresources:
             entry["subresources"] = [
                 {

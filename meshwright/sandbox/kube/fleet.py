@@ -121,6 +121,8 @@ class Fleet:
         if data.store.get(("/namespaces", "", "default")) is None:
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
                 data.put_internal(controllers.rt("v1", "Namespace"), {"metadata": {"name": ns}})
+        else:
+            controllers.resync()
 
     def _serve(self, port: int, api: ClusterApi, ca: KeyPair, cid: str) -> Server:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -21,6 +21,7 @@ class ResourceType:
     printer_columns: tuple[dict[str, Any], ...] = field(default=(), compare=False)
     # Resources whose writes never change .status through the main endpoint.
     has_status: bool = True
+    categories: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -44,10 +45,14 @@ def _t(
     *short: str,
     sub: tuple[str, ...] = (),
     status: bool = True,
+    all_category: bool = False,
 ) -> ResourceType:
     group, _, version = gv.rpartition("/")
     subs = (*sub, "status") if status and "status" not in sub else sub
-    return ResourceType(group, version, kind, plural, namespaced, tuple(short), subs, has_status=status)
+    categories = ("all",) if all_category else ()
+    return ResourceType(
+        group, version, kind, plural, namespaced, tuple(short), subs, has_status=status, categories=categories
+    )
 
 
 BUILTIN: tuple[ResourceType, ...] = (
@@ -55,17 +60,31 @@ BUILTIN: tuple[ResourceType, ...] = (
     _t("v1", "Secret", "secrets", True, status=False),
     _t("v1", "ConfigMap", "configmaps", True, "cm", status=False),
     _t("v1", "ServiceAccount", "serviceaccounts", True, "sa", sub=("token",), status=False),
-    _t("v1", "Service", "services", True, "svc", sub=("proxy",)),
+    _t("v1", "Service", "services", True, "svc", sub=("proxy",), all_category=True),
     _t("v1", "Endpoints", "endpoints", True, "ep", status=False),
-    _t("v1", "Pod", "pods", True, "po"),
+    _t("v1", "Pod", "pods", True, "po", all_category=True),
     _t("v1", "Node", "nodes", False, "no"),
     _t("v1", "Event", "events", True, "ev", status=False),
     _t("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, "pvc"),
-    _t("apps/v1", "Deployment", "deployments", True, "deploy", sub=("scale",)),
-    _t("apps/v1", "ReplicaSet", "replicasets", True, "rs", sub=("scale",)),
-    _t("apps/v1", "DaemonSet", "daemonsets", True, "ds"),
-    _t("apps/v1", "StatefulSet", "statefulsets", True, "sts", sub=("scale",)),
-    _t("batch/v1", "Job", "jobs", True),
+    _t("v1", "PersistentVolume", "persistentvolumes", False, "pv"),
+    _t("v1", "ResourceQuota", "resourcequotas", True, "quota"),
+    _t("v1", "LimitRange", "limitranges", True, "limits", status=False),
+    _t("v1", "PodTemplate", "podtemplates", True, status=False),
+    _t(
+        "v1", "ReplicationController", "replicationcontrollers", True, "rc", sub=("scale",), all_category=True
+    ),
+    _t("apps/v1", "ControllerRevision", "controllerrevisions", True, status=False),
+    _t("networking.k8s.io/v1", "Ingress", "ingresses", True, "ing"),
+    _t("networking.k8s.io/v1", "IngressClass", "ingressclasses", False, status=False),
+    _t("storage.k8s.io/v1", "StorageClass", "storageclasses", False, "sc", status=False),
+    _t("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False, "pc", status=False),
+    _t("autoscaling/v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, "hpa"),
+    _t("apps/v1", "Deployment", "deployments", True, "deploy", sub=("scale",), all_category=True),
+    _t("apps/v1", "ReplicaSet", "replicasets", True, "rs", sub=("scale",), all_category=True),
+    _t("apps/v1", "DaemonSet", "daemonsets", True, "ds", all_category=True),
+    _t("apps/v1", "StatefulSet", "statefulsets", True, "sts", sub=("scale",), all_category=True),
+    _t("batch/v1", "Job", "jobs", True, all_category=True),
+    _t("batch/v1", "CronJob", "cronjobs", True, "cj", all_category=True),
     _t("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, status=False),
     _t("rbac.authorization.k8s.io/v1", "Role", "roles", True, status=False),
     _t("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True, status=False),
@@ -98,6 +117,8 @@ BUILTIN: tuple[ResourceType, ...] = (
     _t("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True, "netpol", status=False),
     _t("coordination.k8s.io/v1", "Lease", "leases", True, status=False),
     _t("authentication.k8s.io/v1", "TokenReview", "tokenreviews", False, status=False),
+    _t("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, status=False),
+    _t("authorization.k8s.io/v1", "SubjectAccessReview", "subjectaccessreviews", False, status=False),
 )
 
 

@@ -170,3 +170,35 @@ def test_token_of_another_cluster_is_refused(
         timeout=60,
     )
     assert "namespace/default" in west_ok.stdout
+
+
+def test_kubectl_create_generators_send_protobuf_and_work(kubectl: Kubectl) -> None:
+    run = kubectl
+    run("create", "namespace", "gen")
+    run("create", "secret", "generic", "s1", "-n", "gen", "--from-literal=k=v")
+    run("create", "configmap", "c1", "-n", "gen", "--from-literal=a=b")
+    run("create", "serviceaccount", "reader", "-n", "gen")
+    run("create", "deployment", "web", "-n", "gen", "--image=nginx:1", "--port=8080", "--replicas=2")
+    run("create", "service", "clusterip", "web", "-n", "gen", "--tcp=80:8080")
+    assert run("get", "secret", "s1", "-n", "gen", "-o", "jsonpath={.data.k}").stdout == "dg=="
+    assert run("get", "cm", "c1", "-n", "gen", "-o", "jsonpath={.data.a}").stdout == "b"
+    assert (
+        run(
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "gen",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}",
+        ).stdout
+        == "8080"
+    )
+    assert (
+        run("get", "svc", "web", "-n", "gen", "-o", "jsonpath={.spec.ports[0].targetPort}").stdout == "8080"
+    )
+    assert (
+        "successfully rolled out"
+        in run("rollout", "status", "deploy/web", "-n", "gen", "--timeout=30s").stdout
+    )
+    assert run("create", "token", "reader", "-n", "gen").stdout.count(".") == 2

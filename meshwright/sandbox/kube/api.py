@@ -13,7 +13,7 @@ import yaml
 
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import Request, Response
-from meshwright.sandbox.kube import discovery, tables
+from meshwright.sandbox.kube import discovery, protobuf, tables
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.crud import Cluster
 from meshwright.sandbox.kube.objects import Gone
@@ -202,7 +202,7 @@ class ClusterApi:
         if r.method != "POST" or t.rt.kind != "ServiceAccount" or t.name is None:
             raise KubeError(405, "only POST creates a token")
         sa = self.cluster.get(t.rt, t.namespace, t.name)
-        spec = (r.json() or {}).get("spec") or {}
+        spec = (_body(r) or {}).get("spec") or {}
         seconds = int(spec.get("expirationSeconds") or 3600)
         if seconds < 600:
             raise KubeError(
@@ -347,6 +347,8 @@ def _event(kind: str, obj: dict[str, Any]) -> bytes:
 
 
 def _body(r: Request) -> Any:
+    if r.content_type == "application/vnd.kubernetes.protobuf":
+        return protobuf.decode(r.body)
     if r.content_type not in ("", "application/json", "application/yaml", "*/*"):
         raise KubeError(
             415,

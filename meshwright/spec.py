@@ -1,8 +1,8 @@
 """The mesh spec: one YAML file, one pydantic model, every problem reported at once.
 
 Nothing here touches a network. Field-level rules live on the models; rules that relate fields
-(references by name, overlapping ranges, Bookinfo placement) are checked on the raw document as
-well, so that a spec with both kinds of mistakes gets both reported in one go.
+(references by name, overlapping ranges, Bookinfo placement) live in `spec_checks` and run on the
+raw document as well, so that a spec with both kinds of mistakes gets both reported in one go.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from meshwright import bookinfo
 from meshwright.errors import SpecInvalid, SpecProblem
+from meshwright.spec_checks import cross_check
 
 MESH_LABEL = "meshwright-mesh"
 EXPIRES_LABEL = "meshwright-expires"
@@ -284,7 +284,7 @@ class MeshSpec(_Model):
         )
 
 
-# -- loading and cross-field checks ---------------------------------------------------------
+# -- loading ---------------------------------------------------------------------------------
 
 
 def load_spec(path: str | Path) -> MeshSpec:
@@ -344,127 +344,3 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def _clusters(data: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    raw = data.get("clusters")
-    if not isinstance(raw, list):
-        return []
-    return [(i, c) for i, c in enumerate(raw) if isinstance(c, dict)]
-
-
-def cross_check(data: dict[str, Any]) -> list[SpecProblem]:
-    """Rules between fields, on the raw document, tolerant of fields that are themselves wrong."""
-    clusters = _clusters(data)
-    return [
-        *_check_names(clusters),
-        *_check_primaries(clusters),
-        *_check_cidrs(clusters),
-        *_check_bookinfo(data.get("bookinfo"), clusters),
-    ]
-
-
-def _names(clusters: list[tuple[int, dict[str, Any]]]) -> set[str]:
-    return {c["name"] for _, c in clusters if isinstance(c.get("name"), str)}
-
-
-def _check_names(clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
-    seen: dict[str, int] = {}
-    for i, c in clusters:
-        name = c.get("name")
-        if not isinstance(name, str):
-            continue
-        if name in seen:
-            yield SpecProblem(
-                f"clusters[{i}].name", f"{name!r} is already the name of clusters[{seen[name]}]"
-            )
-        else:
-            seen[name] = i
-
-
-def _check_primaries(clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
-    by_name: dict[str, dict[str, Any]] = {}
-    for _, c in clusters:
-        if isinstance(c.get("name"), str):
-            by_name.setdefault(c["name"], c)
-    for i, c in clusters:
-        primary = c.get("primary")
-        if primary is None:
-            continue
-        if primary == c.get("name"):
-            yield SpecProblem(f"clusters[{i}].primary", "a cluster cannot be its own primary; omit the field")
-        elif primary not in by_name:
-            yield SpecProblem(f"clusters[{i}].primary", f"{primary!r} is not a cluster of this mesh")
-        elif by_name[primary].get("primary") is not None:
-            yield SpecProblem(
-                f"clusters[{i}].primary", f"{primary!r} is a remote itself; a primary must have no primary"
-            )
-    if clusters and all(c.get("primary") is not None for _, c in clusters):
-        yield SpecProblem("clusters", "at least one cluster must be a primary (a cluster without `primary`)")
-
-
-def _check_cidrs(clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
-    taken: list[tuple[str, ipaddress.IPv4Network]] = []
-    for i, c in clusters:
-        for field in ("pod_cidr", "services_cidr"):
-            net = _as_network(c.get(field))
-            if net is None:
-                continue
-            path = f"clusters[{i}].{field}"
-            for other_path, other in taken:
-                if net.overlaps(other):
-                    yield SpecProblem(path, f"{net} overlaps {other} ({other_path})")
-            taken.append((path, net))
-
-
-def _as_network(value: Any) -> ipaddress.IPv4Network | None:
-    try:
-        net = ipaddress.ip_network(value, strict=True) if isinstance(value, str) else None
-    except ValueError:
-        return None
-    return net if isinstance(net, ipaddress.IPv4Network) else None
-
-
-def _check_bookinfo(raw: Any, clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
-    if not isinstance(raw, dict) or not isinstance(raw.get("placement"), dict):
-        return
-    names = _names(clusters)
-    placed: set[str] = set()
-    for cluster, workloads in raw["placement"].items():
-        path = f"bookinfo.placement.{cluster}"
-        if names and cluster not in names:
-            yield SpecProblem(path, f"{cluster!r} is not a cluster of this mesh")
-        if not isinstance(workloads, list):
-            continue
-        yield from _check_workloads(path, workloads)
-        placed.update(w for w in workloads if isinstance(w, str))
-    yield from _check_calls(placed)
-
-
-def _check_workloads(path: str, workloads: list[Any]) -> Iterator[SpecProblem]:
-    seen: set[str] = set()
-    for j, w in enumerate(workloads):
-        if w in seen:
-            yield SpecProblem(f"{path}[{j}]", f"{w!r} is listed twice on this cluster")
-        elif isinstance(w, str) and w not in bookinfo.WORKLOADS:
-            known = ", ".join(bookinfo.WORKLOADS)
-            yield SpecProblem(f"{path}[{j}]", f"{w!r} is not a Bookinfo workload (known: {known})")
-        if isinstance(w, str):
-            seen.add(w)
-
-
-def _check_calls(placed: set[str]) -> Iterator[SpecProblem]:
-    known = placed & set(bookinfo.WORKLOADS)
-    if not known:
-        return
-    if bookinfo.ENTRYPOINT not in known:
-        yield SpecProblem(
-            "bookinfo.placement", f"{bookinfo.ENTRYPOINT!r} (the entry point) is placed nowhere"
-        )
-    served = {bookinfo.WORKLOADS[w].service for w in known}
-    for w in sorted(known):
-        for service in bookinfo.WORKLOADS[w].calls:
-            if service not in served:
-                yield SpecProblem(
-                    "bookinfo.placement", f"{w!r} calls {service!r}, but no {service} workload is placed"
-                )

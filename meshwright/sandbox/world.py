@@ -17,8 +17,9 @@ import yaml
 
 from meshwright.sandbox import store
 from meshwright.sandbox.faults import Api, Faults
+from meshwright.sandbox.gcp.compute import Compute
 from meshwright.sandbox.gcp.errors import GcpError
-from meshwright.sandbox.gcp.models import Compute, Gke
+from meshwright.sandbox.gcp.gke import Gke
 from meshwright.sandbox.gcp.routes import ROUTES
 from meshwright.sandbox.http import Request, Response, Router, Server
 from meshwright.sandbox.kube.fleet import Fleet

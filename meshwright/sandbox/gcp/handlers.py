@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshwright.sandbox.gcp.models import Compute, Gke
+from meshwright.sandbox.gcp.compute import Compute
+from meshwright.sandbox.gcp.gke import Gke
 from meshwright.sandbox.http import Request
 
 

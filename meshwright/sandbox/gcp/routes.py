@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from meshwright.sandbox.gcp import handlers as h
-from meshwright.sandbox.gcp.models import Compute, Gke
+from meshwright.sandbox.gcp.compute import Compute
+from meshwright.sandbox.gcp.gke import Gke
 from meshwright.sandbox.http import Request
 
 GcpHandler = Callable[[Gke, Compute, Request], dict[str, Any]]

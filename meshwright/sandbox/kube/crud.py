@@ -367,7 +367,7 @@ class Cluster:
                 raise not_found(rt.plural, name, rt.group)
             if rt.kind == "Namespace":
                 return self._delete_namespace(rt, obj)
-            self._remove(rt, key)
+            self.remove(rt, key)
         return {
             "kind": "Status",
             "apiVersion": "v1",
@@ -376,7 +376,7 @@ class Cluster:
             "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj["metadata"]["uid"]},
         }
 
-    def _remove(self, rt: ResourceType, key: Key) -> None:
+    def remove(self, rt: ResourceType, key: Key) -> None:
         obj = self.store.delete(key)
         if obj is not None and self.hooks:
             self.hooks.deleted(rt, obj)
@@ -387,8 +387,8 @@ class Cluster:
         ns["metadata"]["deletionTimestamp"] = now_rfc3339()
         self.store.put(self.key(rt, None, name), ns)
         for key in self.store.keys_in_namespace(name):
-            self._remove(self.type_of(key), key)
-        self._remove(rt, self.key(rt, None, name))
+            self.remove(self.type_of(key), key)
+        self.remove(rt, self.key(rt, None, name))
         return self._versioned(rt, ns)
 
     def type_of(self, key: Key) -> ResourceType:
@@ -405,7 +405,7 @@ class Cluster:
                 rt, namespace, labels=query.get("labelSelector"), fields=query.get("fieldSelector")
             )
             for obj in items:
-                self._remove(rt, self.key(rt, obj["metadata"].get("namespace"), obj["metadata"]["name"]))
+                self.remove(rt, self.key(rt, obj["metadata"].get("namespace"), obj["metadata"]["name"]))
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": {}, "items": items}
 
     # -- for controllers ---------------------------------------------------------------------

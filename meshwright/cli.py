@@ -17,7 +17,7 @@ import typer
 from meshwright.errors import MeshwrightError, SpecInvalid
 from meshwright.plan import build_plan, render_text
 from meshwright.sandbox import daemon as sandbox_daemon
-from meshwright.sandbox.settings import state_dir
+from meshwright.sandbox.settings import STATE_ENV, state_dir
 from meshwright.spec import MESH_LABEL, MeshSpec, Target, load_spec
 from meshwright.status import mesh_status
 
@@ -70,9 +70,21 @@ def _flow(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _ensure_sandbox(spec: MeshSpec) -> None:
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help=f"Sandbox state directory (default: ${STATE_ENV}, else .meshwright/sandbox).",
+        show_default=False,
+    ),
+]
+
+
+def _ensure_sandbox(spec: MeshSpec, state: Path | None) -> None:
     if spec.target is not Target.SANDBOX:
         return
+    if state is not None:  # the flows find the sandbox the way every other command does
+        os.environ[STATE_ENV] = str(state_dir(state))
     try:
         info = sandbox_daemon.start(state_dir())
     except sandbox_daemon.SandboxNotRunning as e:
@@ -96,10 +108,11 @@ def up(
     spec: SpecArg,
     kubeconfig: Annotated[Path | None, typer.Option(help="Where to write the kubeconfig.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    state: StateOpt = None,
 ) -> None:
     """Provision the mesh of SPEC: clusters in parallel, firewall, kubeconfig."""
     mesh = read_spec(spec)
-    _ensure_sandbox(mesh)
+    _ensure_sandbox(mesh, state)
     hint = (
         f"\n  What was created so far stays (labelled {MESH_LABEL}={mesh.name}): `meshwright status {spec}` shows it,"
         f"\n  `meshwright up {spec}` resumes where this stopped, `meshwright down {spec}` removes it."
@@ -135,10 +148,11 @@ def down(
     kubeconfig: Annotated[
         Path | None, typer.Option(help="The kubeconfig `up` wrote, removed at the end.")
     ] = None,
+    state: StateOpt = None,
 ) -> None:
     """Delete every cluster labelled with the mesh of SPEC, and its firewall rule."""
     mesh = read_spec(spec)
-    _ensure_sandbox(mesh)
+    _ensure_sandbox(mesh, state)
     report = _run(
         "flows.teardown",
         "teardown_mesh",
@@ -153,10 +167,12 @@ def down(
 
 
 @app.command()
-def status(spec: SpecArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def status(
+    spec: SpecArg, as_json: Annotated[bool, typer.Option("--json")] = False, state: StateOpt = None
+) -> None:
     """What exists of the mesh of SPEC right now."""
     mesh = read_spec(spec)
-    _ensure_sandbox(mesh)
+    _ensure_sandbox(mesh, state)
     try:
         info = mesh_status(mesh)
     except MeshwrightError as e:

@@ -99,11 +99,12 @@ def test_up_with_an_invalid_spec_exits_2_and_creates_nothing(tmp_path: Path) -> 
 
 def test_up_failing_preflight_is_one_clear_line_with_what_to_do(tmp_path: Path) -> None:
     root = tmp_path / "sandbox"
-    env = {**os.environ, "MESHWRIGHT_SANDBOX_STATE": str(root), "PREFECT_HOME": str(tmp_path / "prefect")}
+    env = {k: v for k, v in os.environ.items() if k != "MESHWRIGHT_SANDBOX_STATE"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
     spec = tmp_path / "mesh.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "network": "mesh-vpc"}))
     try:
-        result = cli("up", str(spec), env=env)
+        result = cli("up", "--state", str(root), str(spec), env=env)
         assert result.returncode == 1
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert errors == [

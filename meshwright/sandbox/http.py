@@ -6,6 +6,7 @@ connection, keep-alive, chunked encoding for streams.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -114,7 +115,7 @@ def make_handler(app: Callable[[Request], Response], *, name: str) -> type[BaseH
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                         self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")
-            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            except OSError:  # the client left, or the server is stopping
                 self.close_connection = True
             finally:
                 close = getattr(chunks, "close", None)
@@ -145,6 +146,8 @@ class Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), make_handler(app, name=name))
         self._tls = tls
         self._thread: threading.Thread | None = None
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
@@ -153,7 +156,14 @@ class Server(ThreadingHTTPServer):
         if self._tls is not None:
             # Handshake in the connection's own thread, so one slow client cannot block accept().
             sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._open_lock:
+            self._open.add(sock)
         return sock, addr
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         if isinstance(request, ssl.SSLSocket):
@@ -176,8 +186,16 @@ class Server(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
+        """Stop listening and cut every open connection: a stopped server answers nobody."""
         self.shutdown()
         self.server_close()
+        with self._open_lock:
+            connections, self._open = list(self._open), set()
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 def free_port() -> int:

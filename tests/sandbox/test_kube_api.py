@@ -468,3 +468,17 @@ def test_concurrent_creates_get_distinct_resource_versions(kube: Client) -> None
     versions = [i.metadata.resource_version for i in items if i.metadata.name.startswith("c")]
     assert not errors
     assert len(set(versions)) == 20
+
+
+def test_deleted_cluster_stops_answering(
+    world: World, gke: container_v1.ClusterManagerClient, central: container_v1.Cluster, kube: Client
+) -> None:
+    import urllib3
+
+    from tests.sandbox.conftest import PARENT, wait_done
+
+    assert core(kube).read_namespace("default").metadata.name == "default"
+    wait_done(gke, PARENT, gke.delete_cluster(name=f"{PARENT}/clusters/central").name)
+    kube.configuration.retries = 0
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        core(kube).read_namespace("default", _request_timeout=2)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import google.auth
+import google.auth.exceptions
+import google.auth.transport.requests
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1, container_v1
@@ -24,6 +28,7 @@ from meshwright.sandbox import store
 from meshwright.sandbox.kube.fleet import operator_token
 from meshwright.sandbox.settings import Layout, state_dir
 from meshwright.spec import Target
+from meshwright.translate import google_call
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 # At most this many GKE/Compute calls at once from one process, so 20 clusters do not become a
@@ -53,6 +58,12 @@ class Cloud:
     kube_token: TokenSource
     poll_seconds: float
     api_slots: threading.BoundedSemaphore
+
+    @contextmanager
+    def call(self, *, cluster: str | None, step: str) -> Iterator[None]:
+        """One Google API call: hold one of the process's API slots, translate what the SDK raises."""
+        with self.api_slots, google_call(cluster=cluster, step=step):
+            yield
 
     def kubeconfig_user(self) -> dict[str, Any]:
         """How a kubeconfig user authenticates: gcloud's plugin on GKE, the operator token on the sandbox."""
@@ -103,10 +114,6 @@ def _sandbox(root: Path) -> Cloud:
 
 
 def _gke() -> Cloud:
-    import google.auth
-    import google.auth.exceptions
-    import google.auth.transport.requests
-
     try:
         credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
     except google.auth.exceptions.DefaultCredentialsError as e:

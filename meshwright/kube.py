@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -49,8 +50,6 @@ def connect(
 def _ca_file(ca_certificate: str) -> str:
     # The CA is public; a file is what urllib3 wants. Same content, same path: no pile-up.
     pem = base64.b64decode(ca_certificate)
-    import hashlib
-
     path = Path(tempfile.gettempdir()) / f"meshwright-ca-{hashlib.sha256(pem).hexdigest()[:16]}.crt"
     if not path.exists():
         path.write_bytes(pem)

@@ -7,12 +7,11 @@ from typing import Any
 from meshwright import clients, naming
 from meshwright.errors import NotFound
 from meshwright.spec import MESH_LABEL, MeshSpec
-from meshwright.translate import google_call
 
 
 def mesh_status(spec: MeshSpec) -> dict[str, Any]:
     cloud = clients.cloud(spec.target)
-    with google_call(cluster=None, step="status"):
+    with cloud.call(cluster=None, step="status"):
         found = cloud.container.list_clusters(parent=f"projects/{spec.project}/locations/-").clusters
     clusters = [
         {
@@ -27,7 +26,7 @@ def mesh_status(spec: MeshSpec) -> dict[str, Any]:
     ]
     firewall: dict[str, Any] | None
     try:
-        with google_call(cluster=None, step="status"):
+        with cloud.call(cluster=None, step="status"):
             rule = cloud.firewalls.get(project=spec.project, firewall=naming.firewall_name(spec.name))
         firewall = {"name": rule.name, "source_ranges": list(rule.source_ranges)}
     except NotFound:

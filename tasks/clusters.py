@@ -16,8 +16,7 @@ from meshwright import clients, naming
 from meshwright.errors import Conflict, NotFound, OperationFailed, TransientError
 from meshwright.models import ClusterAccess, ClusterRef, CreateResult
 from meshwright.spec import EXPIRES_LABEL, MESH_LABEL, ClusterSpec, MeshSpec, Target
-from meshwright.translate import google_call
-from tasks.common import RETRYING, Clock, slot
+from tasks.common import RETRYING, Clock
 
 Status = container_v1.Cluster.Status
 WAIT_TIMEOUT = 45 * 60.0
@@ -57,7 +56,7 @@ def get_cluster(
 ) -> container_v1.Cluster | None:
     cloud = clients.cloud(target)
     try:
-        with slot(cloud.api_slots), google_call(cluster=name, step=step):
+        with cloud.call(cluster=name, step=step):
             return cloud.container.get_cluster(name=f"{_parent(project, location)}/clusters/{name}")
     except NotFound:
         return None
@@ -106,7 +105,7 @@ def create_cluster(spec: MeshSpec, name: str, *, expires: int | None) -> CreateR
         return CreateResult(name=name, location=c.location, adopted=True, timing=clock.done())
     cloud, parent = clients.cloud(spec.target), _parent(spec.project, c.location)
     try:
-        with slot(cloud.api_slots), google_call(cluster=name, step="create_cluster"):
+        with cloud.call(cluster=name, step="create_cluster"):
             op = cloud.container.create_cluster(
                 parent=parent, cluster=cluster_request(spec, c, expires=expires)
             )
@@ -123,7 +122,7 @@ def create_cluster(spec: MeshSpec, name: str, *, expires: int | None) -> CreateR
 def _wait_operation(target: Target, operation: str, *, cluster: str, step: str, deadline: float) -> None:
     cloud = clients.cloud(target)
     while time.monotonic() < deadline:
-        with slot(cloud.api_slots), google_call(cluster=cluster, step=step):
+        with cloud.call(cluster=cluster, step=step):
             op = cloud.container.get_operation(name=operation)
         if op.status == container_v1.Operation.Status.DONE:
             if op.error.message or op.status_message:
@@ -177,7 +176,7 @@ def _access(cluster: container_v1.Cluster, clock: Clock, *, started: float) -> C
 
 def list_clusters(target: Target, project: str, *, step: str) -> list[container_v1.Cluster]:
     cloud = clients.cloud(target)
-    with slot(cloud.api_slots), google_call(cluster=None, step=step):
+    with cloud.call(cluster=None, step=step):
         return list(cloud.container.list_clusters(parent=_parent(project, "-")).clusters)
 
 
@@ -209,7 +208,7 @@ def find_expired_clusters(target: Target, project: str, *, now: float) -> list[C
 def _start_delete(target: Target, project: str, location: str, name: str, *, step: str) -> str | None:
     cloud = clients.cloud(target)
     try:
-        with slot(cloud.api_slots), google_call(cluster=name, step=step):
+        with cloud.call(cluster=name, step=step):
             op = cloud.container.delete_cluster(name=f"{_parent(project, location)}/clusters/{name}")
     except NotFound:
         return None

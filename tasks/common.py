@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from prefect.tasks import exponential_backoff
@@ -51,10 +49,3 @@ class Clock:
 
     def done(self) -> Timing:
         return Timing(step=self.step, cluster=self.cluster, started=self.started, finished=time.time())
-
-
-@contextmanager
-def slot(slots: Any) -> Iterator[None]:
-    """Hold one of the process's API slots for the length of one call."""
-    with slots:
-        yield

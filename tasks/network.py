@@ -16,8 +16,7 @@ from meshwright import clients, naming
 from meshwright.errors import NotFound, PermanentError
 from meshwright.models import FirewallResult
 from meshwright.spec import MeshSpec, Target
-from meshwright.translate import google_call
-from tasks.common import RETRYING, Clock, slot
+from tasks.common import RETRYING, Clock
 
 PROTOCOLS = ("tcp", "udp", "icmp", "esp", "ah", "sctp")
 PRIORITY = 900
@@ -51,7 +50,7 @@ def desired_rule(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None) -
 def get_firewall(target: Target, project: str, name: str, *, step: str) -> compute_v1.Firewall | None:
     cloud = clients.cloud(target)
     try:
-        with slot(cloud.api_slots), google_call(cluster=None, step=step):
+        with cloud.call(cluster=None, step=step):
             return cloud.firewalls.get(project=project, firewall=name)
     except NotFound:
         return None
@@ -79,7 +78,7 @@ def _same(current: compute_v1.Firewall, want: compute_v1.Firewall) -> bool:
 def _wait(cloud: clients.Cloud, project: str, op: compute_v1.Operation, *, step: str) -> None:
     # Wait with our own GlobalOperationsClient: the insert's ExtendedOperation poller ignores
     # client_options and would ask compute.googleapis.com.
-    with slot(cloud.api_slots), google_call(cluster=None, step=step):
+    with cloud.call(cluster=None, step=step):
         done = cloud.operations.wait(project=project, operation=op.name)
     if done.http_error_status_code or done.error.errors:
         message = "; ".join(e.message for e in done.error.errors) or done.http_error_message
@@ -101,7 +100,7 @@ def ensure_firewall(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None
     if current is not None and _same(current, want):
         action = "unchanged"
     else:
-        with slot(cloud.api_slots), google_call(cluster=None, step="ensure_firewall"):
+        with cloud.call(cluster=None, step="ensure_firewall"):
             if current is None:
                 op = cloud.firewalls.insert_unary(project=spec.project, firewall_resource=want)
             else:
@@ -127,7 +126,7 @@ def delete_firewall(target: Target, project: str, name: str) -> str:
     if get_firewall(target, project, name, step="delete_firewall") is None:
         return "absent"
     try:
-        with slot(cloud.api_slots), google_call(cluster=None, step="delete_firewall"):
+        with cloud.call(cluster=None, step="delete_firewall"):
             op = cloud.firewalls.delete_unary(project=project, firewall=name)
     except NotFound:
         return "absent"
@@ -139,7 +138,7 @@ def delete_firewall(target: Target, project: str, name: str) -> str:
 def find_expired_firewalls(target: Target, project: str, *, now: float) -> list[str]:
     """meshwright firewall rules whose expiry (in their description) has passed."""
     cloud = clients.cloud(target)
-    with slot(cloud.api_slots), google_call(cluster=None, step="find_expired_firewalls"):
+    with cloud.call(cluster=None, step="find_expired_firewalls"):
         rules = list(cloud.firewalls.list(project=project))
     expired = []
     for rule in rules:
@@ -154,7 +153,7 @@ def check_network(spec: MeshSpec) -> str:
     """Preflight: the VPC network must exist before anything is created in it."""
     cloud = clients.cloud(spec.target)
     try:
-        with slot(cloud.api_slots), google_call(cluster=None, step="check_network"):
+        with cloud.call(cluster=None, step="check_network"):
             cloud.networks.get(project=spec.project, network=spec.network)
     except NotFound:
         raise PermanentError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -153,8 +154,6 @@ def kubeconfig(root: Path, *, cluster: str | None = None) -> dict[str, Any]:
         endpoints = {cluster: endpoints[cluster]}
     layout, token = Layout(root), operator_token(Layout(root))
     cas = {p.parent.name: p for p in (layout.root / "ca").glob("*/*/*/ca.crt")}
-    import base64
-
     entries = []
     for name, url in sorted(endpoints.items()):
         ca = base64.b64encode(cas[name].read_bytes()).decode() if name in cas else ""

@@ -58,7 +58,6 @@ class World:
         def run(r: Request) -> Response:
             return self._call(handler, api, r)
 
-        run.api = api  # type: ignore[attr-defined]
         return run
 
     # -- lifecycle ---------------------------------------------------------------------------

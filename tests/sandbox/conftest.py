@@ -14,15 +14,23 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1, container_v1
 
+from meshwright.sandbox import store
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.kube.fleet import operator_token
-from meshwright.sandbox.settings import Latency
+from meshwright.sandbox.settings import Latency, Layout
 from meshwright.sandbox.world import World
 
 FAST = Latency(create=0.3, delete=0.2, pending=0.05, firewall=0.0, rollout=0.1, loadbalancer=0.1)
 PROJECT = "demo-project"
 ZONE = "us-central1-a"
 PARENT = f"projects/{PROJECT}/locations/{ZONE}"
+
+
+def register(w: World) -> None:
+    """Make an in-process world findable like a daemon (no pid: nothing may signal the test process)."""
+    store.write_json(
+        Layout(w.layout.root).daemon, {"port": w.server.port if w.server else 0, "gcp": w.base_url()}
+    )
 
 
 @pytest.fixture

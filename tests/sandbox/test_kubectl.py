@@ -11,10 +11,9 @@ import pytest
 import yaml
 from google.cloud import container_v1
 
-from meshwright.sandbox import daemon, store
-from meshwright.sandbox.settings import Layout
+from meshwright.sandbox import daemon
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import running_cluster
+from tests.sandbox.conftest import register, running_cluster
 
 pytestmark = pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl is not installed on this machine"
@@ -63,10 +62,7 @@ def write_kubeconfig(world: World, path: Path) -> None:
 
 @pytest.fixture
 def kubectl(world: World, central: container_v1.Cluster, tmp_path: Path) -> Kubectl:
-    store.write_json(
-        Layout(world.layout.root).daemon,
-        {"pid": 0, "port": world.server.port if world.server else 0, "gcp": world.base_url()},
-    )
+    register(world)
     config = tmp_path / "kubeconfig"
     write_kubeconfig(world, config)
     env = {

@@ -9,19 +9,17 @@ import pytest
 from prefect.logging import disable_run_logger
 
 from meshwright import clients
-from meshwright.sandbox import store
-from meshwright.sandbox.settings import STATE_ENV, Layout
+from meshwright.sandbox.settings import STATE_ENV
 from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec, validate_spec
-from tests.sandbox.conftest import FAST
+from tests.sandbox.conftest import FAST, register
 
 
 @pytest.fixture
 def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     root = tmp_path / "sandbox"
     world = World(root, latency=FAST).start()
-    assert world.server is not None
-    store.write_json(Layout(root).daemon, {"pid": 0, "port": world.server.port, "gcp": world.base_url()})
+    register(world)
     monkeypatch.setenv(STATE_ENV, str(root))
     clients.reset_cache()
     yield world

@@ -18,6 +18,7 @@ from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.crud import Cluster
 from meshwright.sandbox.kube.objects import Gone
 from meshwright.sandbox.kube.registry import ResourceType
+from meshwright.sandbox.kube.selectors import field_selector, label_selector
 from meshwright.sandbox.kube.status import KubeError, bad_request, status_body
 from meshwright.sandbox.settings import Latency
 
@@ -272,8 +273,6 @@ class ClusterApi:
     # -- watch -------------------------------------------------------------------------------
 
     def _watch(self, t: Target, q: dict[str, str]) -> Response:
-        from meshwright.sandbox.kube.selectors import field_selector, label_selector
-
         match_l, match_f = label_selector(q.get("labelSelector")), field_selector(q.get("fieldSelector"))
         timeout = min(float(q.get("timeoutSeconds") or MAX_WATCH), MAX_WATCH)
         rv = q.get("resourceVersion") or "0"

@@ -298,14 +298,15 @@ class Cluster:
                 )
             if current is None:
                 raise not_found(rt.plural, name, rt.group)
-            patched = self._patched(rt, current, _decode(body, content_type), content_type)
+            patch_body = _decode(body, content_type)
+            patched = self._patched(rt, current, patch_body, content_type)
             rv = (patched.get("metadata") or {}).get("resourceVersion")
             if rv and rv != current["metadata"]["resourceVersion"]:
                 raise conflict(rt.plural, name, rt.group)
             p.record_update(
                 patched,
                 manager=manager or "unknown",
-                changed=_decode(body, content_type) if isinstance(_decode(body, content_type), dict) else {},
+                changed=patch_body if isinstance(patch_body, dict) else {},
                 subresource=subresource,
             )
             return 200, self._replace(

@@ -198,3 +198,21 @@ def test_kubectl_create_generators_send_protobuf_and_work(kubectl: Kubectl) -> N
         in run("rollout", "status", "deploy/web", "-n", "gen", "--timeout=30s").stdout
     )
     assert run("create", "token", "reader", "-n", "gen").stdout.count(".") == 2
+
+
+def test_get_watch_prints_table_rows(kubectl: Kubectl) -> None:
+    import threading
+
+    results: list[subprocess.CompletedProcess[str]] = []
+    watcher = threading.Thread(
+        target=lambda: results.append(kubectl("get", "ns", "-w", "--request-timeout=4s", check=False))
+    )
+    watcher.start()
+    import time
+
+    time.sleep(1.5)
+    kubectl("create", "namespace", "watched")
+    watcher.join(timeout=30)
+    rows = [line.split() for line in results[0].stdout.splitlines()]
+    assert rows[0] == ["NAME", "STATUS", "AGE"]
+    assert ["watched", "Active"] in [row[:2] for row in rows]

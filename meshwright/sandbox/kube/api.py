@@ -142,7 +142,7 @@ class ClusterApi:
         if t.name is None:
             if r.method == "GET":
                 if q.get("watch") in ("true", "1"):
-                    return self._watch(t, q)
+                    return self._watch(t, q, as_table=tables.wants_table(accept))
                 listed = c.list(t.rt, t.namespace, q)
                 if tables.wants_table(accept):
                     return Response(
@@ -272,7 +272,7 @@ class ClusterApi:
 
     # -- watch -------------------------------------------------------------------------------
 
-    def _watch(self, t: Target, q: dict[str, str]) -> Response:
+    def _watch(self, t: Target, q: dict[str, str], *, as_table: bool = False) -> Response:
         match_l, match_f = label_selector(q.get("labelSelector")), field_selector(q.get("fieldSelector"))
         timeout = min(float(q.get("timeoutSeconds") or MAX_WATCH), MAX_WATCH)
         rv = q.get("resourceVersion") or "0"
@@ -282,11 +282,21 @@ class ClusterApi:
             200,
             None,
             {"Content-Type": "application/json"},
-            stream=self._events(t, int(rv), timeout, match_l, match_f),
+            stream=self._events(t, int(rv), timeout, match_l, match_f, as_table=as_table),
         )
 
-    def _events(self, t: Target, rv: int, timeout: float, match_l: Any, match_f: Any) -> Iterator[bytes]:
+    def _events(
+        self, t: Target, rv: int, timeout: float, match_l: Any, match_f: Any, *, as_table: bool
+    ) -> Iterator[bytes]:
         store, deadline = self.cluster.store, time.monotonic() + timeout
+
+        def shaped(obj: dict[str, Any]) -> dict[str, Any]:
+            # kubectl get -w asks for Table events; each carries one row.
+            return (
+                tables.table(t.rt, [obj], resource_version=obj["metadata"]["resourceVersion"])
+                if as_table
+                else obj
+            )
 
         def wanted(key: tuple[str, str, str], obj: dict[str, Any]) -> bool:
             return (
@@ -296,13 +306,12 @@ class ClusterApi:
                 and match_f(obj)
             )
 
-        with self.cluster.lock:
-            if rv == 0:
-                initial = self.cluster.select(t.rt, t.namespace)
-                rv = store.rv
-                for obj in initial:
-                    if match_l(obj) and match_f(obj):
-                        yield _event("ADDED", obj)
+        if rv == 0:
+            with self.cluster.lock:  # a consistent snapshot; sent after the lock is let go
+                initial, rv = self.cluster.select(t.rt, t.namespace), store.rv
+            for obj in initial:
+                if match_l(obj) and match_f(obj):
+                    yield _event("ADDED", shaped(obj))
         while not self.stopping and time.monotonic() < deadline:
             try:
                 with store.changed:
@@ -319,7 +328,9 @@ class ClusterApi:
             for ev in events:
                 rv = ev.rv
                 if wanted(ev.key, ev.obj):
-                    yield _event(ev.type, {**ev.obj, "apiVersion": t.rt.api_version, "kind": t.rt.kind})
+                    yield _event(
+                        ev.type, shaped({**ev.obj, "apiVersion": t.rt.api_version, "kind": t.rt.kind})
+                    )
 
 
 def _lenient_json(r: Request) -> Any:

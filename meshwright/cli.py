@@ -19,7 +19,6 @@ from meshwright.plan import build_plan, render_text
 from meshwright.sandbox import daemon as sandbox_daemon
 from meshwright.sandbox.settings import STATE_ENV, state_dir
 from meshwright.spec import MESH_LABEL, MeshSpec, Target, load_spec
-from meshwright.status import mesh_status
 
 app = typer.Typer(
     name="meshwright",
@@ -173,6 +172,8 @@ def status(
     """What exists of the mesh of SPEC right now."""
     mesh = read_spec(spec)
     _ensure_sandbox(mesh, state)
+    from meshwright.status import mesh_status  # Google's clients load only for commands that call them
+
     try:
         info = mesh_status(mesh)
     except MeshwrightError as e:

@@ -75,7 +75,7 @@ def start(root: Path, *, latency: str | None = None, faults: str | None = None) 
     if health(root):
         return status(root)
     root.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "meshwright", "sandbox", "serve", "--state", str(root)]
+    cmd = [sys.executable, "-m", "meshwright.sandbox", "serve", "--state", str(root)]
     cmd += ["--latency", latency] if latency else []
     cmd += ["--faults", str(Path(faults).resolve())] if faults else []
     with Layout(root).log.open("ab") as log:

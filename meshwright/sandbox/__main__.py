@@ -1,0 +1,9 @@
+"""`python -m meshwright.sandbox serve ...`: the daemon's own entry point.
+
+It loads only the sandbox, not the CLI with its Google and Prefect imports, which would
+cost the daemon a hundred MiB for nothing.
+"""
+
+from meshwright.sandbox_cli import app
+
+app()

@@ -1,18 +1,42 @@
-"""What exists of a mesh right now, read straight from the cloud (no Prefect, no cache)."""
+"""What exists right now, read straight from the cloud (no Prefect, no cache).
+
+The tasks read the world through these too, so `status` and the flows see it the same way.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from google.cloud import compute_v1, container_v1
+
 from meshwright import clients, naming
 from meshwright.errors import NotFound
-from meshwright.spec import MESH_LABEL, MeshSpec
+from meshwright.spec import MESH_LABEL, MeshSpec, Target
+
+
+def list_clusters(target: Target, project: str, *, step: str) -> list[container_v1.Cluster]:
+    """Every cluster of the project, in every location."""
+    cloud = clients.cloud(target)
+    with cloud.call(cluster=None, step=step):
+        return list(cloud.container.list_clusters(parent=f"projects/{project}/locations/-").clusters)
+
+
+def mesh_clusters(target: Target, project: str, mesh: str, *, step: str) -> list[container_v1.Cluster]:
+    """The clusters labelled as this mesh's, wherever they are."""
+    return [c for c in list_clusters(target, project, step=step) if c.resource_labels.get(MESH_LABEL) == mesh]
+
+
+def get_firewall(target: Target, project: str, name: str, *, step: str) -> compute_v1.Firewall | None:
+    """A firewall rule, or None where there is none."""
+    cloud = clients.cloud(target)
+    try:
+        with cloud.call(cluster=None, step=step):
+            return cloud.firewalls.get(project=project, firewall=name)
+    except NotFound:
+        return None
 
 
 def mesh_status(spec: MeshSpec) -> dict[str, Any]:
-    cloud = clients.cloud(spec.target)
-    with cloud.call(cluster=None, step="status"):
-        found = cloud.container.list_clusters(parent=f"projects/{spec.project}/locations/-").clusters
     clusters = [
         {
             "name": c.name,
@@ -21,16 +45,10 @@ def mesh_status(spec: MeshSpec) -> dict[str, Any]:
             "endpoint": c.endpoint,
             "pod_cidr": c.cluster_ipv4_cidr,
         }
-        for c in found
-        if c.resource_labels.get(MESH_LABEL) == spec.name
+        for c in mesh_clusters(spec.target, spec.project, spec.name, step="status")
     ]
-    firewall: dict[str, Any] | None
-    try:
-        with cloud.call(cluster=None, step="status"):
-            rule = cloud.firewalls.get(project=spec.project, firewall=naming.firewall_name(spec.name))
-        firewall = {"name": rule.name, "source_ranges": list(rule.source_ranges)}
-    except NotFound:
-        firewall = None
+    rule = get_firewall(spec.target, spec.project, naming.firewall_name(spec.name), step="status")
+    firewall = {"name": rule.name, "source_ranges": list(rule.source_ranges)} if rule else None
     missing = sorted({c.name for c in spec.clusters} - {c["name"] for c in clusters})
     return {
         "mesh": spec.name,

@@ -16,6 +16,7 @@ from meshwright import clients, naming
 from meshwright.errors import Conflict, NotFound, OperationFailed, TransientError
 from meshwright.models import ClusterAccess, ClusterRef, CreateResult
 from meshwright.spec import EXPIRES_LABEL, MESH_LABEL, ClusterSpec, MeshSpec, Target
+from meshwright.status import list_clusters, mesh_clusters
 from tasks.common import RETRYING, Clock
 
 Status = container_v1.Cluster.Status
@@ -174,12 +175,6 @@ def _access(cluster: container_v1.Cluster, clock: Clock, *, started: float) -> C
     )
 
 
-def list_clusters(target: Target, project: str, *, step: str) -> list[container_v1.Cluster]:
-    cloud = clients.cloud(target)
-    with cloud.call(cluster=None, step=step):
-        return list(cloud.container.list_clusters(parent=_parent(project, "-")).clusters)
-
-
 def _ref(c: container_v1.Cluster) -> ClusterRef:
     return ClusterRef(name=c.name, location=c.location, status=c.status.name, labels=dict(c.resource_labels))
 
@@ -187,11 +182,7 @@ def _ref(c: container_v1.Cluster) -> ClusterRef:
 @task(cache_policy=NO_CACHE, **RETRYING)
 def find_mesh_clusters(target: Target, project: str, mesh: str) -> list[ClusterRef]:
     """Every cluster of the project labelled as this mesh's, wherever it is."""
-    return [
-        _ref(c)
-        for c in list_clusters(target, project, step="find_mesh_clusters")
-        if c.resource_labels.get(MESH_LABEL) == mesh
-    ]
+    return [_ref(c) for c in mesh_clusters(target, project, mesh, step="find_mesh_clusters")]
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)

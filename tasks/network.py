@@ -16,6 +16,7 @@ from meshwright import clients, naming
 from meshwright.errors import NotFound, PermanentError
 from meshwright.models import FirewallResult
 from meshwright.spec import MeshSpec, Target
+from meshwright.status import get_firewall
 from tasks.common import RETRYING, Clock
 
 PROTOCOLS = ("tcp", "udp", "icmp", "esp", "ah", "sctp")
@@ -45,15 +46,6 @@ def desired_rule(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None) -
         target_tags=[naming.node_tag(spec.name)],
         allowed=[compute_v1.Allowed(I_p_protocol=p) for p in PROTOCOLS],
     )
-
-
-def get_firewall(target: Target, project: str, name: str, *, step: str) -> compute_v1.Firewall | None:
-    cloud = clients.cloud(target)
-    try:
-        with cloud.call(cluster=None, step=step):
-            return cloud.firewalls.get(project=project, firewall=name)
-    except NotFound:
-        return None
 
 
 def _kept_expiry(spec: MeshSpec, current: compute_v1.Firewall | None, expires: int | None) -> int | None:

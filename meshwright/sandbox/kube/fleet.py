@@ -20,6 +20,7 @@ from typing import Any
 from meshwright.pki import KeyPair, new_root_ca, new_server_cert
 from meshwright.sandbox import store
 from meshwright.sandbox.faults import Faults
+from meshwright.sandbox.gcp.gke import cluster_id
 from meshwright.sandbox.http import Server, free_port
 from meshwright.sandbox.kube.api import ClusterApi
 from meshwright.sandbox.kube.auth import TokenAuthority
@@ -73,13 +74,16 @@ class Fleet:
     # -- ClusterHooks ------------------------------------------------------------------------
 
     def prepare(self, cluster_id: str) -> tuple[int, str]:
+        return self._port(cluster_id), base64.b64encode(self._ca(cluster_id).cert_pem).decode()
+
+    def _port(self, cluster_id: str) -> int:
+        """The cluster's API port: chosen once, then the same across restarts."""
         meta_path = self.layout.kube_dir(cluster_id) / "meta.json"
         meta = store.read_json(meta_path, {})
         if "port" not in meta:
             meta["port"] = free_port()
             store.write_json(meta_path, meta)
-        ca = self._ca(cluster_id)
-        return meta["port"], base64.b64encode(ca.cert_pem).decode()
+        return int(meta["port"])
 
     def _ca(self, cluster_id: str) -> KeyPair:
         directory = self.layout.ca_dir(cluster_id)
@@ -95,11 +99,10 @@ class Fleet:
         return KeyPair(cert.read_bytes(), key.read_bytes())
 
     def running(self, cluster: dict[str, Any]) -> None:
-        cid = f"{cluster['_project']}/{cluster['location']}/{cluster['name']}"
+        cid = cluster_id(cluster["_project"], cluster["location"], cluster["name"])
         if cid in self.running_apis:
             return
-        port, _ = self.prepare(cid)
-        ca = self._ca(cid)
+        port, ca = self._port(cid), self._ca(cid)
         data = Cluster(cluster["name"], self.layout.kube_dir(cid) / "objects")
         authority = TokenAuthority(
             issuer=f"https://container.googleapis.com/v1/projects/{cid}",
@@ -144,7 +147,7 @@ class Fleet:
         return KeyPair(cert.read_bytes(), key.read_bytes())
 
     def deleted(self, cluster: dict[str, Any]) -> None:
-        cid = f"{cluster['_project']}/{cluster['location']}/{cluster['name']}"
+        cid = cluster_id(cluster["_project"], cluster["location"], cluster["name"])
         running = self.running_apis.pop(cid, None)
         if running:
             running.stop()

@@ -1,4 +1,4 @@
-"""What the GKE and Compute emulators share: record views, timestamps, operation ids."""
+"""What the GKE and Compute emulators share: record views and operation ids."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from typing import Any
 def public(record: dict[str, Any]) -> dict[str, Any]:
     """The API view of a record: everything but the sandbox's own `_` fields."""
     return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
-def rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
 
 
 def operation_id() -> str:

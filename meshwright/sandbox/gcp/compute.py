@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from meshwright.sandbox.clock import rfc3339_micros
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.gcp import errors as e
-from meshwright.sandbox.gcp.common import operation_id, public, rfc3339
+from meshwright.sandbox.gcp.common import operation_id, public
 from meshwright.sandbox.gcp.filters import compile_filter
 from meshwright.sandbox.settings import Latency
 
@@ -77,7 +78,7 @@ class Compute:
             "name": name,
             "autoCreateSubnetworks": bool(body.get("autoCreateSubnetworks", True)),
             "routingConfig": {"routingMode": "REGIONAL"},
-            "creationTimestamp": rfc3339(self.now()),
+            "creationTimestamp": rfc3339_micros(self.now()),
             "selfLink": self._link(project, "networks", name),
             "_project": project,
         }
@@ -177,7 +178,7 @@ class Compute:
             proto = str(allowed.get("IPProtocol", "")).lower()
             if proto not in PROTOCOLS and not proto.isdigit():
                 raise e.invalid(f"Invalid value for field 'resource.allowed[].IPProtocol': '{proto}'.")
-        created = (base or {}).get("creationTimestamp") or rfc3339(self.now())
+        created = (base or {}).get("creationTimestamp") or rfc3339_micros(self.now())
         rule = {
             "kind": "compute#firewall",
             "id": (base or {}).get("id") or str(secrets.randbits(63)),
@@ -233,7 +234,7 @@ class Compute:
         # Changes are applied before the answer, so the operation is DONE at once: the client's
         # ExtendedOperation poller then needs no further request (it ignores client_options).
         name = operation_id()
-        stamp = rfc3339(self.now())
+        stamp = rfc3339_micros(self.now())
         op = {
             "kind": "compute#operation",
             "id": str(secrets.randbits(63)),

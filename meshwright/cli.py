@@ -15,10 +15,11 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from meshwright.errors import MeshwrightError, SpecInvalid
+from meshwright.naming import MESH_LABEL
 from meshwright.plan import build_plan, render_text
 from meshwright.sandbox import daemon as sandbox_daemon
 from meshwright.sandbox.settings import STATE_ENV, state_dir
-from meshwright.spec import MESH_LABEL, MeshSpec, Target, load_spec
+from meshwright.spec import MeshSpec, Target, load_spec
 
 app = typer.Typer(
     name="meshwright",

@@ -1,20 +1,46 @@
-"""Every name and label meshwright derives from a spec, in one place.
+"""Every name and label meshwright derives from a spec or shares between stages, in one place.
 
-The reaper and teardown find resources by these labels, so creation and deletion must agree.
+The reaper and teardown find resources by these labels, so creation and deletion must agree;
+`plan` renders the same constants the tasks use, so it cannot drift from what the flows do.
+This module imports nothing of meshwright at run time: the spec itself uses its labels.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from meshwright.spec import EXPIRES_LABEL, MESH_LABEL, ClusterSpec, MeshSpec
+if TYPE_CHECKING:
+    from meshwright.spec import ClusterSpec, MeshSpec
 
+# -- labels on cloud resources ---------------------------------------------------------------
+RESERVED_LABEL_PREFIX = "meshwright-"
+MESH_LABEL = "meshwright-mesh"
+EXPIRES_LABEL = "meshwright-expires"
+
+# -- the firewall rule between the pod ranges ------------------------------------------------
+FIREWALL_PRIORITY = 900
+FIREWALL_PROTOCOLS = ("tcp", "udp", "icmp", "esp", "ah", "sctp")
+
+# -- Istio -----------------------------------------------------------------------------------
 ISTIO_NAMESPACE = "istio-system"
-REMOTE_SECRET_LABEL = "istio/multiCluster"
-READER_SERVICE_ACCOUNT = "istio-reader-service-account"
-HELM_RELEASES = ("istio-base", "istiod")
+BASE_RELEASE = "istio-base"
+ISTIOD_RELEASE = "istiod"
 EASTWEST_RELEASE = "istio-eastwestgateway"
+INGRESS_RELEASE = "istio-ingressgateway"
+CACERTS_SECRET = "cacerts"
+READER_SERVICE_ACCOUNT = "istio-reader-service-account"
+READER_TOKEN_SECRET = "istio-reader-service-account-istio-remote-secret-token"
+REMOTE_SECRET_LABEL = "istio/multiCluster"
+REMOTE_SECRET_ANNOTATION = "networking.istio.io/cluster"
+NETWORK_LABEL = "topology.istio.io/network"
+CONTROL_PLANE_CLUSTERS_ANNOTATION = "topology.istio.io/controlPlaneClusters"
+
+# -- the kubeconfig meshwright writes ---------------------------------------------------------
+# An extension in the kubeconfig's preferences naming the mesh and project it was written for,
+# so that `up` can refuse to overwrite the kubeconfig of another mesh.
+KUBECONFIG_EXTENSION = "meshwright"
 
 
 def firewall_name(mesh: str) -> str:

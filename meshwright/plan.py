@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 from meshwright import bookinfo, naming
 from meshwright.spec import ClusterSpec, MeshSpec
 
+NOT_YET = "(not yet implemented)"
+
 
 class Resource(BaseModel):
     """One thing the workflow creates in the cloud, in a cluster or on disk."""
@@ -30,10 +32,13 @@ class Step(BaseModel):
 
 
 class Stage(BaseModel):
+    """Steps that may run together; `implemented` is False while no flow runs the stage yet."""
+
     name: str
     description: str
     parallel: bool
     steps: list[Step]
+    implemented: bool = True
 
 
 class Plan(BaseModel):
@@ -62,16 +67,38 @@ def build_plan(spec: MeshSpec) -> Plan:
         ),
         _stage("firewall", "let the pod ranges of all clusters reach each other", [_firewall(spec)]),
         _stage("kubeconfig", "write a kubeconfig with one context per cluster", [_kubeconfig(spec)]),
-        _stage("trust", "shared root CA: istio-system and cacerts in every cluster", _trust(spec)),
-        _stage("istio-primaries", "control planes on the primaries", _istio(spec, spec.primaries)),
-        _stage("istio-remotes", "remote profile on the remotes", _istio(spec, spec.remotes)),
-        _stage("remote-secrets", "let every primary read the other clusters", _remote_secrets(spec)),
+        _stage(
+            "trust",
+            "shared root CA: istio-system and cacerts in every cluster",
+            _trust(spec),
+            implemented=False,
+        ),
+        _stage(
+            "istio-primaries",
+            "control planes on the primaries",
+            _istio(spec, spec.primaries),
+            implemented=False,
+        ),
+        _stage(
+            "istio-remotes", "remote profile on the remotes", _istio(spec, spec.remotes), implemented=False
+        ),
+        _stage(
+            "remote-secrets",
+            "let every primary read the other clusters",
+            _remote_secrets(spec),
+            implemented=False,
+        ),
     ]
     if spec.bookinfo:
-        stages.append(_stage("bookinfo", "deploy Bookinfo split across clusters", _bookinfo(spec)))
-        stages.append(
-            _stage("verify", "prove that traffic crosses clusters", [Step(name="verify_cross_cluster")])
-        )
+        stages += [
+            _stage("bookinfo", "deploy Bookinfo split across clusters", _bookinfo(spec), implemented=False),
+            _stage(
+                "verify",
+                "prove that traffic crosses clusters",
+                [Step(name="verify_cross_cluster")],
+                implemented=False,
+            ),
+        ]
     return Plan(
         mesh=spec.name,
         target=spec.target.value,
@@ -81,14 +108,17 @@ def build_plan(spec: MeshSpec) -> Plan:
     )
 
 
-def _stage(name: str, description: str, steps: list[Step]) -> Stage:
-    return Stage(name=name, description=description, parallel=len(steps) > 1, steps=steps)
+def _stage(name: str, description: str, steps: list[Step], *, implemented: bool = True) -> Stage:
+    """A stage; `implemented=False` marks one that `plan` shows but no flow runs yet."""
+    return Stage(
+        name=name, description=description, parallel=len(steps) > 1, steps=steps, implemented=implemented
+    )
 
 
 def _create_cluster(spec: MeshSpec, c: ClusterSpec) -> Step:
     labels = naming.resource_labels(spec, c, expires=None)
     if spec.ttl:
-        labels["meshwright-expires"] = f"<now + {spec.ttl}>"
+        labels[naming.EXPIRES_LABEL] = f"<now + {spec.ttl}>"
     details = {
         "location": c.location,
         "role": c.role.value,
@@ -109,10 +139,10 @@ def _firewall(spec: MeshSpec) -> Step:
         details={
             "network": spec.network,
             "direction": "INGRESS",
-            "priority": "900",
+            "priority": str(naming.FIREWALL_PRIORITY),
             "source_ranges": "pod CIDRs of " + ", ".join(c.name for c in spec.clusters),
             "target_tag": naming.node_tag(spec.name),
-            "allow": "tcp, udp, icmp, esp, ah, sctp",
+            "allow": ", ".join(naming.FIREWALL_PROTOCOLS),
         },
     )
     return Step(name="ensure_firewall", resources=[rule])
@@ -131,9 +161,9 @@ def _kubeconfig(spec: MeshSpec) -> Step:
 def _trust(spec: MeshSpec) -> list[Step]:
     steps = []
     for c in spec.clusters:
-        ns = {"network": spec.istio_network(c)} if spec.multi_network else {}
+        ns = {naming.NETWORK_LABEL: spec.istio_network(c)} if spec.multi_network else {}
         if c.primary:
-            ns["controlPlaneClusters"] = c.primary
+            ns[naming.CONTROL_PLANE_CLUSTERS_ANNOTATION] = c.primary
         steps.append(
             Step(
                 name="install_cacerts",
@@ -142,7 +172,7 @@ def _trust(spec: MeshSpec) -> list[Step]:
                     Resource(kind="namespace", name=naming.ISTIO_NAMESPACE, cluster=c.name, details=ns),
                     Resource(
                         kind="secret",
-                        name="cacerts",
+                        name=naming.CACERTS_SECRET,
                         cluster=c.name,
                         details={
                             "namespace": naming.ISTIO_NAMESPACE,
@@ -168,11 +198,14 @@ def _istio(spec: MeshSpec, clusters: list[ClusterSpec]) -> list[Step]:
         common = {"namespace": naming.ISTIO_NAMESPACE, "version": spec.istio.version, "profile": profile}
         releases = [
             Resource(
-                kind="helm-release", name="istio-base", cluster=c.name, details={**common, "chart": "base"}
+                kind="helm-release",
+                name=naming.BASE_RELEASE,
+                cluster=c.name,
+                details={**common, "chart": "base"},
             ),
             Resource(
                 kind="helm-release",
-                name="istiod",
+                name=naming.ISTIOD_RELEASE,
                 cluster=c.name,
                 details={
                     **common,
@@ -213,7 +246,7 @@ def _remote_secrets(spec: MeshSpec) -> list[Step]:
                     details={
                         "namespace": naming.ISTIO_NAMESPACE,
                         "reads": src,
-                        "label": "istio/multiCluster=true",
+                        "label": f"{naming.REMOTE_SECRET_LABEL}=true",
                     },
                 )
             ],
@@ -252,14 +285,21 @@ def render_text(plan: Plan) -> str:
         "",
     ]
     for i, stage in enumerate(plan.stages, 1):
-        mode = f"{len(stage.steps)} in parallel" if stage.parallel else "1 step"
-        lines.append(f"Stage {i}/{len(plan.stages)}: {stage.name} — {stage.description} ({mode})")
-        for step in stage.steps:
-            where = f" [{step.cluster}]" if step.cluster else ""
-            lines.append(f"  {step.name}{where}")
-            for r in step.resources:
-                details = "  ".join(f"{k}={v}" for k, v in r.details.items())
-                lines.append(f"    + {r.kind} {r.name}  {details}".rstrip())
+        lines += _stage_lines(stage, f"{i}/{len(plan.stages)}")
     total = sum(1 for _ in plan.resources())
-    lines += ["", f"{total} resources to create in {len(plan.stages)} stages."]
+    later = sum(1 for s in plan.stages if not s.implemented)
+    note = f" ({later} of them {NOT_YET.strip('()')})" if later else ""
+    lines += ["", f"{total} resources to create in {len(plan.stages)} stages{note}."]
     return "\n".join(lines)
+
+
+def _stage_lines(stage: Stage, position: str) -> list[str]:
+    mode = f"{len(stage.steps)} in parallel" if stage.parallel else "1 step"
+    later = "" if stage.implemented else f" {NOT_YET}"
+    lines = [f"Stage {position}: {stage.name} — {stage.description} ({mode}){later}"]
+    for step in stage.steps:
+        lines.append(f"  {step.name}" + (f" [{step.cluster}]" if step.cluster else ""))
+        for r in step.resources:
+            details = "  ".join(f"{k}={v}" for k, v in r.details.items())
+            lines.append(f"    + {r.kind} {r.name}  {details}".rstrip())
+    return lines

@@ -13,16 +13,16 @@ from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from meshwright.errors import SpecInvalid, SpecProblem
+from meshwright.naming import EXPIRES_LABEL, MESH_LABEL, RESERVED_LABEL_PREFIX
 from meshwright.spec_checks import cross_check
 
-MESH_LABEL = "meshwright-mesh"
-EXPIRES_LABEL = "meshwright-expires"
-RESERVED_LABEL_PREFIX = "meshwright-"
+__all__ = ["EXPIRES_LABEL", "MESH_LABEL", "MeshSpec", "Target", "load_spec", "parse_spec", "validate_spec"]
 
 _RFC1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
@@ -38,6 +38,9 @@ CLUSTER_NAME_MAX = 40
 # The longest name derived from the mesh name is "meshwright-<mesh>-pods" (a firewall rule, 63 max).
 MESH_NAME_MAX = 63 - len("meshwright--pods")
 MAX_TTL_SECONDS = 30 * 86400
+# A spec is a few KiB; reading stops here, so /dev/zero or a disk image is one clear problem.
+MAX_SPEC_BYTES = 1024 * 1024
+_CHART_SCHEMES = ("http", "https", "oci")
 _PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
@@ -104,12 +107,58 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+def _resolve(path: str, info: ValidationInfo) -> str:
+    """A relative path means relative to the spec file (when the spec came from a file)."""
+    base = (info.context or {}).get("base_dir")
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() or base is None else Path(base) / p)
+
+
+def _charts_rule(value: str, info: ValidationInfo) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme in ("http", "https") and not urlsplit(value).netloc:
+        raise ValueError(f"{value!r} is a URL without a host")
+    if scheme == "oci" and not value.removeprefix("oci://").strip("/"):
+        raise ValueError(f"{value!r} names no OCI repository")
+    if scheme and scheme not in _CHART_SCHEMES and len(scheme) > 1:  # c:/ is no scheme
+        raise ValueError(
+            f"{value!r}: charts come from an http(s) Helm repository, an oci:// reference or a local directory"
+        )
+    return value if scheme in _CHART_SCHEMES else _resolve(value, info)
+
+
+class RootCaSpec(_Model):
+    """Bring your own root CA: PEM files of its certificate and key (the key file should be 0600).
+
+    Validation checks only that both are given; the files are read when the trust stage runs.
+    """
+
+    cert: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+    @field_validator("cert", "key")
+    @classmethod
+    def _path(cls, v: str, info: ValidationInfo) -> str:
+        return _resolve(v, info)
+
+
 class IstioSpec(_Model):
-    """Which Istio to install, from where, and the mesh id shared by all clusters."""
+    """Which Istio to install, from where, with which root CA, and the mesh id shared by all clusters.
+
+    `charts` is a Helm repository URL (http/https), an `oci://` reference or a local directory
+    holding base/, istiod/ and gateway/; None means the target's default (Istio's repository on
+    GKE, the bundled charts on the sandbox). `root_ca` None means meshwright makes a root.
+    """
 
     version: str = "1.30.3"
-    charts: str = "https://istio-release.storage.googleapis.com/charts"
+    charts: str | None = None
+    root_ca: RootCaSpec | None = None
     mesh_id: str | None = None
+
+    @field_validator("charts")
+    @classmethod
+    def _charts(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return None if v is None else _charts_rule(v, info)
 
     @field_validator("version")
     @classmethod
@@ -172,10 +221,6 @@ class ClusterSpec(_Model):
     @property
     def role(self) -> Role:
         return Role.REMOTE if self.primary else Role.PRIMARY
-
-    @property
-    def is_region(self) -> bool:
-        return bool(_REGION.match(self.location))
 
 
 class BookinfoSpec(_Model):
@@ -288,34 +333,58 @@ class MeshSpec(_Model):
 
 
 def load_spec(path: str | Path) -> MeshSpec:
-    """Read and validate a spec file. Raises SpecInvalid listing every problem."""
+    """Read and validate a spec file. Raises SpecInvalid listing every problem.
+
+    Reads at most MAX_SPEC_BYTES (1 MiB) and accepts only UTF-8 text, so a binary file, a huge
+    file or /dev/zero is one problem rather than a crash. Relative paths in the spec (root CA
+    files, a local charts directory) resolve against the spec file's directory.
+    """
     source = str(path)
+    text = _read_text(Path(path), source=source)
+    return parse_spec(text, source=source, base_dir=Path(path).expanduser().resolve().parent)
+
+
+def _read_text(path: Path, *, source: str) -> str:
     try:
-        text = Path(path).read_text()
+        with path.open("rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
     except OSError as e:
         raise SpecInvalid([SpecProblem("", f"cannot read the spec: {e.strerror}")], source=source) from e
-    return parse_spec(text, source=source)
+    if len(data) > MAX_SPEC_BYTES:
+        reason = f"the spec is larger than {MAX_SPEC_BYTES // 1024} KiB; is this the right file?"
+        raise SpecInvalid([SpecProblem("", reason)], source=source)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        reason = f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); a spec is a YAML file"
+        raise SpecInvalid([SpecProblem("", reason)], source=source) from None
 
 
-def parse_spec(text: str, *, source: str = "spec") -> MeshSpec:
-    """Validate a spec given as YAML text."""
+def parse_spec(text: str, *, source: str = "spec", base_dir: Path | None = None) -> MeshSpec:
+    """Validate a spec given as YAML text; relative paths in it resolve against `base_dir`."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecInvalid([SpecProblem(where, f"not valid YAML: {e}")], source=source) from None
-    return validate_spec(data, source=source)
+        problem = getattr(e, "problem", None) or " ".join(str(e).split())
+        raise SpecInvalid([SpecProblem(where, f"not valid YAML: {problem}")], source=source) from None
+    except RecursionError:
+        raise SpecInvalid([SpecProblem("", "not valid YAML: nested too deeply")], source=source) from None
+    return validate_spec(data, source=source, base_dir=base_dir)
 
 
-def validate_spec(data: Any, *, source: str = "spec") -> MeshSpec:
-    """Validate an already-parsed document; field rules and cross-field rules together."""
+def validate_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None) -> MeshSpec:
+    """Validate an already-parsed document; field rules and cross-field rules together.
+
+    No I/O and no network: files the spec names are read only when a flow needs them.
+    """
     if not isinstance(data, dict):
         raise SpecInvalid([SpecProblem("", "the spec must be a mapping of fields")], source=source)
     problems: list[SpecProblem] = []
     spec: MeshSpec | None = None
     try:
-        spec = MeshSpec.model_validate(data)
+        spec = MeshSpec.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
         problems.extend(_from_pydantic(e))
     problems.extend(cross_check(data))

@@ -11,7 +11,8 @@ from google.cloud import compute_v1, container_v1
 
 from meshwright import clients, naming
 from meshwright.errors import NotFound
-from meshwright.spec import MESH_LABEL, MeshSpec, Target
+from meshwright.naming import MESH_LABEL
+from meshwright.spec import MeshSpec, Target
 
 
 def list_clusters(target: Target, project: str, *, step: str) -> list[container_v1.Cluster]:

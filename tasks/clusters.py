@@ -15,7 +15,8 @@ from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 from meshwright import clients, naming
 from meshwright.errors import Conflict, NotFound, OperationFailed, TransientError
 from meshwright.models import ClusterAccess, ClusterRef, CreateResult
-from meshwright.spec import EXPIRES_LABEL, MESH_LABEL, ClusterSpec, MeshSpec, Target
+from meshwright.naming import EXPIRES_LABEL, MESH_LABEL
+from meshwright.spec import ClusterSpec, MeshSpec, Target
 from meshwright.status import list_clusters, mesh_clusters
 from tasks.common import RETRYING, Clock
 

@@ -19,8 +19,6 @@ from meshwright.spec import MeshSpec, Target
 from meshwright.status import get_firewall
 from tasks.common import RETRYING, Clock
 
-PROTOCOLS = ("tcp", "udp", "icmp", "esp", "ah", "sctp")
-PRIORITY = 900
 _DESCRIPTION = re.compile(r"meshwright mesh=(?P<mesh>\S+)(?: expires=(?P<expires>\d+))?")
 
 
@@ -41,10 +39,10 @@ def desired_rule(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None) -
         description=description(spec.name, expires),
         network=f"global/networks/{spec.network}",
         direction="INGRESS",
-        priority=PRIORITY,
+        priority=naming.FIREWALL_PRIORITY,
         source_ranges=sorted(set(pod_cidrs)),
         target_tags=[naming.node_tag(spec.name)],
-        allowed=[compute_v1.Allowed(I_p_protocol=p) for p in PROTOCOLS],
+        allowed=[compute_v1.Allowed(I_p_protocol=p) for p in naming.FIREWALL_PROTOCOLS],
     )
 
 
@@ -60,7 +58,7 @@ def _same(current: compute_v1.Firewall, want: compute_v1.Firewall) -> bool:
     return (
         sorted(current.source_ranges) == list(want.source_ranges)
         and list(current.target_tags) == list(want.target_tags)
-        and sorted(a.I_p_protocol for a in current.allowed) == sorted(PROTOCOLS)
+        and sorted(a.I_p_protocol for a in current.allowed) == sorted(naming.FIREWALL_PROTOCOLS)
         and (current.priority, current.direction, current.description)
         == (want.priority, want.direction, want.description)
         and current.network.rsplit("/", 1)[-1] == want.network.rsplit("/", 1)[-1]

@@ -40,3 +40,21 @@ def test_plan_json_is_machine_readable() -> None:
     data = json.loads(result.output)
     assert data["stages"][0]["parallel"] is True
     assert len(data["stages"][0]["steps"]) == 3
+
+
+def test_validate_binary_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    binary = tmp_path / "image.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    result = runner.invoke(app, ["validate", str(binary)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"error: {binary} is invalid:",
+        "  not UTF-8 text (byte 0x80 at offset 128); a spec is a YAML file",
+    ]
+
+
+def test_validate_dev_zero_is_refused_by_size() -> None:
+    result = runner.invoke(app, ["validate", "/dev/zero"])
+    assert result.exit_code == 2
+    assert "the spec is larger than 1024 KiB" in result.output
+    assert "Traceback" not in result.output

@@ -66,3 +66,28 @@ def test_text_rendering_names_stages_and_labels() -> None:
     assert "(3 in parallel)" in text
     assert "meshwright-mesh=bookinfo-mesh" in text
     assert "+ firewall-rule meshwright-bookinfo-mesh-pods" in text
+
+
+def test_mesh_stages_no_flow_runs_yet_are_marked_in_text_and_json() -> None:
+    plan = build_plan(load_spec(ROOT / "deployments" / "sandbox.yaml"))
+    later = [s.name for s in plan.stages if not s.implemented]
+    assert later == ["trust", "istio-primaries", "istio-remotes", "remote-secrets", "bookinfo", "verify"]
+    assert plan.model_dump()["stages"][4]["implemented"] is False
+    text = render_text(plan)
+    assert (
+        "Stage 5/10: trust — shared root CA: istio-system and cacerts in every cluster (3 in parallel) (not yet implemented)"
+        in text
+    )
+    assert "Stage 1/10: create-clusters — create the GKE clusters (3 in parallel)\n" in text
+
+
+def test_plan_shows_the_firewall_values_the_task_applies() -> None:
+    from meshwright import naming
+
+    rule = next(
+        r
+        for r in build_plan(load_spec(ROOT / "deployments" / "sandbox.yaml")).resources()
+        if r.kind == "firewall-rule"
+    )
+    assert rule.details["priority"] == str(naming.FIREWALL_PRIORITY)
+    assert rule.details["allow"] == ", ".join(naming.FIREWALL_PROTOCOLS)

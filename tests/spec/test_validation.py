@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from meshwright.errors import SpecInvalid
-from meshwright.spec import MeshSpec, load_spec, parse_duration, parse_spec, validate_spec
+from meshwright.spec import Target, load_spec, parse_duration, parse_spec, validate_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD: dict[str, Any] = yaml.safe_load((ROOT / "deployments" / "sandbox.yaml").read_text())
@@ -208,9 +208,19 @@ def test_missing_file_is_one_clear_problem(tmp_path: Path) -> None:
     assert "cannot read the spec" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["sandbox.yaml", "gke-example.yaml", "multi-primary.yaml"])
-def test_shipped_examples_are_valid(name: str) -> None:
-    assert isinstance(load_spec(ROOT / "deployments" / name), MeshSpec)
+@pytest.mark.parametrize(
+    ("name", "mesh", "target", "clusters"),
+    [
+        ("sandbox.yaml", "bookinfo-mesh", Target.SANDBOX, ["central", "west", "east"]),
+        ("gke-example.yaml", "bookinfo-mesh", Target.GKE, ["central", "west", "east"]),
+        ("multi-primary.yaml", "dual-mesh", Target.SANDBOX, ["alpha", "beta"]),
+    ],
+)
+def test_shipped_examples_load_with_their_mesh_target_and_clusters(
+    name: str, mesh: str, target: Target, clusters: list[str]
+) -> None:
+    spec = load_spec(ROOT / "deployments" / name)
+    assert (spec.name, spec.target, [c.name for c in spec.clusters]) == (mesh, target, clusters)
 
 
 def test_roles_and_topology_are_computed() -> None:
@@ -226,3 +236,52 @@ def test_roles_and_topology_are_computed() -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("6h", 21600), ("90m", 5400), ("1d12h", 129600), ("45s", 45)])
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_charts_default_to_the_target_default() -> None:
+    assert validate_spec(edited(istio={})).istio.charts is None
+
+
+@pytest.mark.parametrize(
+    "charts",
+    [
+        "https://istio-release.storage.googleapis.com/charts",
+        "oci://gcr.io/istio-release/charts",
+        "/opt/charts",
+    ],
+)
+def test_charts_accept_helm_repo_oci_ref_or_directory(charts: str) -> None:
+    assert validate_spec(edited(istio={"charts": charts})).istio.charts == charts
+
+
+def test_relative_charts_directory_resolves_against_the_spec_directory(tmp_path: Path) -> None:
+    spec = validate_spec(edited(istio={"charts": "charts"}), base_dir=tmp_path)
+    assert spec.istio.charts == str(tmp_path / "charts")
+
+
+@pytest.mark.parametrize(
+    ("charts", "problem"),
+    [
+        (
+            "ftp://example.com/charts",
+            "istio.charts: 'ftp://example.com/charts': charts come from an http(s) Helm repository, "
+            "an oci:// reference or a local directory",
+        ),
+        ("https:///charts", "istio.charts: 'https:///charts' is a URL without a host"),
+        ("oci://", "istio.charts: 'oci://' names no OCI repository"),
+    ],
+)
+def test_bad_charts_source_is_named(charts: str, problem: str) -> None:
+    assert problems_of(edited(istio={"charts": charts})) == [problem]
+
+
+def test_root_ca_needs_both_cert_and_key() -> None:
+    assert problems_of(edited(istio={"root_ca": {"cert": "root.pem"}})) == [
+        "istio.root_ca.key: required field is missing"
+    ]
+
+
+def test_root_ca_files_are_not_read_at_validation() -> None:
+    spec = validate_spec(edited(istio={"root_ca": {"cert": "/nowhere/root.pem", "key": "/nowhere/root.key"}}))
+    assert spec.istio.root_ca is not None
+    assert spec.istio.root_ca.cert == "/nowhere/root.pem"

@@ -1,0 +1,122 @@
+"""Remote secrets, as `istioctl create-remote-secret` makes them: pure documents, no I/O.
+
+A primary's istiod reaches another cluster with a kubeconfig that holds the reader service
+account's long-lived token. This module decides which cluster's secret goes into which primary
+and builds the objects; the tasks read the token and write the secret in one task run, so the
+token never leaves it. Fingerprints (a short SHA-256) are what may be returned or logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from meshwright import naming
+from meshwright.spec import MeshSpec
+
+SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
+SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+
+
+def pairs(spec: MeshSpec) -> list[tuple[str, str]]:
+    """(source, primary): the source's secret goes into that primary.
+
+    Every primary reads every other cluster of the mesh (Istio's own rule: each cluster's secret goes
+    into every primary other than itself). Primary-remote gives each remote into its primary;
+    multi-primary gives each primary into every other primary.
+    """
+    return [
+        (source.name, primary.name)
+        for primary in spec.primaries
+        for source in spec.clusters
+        if source.name != primary.name
+    ]
+
+
+def reader_token_secret() -> dict[str, Any]:
+    """The long-lived token Secret istioctl creates for the reader SA (Kubernetes >= 1.24 makes none)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": SA_TOKEN_TYPE,
+        "metadata": {
+            "name": naming.READER_TOKEN_SECRET,
+            "namespace": naming.ISTIO_NAMESPACE,
+            "annotations": {SA_NAME_ANNOTATION: naming.READER_SERVICE_ACCOUNT},
+        },
+    }
+
+
+def kubeconfig(cluster: str, *, server: str, ca_data: str, token: str) -> dict[str, Any]:
+    """A kubeconfig whose cluster, context and user are all named after `cluster`.
+
+    `ca_data` is the base64 PEM as GKE reports it; `server` a full https:// URL.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+        "current-context": cluster,
+        "preferences": {},
+        "users": [{"name": cluster, "user": {"token": token}}],
+    }
+
+
+def render(config: dict[str, Any]) -> bytes:
+    """Stable bytes for a kubeconfig: the same inputs give the same secret, so a rerun changes nothing."""
+    return yaml.safe_dump(config, sort_keys=True).encode()
+
+
+def remote_secret(cluster: str, kubeconfig_bytes: bytes) -> dict[str, Any]:
+    """Secret `istio-remote-secret-<cluster>` for a primary's istio-system."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": naming.remote_secret_name(cluster),
+            "namespace": naming.ISTIO_NAMESPACE,
+            "labels": {naming.REMOTE_SECRET_LABEL: "true"},
+            "annotations": {naming.REMOTE_SECRET_ANNOTATION: cluster},
+        },
+        "data": {cluster: base64.b64encode(kubeconfig_bytes).decode()},
+    }
+
+
+def same_secret(existing: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """True when the stored secret already says what we would write (data, label, annotation)."""
+    if existing is None:
+        return False
+    meta, want = existing.get("metadata") or {}, wanted["metadata"]
+    return (
+        (existing.get("data") or {}) == wanted["data"]
+        and (meta.get("labels") or {}).get(naming.REMOTE_SECRET_LABEL) == "true"
+        and (meta.get("annotations") or {}).get(naming.REMOTE_SECRET_ANNOTATION)
+        == want["annotations"][naming.REMOTE_SECRET_ANNOTATION]
+    )
+
+
+def fingerprint(data: bytes) -> str:
+    """A short SHA-256: tells two versions apart without revealing what they hold."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def token_of(secret: dict[str, Any]) -> str | None:
+    """The token of a filled service-account-token Secret (as read with `_preload_content=False`)."""
+    data = secret.get("data") or {}
+    return base64.b64decode(data["token"]).decode() if data.get("token") else None
+
+
+class RemoteSecretResult(BaseModel):
+    """What one exchange did: names, an action and a fingerprint, never the token."""
+
+    source: str
+    primary: str
+    secret: str
+    action: str  # created | updated | unchanged
+    fingerprint: str

@@ -1,0 +1,291 @@
+"""What an istiod knows about the other clusters of its mesh: a model, pure of HTTP.
+
+It reads the inputs real istiod reads - its Deployment's `CLUSTER_ID` (and
+`PILOT_REMOTE_CLUSTER_TIMEOUT`), the `cacerts` secret and the secrets labelled
+`istio/multiCluster=true` in its namespace - and follows the rules of Istio's secret controller
+(pkg/kube/multicluster/secretcontroller.go):
+
+- each data key of a remote secret is a cluster ID; a key equal to istiod's own ID is ignored, and
+  so is an ID that another secret registered first;
+- a kubeconfig that cannot be loaded, or whose user would run code or read files (exec, auth
+  providers other than oidc, tokenFile, client certificate/key files), is refused and never listed;
+- every other kubeconfig is tried for real (by the injected `Probe`): `synced` once its API answers,
+  `syncing` until `PILOT_REMOTE_CLUSTER_TIMEOUT` (30s by default) has passed, then `timeout`.
+
+One divergence, on purpose: real istiod keeps saying `synced` for a cluster that went away after its
+informers synced; this model re-probes (results cached briefly) so a deleted cluster stops being
+`synced`, which is what an operator reading clusterz needs to learn.
+
+`clusterz` answers as `/debug/clusterz` does: the config cluster first (no secret, `synced`),
+then one entry per registered remote.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import yaml
+
+from meshwright.sandbox import dotted
+
+NAMESPACE = "istio-system"
+SECRET_LABEL = "istio/multiCluster"
+DEFAULT_CLUSTER_ID = "Kubernetes"  # what the istiod chart sets when clusterName is empty
+DEFAULT_REMOTE_TIMEOUT = 30.0
+SYNCED, SYNCING, TIMEOUT, CLOSED = "synced", "syncing", "timeout", "closed"
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_ALLOWED_AUTH_PROVIDERS = {"oidc"}
+
+
+class ClusterObjects(Protocol):
+    """Read access to one cluster's objects, by type key ("group/plural", "" group for core)."""
+
+    def list(self, type_key: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """The parts of a remote kubeconfig a probe needs. Holds a token: never log or return it."""
+
+    server: str
+    ca_pem: bytes | None = field(repr=False)
+    token: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    reason: str = ""
+
+
+Probe = Callable[[RemoteConfig], ProbeResult]
+
+
+@dataclass(frozen=True)
+class Istiod:
+    """One ready istiod Deployment and the settings it runs with."""
+
+    name: str
+    uid: str
+    cluster_id: str
+    remote_timeout: float
+    pod_labels: dict[str, str]
+
+
+@dataclass
+class _Registration:
+    secret: str  # "<namespace>/<name>", as istiod names it
+    sha: str
+    config: RemoteConfig
+    since: float
+
+
+def go_duration(text: str) -> float | None:
+    """Seconds in a Go duration string ("30s", "1m30s", "250ms"); None if it is not one."""
+    text = text.strip()
+    if text == "0":
+        return 0.0
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _GO_UNITS[u] for n, u in parts)
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, str]:
+    """The env of istiod's container (`discovery` in Istio's chart; the first one otherwise)."""
+    containers = dotted.get(deployment, "spec.template.spec.containers", []) or []
+    chosen = next(
+        (c for c in containers if c.get("name") == "discovery"), containers[0] if containers else {}
+    )
+    return {e["name"]: str(e.get("value", "")) for e in chosen.get("env") or [] if "name" in e}
+
+
+def _ready(deployment: dict[str, Any]) -> bool:
+    return int(dotted.get(deployment, "status.readyReplicas", 0) or 0) > 0
+
+
+def istiods(objects: ClusterObjects) -> list[Istiod]:
+    """Every ready Deployment labelled `app: istiod` in istio-system (bundled or Istio's charts)."""
+    found = []
+    for dep in objects.list("apps/deployments", NAMESPACE):
+        if dotted.get(dep, "metadata.labels.app") != "istiod" or not _ready(dep):
+            continue
+        env = _env(dep)
+        timeout = (
+            go_duration(env.get("PILOT_REMOTE_CLUSTER_TIMEOUT", ""))
+            if "PILOT_REMOTE_CLUSTER_TIMEOUT" in env
+            else None
+        )
+        found.append(
+            Istiod(
+                name=dep["metadata"]["name"],
+                uid=dep["metadata"].get("uid", dep["metadata"]["name"]),
+                cluster_id=env.get("CLUSTER_ID") or DEFAULT_CLUSTER_ID,
+                remote_timeout=DEFAULT_REMOTE_TIMEOUT if timeout is None else timeout,
+                pod_labels=dict(dotted.get(dep, "spec.template.metadata.labels", {}) or {}),
+            )
+        )
+    return found
+
+
+def root_fingerprints(objects: ClusterObjects) -> list[str]:
+    """SHA-256 of each root in `cacerts` (root-cert.pem, or ca.crt): the roots istiod would trust."""
+    secret = next(
+        (s for s in objects.list("/secrets", NAMESPACE) if s["metadata"]["name"] == "cacerts"), None
+    )
+    data = (secret or {}).get("data") or {}
+    pem = data.get("root-cert.pem") or data.get("ca.crt")
+    if not pem:
+        return []
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----", base64.b64decode(pem))
+    return [_pem_fingerprint(b) for b in blocks]
+
+
+def _pem_fingerprint(block: bytes) -> str:
+    body = b"".join(block.split(b"\n")[1:-1]).replace(b"\r", b"")
+    return hashlib.sha256(base64.b64decode(body)).hexdigest()
+
+
+def parse_kubeconfig(raw: bytes) -> RemoteConfig | None:
+    """The current context's server, CA and token; None when istiod would refuse the kubeconfig."""
+    try:
+        doc = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    if any(_unsafe(u.get("user") or {}) for u in doc.get("users") or [] if isinstance(u, dict)):
+        return None
+    context = _named(doc.get("contexts"), doc.get("current-context"))
+    cluster = _named(doc.get("clusters"), (context or {}).get("cluster"))
+    if not cluster or not cluster.get("server"):
+        return None
+    user = _named(doc.get("users"), (context or {}).get("user")) or {}
+    return RemoteConfig(
+        server=str(cluster["server"]),
+        ca_pem=_b64(cluster.get("certificate-authority-data")),
+        token=user.get("token"),
+    )
+
+
+def _named(items: Any, name: Any) -> dict[str, Any] | None:
+    for item in items or []:
+        if isinstance(item, dict) and item.get("name") == name:
+            for key in ("cluster", "context", "user"):
+                if isinstance(item.get(key), dict):
+                    return dict(item[key])
+    return None
+
+
+def _unsafe(user: dict[str, Any]) -> bool:
+    provider = (user.get("auth-provider") or {}).get("name")
+    return bool(
+        user.get("exec")
+        or (provider and provider not in _ALLOWED_AUTH_PROVIDERS)
+        or user.get("tokenFile")
+        or user.get("client-certificate")
+        or user.get("client-key")
+    )
+
+
+def _b64(text: Any) -> bytes | None:
+    try:
+        return base64.b64decode(text) if text else None
+    except (binascii.Error, TypeError):
+        return None
+
+
+class IstiodModel:
+    """The secret controllers of every emulated istiod, and their probes' recent results."""
+
+    def __init__(
+        self, probe: Probe, *, clock: Callable[[], float] = time.monotonic, cache_seconds: float = 1.0
+    ) -> None:
+        self.probe, self.clock, self.cache_seconds = probe, clock, cache_seconds
+        self._registered: dict[tuple[str, str], dict[str, _Registration]] = {}
+        self._probed: dict[str, tuple[float, ProbeResult]] = {}
+        self._lock = threading.Lock()
+
+    def clusterz(self, cluster: str, objects: ClusterObjects, istiod: Istiod) -> list[dict[str, str]]:
+        """What `/debug/clusterz` of `istiod` (running in sandbox cluster `cluster`) answers now."""
+        with self._lock:
+            registered = self._reconcile((cluster, istiod.uid), objects, istiod)
+        entries = [{"id": istiod.cluster_id, "secretName": "", "syncStatus": SYNCED}]
+        for cid, reg in registered.items():
+            entries.append({"id": cid, "secretName": reg.secret, "syncStatus": self._status(reg, istiod)})
+        return entries
+
+    def reasons(self, cluster: str, istiod: Istiod) -> dict[str, str]:
+        """Why each remote of `istiod` is not synced, as its log would say (for the sandbox's own log)."""
+        with self._lock:
+            regs = dict(self._registered.get((cluster, istiod.uid), {}))
+            return {cid: r.reason for cid, reg in regs.items() if (r := self._cached(reg.sha)) and not r.ok}
+
+    def _reconcile(
+        self, key: tuple[str, str], objects: ClusterObjects, istiod: Istiod
+    ) -> dict[str, _Registration]:
+        regs = self._registered.setdefault(key, {})
+        secrets = sorted(
+            (
+                s
+                for s in objects.list("/secrets", NAMESPACE)
+                if dotted.get(s, f"metadata.labels.{SECRET_LABEL}") == "true"
+            ),
+            key=lambda s: (s["metadata"].get("creationTimestamp", ""), s["metadata"]["name"]),
+        )
+        data = {f"{NAMESPACE}/{s['metadata']['name']}": s.get("data") or {} for s in secrets}
+        for cid in [c for c, r in regs.items() if c not in data.get(r.secret, {})]:
+            del regs[cid]  # the secret, or its key, is gone: the cluster is deleted
+        for secret, keys in data.items():
+            for cid, value in sorted(keys.items()):
+                self._register(regs, secret, cid, value, istiod)
+        return dict(regs)
+
+    def _register(
+        self, regs: dict[str, _Registration], secret: str, cid: str, value: str, istiod: Istiod
+    ) -> None:
+        if cid == istiod.cluster_id:
+            return  # "ignoring cluster as it would overwrite the config cluster"
+        prev = regs.get(cid)
+        if prev is not None and prev.secret != secret:
+            return  # "cluster has already been registered" by another secret
+        raw = _b64(value) or b""
+        sha = hashlib.sha256(raw).hexdigest()
+        if prev is not None and prev.sha == sha:
+            return  # "skipping update (kubeconfig are identical)"
+        config = parse_kubeconfig(raw)
+        if config is None:
+            regs.pop(cid, None)  # refused: logged by istiod, never listed
+            return
+        regs[cid] = _Registration(secret=secret, sha=sha, config=config, since=self.clock())
+
+    def _status(self, reg: _Registration, istiod: Istiod) -> str:
+        result = self._probe(reg)
+        if result.ok:
+            return SYNCED
+        if istiod.remote_timeout > 0 and self.clock() - reg.since >= istiod.remote_timeout:
+            return TIMEOUT
+        return SYNCING
+
+    def _probe(self, reg: _Registration) -> ProbeResult:
+        with self._lock:
+            cached = self._cached(reg.sha)
+        if cached is not None:
+            return cached
+        result = self.probe(reg.config)  # network I/O: never under the lock
+        with self._lock:
+            self._probed[reg.sha] = (self.clock(), result)
+        return result
+
+    def _cached(self, sha: str) -> ProbeResult | None:
+        hit = self._probed.get(sha)
+        return hit[1] if hit and self.clock() - hit[0] < self.cache_seconds else None

@@ -1,0 +1,174 @@
+"""Checks of a mesh's control plane, as an operator would make them: pure, from observations.
+
+The tasks observe each cluster (istiod's `/debug/clusterz`, a diagnosis of each remote secret, the
+`cacerts` root fingerprint, where a remote's istiod Service points, the east-west gateway's
+address); this module turns those observations into a report and one line per problem. It never
+sees key material: roots are compared by SHA-256 fingerprint, remote secrets by a diagnosis string.
+
+Reading clusterz on GKE goes through the API server's service proxy
+(`GET /api/v1/namespaces/istio-system/services/istiod:15014/proxy/debug/clusterz`, what
+`kubectl get --raw` does). The user running `meshwright verify` needs, in every cluster:
+
+- `get` on `services/proxy` in istio-system (clusterz);
+- `get` on `secrets` in istio-system (the `cacerts` root and, on primaries, the remote secrets
+  that are diagnosed when a cluster is not synced);
+- `get`/`list` on `services` and `endpointslices.discovery.k8s.io` in istio-system.
+
+`roles/container.developer` (or a Role with those rules bound to the user) is enough.
+Caveat (Istio >= 1.7): istiod answers debug requests from non-localhost callers only when they
+authenticate, and the API server drops the caller's `Authorization` header before proxying, so a
+real istiod may answer the service-proxy path with 401; `istioctl remote-clusters` port-forwards
+to the istiod pod instead (`pods/portforward` create). A 401 is reported as such, naming the cluster.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel, Field
+
+from meshwright import naming
+from meshwright.errors import PermanentError
+from meshwright.remote_secrets import pairs
+from meshwright.spec import MeshSpec, Role
+
+SYNCED = "synced"
+NOT_LISTED = "not listed"
+
+
+class Observation(BaseModel):
+    """What one cluster shows of the control plane. Plain facts; nothing secret."""
+
+    cluster: str
+    error: str | None = None  # why the cluster could not be observed at all
+    clusterz: dict[str, str] | None = None  # primaries: cluster id -> syncStatus
+    clusterz_error: str | None = None
+    secrets: dict[str, str] = Field(default_factory=dict)  # primaries: source -> diagnosis ("ok" or why not)
+    root: str | None = None  # SHA-256 fingerprint of cacerts' root-cert.pem; None: no cacerts
+    istiod_addresses: list[str] | None = None  # remotes: where Service istiod points
+    eastwest_addresses: list[str] | None = None  # None: no east-west gateway Service
+
+
+class PrimaryTable(BaseModel):
+    primary: str
+    clusters: dict[str, str]  # cluster -> status as clusterz says (or "not listed")
+
+
+class VerifyReport(BaseModel):
+    mesh: str
+    tables: list[PrimaryTable]
+    roots: dict[str, str]  # cluster -> short root fingerprint ("none" without cacerts)
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class ControlPlaneBroken(PermanentError):
+    """The mesh's control plane is not whole; the message has one line per problem."""
+
+
+def needs_eastwest(spec: MeshSpec, cluster: str) -> bool:
+    """A primary that serves remotes exposes istiod on it; on a multi-network mesh every cluster has one."""
+    if spec.multi_network:
+        return True
+    c = spec.cluster(cluster)
+    return c.role is Role.PRIMARY and any(r.primary == cluster for r in spec.remotes)
+
+
+def check(spec: MeshSpec, seen: dict[str, Observation]) -> VerifyReport:
+    """Every check over every cluster; all problems at once."""
+    problems = [f"{c}: {o.error}" for c, o in seen.items() if o.error]
+    tables, sync_problems = _sync(spec, seen)
+    problems += sync_problems + _roots(spec, seen) + _eastwest(spec, seen) + _remote_istiod(spec, seen)
+    roots = {
+        c.name: (seen[c.name].root or "none")[:16] if c.name in seen else "unknown" for c in spec.clusters
+    }
+    return VerifyReport(mesh=spec.name, tables=tables, roots=roots, problems=problems)
+
+
+def _sync(spec: MeshSpec, seen: dict[str, Observation]) -> tuple[list[PrimaryTable], list[str]]:
+    tables, problems = [], []
+    for p in spec.primaries:
+        o = seen.get(p.name)
+        if o is None or o.error:
+            continue
+        if o.clusterz is None:
+            problems.append(f"{p.name}: cannot read istiod's clusterz: {o.clusterz_error}")
+            continue
+        sources = [s for s, dst in pairs(spec) if dst == p.name]
+        row = {s: o.clusterz.get(s, NOT_LISTED) for s in sources}
+        tables.append(PrimaryTable(primary=p.name, clusters=row))
+        for source, status in row.items():
+            if status != SYNCED:
+                why = o.secrets.get(source, "not diagnosed")
+                problems.append(
+                    f"{p.name} does not see {source}: {status} (remote secret {naming.remote_secret_name(source)}: {why})"
+                )
+    return tables, problems
+
+
+def _roots(spec: MeshSpec, seen: dict[str, Observation]) -> list[str]:
+    found = {c: o.root for c, o in seen.items() if not o.error}
+    problems = [
+        f"{c}: no {naming.CACERTS_SECRET} secret in {naming.ISTIO_NAMESPACE}"
+        for c, r in found.items()
+        if r is None
+    ]
+    counted = Counter(r for r in found.values() if r)
+    if len(counted) <= 1:
+        return problems
+    mesh_root = counted.most_common(1)[0][0]
+    return problems + [
+        f"{c}: cacerts root {r[:16]} differs from the mesh's root {mesh_root[:16]}"
+        for c, r in found.items()
+        if r and r != mesh_root
+    ]
+
+
+def _eastwest(spec: MeshSpec, seen: dict[str, Observation]) -> list[str]:
+    problems = []
+    for c in spec.clusters:
+        o = seen.get(c.name)
+        if o is None or o.error or not needs_eastwest(spec, c.name):
+            continue
+        if o.eastwest_addresses is None:
+            problems.append(f"{c.name}: no Service {naming.EASTWEST_RELEASE} in {naming.ISTIO_NAMESPACE}")
+        elif not o.eastwest_addresses:
+            problems.append(
+                f"{c.name}: east-west gateway {naming.EASTWEST_RELEASE} has no load-balancer address"
+            )
+    return problems
+
+
+def _remote_istiod(spec: MeshSpec, seen: dict[str, Observation]) -> list[str]:
+    problems = []
+    for r in spec.remotes:
+        o, p = seen.get(r.name), seen.get(r.primary or "")
+        if o is None or o.error or p is None or p.error or not p.eastwest_addresses:
+            continue  # nothing to compare against: reported by the other checks
+        got = o.istiod_addresses or []
+        if not set(got) & set(p.eastwest_addresses):
+            problems.append(
+                f"{r.name}: Service istiod points to {', '.join(got) or 'nothing'}, "
+                f"not to {r.primary}'s east-west gateway {', '.join(p.eastwest_addresses)}"
+            )
+    return problems
+
+
+def failure(report: VerifyReport) -> ControlPlaneBroken:
+    lines = "\n".join(f"  {p}" for p in report.problems)
+    return ControlPlaneBroken(
+        f"the control plane of mesh {report.mesh} has {len(report.problems)} problem(s):\n{lines}",
+        step="verify",
+    )
+
+
+def table_rows(report: VerifyReport) -> list[dict[str, str]]:
+    """One row per (primary, cluster it should see), for the Prefect table artifact."""
+    return [
+        {"primary": t.primary, "cluster": c, "status": s, "root": report.roots.get(c, "")}
+        for t in report.tables
+        for c, s in t.clusters.items()
+    ]

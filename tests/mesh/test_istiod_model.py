@@ -1,0 +1,285 @@
+"""The emulated istiod's model, without HTTP: a dict of objects, a scripted probe and a hand clock."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+import yaml
+
+from meshwright.sandbox.mesh.istiod import (
+    DEFAULT_REMOTE_TIMEOUT,
+    IstiodModel,
+    ProbeResult,
+    RemoteConfig,
+    go_duration,
+    istiods,
+    parse_kubeconfig,
+)
+
+
+class Objects:
+    """One cluster's objects by type key: what the fleet's object store answers."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, list[dict[str, Any]]] = {
+            "apps/deployments": [],
+            "/secrets": [],
+            "/services": [],
+        }
+
+    def list(self, type_key: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return [
+            o for o in self.items.get(type_key, []) if namespace in (None, o["metadata"].get("namespace"))
+        ]
+
+    def put(self, type_key: str, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        self.items[type_key] = [o for o in self.items[type_key] if o["metadata"]["name"] != name] + [obj]
+
+    def remove(self, type_key: str, name: str) -> None:
+        self.items[type_key] = [o for o in self.items[type_key] if o["metadata"]["name"] != name]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Probe:
+    """Answers per server; counts calls so the cache can be seen working."""
+
+    def __init__(self) -> None:
+        self.up: dict[str, bool] = {}
+        self.calls = 0
+
+    def __call__(self, config: RemoteConfig) -> ProbeResult:
+        self.calls += 1
+        ok = self.up.get(config.server, False)
+        return ProbeResult(ok, "" if ok else "cannot reach")
+
+
+def kubeconfig(cluster: str, server: str, *, user: dict[str, Any] | None = None) -> str:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": "Y2E="}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+        "current-context": cluster,
+        "users": [{"name": cluster, "user": user if user is not None else {"token": "t0k3n"}}],
+    }
+    return base64.b64encode(yaml.safe_dump(doc).encode()).decode()
+
+
+def remote_secret(
+    name: str, data: dict[str, str], *, created: str = "2026-11-25T12:00:00Z"
+) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "istio-system",
+            "labels": {"istio/multiCluster": "true"},
+            "creationTimestamp": created,
+        },
+        "data": data,
+    }
+
+
+def istiod_deployment(
+    cluster_id: str | None, *, ready: int = 1, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    values = {**({"CLUSTER_ID": cluster_id} if cluster_id else {}), **(env or {})}
+    return {
+        "metadata": {"name": "istiod", "namespace": "istio-system", "uid": "u1", "labels": {"app": "istiod"}},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "istiod", "istio": "pilot"}},
+                "spec": {
+                    "containers": [
+                        {"name": "discovery", "env": [{"name": k, "value": v} for k, v in values.items()]}
+                    ]
+                },
+            }
+        },
+        "status": {"readyReplicas": ready},
+    }
+
+
+@pytest.fixture
+def world() -> tuple[Objects, IstiodModel, Probe, Clock]:
+    objects, probe, clock = Objects(), Probe(), Clock()
+    objects.put("apps/deployments", istiod_deployment("central", env={"PILOT_REMOTE_CLUSTER_TIMEOUT": "10s"}))
+    return objects, IstiodModel(probe, clock=clock, cache_seconds=0.0), probe, clock
+
+
+def clusterz(objects: Objects, model: IstiodModel) -> list[dict[str, str]]:
+    (istiod,) = istiods(objects)
+    return model.clusterz("c1", objects, istiod)
+
+
+def test_config_cluster_comes_first_with_no_secret(world: Any) -> None:
+    objects, model, _, _ = world
+    assert clusterz(objects, model) == [{"id": "central", "secretName": "", "syncStatus": "synced"}]
+
+
+def test_reachable_remote_is_synced_and_named_by_namespace_and_secret(world: Any) -> None:
+    objects, model, probe, _ = world
+    probe.up["https://west"] = True
+    objects.put(
+        "/secrets", remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west")})
+    )
+    assert clusterz(objects, model)[1:] == [
+        {"id": "west", "secretName": "istio-system/istio-remote-secret-west", "syncStatus": "synced"}
+    ]
+
+
+def test_unreachable_remote_is_syncing_until_the_timeout_then_timeout(world: Any) -> None:
+    objects, model, _, clock = world
+    objects.put(
+        "/secrets", remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west")})
+    )
+    assert clusterz(objects, model)[1]["syncStatus"] == "syncing"
+    clock.now += 9.9
+    assert clusterz(objects, model)[1]["syncStatus"] == "syncing"
+    clock.now += 0.1
+    assert clusterz(objects, model)[1]["syncStatus"] == "timeout"
+
+
+def test_a_remote_that_goes_away_stops_being_synced(world: Any) -> None:
+    objects, model, probe, clock = world
+    probe.up["https://west"] = True
+    objects.put(
+        "/secrets", remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west")})
+    )
+    assert clusterz(objects, model)[1]["syncStatus"] == "synced"
+    clock.now += 60
+    probe.up["https://west"] = False
+    assert clusterz(objects, model)[1]["syncStatus"] == "timeout"
+
+
+def test_key_equal_to_own_cluster_id_is_ignored(world: Any) -> None:
+    objects, model, probe, _ = world
+    probe.up["https://central"] = True
+    objects.put(
+        "/secrets",
+        remote_secret("istio-remote-secret-central", {"central": kubeconfig("central", "https://central")}),
+    )
+    assert [e["id"] for e in clusterz(objects, model)] == ["central"]
+
+
+def test_second_secret_for_a_registered_id_is_ignored(world: Any) -> None:
+    objects, model, probe, _ = world
+    probe.up["https://west"] = True
+    objects.put(
+        "/secrets", remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west")})
+    )
+    assert len(clusterz(objects, model)) == 2
+    objects.put(
+        "/secrets",
+        remote_secret(
+            "another-west", {"west": kubeconfig("west", "https://elsewhere")}, created="2026-11-25T11:00:00Z"
+        ),
+    )
+    assert clusterz(objects, model)[1:] == [
+        {"id": "west", "secretName": "istio-system/istio-remote-secret-west", "syncStatus": "synced"}
+    ]
+
+
+def test_unlabelled_secrets_are_not_read(world: Any) -> None:
+    objects, model, probe, _ = world
+    probe.up["https://west"] = True
+    secret = remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west")})
+    secret["metadata"]["labels"] = {}
+    objects.put("/secrets", secret)
+    assert len(clusterz(objects, model)) == 1
+
+
+def test_deleted_secret_or_key_drops_the_cluster(world: Any) -> None:
+    objects, model, probe, _ = world
+    probe.up.update({"https://west": True, "https://east": True})
+    both = {"west": kubeconfig("west", "https://west"), "east": kubeconfig("east", "https://east")}
+    objects.put("/secrets", remote_secret("multi", both))
+    assert sorted(e["id"] for e in clusterz(objects, model)[1:]) == ["east", "west"]
+    objects.put("/secrets", remote_secret("multi", {"east": both["east"]}))
+    assert [e["id"] for e in clusterz(objects, model)[1:]] == ["east"]
+    objects.remove("/secrets", "multi")
+    assert len(clusterz(objects, model)) == 1
+
+
+def test_changed_kubeconfig_restarts_the_sync_clock(world: Any) -> None:
+    objects, model, _, clock = world
+    objects.put(
+        "/secrets", remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west")})
+    )
+    clusterz(objects, model)
+    clock.now += 20
+    assert clusterz(objects, model)[1]["syncStatus"] == "timeout"
+    objects.put(
+        "/secrets", remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west2")})
+    )
+    assert clusterz(objects, model)[1]["syncStatus"] == "syncing"
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        {"exec": {"command": "gke-gcloud-auth-plugin"}},
+        {"auth-provider": {"name": "gcp"}},
+        {"tokenFile": "/var/run/token"},
+        {"client-certificate": "/tmp/c.pem", "client-key": "/tmp/k.pem"},
+    ],
+)
+def test_kubeconfigs_that_run_code_or_read_files_are_refused_and_not_listed(
+    world: Any, user: dict[str, Any]
+) -> None:
+    objects, model, probe, _ = world
+    probe.up["https://west"] = True
+    objects.put(
+        "/secrets",
+        remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west", user=user)}),
+    )
+    assert len(clusterz(objects, model)) == 1
+
+
+def test_garbage_kubeconfig_is_not_listed() -> None:
+    assert parse_kubeconfig(b"{not yaml: [") is None
+    assert parse_kubeconfig(b"just a string") is None
+    assert parse_kubeconfig(base64.b64decode(kubeconfig("w", "https://w"))) == RemoteConfig(
+        "https://w", b"ca", "t0k3n"
+    )
+
+
+def test_probe_results_are_cached_briefly() -> None:
+    objects, probe, clock = Objects(), Probe(), Clock()
+    objects.put("apps/deployments", istiod_deployment("central"))
+    model = IstiodModel(probe, clock=clock, cache_seconds=1.0)
+    objects.put(
+        "/secrets", remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west")})
+    )
+    clusterz(objects, model)
+    clusterz(objects, model)
+    assert probe.calls == 1
+    clock.now += 1.5
+    clusterz(objects, model)
+    assert probe.calls == 2
+
+
+def test_only_ready_istiod_deployments_count_and_cluster_id_defaults_like_the_chart() -> None:
+    objects = Objects()
+    objects.put("apps/deployments", istiod_deployment("central", ready=0))
+    assert istiods(objects) == []
+    objects.put("apps/deployments", istiod_deployment(None))
+    (istiod,) = istiods(objects)
+    assert (istiod.cluster_id, istiod.remote_timeout) == ("Kubernetes", DEFAULT_REMOTE_TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30.0), ("1m30s", 90.0), ("250ms", 0.25), ("0", 0.0), ("2h", 7200.0), ("abc", None), ("", None)],
+)
+def test_go_durations(text: str, seconds: float | None) -> None:
+    assert go_duration(text) == seconds

@@ -16,8 +16,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from meshwright.sandbox import clock
+from meshwright.sandbox.kube import validation
 from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.crud import Cluster, now_rfc3339
+from meshwright.sandbox.kube.crud import ClusterState
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.workloads import Workloads
 from meshwright.sandbox.settings import Latency
@@ -27,6 +29,15 @@ SA_TOKEN = "kubernetes.io/service-account-token"
 LB_POOL = ipaddress.ip_network("203.0.113.0/24")  # documentation range: clearly not routable
 
 
+NODE_PORTS = range(30000, 32768)
+NODE_PORT_RANGE = "provided port is not in the valid range. The range of valid ports is 30000-32767"
+
+
+def _ports(svc: dict[str, Any] | None) -> list[dict[str, Any]]:
+    ports = ((svc or {}).get("spec") or {}).get("ports") or []
+    return [p for p in ports if isinstance(p, dict)]
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -34,7 +45,7 @@ def _b64(text: str) -> str:
 class Controllers(Workloads):
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: ClusterState,
         *,
         latency: Latency,
         authority: TokenAuthority,
@@ -55,30 +66,53 @@ class Controllers(Workloads):
     # -- restart -----------------------------------------------------------------------------
 
     def resync(self) -> None:
-        """After a restart: redo the work whose timers died with the old process."""
-        with self.cluster.lock:
-            for dep in self.cluster.store.list("apps/deployments"):
-                status, want = dep.get("status") or {}, (dep.get("spec") or {}).get("replicas", 1)
-                if status.get("readyReplicas", 0) != want or status.get("observedGeneration") != dep[
-                    "metadata"
-                ].get("generation"):
-                    self._react_deployment(self._typed("apps/v1", "Deployment", dep), None)
-            for svc in self.cluster.store.list("/services"):
-                self._react_service(svc, svc)
-            for kind, key in (
-                ("StatefulSet", "apps/statefulsets"),
-                ("DaemonSet", "apps/daemonsets"),
-                ("Job", "batch/jobs"),
-            ):
-                for obj in self.cluster.store.list(key):
-                    if not obj.get("status"):
-                        self.react(self.rt("apps/v1" if kind != "Job" else "batch/v1", kind), obj, None)
-            for ns in self.cluster.store.list("/namespaces"):
-                if (ns.get("status") or {}).get("phase") == "Pending":
-                    self._set_status("v1", "Namespace", None, ns["metadata"]["name"], {"phase": "Active"})
+        """After a restart: redo the work whose timers died with the old process.
 
-    def _typed(self, api_version: str, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        Each object on its own: one that a controller cannot handle is logged once and skipped,
+        so no stored object can stop a cluster from starting.
+        """
+        with self.cluster.lock:
+            for type_key, redo in (
+                ("apps/deployments", self._resync_deployment),
+                ("/services", lambda svc: self._react_service(svc, svc)),
+                ("apps/statefulsets", lambda o: self._resync_unready(o, "apps/v1", "StatefulSet")),
+                ("apps/daemonsets", lambda o: self._resync_unready(o, "apps/v1", "DaemonSet")),
+                ("batch/jobs", lambda o: self._resync_unready(o, "batch/v1", "Job")),
+                ("/namespaces", self._resync_namespace),
+            ):
+                for obj in self.cluster.store.list(type_key):
+                    self._guarded(f"resync of {type_key}", obj, redo)
+
+    def _guarded(self, what: str, obj: dict[str, Any], action: Callable[[dict[str, Any]], None]) -> None:
+        try:
+            action(obj)
+        except Exception:  # one bad object must not stop the others (nor the start)
+            meta = obj.get("metadata") or {}
+            log.exception(
+                "%s skipped %s/%s in cluster %s",
+                what,
+                meta.get("namespace", ""),
+                meta.get("name"),
+                self.cluster.name,
+            )
+
+    def _resync_deployment(self, dep: dict[str, Any]) -> None:
+        status, want = dep.get("status") or {}, (dep.get("spec") or {}).get("replicas", 1)
+        stale = status.get("observedGeneration") != dep["metadata"].get("generation")
+        if status.get("readyReplicas", 0) != want or stale:
+            self._react_deployment(self._typed("apps/v1", "Deployment", dep), None)
+
+    @staticmethod
+    def _typed(api_version: str, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         return {**obj, "apiVersion": api_version, "kind": kind}
+
+    def _resync_unready(self, obj: dict[str, Any], api_version: str, kind: str) -> None:
+        if not obj.get("status"):
+            self.react(self.rt(api_version, kind), obj, None)
+
+    def _resync_namespace(self, ns: dict[str, Any]) -> None:
+        if (ns.get("status") or {}).get("phase") == "Pending":
+            self._set_status("v1", "Namespace", None, ns["metadata"]["name"], {"phase": "Active"})
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -128,11 +162,12 @@ class Controllers(Workloads):
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
-        for port in spec.get("ports") or []:
+        ports = [port for port in spec.get("ports") or [] if isinstance(port, dict)]
+        for port in ports:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
-            if spec["type"] in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
-                port["nodePort"] = self._free_node_port()
+        if spec["type"] in ("NodePort", "LoadBalancer"):
+            self._node_ports(obj, old)
         if spec["type"] != "ExternalName" and not spec.get("clusterIP"):
             previous = ((old or {}).get("spec") or {}).get("clusterIP")
             spec["clusterIP"] = previous or self._free_service_ip()
@@ -140,24 +175,46 @@ class Controllers(Workloads):
             spec["clusterIPs"] = [spec["clusterIP"]]
         obj.setdefault("status", (old or {}).get("status") or {"loadBalancer": {}})
 
+    def _node_ports(self, svc: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """A distinct node port per port: the one asked for (in range, not taken), the one it had, or a free one."""
+        taken = self._node_ports_in_use(svc["metadata"].get("namespace"), svc["metadata"].get("name"))
+        kept = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in _ports(old)}
+        errors = []
+        for i, port in enumerate(_ports(svc)):
+            asked = port.get("nodePort") or kept.get((port.get("port"), port.get("protocol")))
+            if asked and not NODE_PORTS[0] <= asked <= NODE_PORTS[-1]:
+                errors.append(validation.invalid(f"spec.ports[{i}].nodePort", asked, NODE_PORT_RANGE))
+            elif asked in taken:
+                errors.append(
+                    validation.invalid(
+                        f"spec.ports[{i}].nodePort", asked, "provided port is already allocated"
+                    )
+                )
+            port["nodePort"] = asked or next(n for n in NODE_PORTS if n not in taken)
+            taken.add(port["nodePort"])
+        if errors:
+            raise validation.rejected(self.rt("v1", "Service"), svc["metadata"].get("name", ""), errors)
+
+    def _node_ports_in_use(self, namespace: str | None, name: str | None) -> set[int]:
+        return {
+            port["nodePort"]
+            for s in self.cluster.store.list("/services")
+            if (s["metadata"].get("namespace"), s["metadata"]["name"]) != (namespace, name)
+            for port in _ports(s)
+            if port.get("nodePort")
+        }
+
     def _free_service_ip(self) -> str:
         used = {(s.get("spec") or {}).get("clusterIP") for s in self.cluster.store.list("/services")}
         return next(str(ip) for ip in itertools.islice(self.svc_net.hosts(), 1, None) if str(ip) not in used)
 
-    def _free_node_port(self) -> int:
-        used = {
-            pt.get("nodePort")
-            for s in self.cluster.store.list("/services")
-            for pt in (s.get("spec") or {}).get("ports") or []
-        }
-        return next(n for n in range(30000, 32768) if n not in used)
-
     # -- reactions ---------------------------------------------------------------------------
 
     def react(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """The controllers' reaction to a stored write; a failing reaction is logged, the write stands."""
         react = getattr(self, f"_react_{rt.kind.lower()}", None)
         if react and not rt.custom:
-            react(obj, old)
+            self._guarded(f"{rt.kind} controller", obj, lambda o: react(o, old))
 
     def _react_namespace(self, ns: dict[str, Any], old: dict[str, Any] | None) -> None:
         if old is not None:
@@ -203,7 +260,7 @@ class Controllers(Workloads):
             self.cluster.registry.unregister_crd(old)
         self.cluster.registry.register_crd(crd)
         conditions = [
-            {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now_rfc3339()}
+            {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": clock.rfc3339()}
             for t, r, m in (
                 ("NamesAccepted", "NoConflicts", "no conflicts found"),
                 ("Established", "InitialNamesAccepted", "the initial names have been accepted"),

@@ -1,23 +1,27 @@
 """The write and read verbs of one cluster's API, with the real server's rules and status codes.
 
-Controllers hook in through `admit` (before a write is stored) and `react` (after it is).
+Order of a write, as on a real server: decode (field types, 400; 422 for patches), defaults and
+admission (`Hooks.admit`), validation (422), store, reactions (`Hooks.react`). Nothing that fails a
+step is stored.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
+import logging
 import secrets
 import threading
-import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
+from meshwright.sandbox import clock
+from meshwright.sandbox.kube import fieldtypes, shapes, validation
 from meshwright.sandbox.kube import patch as p
 from meshwright.sandbox.kube.objects import Key, ObjectStore
 from meshwright.sandbox.kube.registry import Registry, ResourceType
@@ -27,17 +31,11 @@ from meshwright.sandbox.kube.status import (
     already_exists,
     bad_request,
     conflict,
-    invalid,
     not_found,
 )
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_NAMED = {"Namespace", "Service"}  # names that must be DNS-1123 labels
-
-
-def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+log = logging.getLogger(__name__)
+SERVER_SET = ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp", "managedFields", "selfLink")
 
 
 class Hooks(Protocol):
@@ -48,11 +46,107 @@ class Hooks(Protocol):
     def deleted(self, rt: ResourceType, obj: dict[str, Any]) -> None: ...
 
 
+@dataclass(frozen=True)
+class WriteOptions:
+    """How a client asked for a write: who manages the fields, which subresource, dry run or not."""
+
+    manager: str = ""
+    subresource: str | None = None
+    dry_run: bool = False
+    force: bool = False
+
+
 def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
-class Cluster:
+def _name_new(meta: dict[str, Any]) -> None:
+    """A name from generateName when none is given (validation then checks either)."""
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+
+
+def _same_name(obj: dict[str, Any], name: str) -> None:
+    if obj["metadata"].get("name") not in (None, name):
+        raise bad_request(
+            f"the name of the object ({obj['metadata'].get('name')}) does not match the name on the URL ({name})"
+        )
+
+
+def _fresh(rt: ResourceType, obj: dict[str, Any], current: dict[str, Any]) -> None:
+    """A write that names a resourceVersion must name the current one."""
+    rv = (obj.get("metadata") or {}).get("resourceVersion")
+    if rv and rv != current["metadata"]["resourceVersion"]:
+        raise conflict(rt.plural, current["metadata"]["name"], rt.group)
+
+
+def _keep_status(rt: ResourceType, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The main endpoint never changes status; a changed spec bumps the generation."""
+    if rt.has_status:
+        new["status"] = current.get("status")
+        if new["status"] is None:
+            new.pop("status")
+    if _spec_part(new) != _spec_part(current):
+        new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+    return new
+
+
+UNSUPPORTED_PATCH = (
+    "the body of the request was in an unknown format - accepted media types include: "
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+)
+
+
+def _patched(rt: ResourceType, current: dict[str, Any], patch_body: Any, content_type: str) -> Any:
+    if content_type == "application/json-patch+json":
+        if not isinstance(patch_body, list) or not all(isinstance(op, dict) for op in patch_body):
+            kind = "Operation" if isinstance(patch_body, list) else "Patch"
+            got = "string" if isinstance(patch_body, str) else type(patch_body).__name__
+            raise bad_request(f"json: cannot unmarshal {got} into Go value of type jsonpatch.{kind}")
+        return p.json_patch(current, patch_body)
+    if not isinstance(patch_body, dict):
+        raise bad_request("the patch must be a JSON object")
+    if content_type == "application/merge-patch+json":
+        return p.merge_patch(current, patch_body)
+    if content_type == "application/strategic-merge-patch+json":
+        if rt.custom:
+            raise KubeError(415, UNSUPPORTED_PATCH)
+        return p.strategic_merge(current, patch_body)
+    raise KubeError(
+        415, f"the body of the request was in an unknown format: {content_type or 'no content type'}"
+    )
+
+
+def decoded(rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` as the server's decoder leaves it; 400 when a field has the wrong JSON type."""
+    cleaned, problem = fieldtypes.check(shapes.shape(rt.key, rt.kind), body)
+    if problem is not None:
+        raise bad_request(
+            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {problem.message()}'
+        )
+    return cleaned
+
+
+def patched_shape(rt: ResourceType, obj: Any) -> dict[str, Any]:
+    """A patch result that does not decode is the patch's fault: 422 on field `patch`, as a real server says."""
+    if not isinstance(obj, dict):
+        problem_text = (
+            f"json: cannot unmarshal {type(obj).__name__} into Go value of type map[string]interface {{}}"
+        )
+    else:
+        cleaned, problem = fieldtypes.check(shapes.shape(rt.key, rt.kind), obj)
+        if problem is None and isinstance(cleaned.get("metadata", {}), dict):
+            return cleaned
+        problem_text = problem.message() if problem else "metadata must be an object"
+    error = validation.invalid("patch", json.dumps(obj)[:256], problem_text)
+    raise KubeError(
+        422,
+        f'{rt.kind} "" is invalid: {error}',
+        details={"kind": rt.kind, "group": rt.group, "causes": [error.cause()]},
+    )
+
+
+class ClusterState:
     """Objects of one cluster and the verbs on them. All writes hold `lock`."""
 
     def __init__(self, name: str, directory: Path) -> None:
@@ -62,7 +156,15 @@ class Cluster:
         self.store = ObjectStore(directory)
         self.hooks: Hooks | None = None
         for crd in self.store.list("apiextensions.k8s.io/customresourcedefinitions"):
+            self._register_stored_crd(crd)
+
+    def _register_stored_crd(self, crd: dict[str, Any]) -> None:
+        try:
             self.registry.register_crd(crd)
+        except (KeyError, TypeError, AttributeError):  # stored by an older sandbox that did not validate
+            log.warning(
+                "cluster %s: CRD %.200r cannot be served: skipped", self.name, crd["metadata"].get("name")
+            )
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -117,69 +219,54 @@ class Cluster:
         applied: bool = False,
     ) -> dict[str, Any]:
         obj = self._check_body(rt, namespace, body)
-        meta = obj["metadata"]
-        if not meta.get("name"):
-            if not meta.get("generateName"):
-                raise invalid(rt.kind, "", "metadata.name: Required value: name or generateName is required")
-            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
-        self._check_name(rt, meta["name"])
+        _name_new(obj["metadata"])
+        validation.check_metadata(rt, obj["metadata"])
         with self.lock:
             self._check_namespace(rt, namespace)
-            key = self.key(rt, namespace, meta["name"])
+            key = self.key(rt, namespace, obj["metadata"]["name"])
             if self.store.get(key) is not None:
-                raise already_exists(rt.plural, meta["name"], rt.group)
-            for field in (
-                "resourceVersion",
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "managedFields",
-                "selfLink",
-            ):
-                meta.pop(field, None)
-            if rt.has_status:
-                obj.pop("status", None)
-            meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), generation=1)
-            if rt.namespaced:
-                meta["namespace"] = namespace
+                raise already_exists(rt.plural, key[2], rt.group)
+            self._stamp_new(rt, obj, namespace)
             if applied:
                 paths = p.field_paths(p.ownable(body))
-                meta["managedFields"] = [p.managed_entry(manager, "Apply", rt.api_version, paths)]
+                obj["metadata"]["managedFields"] = [p.managed_entry(manager, "Apply", rt.api_version, paths)]
             else:
                 p.record_update(obj, manager=manager or "unknown", changed=obj)
             return self._commit(rt, key, obj, None, dry_run=dry_run)
 
+    def _stamp_new(self, rt: ResourceType, obj: dict[str, Any], namespace: str | None) -> None:
+        """What the server sets on a new object, whatever the client sent in its place."""
+        meta = obj["metadata"]
+        for field in SERVER_SET:
+            meta.pop(field, None)
+        if rt.has_status:
+            obj.pop("status", None)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=clock.rfc3339(), generation=1)
+        if rt.namespaced:
+            meta["namespace"] = namespace
+
     def _check_body(self, rt: ResourceType, namespace: str | None, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
-            raise bad_request("the body of the request was in an unknown format")
-        obj = copy.deepcopy(body)
-        if obj.get("apiVersion") not in (None, rt.api_version) or obj.get("kind") not in (None, rt.kind):
             raise bad_request(
-                f"the API version in the data ({obj.get('apiVersion')}) does not match the expected API version ({rt.api_version})"
-                if obj.get("apiVersion") != rt.api_version
-                else f"the kind in the data ({obj.get('kind')}) does not match the expected kind ({rt.kind})"
+                f"the object provided is unrecognized (must be of type {rt.kind}): "
+                f"json: cannot unmarshal {type(body).__name__} into Go value of type {rt.kind}"
             )
+        if body.get("apiVersion") not in (None, rt.api_version):
+            raise bad_request(
+                f"the API version in the data ({body.get('apiVersion')}) does not match the expected API version ({rt.api_version})"
+            )
+        if body.get("kind") not in (None, rt.kind):
+            raise bad_request(
+                f"the kind in the data ({body.get('kind')}) does not match the expected kind ({rt.kind})"
+            )
+        obj = decoded(rt, copy.deepcopy(body))
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         meta = obj.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise bad_request("metadata must be an object")
         if rt.namespaced and meta.get("namespace") not in (None, "", namespace):
             raise bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
         return obj
-
-    def _check_name(self, rt: ResourceType, name: str) -> None:
-        pattern = _DNS_LABEL if rt.kind in _LABEL_NAMED else _DNS_SUBDOMAIN
-        limit = 63 if rt.kind in _LABEL_NAMED else 253
-        if rt.kind.endswith("Role") or rt.kind.endswith("Binding"):
-            return  # RBAC names may hold ':' (system:...)
-        if len(name) > limit or not pattern.match(name):
-            raise invalid(
-                rt.kind,
-                name,
-                f"metadata.name: Invalid value: {name!r}: a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.'",
-            )
 
     def _check_namespace(self, rt: ResourceType, namespace: str | None) -> None:
         if not rt.namespaced:
@@ -202,9 +289,12 @@ class Cluster:
         old: dict[str, Any] | None,
         *,
         dry_run: bool = False,
+        check: bool = True,
     ) -> dict[str, Any]:
         if self.hooks:
             self.hooks.admit(rt, obj, old)
+        if check:
+            validation.validate(rt, obj)
         if dry_run:
             return obj
         stored = self.store.put(key, obj)
@@ -218,28 +308,18 @@ class Cluster:
         namespace: str | None,
         name: str,
         body: Any,
-        *,
-        manager: str = "",
-        subresource: str | None = None,
-        dry_run: bool = False,
+        opts: WriteOptions = WriteOptions(),
     ) -> dict[str, Any]:
         obj = self._check_body(rt, namespace, body)
-        if obj["metadata"].get("name") not in (None, name):
-            raise bad_request(
-                f"the name of the object ({obj['metadata'].get('name')}) does not match the name on the URL ({name})"
-            )
+        _same_name(obj, name)
         with self.lock:
             current = self.get(rt, namespace, name)
-            rv = obj["metadata"].get("resourceVersion")
-            if rv and rv != current["metadata"]["resourceVersion"]:
-                raise conflict(rt.plural, name, rt.group)
+            _fresh(rt, obj, current)
+            changed = obj if opts.subresource is None else {"status": obj.get("status")}
             p.record_update(
-                obj,
-                manager=manager or "unknown",
-                changed=obj if subresource is None else {"status": obj.get("status")},
-                subresource=subresource,
+                obj, manager=opts.manager or "unknown", changed=changed, subresource=opts.subresource
             )
-            return self._replace(rt, namespace, current, obj, subresource=subresource, dry_run=dry_run)
+            return self._replace(rt, namespace, current, obj, opts)
 
     def _replace(
         self,
@@ -247,28 +327,20 @@ class Cluster:
         namespace: str | None,
         current: dict[str, Any],
         new: dict[str, Any],
-        *,
-        subresource: str | None,
-        dry_run: bool = False,
+        opts: WriteOptions,
     ) -> dict[str, Any]:
         meta = new.setdefault("metadata", {})
         for field in ("uid", "creationTimestamp", "namespace", "name", "generation"):
             if field in current["metadata"]:
                 meta[field] = current["metadata"][field]
         meta.setdefault("managedFields", current["metadata"].get("managedFields", []))
-        if subresource == "status":
+        if opts.subresource == "status":
             result = {**copy.deepcopy(current), "status": new.get("status")}
             result["metadata"]["managedFields"] = meta["managedFields"]
         else:
-            result = new
-            if rt.has_status:
-                result["status"] = current.get("status")
-                if result["status"] is None:
-                    result.pop("status")
-            if _spec_part(result) != _spec_part(current):
-                meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
+            result = _keep_status(rt, new, current)
         key = self.key(rt, namespace, current["metadata"]["name"])
-        return self._commit(rt, key, result, current, dry_run=dry_run)
+        return self._commit(rt, key, result, current, dry_run=opts.dry_run)
 
     def patch(
         self,
@@ -277,61 +349,22 @@ class Cluster:
         name: str,
         body: bytes,
         content_type: str,
-        *,
-        manager: str = "",
-        force: bool = False,
-        subresource: str | None = None,
-        dry_run: bool = False,
+        opts: WriteOptions = WriteOptions(),
     ) -> tuple[int, dict[str, Any]]:
         with self.lock:
             current = self.find(rt, namespace, name)
             if content_type == "application/apply-patch+yaml":
-                return self._apply(
-                    rt,
-                    namespace,
-                    name,
-                    body,
-                    current,
-                    manager=manager,
-                    subresource=subresource,
-                    dry_run=dry_run,
-                )
+                return self._apply(rt, namespace, name, body, current, opts)
             if current is None:
                 raise not_found(rt.plural, name, rt.group)
             patch_body = _decode(body, content_type)
-            patched = self._patched(rt, current, patch_body, content_type)
-            rv = (patched.get("metadata") or {}).get("resourceVersion")
-            if rv and rv != current["metadata"]["resourceVersion"]:
-                raise conflict(rt.plural, name, rt.group)
+            patched = patched_shape(rt, _patched(rt, current, patch_body, content_type))
+            _fresh(rt, patched, current)
+            changed = patch_body if isinstance(patch_body, dict) else {}
             p.record_update(
-                patched,
-                manager=manager or "unknown",
-                changed=patch_body if isinstance(patch_body, dict) else {},
-                subresource=subresource,
+                patched, manager=opts.manager or "unknown", changed=changed, subresource=opts.subresource
             )
-            return 200, self._replace(
-                rt, namespace, self._versioned(rt, current), patched, subresource=subresource, dry_run=dry_run
-            )
-
-    def _patched(
-        self, rt: ResourceType, current: dict[str, Any], patch_body: Any, content_type: str
-    ) -> dict[str, Any]:
-        if content_type == "application/json-patch+json":
-            return p.json_patch(current, patch_body)
-        if not isinstance(patch_body, dict):
-            raise bad_request("the patch must be a JSON object")
-        if content_type == "application/merge-patch+json":
-            return dict(p.merge_patch(current, patch_body))
-        if content_type == "application/strategic-merge-patch+json":
-            if rt.custom:
-                raise KubeError(
-                    415,
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                )
-            return dict(p.strategic_merge(current, patch_body))
-        raise KubeError(
-            415, f"the body of the request was in an unknown format: {content_type or 'no content type'}"
-        )
+            return 200, self._replace(rt, namespace, self._versioned(rt, current), patched, opts)
 
     def _apply(
         self,
@@ -340,25 +373,20 @@ class Cluster:
         name: str,
         body: bytes,
         current: dict[str, Any] | None,
-        *,
-        manager: str,
-        subresource: str | None,
-        dry_run: bool,
+        opts: WriteOptions,
     ) -> tuple[int, dict[str, Any]]:
         applied = self._check_body(rt, namespace, _decode(body, "application/apply-patch+yaml"))
-        if applied["metadata"].get("name") not in (None, name):
-            raise bad_request(
-                f"the name of the object ({applied['metadata'].get('name')}) does not match the name on the URL ({name})"
-            )
+        _same_name(applied, name)
         applied["metadata"]["name"] = name
         if current is None:
-            if not manager:
+            if not opts.manager:
                 raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
-            return 201, self.create(rt, namespace, applied, manager=manager, dry_run=dry_run, applied=True)
-        result = p.server_side_apply(current, applied, manager=manager)
-        return 200, self._replace(
-            rt, namespace, self._versioned(rt, current), result, subresource=subresource, dry_run=dry_run
-        )
+            created = self.create(
+                rt, namespace, applied, manager=opts.manager, dry_run=opts.dry_run, applied=True
+            )
+            return 201, created
+        result = patched_shape(rt, p.server_side_apply(current, applied, manager=opts.manager))
+        return 200, self._replace(rt, namespace, self._versioned(rt, current), result, opts)
 
     def delete(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         with self.lock:
@@ -377,26 +405,24 @@ class Cluster:
             "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj["metadata"]["uid"]},
         }
 
-    def remove(self, rt: ResourceType, key: Key) -> None:
+    def remove(self, rt: ResourceType | None, key: Key) -> None:
+        """Delete and tell the controllers; an object whose type is gone just goes."""
         obj = self.store.delete(key)
-        if obj is not None and self.hooks:
+        if obj is not None and rt is not None and self.hooks:
             self.hooks.deleted(rt, obj)
 
     def _delete_namespace(self, rt: ResourceType, ns: dict[str, Any]) -> dict[str, Any]:
         name = ns["metadata"]["name"]
         ns.setdefault("status", {})["phase"] = "Terminating"
-        ns["metadata"]["deletionTimestamp"] = now_rfc3339()
+        ns["metadata"]["deletionTimestamp"] = clock.rfc3339()
         self.store.put(self.key(rt, None, name), ns)
         for key in self.store.keys_in_namespace(name):
             self.remove(self.type_of(key), key)
         self.remove(rt, self.key(rt, None, name))
         return self._versioned(rt, ns)
 
-    def type_of(self, key: Key) -> ResourceType:
-        group, plural = key[0].split("/")
-        found = next((rt for rt in self.registry.all() if rt.group == group and rt.plural == plural), None)
-        assert found is not None, key
-        return found
+    def type_of(self, key: Key) -> ResourceType | None:
+        return next((rt for rt in self.registry.all() if rt.key == key[0]), None)
 
     def delete_collection(
         self, rt: ResourceType, namespace: str | None, query: dict[str, str]
@@ -418,9 +444,9 @@ class Cluster:
         old = self.store.get(key)
         kept = (old or {}).get("metadata") or {}
         meta.setdefault("uid", kept.get("uid") or str(uuid.uuid4()))
-        meta.setdefault("creationTimestamp", kept.get("creationTimestamp") or now_rfc3339())
+        meta.setdefault("creationTimestamp", kept.get("creationTimestamp") or clock.rfc3339())
         meta.setdefault("generation", kept.get("generation") or 1)
-        return self._commit(rt, key, self._versioned(rt, obj), old)
+        return self._commit(rt, key, self._versioned(rt, obj), old, check=False)
 
     def modify(
         self, rt: ResourceType, namespace: str | None, name: str, change: Callable[[dict[str, Any]], None]

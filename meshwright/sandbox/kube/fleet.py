@@ -8,25 +8,40 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import secrets
 import shutil
 import ssl
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from meshwright.pki import KeyPair, new_root_ca, new_server_cert
 from meshwright.sandbox import store
 from meshwright.sandbox.faults import Faults
-from meshwright.sandbox.gcp.gke import cluster_id
-from meshwright.sandbox.http import Server, free_port
-from meshwright.sandbox.kube.api import ClusterApi
+from meshwright.sandbox.http import KUBE_MAX_BODY, Request, Response, Server, free_port
+from meshwright.sandbox.kube.api import ClusterApi, ServiceProxy, refusal
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.controllers import Controllers
-from meshwright.sandbox.kube.crud import Cluster
+from meshwright.sandbox.kube.crud import ClusterState
 from meshwright.sandbox.settings import Latency, Layout
+
+SANDBOX_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def sandbox_id(value: Any) -> str:
+    """A cluster id the sandbox made; anything else never becomes part of a path."""
+    if not isinstance(value, str) or not SANDBOX_ID.match(value):
+        raise ValueError(f"not a sandbox cluster id: {str(value)[:80]!r}")
+    return value
+
+
+def _issuer(cluster: dict[str, Any]) -> str:
+    """GKE's service-account token issuer for the cluster (a string in tokens, never a path)."""
+    where = f"projects/{cluster['_project']}/locations/{cluster['location']}/clusters/{cluster['name']}"
+    return f"https://container.googleapis.com/v1/{where}"
 
 
 def operator_token(layout: Layout) -> str:
@@ -41,7 +56,7 @@ class Running:
     """One cluster's API: its objects, controllers and HTTPS server."""
 
     def __init__(
-        self, name: str, cluster: Cluster, api: ClusterApi, controllers: Controllers, server: Server
+        self, name: str, cluster: ClusterState, api: ClusterApi, controllers: Controllers, server: Server
     ) -> None:
         self.name, self.cluster, self.api, self.controllers, self.server = (
             name,
@@ -57,11 +72,22 @@ class Running:
         self.cluster.close()
 
 
+ProxyBackend = Callable[[str, str, str, str, Request], "Response | None"]
+"""(cluster_id, namespace, "name[:port]", path, request) -> an answer, or None when nothing backs the service."""
+
+
 class Fleet:
+    """Every cluster's API server, keyed by the id the sandbox made for the cluster (never a user's string).
+
+    `service_proxy` is where an emulated workload plugs in: the API's `services/{name}:{port}/proxy/...`
+    calls it, and answers 503 "no endpoints available" while it is None or returns None.
+    """
+
     def __init__(self, layout: Layout, *, latency: Latency, faults: Faults, lock: threading.RLock) -> None:
         self.layout, self.latency, self.faults, self.lock = layout, latency, faults, lock
         self.token = operator_token(layout)
         self.running_apis: dict[str, Running] = {}
+        self.service_proxy: ProxyBackend | None = None
         self._ticker_stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="kube-controllers", daemon=True)
         self._ticker.start()
@@ -74,7 +100,8 @@ class Fleet:
     # -- ClusterHooks ------------------------------------------------------------------------
 
     def prepare(self, cluster_id: str) -> tuple[int, str]:
-        return self._port(cluster_id), base64.b64encode(self._ca(cluster_id).cert_pem).decode()
+        cid = sandbox_id(cluster_id)
+        return self._port(cid), base64.b64encode(self._ca(cid).cert_pem).decode()
 
     def _port(self, cluster_id: str) -> int:
         """The cluster's API port: chosen once, then the same across restarts."""
@@ -99,13 +126,13 @@ class Fleet:
         return KeyPair(cert.read_bytes(), key.read_bytes())
 
     def running(self, cluster: dict[str, Any]) -> None:
-        cid = cluster_id(cluster["_project"], cluster["location"], cluster["name"])
+        cid = sandbox_id(cluster["id"])
         if cid in self.running_apis:
             return
         port, ca = self._port(cid), self._ca(cid)
-        data = Cluster(cluster["name"], self.layout.kube_dir(cid) / "objects")
+        data = ClusterState(cluster["name"], self.layout.kube_dir(cid) / "objects")
         authority = TokenAuthority(
-            issuer=f"https://container.googleapis.com/v1/projects/{cid}",
+            issuer=_issuer(cluster),
             key=(self.layout.ca_dir(cid) / "token.key").read_bytes(),
             operator_token=self.token,
         )
@@ -118,7 +145,9 @@ class Fleet:
             services_cidr=cluster["servicesIpv4Cidr"],
             lb_offset=len(self.running_apis) * 7,
         )
-        api = ClusterApi(data, authority=authority, faults=self.faults, latency=self.latency)
+        api = ClusterApi(
+            data, authority=authority, faults=self.faults, latency=self.latency, proxy=self._proxy_for(cid)
+        )
         server = self._serve(port, api, ca, cid)
         self.running_apis[cid] = Running(cluster["name"], data, api, controllers, server)
         if data.store.get(("/namespaces", "", "default")) is None:
@@ -126,6 +155,15 @@ class Fleet:
                 data.put_internal(controllers.rt("v1", "Namespace"), {"metadata": {"name": ns}})
         else:
             controllers.resync()
+
+    def _proxy_for(self, cid: str) -> ServiceProxy:
+        """The cluster's view of `service_proxy`, read at each call so a backend may come and go."""
+
+        def call(namespace: str, service: str, path: str, r: Request) -> Response | None:
+            backend = self.service_proxy
+            return None if backend is None else backend(cid, namespace, service, path, r)
+
+        return call
 
     def _serve(self, port: int, api: ClusterApi, ca: KeyPair, cid: str) -> Server:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -135,7 +173,10 @@ class Fleet:
             chain.write_bytes(leaf.cert_pem + ca.cert_pem)
             store.write_secret(key, leaf.key_pem)
             tls.load_cert_chain(chain, key)
-        return Server(port, api.handle, name="meshwright-sandbox-kube", tls=tls).start()
+        server = Server(
+            port, api.handle, name="meshwright-sandbox-kube", tls=tls, max_body=KUBE_MAX_BODY, refusal=refusal
+        )
+        return server.start()
 
     def _server_cert(self, ca: KeyPair, cid: str) -> KeyPair:
         directory = self.layout.ca_dir(cid)
@@ -147,7 +188,7 @@ class Fleet:
         return KeyPair(cert.read_bytes(), key.read_bytes())
 
     def deleted(self, cluster: dict[str, Any]) -> None:
-        cid = cluster_id(cluster["_project"], cluster["location"], cluster["name"])
+        cid = sandbox_id(cluster["id"])
         running = self.running_apis.pop(cid, None)
         if running:
             running.stop()
@@ -159,6 +200,11 @@ class Fleet:
     def resume(self, clusters: Iterable[dict[str, Any]]) -> None:
         for cluster in clusters:
             self.running(cluster)
+
+    def endpoint(self, cluster_id: str) -> str | None:
+        """The URL of one cluster's API while it runs."""
+        running = self.running_apis.get(cluster_id)
+        return f"https://127.0.0.1:{running.server.port}" if running else None
 
     def endpoints(self) -> dict[str, str]:
         return {r.name: f"https://127.0.0.1:{r.server.port}" for r in self.running_apis.values()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from meshwright.sandbox.store import Journal
 
 Key = tuple[str, str, str]  # (type key "group/plural", namespace or "", name)
 HISTORY = 20000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,23 @@ class Event:
     type: str  # ADDED | MODIFIED | DELETED
     key: Key
     obj: dict[str, Any]
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _pair(entry: Any) -> bool:
+    return isinstance(entry, list | tuple) and len(entry) == 2
+
+
+def _key(raw: Any) -> Key | None:
+    """A stored key: three strings, the type key holding its one slash."""
+    if not (isinstance(raw, list | tuple) and len(raw) == 3 and all(isinstance(k, str) for k in raw)):
+        return None
+    if raw[0].count("/") != 1 or not raw[2]:
+        return None
+    return (raw[0], raw[1], raw[2])
 
 
 class Gone(Exception):
@@ -46,20 +65,42 @@ class ObjectStore:
 
     def _load(self) -> None:
         snapshot, records = self._journal.load()
+        if snapshot is not None and not isinstance(snapshot, dict):
+            log.warning("object snapshot in %s is not an object: skipped", self._journal.directory)
+            snapshot = None
         if snapshot:
-            self.rv = snapshot["rv"]
-            self.objects = {(k[0], k[1], k[2]): v for k, v in snapshot["objects"]}
+            self.rv = _int(snapshot.get("rv"))
+            for entry in snapshot.get("objects") or []:
+                self._load_put(
+                    entry[0] if _pair(entry) else None, entry[1] if _pair(entry) else None, "snapshot"
+                )
         for rec in records:
-            self.rv = max(self.rv, rec["rv"])
-            key: Key = (rec["key"][0], rec["key"][1], rec["key"][2])
-            if rec["op"] == "put":
-                self.objects[key] = rec["obj"]
-            else:
-                self.objects.pop(key, None)
+            self._load_record(rec)
         for key, obj in self.objects.items():
             self._by_type.setdefault(key[0], {})[key] = obj
         self._oldest = self.rv
         self.compact()
+
+    def _load_record(self, rec: Any) -> None:
+        if not isinstance(rec, dict) or rec.get("op") not in ("put", "del"):
+            log.warning("journal record %.200r in %s cannot be loaded: skipped", rec, self._journal.directory)
+            return
+        self.rv = max(self.rv, _int(rec.get("rv")))
+        if rec["op"] == "put":
+            self._load_put(rec.get("key"), rec.get("obj"), f"journal record rv={rec.get('rv')}")
+        elif (key := _key(rec.get("key"))) is not None:
+            self.objects.pop(key, None)
+
+    def _load_put(self, raw_key: Any, obj: Any, where: str) -> None:
+        """Keep an object only if it has the shape every reader relies on; else one line naming it."""
+        key = _key(raw_key)
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if key is None or not isinstance(meta, dict) or meta.get("name") != key[2]:
+            log.warning(
+                "%s in %s: object %.200r cannot be loaded: skipped", where, self._journal.directory, raw_key
+            )
+            return
+        self.objects[key] = obj
 
     def compact(self) -> None:
         self._journal.compact({"rv": self.rv, "objects": [[list(k), v] for k, v in self.objects.items()]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,19 @@ BUILTIN: tuple[ResourceType, ...] = (
         False,
         status=False,
     ),
+    _t(
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        False,
+    ),
+    _t(
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        False,
+        status=False,
+    ),
     _t("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True, "pdb"),
     _t("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, "hpa"),
     _t("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True, "netpol", status=False),
@@ -120,6 +134,18 @@ BUILTIN: tuple[ResourceType, ...] = (
     _t("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, status=False),
     _t("authorization.k8s.io/v1", "SubjectAccessReview", "subjectaccessreviews", False, status=False),
 )
+
+
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Sort key of Kubernetes version names, as the API server orders them: v2, v1, v1beta2, v1alpha1, then others."""
+    m = _KUBE_VERSION.match(version)
+    if m is None:
+        return (3, 0, 0, version)
+    stage = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (stage, -int(m.group(1)), -int(m.group(3) or 0), version)
 
 
 class Registry:
@@ -151,15 +177,16 @@ class Registry:
         return sorted(self._by_path.values(), key=lambda rt: (rt.group, rt.version, rt.plural))
 
     def groups(self) -> dict[str, list[str]]:
-        """Group name -> served versions, preferred first."""
+        """Group name -> served versions, preferred first (GA before beta before alpha, newest first)."""
         out: dict[str, list[str]] = {}
         for rt in self.all():
             versions = out.setdefault(rt.group, [])
             if rt.version not in versions:
                 versions.append(rt.version)
-        return out
+        return {group: sorted(versions, key=version_priority) for group, versions in out.items()}
 
     def register_crd(self, crd: dict[str, Any]) -> list[ResourceType]:
+        """The types a CRD serves (one per served version); a CRD is validated before it gets here."""
         spec = crd.get("spec") or {}
         names = spec.get("names") or {}
         added = []

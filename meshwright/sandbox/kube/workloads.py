@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from meshwright.sandbox.kube.crud import Cluster, now_rfc3339
+from meshwright.sandbox import clock
+from meshwright.sandbox.kube.crud import ClusterState
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.settings import Latency
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class Workloads:
     """Base of the cluster's controllers; `Controllers` adds the rest."""
 
-    cluster: Cluster
+    cluster: ClusterState
     latency: Latency
     pod_net: ipaddress.IPv4Network | ipaddress.IPv6Network
     _timers: list[tuple[float, int, Callable[[], None]]]
@@ -85,18 +86,25 @@ class Workloads:
     def _react_deployment(self, dep: dict[str, Any], old: dict[str, Any] | None) -> None:
         if old is not None and old.get("spec") == dep.get("spec"):
             return
-        meta, spec = dep["metadata"], dep["spec"]
+        meta = dep["metadata"]
+        rs = self._replica_set_for(dep)
+        self._drop_other_replica_sets(meta, keep=rs["metadata"]["name"])
+        self.cluster.put_internal(self.rt("apps/v1", "ReplicaSet"), rs)
+        self._set_status("apps/v1", "Deployment", meta["namespace"], meta["name"], _rolling_out(dep, rs))
+        self.later(
+            self.latency.rollout,
+            lambda: self._deployment_ready(meta["namespace"], meta["name"], rs["metadata"]["name"]),
+        )
+
+    def _replica_set_for(self, dep: dict[str, Any]) -> dict[str, Any]:
+        """The ReplicaSet of the Deployment's current template, named after its hash as a real one is."""
+        meta, spec = dep["metadata"], dep.get("spec") or {}
         template = spec.get("template") or {}
         digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-        rs_rt = self.rt("apps/v1", "ReplicaSet")
-        rs_name = f"{meta['name']}-{digest}"
-        for rs in self._owned(rs_rt, meta["namespace"], meta["uid"]):
-            if rs["metadata"]["name"] != rs_name:
-                self.cluster.remove(rs_rt, self.cluster.key(rs_rt, meta["namespace"], rs["metadata"]["name"]))
         labels = {**((template.get("metadata") or {}).get("labels") or {}), "pod-template-hash": digest}
-        rs = {
+        return {
             "metadata": {
-                "name": rs_name,
+                "name": f"{meta['name']}-{digest}",
                 "namespace": meta["namespace"],
                 "labels": labels,
                 "ownerReferences": [_owner(dep)],
@@ -107,27 +115,12 @@ class Workloads:
                 "template": {**template, "metadata": {**(template.get("metadata") or {}), "labels": labels}},
             },
         }
-        self.cluster.put_internal(rs_rt, rs)
-        self._set_status(
-            "apps/v1",
-            "Deployment",
-            meta["namespace"],
-            meta["name"],
-            {
-                "observedGeneration": meta.get("generation", 1),
-                "replicas": spec.get("replicas", 1),
-                "updatedReplicas": spec.get("replicas", 1),
-                "unavailableReplicas": spec.get("replicas", 1),
-                "conditions": [
-                    _condition(
-                        "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.'
-                    )
-                ],
-            },
-        )
-        self.later(
-            self.latency.rollout, lambda: self._deployment_ready(meta["namespace"], meta["name"], rs_name)
-        )
+
+    def _drop_other_replica_sets(self, meta: dict[str, Any], *, keep: str) -> None:
+        rs_rt = self.rt("apps/v1", "ReplicaSet")
+        for rs in self._owned(rs_rt, meta["namespace"], meta["uid"]):
+            if rs["metadata"]["name"] != keep:
+                self.cluster.remove(rs_rt, self.cluster.key(rs_rt, meta["namespace"], rs["metadata"]["name"]))
 
     def _react_replicaset(self, rs: dict[str, Any], old: dict[str, Any] | None) -> None:
         meta = rs["metadata"]
@@ -189,7 +182,7 @@ class Workloads:
             status = {
                 "succeeded": 1,
                 "conditions": [_condition("Complete", "True", "", "")],
-                "completionTime": now_rfc3339(),
+                "completionTime": clock.rfc3339(),
             }
             self.later(
                 self.latency.rollout,
@@ -215,122 +208,118 @@ class Workloads:
         rs = self.cluster.find(self.rt("apps/v1", "ReplicaSet"), ns, rs_name)
         if rs is None:
             return
-        pod_rt = self.rt("v1", "Pod")
-        pods = self._owned(pod_rt, ns, rs["metadata"]["uid"])
-        for pod in pods:
-            pod["status"].update(
-                phase="Running",
-                conditions=[
-                    _condition("Ready", "True", "", ""),
-                    _condition("ContainersReady", "True", "", ""),
-                ],
-                startTime=now_rfc3339(),
-            )
-            self.cluster.put_internal(pod_rt, pod)
-        n = len(pods)
-        self._set_status(
-            "apps/v1",
-            "ReplicaSet",
-            ns,
-            rs_name,
-            {
-                "replicas": n,
-                "readyReplicas": n,
-                "availableReplicas": n,
-                "fullyLabeledReplicas": n,
-                "observedGeneration": rs["metadata"].get("generation", 1),
-            },
-        )
+        n = self._start_pods(ns, rs["metadata"]["uid"])
+        generation = rs["metadata"].get("generation", 1)
+        self._set_status("apps/v1", "ReplicaSet", ns, rs_name, _replica_set_ready(n, generation))
         dep = self.cluster.find(self.rt("apps/v1", "Deployment"), ns, name)
-        if dep is None:
-            return
-        self._set_status(
-            "apps/v1",
-            "Deployment",
-            ns,
-            name,
-            {
-                "observedGeneration": dep["metadata"].get("generation", 1),
-                "replicas": n,
-                "updatedReplicas": n,
-                "readyReplicas": n,
-                "availableReplicas": n,
-                "unavailableReplicas": 0,
-                "conditions": [
-                    _condition(
-                        "Available",
-                        "True",
-                        "MinimumReplicasAvailable",
-                        "Deployment has minimum availability.",
-                    ),
-                    _condition(
-                        "Progressing",
-                        "True",
-                        "NewReplicaSetAvailable",
-                        f'ReplicaSet "{rs_name}" has successfully progressed.',
-                    ),
-                ],
-            },
-        )
+        if dep is not None:
+            self._set_status("apps/v1", "Deployment", ns, name, _deployment_available(dep, n, rs_name))
+
+    def _start_pods(self, ns: str, owner_uid: str) -> int:
+        """The ReplicaSet's pods are Running and Ready; how many there are."""
+        pod_rt = self.rt("v1", "Pod")
+        pods = self._owned(pod_rt, ns, owner_uid)
+        ready = [_condition("Ready", "True", "", ""), _condition("ContainersReady", "True", "", "")]
+        for pod in pods:
+            pod["status"].update(phase="Running", conditions=ready, startTime=clock.rfc3339())
+            self.cluster.put_internal(pod_rt, pod)
+        return len(pods)
 
     def _endpoints(self, ns: str, only: dict[str, Any] | None = None) -> None:
+        """Endpoints of each Service with a selector: the Running pods it selects, on its ports."""
         services = [only] if only else self.cluster.store.list("/services", ns)
-        pods = [
+        running = [
             p
             for p in self.cluster.store.list("/pods", ns)
             if (p.get("status") or {}).get("phase") == "Running"
         ]
         for svc in services:
             selector = (svc.get("spec") or {}).get("selector")
-            if not selector:
-                continue
-            ready = [
-                p
-                for p in pods
-                if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
-            ]
-            ports = [
-                {
-                    "name": pt.get("name", ""),
-                    "port": pt.get("targetPort", pt.get("port"))
-                    if isinstance(pt.get("targetPort"), int)
-                    else pt.get("port"),
-                    "protocol": pt.get("protocol", "TCP"),
-                }
-                for pt in svc["spec"].get("ports") or []
-            ]
-            subsets = (
-                [
-                    {
-                        "addresses": [
-                            {
-                                "ip": p["status"]["podIP"],
-                                "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": ns},
-                            }
-                            for p in ready
-                        ],
-                        "ports": ports,
-                    }
-                ]
-                if ready
-                else []
-            )
-            ep_rt = self.rt("v1", "Endpoints")
-            current = self.cluster.find(ep_rt, ns, svc["metadata"]["name"])
-            if current is None or current.get("subsets", []) != subsets:
-                self.cluster.put_internal(
-                    ep_rt,
-                    {
-                        **(current or {}),
-                        "metadata": {
-                            **((current or {}).get("metadata") or {}),
-                            "name": svc["metadata"]["name"],
-                            "namespace": ns,
-                            "labels": svc["metadata"].get("labels") or {},
-                        },
-                        "subsets": subsets,
-                    },
-                )
+            if selector:
+                chosen = [p for p in running if _selected(p, selector)]
+                self._write_endpoints(svc, _subsets(svc, chosen))
+
+    def _write_endpoints(self, svc: dict[str, Any], subsets: list[dict[str, Any]]) -> None:
+        ep_rt, meta = self.rt("v1", "Endpoints"), svc["metadata"]
+        current = self.cluster.find(ep_rt, meta["namespace"], meta["name"])
+        if current is not None and current.get("subsets", []) == subsets:
+            return
+        labels = meta.get("labels") or {}
+        kept = (current or {}).get("metadata") or {}
+        endpoints = {
+            **(current or {}),
+            "metadata": {**kept, "name": meta["name"], "namespace": meta["namespace"], "labels": labels},
+            "subsets": subsets,
+        }
+        self.cluster.put_internal(ep_rt, endpoints)
+
+
+def _selected(pod: dict[str, Any], selector: dict[str, str]) -> bool:
+    labels = pod["metadata"].get("labels") or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _endpoint_port(port: dict[str, Any]) -> dict[str, Any]:
+    target = port.get("targetPort")
+    return {
+        "name": port.get("name", ""),
+        "port": target if isinstance(target, int) else port.get("port"),
+        "protocol": port.get("protocol", "TCP"),
+    }
+
+
+def _subsets(svc: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not pods:
+        return []
+    ns = svc["metadata"]["namespace"]
+    addresses = [
+        {
+            "ip": p["status"]["podIP"],
+            "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": ns},
+        }
+        for p in pods
+    ]
+    return [{"addresses": addresses, "ports": [_endpoint_port(pt) for pt in svc["spec"].get("ports") or []]}]
+
+
+def _rolling_out(dep: dict[str, Any], rs: dict[str, Any]) -> dict[str, Any]:
+    replicas = (dep.get("spec") or {}).get("replicas", 1)
+    message = f'ReplicaSet "{rs["metadata"]["name"]}" is progressing.'
+    return {
+        "observedGeneration": dep["metadata"].get("generation", 1),
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "unavailableReplicas": replicas,
+        "conditions": [_condition("Progressing", "True", "ReplicaSetUpdated", message)],
+    }
+
+
+def _replica_set_ready(n: int, generation: int) -> dict[str, Any]:
+    return {
+        "replicas": n,
+        "readyReplicas": n,
+        "availableReplicas": n,
+        "fullyLabeledReplicas": n,
+        "observedGeneration": generation,
+    }
+
+
+def _deployment_available(dep: dict[str, Any], n: int, rs_name: str) -> dict[str, Any]:
+    progressed = f'ReplicaSet "{rs_name}" has successfully progressed.'
+    return {
+        "observedGeneration": dep["metadata"].get("generation", 1),
+        "replicas": n,
+        "updatedReplicas": n,
+        "readyReplicas": n,
+        "availableReplicas": n,
+        "unavailableReplicas": 0,
+        "conditions": [
+            _condition(
+                "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."
+            ),
+            _condition("Progressing", "True", "NewReplicaSetAvailable", progressed),
+        ],
+    }
 
 
 def _owner(obj: dict[str, Any]) -> dict[str, Any]:
@@ -345,7 +334,7 @@ def _owner(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
-    stamp = now_rfc3339()
+    stamp = clock.rfc3339()
     return {
         "type": kind,
         "status": status,

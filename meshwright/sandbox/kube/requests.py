@@ -1,0 +1,89 @@
+"""Reading what a client sent: bearer tokens, bodies in JSON, YAML or protobuf, and typed fields.
+
+Every failure here is the client's: 400 or 415 with the real server's words, never an exception
+that would turn into a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from meshwright.sandbox.http import Request
+from meshwright.sandbox.kube import protobuf
+from meshwright.sandbox.kube.registry import ResourceType
+from meshwright.sandbox.kube.status import KubeError, bad_request
+
+BODY_TYPES = ("", "application/json", "application/yaml", "*/*")
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer ...` header; the scheme is case-insensitive (RFC 7235)."""
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def request_body(r: Request) -> Any:
+    """The decoded body of a create or update, whatever its media type."""
+    if r.content_type == "application/vnd.kubernetes.protobuf":
+        return protobuf.decode(r.body)
+    if r.content_type not in BODY_TYPES:
+        raise KubeError(
+            415,
+            "the body of the request was in an unknown format - accepted media types include: "
+            f"application/json, application/yaml (got {r.content_type})",
+        )
+    try:
+        return yaml.safe_load(r.body) if r.content_type == "application/yaml" else r.json()
+    except (ValueError, yaml.YAMLError, RecursionError) as e:
+        raise bad_request(f"error decoding the body: {str(e)[:200]}") from None
+
+
+def object_body(r: Request) -> dict[str, Any]:
+    """A body that must be a JSON object (or empty); anything else is the client's error."""
+    body = request_body(r)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise bad_request(f"the body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def int_field(spec: dict[str, Any], name: str, default: int, *, kind: str) -> int:
+    value = spec.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_request(
+            f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal '
+            f"{type(value).__name__} into Go struct field {kind}Spec.spec.{name} of type int64"
+        )
+    return value
+
+
+def lenient_body(r: Request) -> dict[str, Any]:
+    """kubectl sends reviews as protobuf; their answer does not depend on the body."""
+    try:
+        body = r.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def access_review(rt: ResourceType, r: Request) -> dict[str, Any]:
+    """RBAC is not enforced in the sandbox, and says so: everything is allowed."""
+    spec = lenient_body(r).get("spec")
+    return {
+        "kind": rt.kind,
+        "apiVersion": rt.api_version,
+        "metadata": {},
+        "spec": spec if isinstance(spec, dict) else {},
+        "status": {"allowed": True, "reason": "the meshwright sandbox does not enforce RBAC"},
+    }
+
+
+def manager_from_agent(agent: str) -> str:
+    """What the real API server records as manager when none is given: the user agent's program."""
+    return agent.split("/")[0] or "unknown"

@@ -1,0 +1,184 @@
+"""Remote secrets: the reader token of one cluster, proven, stored in a primary's istio-system.
+
+One task per (source, primary) pair reads the token and writes the secret in the same run, so the
+token never lands in Prefect's results, parameters or logs: the task returns names, an action and
+a fingerprint, and persists nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import kubernetes.client
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from meshwright import clients, kube, naming
+from meshwright import remote_secrets as rs
+from meshwright.clients import MeshwrightTarget
+from meshwright.errors import NotFound, PermanentError, PermissionDenied, TransientError
+from meshwright.models import ClusterAccess
+from meshwright.remote_secrets import RemoteSecretResult
+from meshwright.translate import from_connection, from_kube
+from tasks.common import RETRYING
+
+STEP = "exchange_remote_secret"
+TOKEN_TIMEOUT = 60.0
+T = TypeVar("T")
+
+
+@contextmanager
+def kube_call(*, cluster: str, what: str, endpoint: str, step: str = STEP) -> Iterator[None]:
+    """One Kubernetes call: what the client raises comes out as meshwright's own errors."""
+    try:
+        yield
+    except ApiException as e:
+        raise from_kube(e, cluster=cluster, step=step, what=what) from e
+    except urllib3.exceptions.HTTPError as e:
+        raise from_connection(e, cluster=cluster, step=step, endpoint=endpoint) from e
+
+
+def kube_client(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:
+    return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
+
+
+def _body(manifest: dict[str, Any]) -> Any:
+    """The client serialises plain dicts as they are; its stubs only know its models."""
+    return manifest
+
+
+def _core(client: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(client)
+
+
+def read_or_none(call: Callable[[], T]) -> T | None:
+    """A read that answers None for 404, so callers can look before they act."""
+    try:
+        return call()
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def _check_reader_account(core: kubernetes.client.CoreV1Api, access: ClusterAccess) -> None:
+    ns, sa = naming.ISTIO_NAMESPACE, naming.READER_SERVICE_ACCOUNT
+    with kube_call(cluster=access.name, what=f"serviceaccount/{sa}", endpoint=access.endpoint):
+        found = read_or_none(lambda: core.read_namespaced_service_account(sa, ns))
+    if found is None:
+        # Creating it here would clash with Helm, which owns it (the base chart renders it).
+        raise NotFound(
+            f"ServiceAccount {ns}/{sa} is missing: install Istio's base chart on this cluster first",
+            cluster=access.name,
+            step=STEP,
+        )
+
+
+def _reader_token(core: kubernetes.client.CoreV1Api, access: ClusterAccess) -> str:
+    """Create (or adopt) the reader's token Secret and wait until the token controller filled it."""
+    name, ns = naming.READER_TOKEN_SECRET, naming.ISTIO_NAMESPACE
+    with kube_call(cluster=access.name, what=f"secret/{name}", endpoint=access.endpoint):
+        if read_or_none(lambda: core.read_namespaced_secret(name, ns)) is None:
+            try:
+                core.create_namespaced_secret(ns, _body(rs.reader_token_secret()))
+            except ApiException as e:
+                if e.status != 409:  # another pair's task created it a moment ago: adopt it
+                    raise
+        deadline = time.monotonic() + TOKEN_TIMEOUT
+        while time.monotonic() < deadline:
+            secret = read_or_none(lambda: core.read_namespaced_secret(name, ns))
+            token = rs.token_of({"data": secret.data}) if secret is not None else None
+            if token:
+                return token
+            time.sleep(0.2)
+    raise TransientError(
+        f"secret {ns}/{name} got no token within {TOKEN_TIMEOUT:.0f}s", cluster=access.name, step=STEP
+    )
+
+
+def _prove(access: ClusterAccess, token: str) -> None:
+    """A request with the kubeconfig's own credentials, against its own cluster."""
+    client = kube.connect(access.endpoint, access.ca_certificate, lambda: token, timeout=15.0)
+    try:
+        with kube_call(cluster=access.name, what="list namespaces as the reader", endpoint=access.endpoint):
+            _core(client).list_namespace(limit=1)
+    except PermissionDenied as e:
+        raise PermanentError(
+            f"the reader token does not work against https://{access.endpoint}: {e.message}",
+            cluster=access.name,
+            step=STEP,
+        ) from None
+    finally:
+        client.close()
+
+
+def _store(core: kubernetes.client.CoreV1Api, primary: ClusterAccess, wanted: dict[str, Any]) -> str:
+    """Write the remote secret unless the primary already holds the same; returns the action."""
+    name, ns = wanted["metadata"]["name"], naming.ISTIO_NAMESPACE
+    client = core.api_client
+    with kube_call(cluster=primary.name, what=f"secret/{name}", endpoint=primary.endpoint):
+        existing = read_or_none(lambda: core.read_namespaced_secret(name, ns))
+        if existing is None:
+            core.create_namespaced_secret(ns, _body(wanted))
+            return "created"
+        stored = client.sanitize_for_serialization(existing)
+        if rs.same_secret(stored, wanted):
+            return "unchanged"
+        version = stored["metadata"].get("resourceVersion")
+        core.replace_namespaced_secret(
+            name, ns, _body({**wanted, "metadata": {**wanted["metadata"], "resourceVersion": version}})
+        )
+        return "updated"
+
+
+@task(
+    task_run_name="exchange_remote_secret[{source.name}->{primary.name}]",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    **RETRYING,
+)
+def exchange_remote_secret(
+    source: ClusterAccess, primary: ClusterAccess, *, target: MeshwrightTarget
+) -> RemoteSecretResult:
+    """Give `primary`'s istiod a working kubeconfig for `source`, as `istioctl create-remote-secret` does.
+
+    The token is read from `source`, proven with a request against `source`, and written into
+    `primary` within this one run; only a fingerprint leaves it.
+
+    Args:
+        source: the cluster the primary must read.
+        primary: the primary whose istio-system receives `istio-remote-secret-<source>`.
+        target: where the mesh is built.
+    """
+    src = kube_client(target, source)
+    try:
+        _check_reader_account(_core(src), source)
+        token = _reader_token(_core(src), source)
+    finally:
+        src.close()
+    _prove(source, token)
+    config = rs.render(
+        rs.kubeconfig(
+            source.name, server=f"https://{source.endpoint}", ca_data=source.ca_certificate, token=token
+        )
+    )
+    del token
+    wanted = rs.remote_secret(source.name, config)
+    dst = kube_client(target, primary)
+    try:
+        action = _store(_core(dst), primary, wanted)
+    finally:
+        dst.close()
+    get_run_logger().info("remote secret %s in %s: %s", wanted["metadata"]["name"], primary.name, action)
+    return RemoteSecretResult(
+        source=source.name,
+        primary=primary.name,
+        secret=wanted["metadata"]["name"],
+        action=action,
+        fingerprint=rs.fingerprint(config),
+    )

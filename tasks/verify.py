@@ -1,0 +1,249 @@
+"""Observing a mesh's control plane, cluster by cluster, for the pure checks in meshwright.verify.
+
+Each observation is read with the user's credentials. A primary's clusterz is read through the API
+server's service proxy; a remote cluster it does not see as synced gets a diagnosis: its remote
+secret is read and its kubeconfig tried within the same task, and only the diagnosis (a short
+reason, never the token) comes out. Results are not persisted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import time
+from typing import Any
+
+import kubernetes.client
+import urllib3.exceptions
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from kubernetes.client.exceptions import ApiException
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from meshwright import clients, kube, naming
+from meshwright.clients import MeshwrightTarget
+from meshwright.errors import MeshwrightError, is_transient
+from meshwright.models import ClusterAccess, Timing
+from meshwright.remote_secrets import pairs
+from meshwright.spec import MeshSpec, Role
+from meshwright.verify import SYNCED, Observation
+from tasks.clusters import get_cluster
+from tasks.common import RETRYING
+from tasks.remote_secrets import kube_call, kube_client, read_or_none
+
+STEP = "verify"
+SETTLE_SECONDS = 60.0
+ISTIOD_MONITORING = "istiod:15014"
+CLUSTERZ = "debug/clusterz"
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def locate_clusters(spec: MeshSpec, *, target: MeshwrightTarget) -> dict[str, ClusterAccess | None]:
+    """How to reach each cluster of the spec as it exists now; None for one that does not exist."""
+    found: dict[str, ClusterAccess | None] = {}
+    for c in spec.clusters:
+        cluster = get_cluster(target, spec.project, c.location, c.name, step=STEP)
+        if cluster is None or not cluster.endpoint:
+            found[c.name] = None
+            continue
+        now = time.time()
+        found[c.name] = ClusterAccess(
+            name=c.name,
+            location=c.location,
+            status=cluster.status.name,
+            endpoint=cluster.endpoint,
+            ca_certificate=cluster.master_auth.cluster_ca_certificate,
+            pod_cidr=cluster.cluster_ipv4_cidr,
+            services_cidr=cluster.services_ipv4_cidr,
+            timing=Timing(step=STEP, cluster=c.name, started=now, finished=now),
+        )
+    return found
+
+
+def read_clusterz(core: kubernetes.client.CoreV1Api) -> dict[str, str]:
+    """istiod's `/debug/clusterz` through the service proxy, as cluster id -> syncStatus."""
+    response = core.connect_get_namespaced_service_proxy_with_path(
+        ISTIOD_MONITORING, naming.ISTIO_NAMESPACE, CLUSTERZ, _preload_content=False
+    )
+    entries = json.loads(response.data or b"[]")  # type: ignore[attr-defined]  # raw urllib3 response
+    return {str(e.get("id")): str(e.get("syncStatus")) for e in entries if isinstance(e, dict)}
+
+
+def root_fingerprint(core: kubernetes.client.CoreV1Api) -> str | None:
+    """SHA-256 of the first certificate in cacerts' root-cert.pem; None without cacerts."""
+    secret = read_or_none(lambda: core.read_namespaced_secret(naming.CACERTS_SECRET, naming.ISTIO_NAMESPACE))
+    data = (secret.data if secret is not None else None) or {}
+    pem = data.get("root-cert.pem") or data.get("ca.crt")
+    if not pem:
+        return None
+    cert = x509.load_pem_x509_certificate(base64.b64decode(pem))
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def eastwest_addresses(core: kubernetes.client.CoreV1Api) -> list[str] | None:
+    svc = read_or_none(lambda: core.read_namespaced_service(naming.EASTWEST_RELEASE, naming.ISTIO_NAMESPACE))
+    if svc is None:
+        return None
+    ingress = (svc.status.load_balancer.ingress if svc.status and svc.status.load_balancer else None) or []
+    return [str(i.ip or i.hostname) for i in ingress if i.ip or i.hostname]
+
+
+def istiod_addresses(client: kubernetes.client.ApiClient) -> list[str]:
+    """Where Service istiod of a remote leads: its EndpointSlices' addresses, or its ExternalName."""
+    core, ns = kubernetes.client.CoreV1Api(client), naming.ISTIO_NAMESPACE
+    svc = read_or_none(lambda: core.read_namespaced_service("istiod", ns))
+    if svc is None:
+        return []
+    if svc.spec and svc.spec.type == "ExternalName":
+        return [str(svc.spec.external_name)]
+    slices = kubernetes.client.DiscoveryV1Api(client).list_namespaced_endpoint_slice(
+        ns, label_selector="kubernetes.io/service-name=istiod"
+    )
+    return sorted({a for s in slices.items for e in s.endpoints or [] for a in e.addresses or []})
+
+
+def diagnose(core: kubernetes.client.CoreV1Api, source: str, source_access: ClusterAccess | None) -> str:
+    """Why a primary might not see `source`: its remote secret, read and tried. Returns a reason only."""
+    name = naming.remote_secret_name(source)
+    secret = read_or_none(lambda: core.read_namespaced_secret(name, naming.ISTIO_NAMESPACE))
+    if secret is None:
+        return "missing"
+    labels = (secret.metadata.labels if secret.metadata else None) or {}
+    if labels.get(naming.REMOTE_SECRET_LABEL) != "true":
+        return f"not labelled {naming.REMOTE_SECRET_LABEL}=true"
+    raw = (secret.data or {}).get(source)
+    if not raw:
+        return f"no data key {source}"
+    try:
+        doc = yaml.safe_load(base64.b64decode(raw))
+        context = _entry(doc, "contexts", doc.get("current-context"), "context")
+        server = str(_entry(doc, "clusters", context.get("cluster"), "cluster")["server"])
+        user = _entry(doc, "users", context.get("user"), "user")
+        ca = _entry(doc, "clusters", context.get("cluster"), "cluster").get("certificate-authority-data", "")
+    except (yaml.YAMLError, binascii.Error, KeyError, TypeError, AttributeError):
+        return "kubeconfig cannot be loaded"
+    if source_access is not None and server != f"https://{source_access.endpoint}":
+        return f"server {server} is not {source}'s endpoint https://{source_access.endpoint}"
+    return _try(server, ca, user.get("token") or "")
+
+
+def _entry(doc: Any, kind: str, name: Any, key: str) -> dict[str, Any]:
+    return next(dict(i[key]) for i in doc[kind] if i.get("name") == name)
+
+
+def _try(server: str, ca: str, token: str) -> str:
+    try:
+        base64.b64decode(ca, validate=True)
+        client = kube.connect(server.removeprefix("https://"), ca, lambda: token, timeout=5.0)
+    except (binascii.Error, ValueError):
+        return "CA data is not base64"
+    try:
+        kubernetes.client.CoreV1Api(client).list_namespace(limit=1)
+    except ApiException as e:
+        return "token rejected" if e.status == 401 else f"the kubeconfig gets HTTP {e.status}"
+    except urllib3.exceptions.MaxRetryError as e:
+        if isinstance(e.reason, urllib3.exceptions.SSLError):
+            return f"CA data does not verify {server}"
+        return f"cannot reach {server}"
+    except urllib3.exceptions.HTTPError:
+        return f"cannot reach {server}"
+    finally:
+        client.close()
+    return "ok, istiod has not caught up"
+
+
+def _settled(clusterz: dict[str, str], expected: list[str], why: dict[str, str]) -> bool:
+    """Nothing left that is still syncing with a kubeconfig that works."""
+    return all(
+        clusterz.get(s) == SYNCED or clusterz.get(s) != "syncing" or not why[s].startswith("ok")
+        for s in expected
+    )
+
+
+def _observe_primary(
+    spec: MeshSpec,
+    access: ClusterAccess,
+    seen: Observation,
+    others: dict[str, ClusterAccess | None],
+    *,
+    target: MeshwrightTarget,
+    settle: float,
+) -> None:
+    client = kube_client(target, access)
+    core, expected = kubernetes.client.CoreV1Api(client), [s for s, p in pairs(spec) if p == access.name]
+    deadline, poll = time.monotonic() + settle, max(clients.cloud(target).poll_seconds, 0.5)
+    try:
+        while True:
+            try:
+                seen.clusterz = read_clusterz(core)
+            except ApiException as e:
+                seen.clusterz_error = _proxy_error(e)
+                return
+            lagging = [s for s in expected if seen.clusterz.get(s) != SYNCED]
+            for s in lagging:
+                seen.secrets.setdefault(s, diagnose(core, s, others.get(s)))
+            if _settled(seen.clusterz, expected, seen.secrets) or time.monotonic() > deadline:
+                return
+            time.sleep(poll)
+            seen.secrets.clear()
+    finally:
+        client.close()
+
+
+def _proxy_error(e: ApiException) -> str:
+    body = (e.body or b"").decode() if isinstance(e.body, bytes) else str(e.body or "")
+    with contextlib.suppress(ValueError, AttributeError):
+        body = json.loads(body).get("message", body)
+    return (
+        f"HTTP {e.status} from the service proxy to {ISTIOD_MONITORING}: {' '.join(str(body).split())[:200]}"
+    )
+
+
+@task(
+    task_run_name="observe_control_plane[{access.name}]",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    **RETRYING,
+)
+def observe_control_plane(
+    spec: MeshSpec,
+    access: ClusterAccess,
+    others: dict[str, ClusterAccess | None],
+    *,
+    target: MeshwrightTarget,
+    settle: float = SETTLE_SECONDS,
+) -> Observation:
+    """What one cluster shows of the mesh's control plane (see meshwright.verify for the checks).
+
+    Args:
+        spec: the validated mesh spec.
+        access: how to reach this cluster.
+        others: every cluster's access (None for one that is gone), to tell a kubeconfig that points elsewhere.
+        target: where the mesh is built.
+        settle: how long a primary may keep a remote `syncing` whose kubeconfig works before it counts.
+    """
+    seen = Observation(cluster=access.name)
+    role = spec.cluster(access.name).role
+    client = kube_client(target, access)
+    core = kubernetes.client.CoreV1Api(client)
+    try:
+        with kube_call(
+            cluster=access.name, what="control-plane objects", endpoint=access.endpoint, step=STEP
+        ):
+            seen.root = root_fingerprint(core)
+            seen.eastwest_addresses = eastwest_addresses(core)
+            if role is Role.REMOTE:
+                seen.istiod_addresses = istiod_addresses(client)
+            if role is Role.PRIMARY:
+                _observe_primary(spec, access, seen, others, target=target, settle=settle)
+    except MeshwrightError as e:
+        if is_transient(e):
+            raise
+        seen.error = e.message
+    finally:
+        client.close()
+    return seen

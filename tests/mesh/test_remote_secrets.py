@@ -1,0 +1,117 @@
+"""exchange_remote_secret against the sandbox: created, proven, unchanged on rerun, rotated, refused."""
+
+from __future__ import annotations
+
+import base64
+
+import kubernetes.client
+import pytest
+import yaml
+
+from meshwright.clients import MeshwrightTarget
+from meshwright.errors import NotFound, PermanentError
+from meshwright.kube import connect
+from meshwright.models import ClusterAccess
+from tasks.remote_secrets import exchange_remote_secret
+from tests.mesh.conftest import NS, core
+
+READER_TOKEN = "istio-reader-service-account-istio-remote-secret-token"
+
+
+def stored_kubeconfig(target: MeshwrightTarget, primary: ClusterAccess, source: str) -> dict:
+    secret = core(target, primary).read_namespaced_secret(f"istio-remote-secret-{source}", NS)
+    assert secret.metadata.labels == {"istio/multiCluster": "true"}
+    assert secret.metadata.annotations == {"networking.istio.io/cluster": source}
+    assert list(secret.data) == [source]
+    return yaml.safe_load(base64.b64decode(secret.data[source]))
+
+
+def test_secret_is_created_in_the_primary_with_a_working_kubeconfig_named_after_the_source(
+    target: MeshwrightTarget, clusters: dict[str, ClusterAccess]
+) -> None:
+    west, central = clusters["west"], clusters["central"]
+    result = exchange_remote_secret.fn(west, central, target=target)
+    assert (result.source, result.primary, result.secret, result.action) == (
+        "west",
+        "central",
+        "istio-remote-secret-west",
+        "created",
+    )
+    config = stored_kubeconfig(target, central, "west")
+    assert [c["name"] for c in config["clusters"]] == ["west"]
+    assert config["contexts"] == [{"name": "west", "context": {"cluster": "west", "user": "west"}}]
+    assert config["current-context"] == "west"
+    assert config["clusters"][0]["cluster"]["server"] == f"https://{west.endpoint}"
+    assert config["clusters"][0]["cluster"]["certificate-authority-data"] == west.ca_certificate
+    token = config["users"][0]["user"]["token"]
+    assert token not in result.model_dump_json()
+    as_reader = connect(west.endpoint, west.ca_certificate, lambda: token)
+    assert kubernetes.client.CoreV1Api(as_reader).list_namespace(limit=1).items
+    elsewhere = connect(central.endpoint, central.ca_certificate, lambda: token)
+    with pytest.raises(kubernetes.client.ApiException) as rejected:
+        kubernetes.client.CoreV1Api(elsewhere).list_namespace(limit=1)
+    assert rejected.value.status == 401
+
+
+def test_rerun_leaves_the_secret_alone_and_a_rotated_token_rewrites_it(
+    target: MeshwrightTarget, clusters: dict[str, ClusterAccess]
+) -> None:
+    west, central = clusters["west"], clusters["central"]
+    first = exchange_remote_secret.fn(west, central, target=target)
+    version = (
+        core(target, central).read_namespaced_secret("istio-remote-secret-west", NS).metadata.resource_version
+    )
+    again = exchange_remote_secret.fn(west, central, target=target)
+    assert (again.action, again.fingerprint) == ("unchanged", first.fingerprint)
+    assert (
+        core(target, central).read_namespaced_secret("istio-remote-secret-west", NS).metadata.resource_version
+        == version
+    )
+    # Rotation: a token is tied to its service account's uid, so a recreated account gets a new one.
+    core(target, west).delete_namespaced_secret(READER_TOKEN, NS)
+    core(target, west).delete_namespaced_service_account("istio-reader-service-account", NS)
+    core(target, west).create_namespaced_service_account(
+        NS, {"metadata": {"name": "istio-reader-service-account"}}
+    )
+    rotated = exchange_remote_secret.fn(west, central, target=target)
+    assert rotated.action == "updated"
+    assert rotated.fingerprint != first.fingerprint
+
+
+def test_missing_reader_account_fails_naming_the_cluster_and_creates_nothing(
+    target: MeshwrightTarget, clusters: dict[str, ClusterAccess]
+) -> None:
+    west, central = clusters["west"], clusters["central"]
+    core(target, west).delete_namespaced_service_account("istio-reader-service-account", NS)
+    with pytest.raises(NotFound, match=r"\[west\].*istio-reader-service-account is missing.*base chart"):
+        exchange_remote_secret.fn(west, central, target=target)
+    names = [s.metadata.name for s in core(target, west).list_namespaced_secret(NS).items]
+    assert READER_TOKEN not in names
+    assert "istio-remote-secret-west" not in [
+        s.metadata.name for s in core(target, central).list_namespaced_secret(NS).items
+    ]
+
+
+def test_a_token_that_does_not_authenticate_is_refused_before_anything_is_stored(
+    target: MeshwrightTarget, clusters: dict[str, ClusterAccess]
+) -> None:
+    west, central = clusters["west"], clusters["central"]
+    core(target, west).create_namespaced_secret(
+        NS,
+        {
+            "metadata": {
+                "name": READER_TOKEN,
+                "annotations": {"kubernetes.io/service-account.name": "istio-reader-service-account"},
+            },
+            "type": "kubernetes.io/service-account-token",
+            "data": {"token": base64.b64encode(b"not-a-token").decode()},
+        },
+    )
+    with pytest.raises(
+        PermanentError, match=r"\[west\].*reader token does not work against https://"
+    ) as error:
+        exchange_remote_secret.fn(west, central, target=target)
+    assert "not-a-token" not in str(error.value)
+    assert "istio-remote-secret-west" not in [
+        s.metadata.name for s in core(target, central).list_namespaced_secret(NS).items
+    ]

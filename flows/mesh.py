@@ -1,0 +1,207 @@
+"""up_mesh: clusters, then per cluster as soon as it is ready: istio-system -> cacerts + base ->
+istiod -> east-west gateway; a remote waits only for its own primary's gateway address.
+
+The DAG, not stages: every step is submitted at once with futures as arguments (or `wait_for`),
+so each cluster's chain moves on its own. The root CA is settled while the clusters are created;
+charts and helm are checked before anything is created. The firewall and the kubeconfig follow
+once every cluster is RUNNING, alongside the Istio chains.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from prefect import flow
+from prefect.futures import PrefectFuture
+from pydantic import BaseModel
+
+from flows._futures import bounded_runner, raise_failures, resolve
+from meshwright import istio_values, naming
+from meshwright.clients import MeshwrightTarget, resolve_target
+from meshwright.helm import ChartRef, ReleaseResult
+from meshwright.models import ClusterAccess, FirewallResult, ProvisionReport, Timing
+from meshwright.spec import ClusterSpec, MeshSpec, load_spec
+from tasks.access import check_kubeconfig, write_kubeconfig
+from tasks.clusters import create_cluster, wait_cluster
+from tasks.istio import (
+    expose_on_gateway,
+    gateway_address,
+    install_release,
+    preflight_charts,
+    prepare_namespace,
+)
+from tasks.network import check_network, ensure_firewall
+from tasks.report import publish_report
+from tasks.trust import CacertsResult, RootInfo, ensure_cacerts, ensure_root_ca
+
+Futures = dict[str, PrefectFuture[Any]]
+
+
+class MeshReport(BaseModel):
+    """What `up` built: the clusters (provision report), the root's fingerprint, the charts that
+    were installed, each cluster's cacerts and releases, and the gateways' addresses."""
+
+    provision: ProvisionReport
+    root: RootInfo
+    charts: list[ChartRef]
+    cacerts: list[CacertsResult]
+    releases: list[ReleaseResult]
+    gateways: dict[str, str]
+    exposed: dict[str, list[str]]
+    steps: list[Timing]
+    started: float
+    finished: float
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+
+def _chain(
+    spec: MeshSpec,
+    c: ClusterSpec,
+    ready: PrefectFuture[ClusterAccess],
+    root: PrefectFuture[RootInfo],
+    charts: list[ChartRef],
+    *,
+    target: MeshwrightTarget,
+    primary_address: PrefectFuture[str] | None,
+) -> Futures:
+    """One cluster's Istio steps, each waiting only for what it needs."""
+    ns = prepare_namespace.submit(spec, ready, target=target)  # type: ignore[call-overload]
+    cacerts = ensure_cacerts.submit(spec, ready, root, target=target, wait_for=[ns])  # type: ignore[call-overload]
+    base = install_release.submit(spec, ready, naming.BASE_RELEASE, charts, target=target, wait_for=[ns])  # type: ignore[call-overload]
+    istiod = install_release.submit(  # type: ignore[call-overload]
+        spec, ready, naming.ISTIOD_RELEASE, charts,
+        target=target, remote_pilot_address=primary_address, wait_for=[base, cacerts],
+    )  # fmt: skip
+    steps: Futures = {"namespace": ns, "cacerts": cacerts, "base": base, "istiod": istiod}
+    if istio_values.needs_eastwest(spec, c):
+        gateway = install_release.submit(  # type: ignore[call-overload]
+            spec, ready, naming.EASTWEST_RELEASE, charts, target=target, wait_for=[istiod]
+        )
+        steps["gateway"] = gateway
+        if istio_values.serves_remotes(spec, c):
+            steps["address"] = gateway_address.submit(ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
+        if istio_values.exposures(spec, c):
+            steps["expose"] = expose_on_gateway.submit(spec, ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
+    return steps
+
+
+def _istio(
+    spec: MeshSpec,
+    waits: Mapping[str, PrefectFuture[ClusterAccess]],
+    root: PrefectFuture[RootInfo],
+    charts: list[ChartRef],
+    *,
+    target: MeshwrightTarget,
+) -> dict[str, Futures]:
+    """Every cluster's chain; primaries first, so a remote can take its primary's address future."""
+    chains: dict[str, Futures] = {}
+    for c in spec.primaries + spec.remotes:
+        address = chains[c.primary].get("address") if c.primary else None
+        chains[c.name] = _chain(spec, c, waits[c.name], root, charts, target=target, primary_address=address)
+    return chains
+
+
+def _settle(futures: Mapping[str, PrefectFuture[Any]]) -> tuple[dict[str, Any], dict[str, BaseException]]:
+    """resolve(), leaving out steps that never ran because an input failed (that failure is reported).
+
+    Prefect leaves such a task run Pending('NotReady'), whose result() raises UnfinishedRun.
+    """
+    ran = {}
+    for key, future in futures.items():
+        future.wait()
+        if future.state.is_final():
+            ran[key] = future
+    return resolve(ran)
+
+
+@flow(name="up-mesh", task_runner=bounded_runner(), log_prints=False)
+def up_mesh(
+    spec: str,
+    kubeconfig: str | None = None,
+    connection: MeshwrightTarget | str | None = None,
+    force: bool = False,
+) -> MeshReport:
+    """Create the mesh's clusters and install Istio on each as soon as it is ready: a shared root
+    CA, cacerts, istio-base, istiod and the east-west gateways, wired per the spec's topology.
+
+    Args:
+        spec: path of the mesh spec (YAML).
+        kubeconfig: where to write the kubeconfig; default `.meshwright/<mesh>/kubeconfig`.
+        connection: a MeshwrightTarget block or the name of a saved one; default: the spec's
+            target in its usual place.
+        force: overwrite a kubeconfig that holds another mesh's contexts.
+    """
+    started = time.time()
+    mesh = load_spec(spec)
+    target = resolve_target(mesh.target, connection)
+    path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
+    check_network(mesh, target=target)
+    charts = preflight_charts(mesh, target=target)
+    expires = naming.expiry(mesh, now=started)
+    root = ensure_root_ca.submit(mesh)
+    creates = {
+        c.name: create_cluster.submit(mesh, c.name, target=target, expires=expires) for c in mesh.clusters
+    }
+    waits = {name: wait_cluster.submit(mesh, future, target=target) for name, future in creates.items()}  # type: ignore[call-overload]
+    chains = _istio(mesh, waits, root, charts, target=target)
+    created, create_failures = _settle(creates)
+    ready, wait_failures = _settle(waits)
+    failures: dict[str, BaseException] = {**create_failures, **wait_failures}
+    firewall, path_written = None, path
+    if not failures:
+        clusters = [ready[c.name] for c in mesh.clusters]
+        firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=expires)
+        path_written = write_kubeconfig(mesh, clusters, path, target=target, force=force)
+    roots, root_failures = _settle({"root": root})
+    steps, step_failures = _settle(
+        {f"{cluster}/{step}": f for cluster, chain in chains.items() for step, f in chain.items()}
+    )
+    raise_failures({**failures, **root_failures, **step_failures})
+    assert firewall is not None
+    return _report(mesh, started, created, ready, firewall, path_written, roots["root"], charts, steps)
+
+
+def _report(
+    mesh: MeshSpec,
+    started: float,
+    created: dict[str, Any],
+    ready: dict[str, ClusterAccess],
+    firewall: FirewallResult,
+    kubeconfig: str,
+    root: RootInfo,
+    charts: list[ChartRef],
+    steps: dict[str, Any],
+) -> MeshReport:
+    clusters = [ready[c.name] for c in mesh.clusters]
+    cacerts = [v for k, v in steps.items() if k.endswith("/cacerts")]
+    releases = [v for v in steps.values() if isinstance(v, ReleaseResult)]
+    timings = [r.timing for r in created.values()] + [c.timing for c in clusters] + [firewall.timing]
+    provision = ProvisionReport(
+        mesh=mesh.name,
+        target=mesh.target.value,
+        project=mesh.project,
+        clusters=clusters,
+        firewall=firewall,
+        kubeconfig=kubeconfig,
+        steps=timings,
+        started=started,
+        finished=time.time(),
+    )
+    publish_report(provision)
+    return MeshReport(
+        provision=provision,
+        root=root,
+        charts=charts,
+        cacerts=cacerts,
+        releases=releases,
+        gateways={k.split("/")[0]: v for k, v in steps.items() if k.endswith("/address")},
+        exposed={k.split("/")[0]: v for k, v in steps.items() if k.endswith("/expose")},
+        steps=timings + [c.timing for c in cacerts] + [r.timing for r in releases if r.timing],
+        started=started,
+        finished=time.time(),
+    )

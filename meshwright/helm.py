@@ -1,0 +1,285 @@
+"""Which `helm` runs, how pyhelm3 reaches one cluster, and what helm's failures mean.
+
+One place decides the executable (MESHWRIGHT_HELM, else the Helm that `make` installs beside the
+venv's Python, else `helm` on PATH) and checks its version before anything is installed. A client
+for one cluster gets a kubeconfig of its own, written 0600 in a private temporary directory and
+removed when the client is done: it holds a bearer token, so it never lands anywhere else and is
+never logged (pyhelm3 logs commands with values replaced by `<stdin>`; the token is in the file).
+
+pyhelm3's exceptions become meshwright's error tree here, with helm's own message in one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyhelm3
+import pyhelm3.errors as helm_errors
+import yaml
+from pydantic import BaseModel
+
+from meshwright import errors as e
+from meshwright.models import Timing
+
+HELM_ENV = "MESHWRIGHT_HELM"
+MIN_VERSION = (3, 14, 0)
+FETCH_HINT = "run `make helm` (or `.venv/bin/python scripts/fetch_helm.py`) to install the bundled Helm"
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+# helm prints these when the API server or the network is briefly unavailable: worth a retry.
+_TRANSIENT = (
+    "connection refused",
+    "connection reset",
+    "i/o timeout",
+    "tls handshake timeout",
+    "eof",
+    "the server is currently unable",
+    "too many requests",
+    "etcdserver",
+    "http2: client connection lost",
+    "another operation (install/upgrade/rollback) is in progress",
+)
+
+
+CHARTS = ("base", "istiod", "gateway")
+# ensure_release's first look at a release that does not exist yet fails by design; pyhelm3 logs
+# every failed command as a warning, which would read as a problem on every first install.
+logging.getLogger("pyhelm3").setLevel(logging.ERROR)
+
+
+class ChartRef(BaseModel):
+    """Where one chart comes from and the version that resolved (what gets installed)."""
+
+    chart: str
+    ref: str
+    repo: str | None = None
+    version: str
+
+
+class ReleaseResult(BaseModel):
+    """A release after `ensure`: installed, upgraded or unchanged, at which revision and chart version."""
+
+    cluster: str
+    name: str
+    chart: str
+    version: str
+    revision: int
+    action: str  # installed | upgraded | unchanged
+    timing: Timing | None = None
+
+
+class HelmMissing(e.PermanentError):
+    """No usable helm executable: none found, or one older than meshwright supports."""
+
+
+def executable() -> str:
+    """The helm to run: MESHWRIGHT_HELM, else the bundled one beside the venv's Python, else PATH."""
+    chosen = os.environ.get(HELM_ENV)
+    if chosen:
+        return chosen
+    bundled = Path(sys.executable).parent / "helm"
+    if bundled.is_file() and os.access(bundled, os.X_OK):
+        return str(bundled)
+    found = shutil.which("helm")
+    if not found:
+        raise HelmMissing(
+            f"no helm found: set {HELM_ENV}, put helm >= 3.14 on PATH, or {FETCH_HINT}", step="helm"
+        )
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def checked_version(helm: str) -> str:
+    """Helm's version (`v3.17.2`); raises HelmMissing when it does not run or is older than 3.14."""
+    try:
+        done = subprocess.run(
+            [helm, "version", "--template", "{{ .Version }}"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise HelmMissing(f"cannot run helm at {helm}: {error}; {FETCH_HINT}", step="helm") from None
+    match = _VERSION.match(done.stdout.strip())
+    if done.returncode != 0 or not match:
+        raise HelmMissing(f"{helm} did not report a version ({_last_line(done.stderr)})", step="helm")
+    if tuple(int(part) for part in match.groups()) < MIN_VERSION:
+        need = ".".join(map(str, MIN_VERSION))
+        raise HelmMissing(f"{helm} is Helm {match.group(0)}; meshwright needs >= {need}", step="helm")
+    return done.stdout.strip()
+
+
+def offline_client() -> pyhelm3.Client:
+    """A client for commands that need no cluster (`helm show chart` for preflight)."""
+    helm = executable()
+    checked_version(helm)
+    return pyhelm3.Client(executable=helm)
+
+
+def kubeconfig(*, cluster: str, endpoint: str, ca_certificate: str, token: str) -> dict[str, Any]:
+    """One cluster, one context named after it, a static bearer token (no exec plugin: helm may
+    run where gcloud is not installed)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster,
+                "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_certificate},
+            }
+        ],
+        "users": [{"name": cluster, "user": {"token": token}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+        "current-context": cluster,
+    }
+
+
+@contextmanager
+def cluster_client(
+    *, cluster: str, endpoint: str, ca_certificate: str, token: str, timeout: str = "5m"
+) -> Iterator[pyhelm3.Client]:
+    """A pyhelm3 client bound to one cluster, its kubeconfig removed on exit."""
+    helm = executable()
+    checked_version(helm)
+    base64.b64decode(ca_certificate, validate=True)  # a broken CA fails here, not inside helm
+    with tempfile.TemporaryDirectory(prefix="meshwright-helm-") as private:  # mode 0700
+        path = Path(private) / "kubeconfig"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            yaml.safe_dump(
+                kubeconfig(cluster=cluster, endpoint=endpoint, ca_certificate=ca_certificate, token=token),
+                out,
+            )
+        yield pyhelm3.Client(executable=helm, kubeconfig=path, kubecontext=cluster, default_timeout=timeout)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "no output").removeprefix("Error: ")
+
+
+def helm_message(error: helm_errors.Error) -> str:
+    """Helm's own message, one line (helm puts the error last, after any warnings)."""
+    return e.truncate(_last_line(error.stderr.decode(errors="replace")))
+
+
+def from_helm(error: helm_errors.Error, *, cluster: str | None, step: str) -> e.MeshwrightError:
+    """pyhelm3's exception -> meshwright's error, keeping helm's message."""
+    message = helm_message(error)
+    lowered = message.lower()
+    kind: type[e.MeshwrightError]
+    if isinstance(error, helm_errors.ConnectionError) or any(m in lowered for m in _TRANSIENT):
+        kind = e.TransientError
+    elif isinstance(error, helm_errors.ChartNotFoundError):
+        kind = e.NotFound
+    elif isinstance(error, helm_errors.ResourceAlreadyExistsError):
+        kind = e.Conflict
+    elif "forbidden" in lowered or "unauthorized" in lowered:
+        kind = e.PermissionDenied
+    elif "timed out waiting for the condition" in lowered or "context deadline exceeded" in lowered:
+        kind, message = e.OperationFailed, f"not ready in time: {message}"
+    else:  # render failures, schema rejections, invalid resources: a person must change something
+        kind = e.InvalidRequest
+    return kind(message, cluster=cluster, step=step)
+
+
+@contextmanager
+def helm_call(*, cluster: str | None, step: str) -> Iterator[None]:
+    """Run pyhelm3 calls; what they raise comes out as meshwright's own errors."""
+    try:
+        yield
+    except helm_errors.Error as error:
+        raise from_helm(error, cluster=cluster, step=step) from error
+
+
+def is_remote(source: str) -> bool:
+    return source.startswith(("http://", "https://", "oci://"))
+
+
+def locate(source: str, chart: str, version: str) -> tuple[str, str | None, str | None]:
+    """(chart ref, --repo, --version) for one chart of a source: a Helm repo URL, an oci:// ref or a
+    directory as `helm pull --untar` leaves it (a local chart has the version it has)."""
+    if source.startswith(("http://", "https://")):
+        return chart, source, version
+    if source.startswith("oci://"):
+        return f"{source.rstrip('/')}/{chart}", None, version
+    return str(Path(source).expanduser().resolve() / chart), None, None
+
+
+def resolve_charts(source: str, version: str, *, hint: str) -> list[ChartRef]:
+    """Look up base, istiod and gateway (`helm show chart`) before anything is created.
+
+    Raises one NotFound naming the source and what to do (`hint`) when any cannot be fetched.
+    """
+    if not is_remote(source):
+        missing = [c for c in CHARTS if not (Path(source).expanduser() / c / "Chart.yaml").is_file()]
+        if missing:
+            raise e.NotFound(
+                f"charts directory {source} has no {', '.join(missing)} chart ({hint})", step="preflight"
+            )
+    client = offline_client()
+
+    async def show(chart: str) -> ChartRef:
+        ref, repo, pinned = locate(source, chart, version)
+        found = await client.get_chart(ref, repo=repo, version=pinned)
+        return ChartRef(chart=chart, ref=ref, repo=repo, version=str(found.metadata.version))
+
+    async def show_all() -> list[ChartRef]:
+        return list(await asyncio.gather(*(show(c) for c in CHARTS)))
+
+    try:
+        return asyncio.run(show_all())
+    except helm_errors.Error as error:
+        raise e.NotFound(
+            f"charts cannot be fetched from {source}: {helm_message(error)} ({hint})", step="preflight"
+        ) from None
+
+
+async def ensure_release(
+    client: pyhelm3.Client,
+    ref: ChartRef,
+    name: str,
+    values: dict[str, Any],
+    *,
+    cluster: str,
+    namespace: str,
+    timeout: str = "5m",
+) -> ReleaseResult:
+    """pyhelm3's ensure_release (a new revision only when chart or values changed), reporting
+    whether it installed, upgraded or left the release as it was. Readiness is the caller's."""
+    pinned = ref.version if is_remote(ref.ref) or ref.repo else None
+    chart = await client.get_chart(ref.ref, repo=ref.repo, version=pinned)
+    before = await _revision(client, name, namespace)
+    revision = await client.ensure_release(
+        name, chart, values, namespace=namespace, create_namespace=False, timeout=timeout
+    )
+    action = "installed" if before is None else "unchanged" if revision.revision == before else "upgraded"
+    return ReleaseResult(
+        cluster=cluster,
+        name=name,
+        chart=ref.chart,
+        version=str(chart.metadata.version),
+        revision=revision.revision,
+        action=action,
+    )
+
+
+async def _revision(client: pyhelm3.Client, name: str, namespace: str) -> int | None:
+    try:
+        return (await client.get_current_revision(name, namespace=namespace)).revision
+    except helm_errors.ReleaseNotFoundError:
+        return None
+
+
+def list_releases(client: pyhelm3.Client, namespace: str) -> list[dict[str, Any]]:
+    """`helm list` in a namespace, as helm's JSON (name, revision, chart, app_version, status)."""
+    return list(asyncio.run(client.list_release_definitions(namespace=namespace)))

@@ -1,0 +1,181 @@
+"""What Istio needs per cluster, computed from the spec: Helm values, the istio-system namespace,
+and the Istio objects that expose istiod and services on the east-west gateways. Pure: no I/O.
+
+Only Istio's own value keys are used (charts/base, istio-discovery, gateway), so Istio's real
+charts and the sandbox's stand-ins take the same values. The procedures are Istio's multicluster
+install guides: primary-remote (externalIstiod on the primary; profile=remote, injectionPath,
+remotePilotAddress and configCluster on a remote), multi-primary, and multi-network (network label
+on istio-system before istiod, east-west gateways with networkGateway, cross-network-gateway).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from meshwright import naming
+from meshwright.spec import ClusterSpec, MeshSpec, Role
+
+CHARTS = {"base": naming.BASE_RELEASE, "istiod": naming.ISTIOD_RELEASE, "gateway": naming.EASTWEST_RELEASE}
+EASTWEST_SELECTOR = {"istio": "eastwestgateway"}
+ISTIOD_HOST = f"istiod.{naming.ISTIO_NAMESPACE}.svc.cluster.local"
+Values = dict[str, Any]
+
+
+class Release(BaseModel):
+    """One Helm release to ensure: its name, which chart of the source, and the values."""
+
+    name: str
+    chart: str
+    values: Values
+    wait: bool = True
+
+
+def serves_remotes(spec: MeshSpec, c: ClusterSpec) -> bool:
+    return any(r.primary == c.name for r in spec.remotes)
+
+
+def needs_eastwest(spec: MeshSpec, c: ClusterSpec) -> bool:
+    """A primary exposes istiod to its remotes through one; every cluster of a multi-network mesh
+    reaches the others' services through one."""
+    return serves_remotes(spec, c) or spec.multi_network
+
+
+def injection_path(spec: MeshSpec, c: ClusterSpec) -> str:
+    return f"/inject/cluster/{c.name}/net/{spec.istio_network(c)}"
+
+
+def _global(spec: MeshSpec, c: ClusterSpec) -> Values:
+    return {
+        "meshID": spec.mesh_id,
+        "multiCluster": {"clusterName": c.name},
+        "network": spec.istio_network(c),
+    }
+
+
+def base_values(spec: MeshSpec, c: ClusterSpec) -> Values:
+    if c.role is Role.REMOTE:
+        return {"profile": "remote", "global": {"externalIstiod": True}}
+    if serves_remotes(spec, c):
+        return {"global": {"externalIstiod": True}}
+    return {}
+
+
+def istiod_values(spec: MeshSpec, c: ClusterSpec, *, remote_pilot_address: str | None = None) -> Values:
+    """A remote's values need its primary's east-west gateway address."""
+    values: Values = {"global": _global(spec, c)}
+    if c.role is Role.REMOTE:
+        if not remote_pilot_address:
+            raise ValueError(f"remote {c.name} needs its primary's east-west gateway address")
+        values["profile"] = "remote"
+        values["global"] |= {"configCluster": True, "remotePilotAddress": remote_pilot_address}
+        values["istiodRemote"] = {"injectionPath": injection_path(spec, c)}
+    elif serves_remotes(spec, c):
+        values["global"]["externalIstiod"] = True
+        values["pilot"] = {"env": {"EXTERNAL_ISTIOD": "true"}}
+    return values
+
+
+def eastwest_values(spec: MeshSpec, c: ClusterSpec) -> Values:
+    return {"name": naming.EASTWEST_RELEASE, "networkGateway": spec.istio_network(c)}
+
+
+def release_names(spec: MeshSpec, c: ClusterSpec) -> list[str]:
+    """The cluster's releases in install order: base, istiod, then its east-west gateway if any."""
+    names = [naming.BASE_RELEASE, naming.ISTIOD_RELEASE]
+    return names + ([naming.EASTWEST_RELEASE] if needs_eastwest(spec, c) else [])
+
+
+def release(spec: MeshSpec, c: ClusterSpec, name: str, *, remote_pilot_address: str | None = None) -> Release:
+    """One release of the cluster with its values; istiod on a remote needs `remote_pilot_address`.
+
+    Readiness is waited for on primaries only: a remote runs no istiod, and its gateway's pod is
+    injected by the primary's istiod, which serves the remote once it holds the remote's secret (a
+    later stage).
+    """
+    primary = c.role is Role.PRIMARY
+    if name == naming.BASE_RELEASE:
+        return Release(name=name, chart="base", values=base_values(spec, c), wait=False)
+    if name == naming.ISTIOD_RELEASE:
+        values = istiod_values(spec, c, remote_pilot_address=remote_pilot_address)
+        return Release(name=name, chart="istiod", values=values, wait=primary)
+    if name == naming.EASTWEST_RELEASE and needs_eastwest(spec, c):
+        return Release(name=name, chart="gateway", values=eastwest_values(spec, c), wait=primary)
+    raise ValueError(f"cluster {c.name} has no release {name}")
+
+
+def namespace(spec: MeshSpec, c: ClusterSpec) -> dict[str, Any]:
+    """istio-system with the network label (multi-network) and, on a remote, the clusters whose
+    control plane manages it."""
+    metadata: dict[str, Any] = {"name": naming.ISTIO_NAMESPACE}
+    if spec.multi_network:
+        metadata["labels"] = {naming.NETWORK_LABEL: spec.istio_network(c)}
+    if c.primary:
+        metadata["annotations"] = {naming.CONTROL_PLANE_CLUSTERS_ANNOTATION: c.primary}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def _tls_server(name: str, number: int, mode: str, hosts: list[str]) -> dict[str, Any]:
+    return {
+        "port": {"name": name, "number": number, "protocol": "TLS"},
+        "tls": {"mode": mode},
+        "hosts": hosts,
+    }
+
+
+def _meta(name: str) -> dict[str, Any]:
+    return {"name": name, "namespace": naming.ISTIO_NAMESPACE}
+
+
+def expose_istiod() -> list[dict[str, Any]]:
+    """samples/multicluster/expose-istiod.yaml: istiod's 15012 and 15017 through the gateway."""
+    gateway = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": _meta("istiod-gateway"),
+        "spec": {
+            "selector": EASTWEST_SELECTOR,
+            "servers": [
+                _tls_server("tls-istiod", 15012, "PASSTHROUGH", ["*"]),
+                _tls_server("tls-istiodwebhook", 15017, "PASSTHROUGH", ["*"]),
+            ],
+        },
+    }
+    routes = [
+        {
+            "match": [{"port": port, "sniHosts": ["*"]}],
+            "route": [{"destination": {"host": ISTIOD_HOST, "port": {"number": target}}}],
+        }
+        for port, target in ((15012, 15012), (15017, 443))
+    ]
+    service = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": _meta("istiod-vs"),
+        "spec": {"hosts": ["*"], "gateways": ["istiod-gateway"], "tls": routes},
+    }
+    return [gateway, service]
+
+
+def expose_services() -> list[dict[str, Any]]:
+    """samples/multicluster/expose-services.yaml: every *.local service through 15443, mTLS passed through."""
+    return [
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "Gateway",
+            "metadata": _meta("cross-network-gateway"),
+            "spec": {
+                "selector": EASTWEST_SELECTOR,
+                "servers": [_tls_server("tls", 15443, "AUTO_PASSTHROUGH", ["*.local"])],
+            },
+        }
+    ]
+
+
+def exposures(spec: MeshSpec, c: ClusterSpec) -> list[dict[str, Any]]:
+    """What a primary applies on its east-west gateway; remotes get their config from their primary."""
+    if c.role is Role.REMOTE:
+        return []
+    out = expose_istiod() if serves_remotes(spec, c) else []
+    return out + (expose_services() if spec.multi_network else [])

@@ -1,0 +1,232 @@
+"""Istio's control planes, per cluster, with pyhelm3 driving a real helm.
+
+Each task does one thing to one cluster: the istio-system namespace (network label, control-plane
+annotation), one Helm release (pyhelm3's ensure_release: no new revision when chart and values are
+unchanged), the Istio objects on a primary's east-west gateway, and the gateway's address that a
+remote's istiod points at. Values and manifests come from meshwright.istio_values (pure). Readiness
+is waited for with watches here rather than `helm --wait`, which polls every two seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import kubernetes.client
+import kubernetes.watch
+from kubernetes.client.exceptions import ApiException
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from meshwright import clients, helm, istio_values, kube, naming
+from meshwright.clients import MeshwrightTarget
+from meshwright.errors import OperationFailed, TransientError
+from meshwright.helm import ChartRef, ReleaseResult
+from meshwright.models import ClusterAccess
+from meshwright.spec import MeshSpec, Target
+from meshwright.translate import from_kube
+from tasks.common import RETRYING, Clock
+
+READY_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
+ADDRESS_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
+BUNDLED_HINT = "on the sandbox, omit istio.charts to use the bundled charts"
+
+
+def chart_source(spec: MeshSpec, *, target: MeshwrightTarget) -> str:
+    """The spec's `istio.charts`, else the target's default (Istio's repository, or the bundled charts)."""
+    return spec.istio.charts or clients.cloud(target).default_charts
+
+
+@task(task_run_name="preflight_charts[{spec.name}]", cache_policy=NO_CACHE, **RETRYING)
+def preflight_charts(spec: MeshSpec, *, target: MeshwrightTarget) -> list[ChartRef]:
+    """Check that helm runs and that base, istiod and gateway can be fetched, before anything is created.
+
+    Args:
+        spec: the validated mesh spec.
+        target: where the mesh is built (decides the default chart source).
+    """
+    source = chart_source(spec, target=target)
+    refs = helm.resolve_charts(source, spec.istio.version, hint=BUNDLED_HINT)
+    log = get_run_logger()
+    for ref in refs:
+        if ref.version != spec.istio.version:
+            log.warning(
+                "chart %s from %s is version %s, not istio.version %s: installing %s",
+                ref.chart, source, ref.version, spec.istio.version, ref.version,
+            )  # fmt: skip
+    log.info("charts from %s: %s", source, ", ".join(f"{r.chart} {r.version}" for r in refs))
+    return refs
+
+
+def _kube(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:
+    return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
+
+
+@task(task_run_name="prepare_namespace[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+def prepare_namespace(spec: MeshSpec, access: ClusterAccess, *, target: MeshwrightTarget) -> str:
+    """Create or update istio-system with its network label and control-plane annotation (server-side apply).
+
+    Args:
+        spec: the validated mesh spec.
+        access: the cluster, RUNNING.
+        target: where the mesh is built.
+    """
+    manifest = istio_values.namespace(spec, spec.cluster(access.name))
+    kube.apply(_kube(target, access), [manifest], cluster=access.name, step="prepare_namespace")
+    return naming.ISTIO_NAMESPACE
+
+
+@task(task_run_name="install_{release}[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+def install_release(
+    spec: MeshSpec,
+    access: ClusterAccess,
+    release: str,
+    charts: list[ChartRef],
+    *,
+    target: MeshwrightTarget,
+    remote_pilot_address: str | None = None,
+) -> ReleaseResult:
+    """Install or upgrade one of the cluster's Istio releases; unchanged chart and values make no revision.
+
+    Waits until what the release runs is ready (istiod's Deployment, a primary's gateway) so the next
+    step can rely on it.
+
+    Args:
+        spec: the validated mesh spec.
+        access: the cluster.
+        release: istio-base, istiod or istio-eastwestgateway.
+        charts: what `preflight_charts` resolved.
+        target: where the mesh is built.
+        remote_pilot_address: a remote's primary's east-west gateway address (istiod on a remote).
+    """
+    clock, cluster = Clock(f"install_{release}", access.name), spec.cluster(access.name)
+    plan = istio_values.release(spec, cluster, release, remote_pilot_address=remote_pilot_address)
+    ref = next(r for r in charts if r.chart == plan.chart)
+    result = _ensure(target, access, ref, plan.name, plan.values, step=clock.step)
+    if plan.wait:
+        _wait_ready(target, access, plan.name, step=clock.step)
+    get_run_logger().info(
+        "%s %s in %s: %s %s, revision %d",
+        result.action, release, access.name, ref.chart, result.version, result.revision,
+    )  # fmt: skip
+    return result.model_copy(update={"timing": clock.done()})
+
+
+def _ensure(
+    target: MeshwrightTarget,
+    access: ClusterAccess,
+    ref: ChartRef,
+    name: str,
+    values: dict[str, Any],
+    *,
+    step: str,
+) -> ReleaseResult:
+    cloud = clients.cloud(target)
+    with (
+        helm.cluster_client(
+            cluster=access.name,
+            endpoint=access.endpoint,
+            ca_certificate=access.ca_certificate,
+            token=cloud.kube_token(),
+        ) as client,
+        helm.helm_call(cluster=access.name, step=step),
+    ):
+        return asyncio.run(
+            helm.ensure_release(
+                client, ref, name, values, cluster=access.name, namespace=naming.ISTIO_NAMESPACE
+            )
+        )
+
+
+def _wait_ready(target: MeshwrightTarget, access: ClusterAccess, release: str, *, step: str) -> None:
+    deployment = "istiod" if release == naming.ISTIOD_RELEASE else release
+    if release == naming.BASE_RELEASE:
+        return
+    timeout = READY_TIMEOUT[clients.cloud(target).target]
+    try:
+        kube.wait_rollout(
+            _kube(target, access),
+            naming.ISTIO_NAMESPACE,
+            deployment,
+            cluster=access.name,
+            step=step,
+            timeout=timeout,
+        )
+    except TransientError as e:  # a control plane that never comes up is not fixed by retrying
+        raise OperationFailed(
+            f"release {release}: {e.message}; see `kubectl -n istio-system describe deployment {deployment}`",
+            cluster=access.name,
+            step=step,
+        ) from None
+
+
+@task(task_run_name="gateway_address[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+def gateway_address(access: ClusterAccess, *, target: MeshwrightTarget) -> str:
+    """The east-west gateway's load-balancer address (IP, or hostname), once it has one.
+
+    Args:
+        access: a cluster with an east-west gateway.
+        target: where the mesh is built.
+    """
+    api = kubernetes.client.CoreV1Api(_kube(target, access))
+    timeout = ADDRESS_TIMEOUT[clients.cloud(target).target]
+    deadline, watch = time.monotonic() + timeout, kubernetes.watch.Watch()
+    try:
+        while time.monotonic() < deadline:
+            for event in watch.stream(
+                api.list_namespaced_service,
+                naming.ISTIO_NAMESPACE,
+                field_selector=f"metadata.name={naming.EASTWEST_RELEASE}",
+                timeout_seconds=max(1, int(deadline - time.monotonic())),
+            ):
+                address = _ingress(event["object"])
+                if address:
+                    return address
+    except ApiException as e:
+        raise from_kube(
+            e, cluster=access.name, step="gateway_address", what="service/istio-eastwestgateway"
+        ) from e
+    finally:
+        watch.stop()
+    raise OperationFailed(
+        f"service istio-system/{naming.EASTWEST_RELEASE} has no load-balancer address after {timeout:.0f}s",
+        cluster=access.name,
+        step="gateway_address",
+    )
+
+
+def _ingress(service: Any) -> str | None:
+    ingress = (
+        service.status.load_balancer.ingress if service.status and service.status.load_balancer else None
+    ) or []
+    return next((i.ip or i.hostname for i in ingress if i.ip or i.hostname), None)
+
+
+@task(task_run_name="expose_on_gateway[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+def expose_on_gateway(spec: MeshSpec, access: ClusterAccess, *, target: MeshwrightTarget) -> list[str]:
+    """Apply the Gateways (and VirtualService) that expose istiod to remotes and services to other networks.
+
+    Args:
+        spec: the validated mesh spec.
+        access: a primary with an east-west gateway.
+        target: where the mesh is built.
+    """
+    manifests = istio_values.exposures(spec, spec.cluster(access.name))
+    return kube.apply(_kube(target, access), manifests, cluster=access.name, step="expose_on_gateway")
+
+
+@task(task_run_name="list_releases[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+def list_releases(access: ClusterAccess, *, target: MeshwrightTarget) -> list[dict[str, Any]]:
+    """The Helm releases in the cluster's istio-system: name, revision, chart, app_version, status."""
+    cloud = clients.cloud(target)
+    with (
+        helm.cluster_client(
+            cluster=access.name,
+            endpoint=access.endpoint,
+            ca_certificate=access.ca_certificate,
+            token=cloud.kube_token(),
+        ) as client,
+        helm.helm_call(cluster=access.name, step="list_releases"),
+    ):
+        return helm.list_releases(client, naming.ISTIO_NAMESPACE)

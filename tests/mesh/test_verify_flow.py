@@ -1,0 +1,92 @@
+"""The verify_mesh flow, run for real once healthy and once broken: its table artifact, its failure, no token kept."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
+from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.verify import verify_mesh
+from meshwright.clients import MeshwrightTarget
+from meshwright.models import ClusterAccess
+from meshwright.remote_secrets import pairs
+from meshwright.sandbox.mesh.clusterz import for_fleet
+from meshwright.sandbox.world import World
+from meshwright.spec import MeshSpec
+from meshwright.verify import ControlPlaneBroken
+from tasks.remote_secrets import exchange_remote_secret
+from tests.mesh.conftest import NS, core, mesh_spec
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("prefect-storage")
+    with (
+        temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: path}),
+        prefect_test_harness(server_startup_timeout=60),
+    ):
+        yield path
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> str:
+    path = tmp_path / "mesh.yaml"
+    spec = mesh_spec()
+    path.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True)))
+    return str(path)
+
+
+def table(mesh: str) -> list[dict[str, str]]:
+    """The newest version of the mesh's control-plane table."""
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"mesh-{mesh}-control-plane"])),
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    return json.loads(str(artifacts[0].data))
+
+
+def test_verify_flow_publishes_the_table_and_fails_naming_each_problem(
+    storage: Path,
+    sandbox: World,
+    target: MeshwrightTarget,
+    spec: MeshSpec,
+    clusters: dict[str, ClusterAccess],
+    spec_file: str,
+) -> None:
+    sandbox.fleet.service_proxy = for_fleet(sandbox.fleet)
+    for source, primary in pairs(spec):
+        exchange_remote_secret.fn(clusters[source], clusters[primary], target=target)
+    report = verify_mesh(spec=spec_file, connection=target)
+    assert report.ok
+    rows = table("m1")
+    assert {(r["primary"], r["cluster"], r["status"]) for r in rows} == {
+        ("central", "east", "synced"),
+        ("central", "west", "synced"),
+        ("east", "central", "synced"),
+        ("east", "west", "synced"),
+    }
+
+    core(target, clusters["east"]).delete_namespaced_secret("istio-remote-secret-west", NS)
+    with pytest.raises(ControlPlaneBroken) as broken:
+        verify_mesh(spec=spec_file, connection=target)
+    assert str(broken.value).splitlines()[1:] == [
+        "  east does not see west: not listed (remote secret istio-remote-secret-west: missing)"
+    ]
+    assert ("east", "west", "not listed") in {(r["primary"], r["cluster"], r["status"]) for r in table("m1")}
+
+    token_secret = core(target, clusters["west"]).read_namespaced_secret(
+        "istio-reader-service-account-istio-remote-secret-token", NS
+    )
+    token = base64.b64decode(token_secret.data["token"]).decode()
+    kept = "".join(p.read_text(errors="ignore") for p in storage.rglob("*") if p.is_file())
+    assert token not in kept + repr(rows) + report.model_dump_json()

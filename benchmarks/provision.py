@@ -40,11 +40,7 @@ def main() -> None:
     parser.add_argument("--create", type=float, default=5.0, help="simulated cluster create time (s)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="meshwright-bench-"))
-    os.environ.update(
-        MESHWRIGHT_SANDBOX_STATE=str(work / "sandbox"),
-        PREFECT_HOME=str(work / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-    )
+    os.environ.update(PREFECT_HOME=str(work / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     from meshwright.sandbox import daemon  # after the environment is set
 
     daemon.start(work / "sandbox", latency=f"create={args.create},delete=0.5,pending=0.2")
@@ -59,10 +55,15 @@ def run(work: Path, sizes: list[int], create: float) -> None:
 
     from flows.provision import provision_mesh
     from flows.teardown import teardown_mesh
+    from meshwright.clients import MeshwrightTarget
+    from meshwright.settings import settings
+    from meshwright.spec import Target
 
-    flow(lambda: None, name="warm-up")()  # start Prefect's ephemeral API outside the measurements
+    sandbox = MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(work / "sandbox"))
+
+    flow(name="warm-up")(lambda: None)()  # start Prefect's ephemeral API outside the measurements
     print(
-        f"simulated create time {create:.1f}s; sandbox poll interval 0.1s; API concurrency {os.environ.get('MESHWRIGHT_API_CONCURRENCY', 4)}"
+        f"simulated create time {create:.1f}s; sandbox poll interval 0.1s; API concurrency {settings().api_concurrency}"
     )
     print(
         f"{'clusters':>8} {'flow wall':>10} {'flow body':>10} {'critical':>9} {'ratio':>6} {'sequential':>11} {'overhead/task':>14}"
@@ -70,7 +71,7 @@ def run(work: Path, sizes: list[int], create: float) -> None:
     for n in sizes:
         path = spec_file(work, n)
         started = time.perf_counter()
-        report = provision_mesh(spec=path, kubeconfig=str(work / f"kc-{n}"))
+        report = provision_mesh(spec=path, kubeconfig=str(work / f"kc-{n}"), connection=sandbox)
         wall = time.perf_counter() - started
         creates = [c.timing.seconds for c in report.clusters]
         critical, sequential = max(creates), sum(creates)
@@ -78,7 +79,7 @@ def run(work: Path, sizes: list[int], create: float) -> None:
         print(
             f"{n:>8} {wall:>9.2f}s {report.seconds:>9.2f}s {critical:>8.2f}s {wall / critical:>6.2f} {sequential:>10.1f}s {1000 * (wall - critical) / tasks:>12.0f}ms"
         )
-        teardown_mesh(spec=path, wait=True, kubeconfig=str(work / f"kc-{n}"))
+        teardown_mesh(spec=path, wait=True, kubeconfig=str(work / f"kc-{n}"), connection=sandbox)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ failed future would let the run end Completed), and every failure is reported, n
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -11,14 +10,14 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from meshwright.errors import MeshwrightError, PermanentError
+from meshwright.settings import settings
 
 T = TypeVar("T")
-# Prefect's default thread pool is unbounded; 20 clusters must not become 40 polling threads.
-MAX_WORKERS = int(os.environ.get("MESHWRIGHT_MAX_WORKERS", "16"))
 
 
 def bounded_runner() -> Any:  # Prefect types its runners invariantly; any ThreadPoolTaskRunner fits
-    return ThreadPoolTaskRunner(max_workers=MAX_WORKERS)
+    """Prefect's default thread pool is unbounded; 20 clusters must not become 40 polling threads."""
+    return ThreadPoolTaskRunner(max_workers=settings().max_workers)
 
 
 class StepsFailed(PermanentError):

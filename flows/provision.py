@@ -9,36 +9,50 @@ from prefect import flow
 
 from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright import naming
+from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import ProvisionReport
 from meshwright.spec import load_spec
-from tasks.access import write_kubeconfig
+from tasks.access import check_kubeconfig, write_kubeconfig
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.network import check_network, ensure_firewall
 from tasks.report import publish_report
 
 
 @flow(name="provision-mesh", task_runner=bounded_runner(), log_prints=False)
-def provision_mesh(spec: str, kubeconfig: str | None = None) -> ProvisionReport:
+def provision_mesh(
+    spec: str,
+    kubeconfig: str | None = None,
+    connection: MeshwrightTarget | str | None = None,
+    force: bool = False,
+) -> ProvisionReport:
     """Create the mesh's clusters in parallel, open the firewall between their pod ranges and write
     a kubeconfig with one context per cluster.
 
     Args:
         spec: path of the mesh spec (YAML).
         kubeconfig: where to write the kubeconfig; default `.meshwright/<mesh>/kubeconfig`.
+        connection: a MeshwrightTarget block or the name of a saved one; default: the spec's
+            target in its usual place (the sandbox of $MESHWRIGHT_SANDBOX_STATE, or GKE with
+            application default credentials).
+        force: overwrite a kubeconfig that holds another mesh's contexts.
     """
     started = time.time()
     mesh = load_spec(spec)
-    check_network(mesh)
+    target = resolve_target(mesh.target, connection)
+    path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
+    check_network(mesh, target=target)
     expires = naming.expiry(mesh, now=started)
-    creates = {c.name: create_cluster.submit(mesh, c.name, expires=expires) for c in mesh.clusters}
+    creates = {
+        c.name: create_cluster.submit(mesh, c.name, target=target, expires=expires) for c in mesh.clusters
+    }
     # A future as argument: the wait starts as soon as its own create is done.
-    waits = {name: wait_cluster.submit(mesh, future) for name, future in creates.items()}  # type: ignore[call-overload]
+    waits = {name: wait_cluster.submit(mesh, future, target=target) for name, future in creates.items()}  # type: ignore[call-overload]
     created, create_failures = resolve(creates)
     ready, wait_failures = resolve(waits, skip=create_failures)
     raise_failures({**create_failures, **wait_failures})
     clusters = [ready[c.name] for c in mesh.clusters]
-    firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], expires=expires)
-    path = write_kubeconfig(mesh, clusters, kubeconfig or str(naming.default_kubeconfig(mesh.name)))
+    firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=expires)
+    path = write_kubeconfig(mesh, clusters, path, target=target, force=force)
     steps = [r.timing for r in created.values()] + [c.timing for c in clusters] + [firewall.timing]
     report = ProvisionReport(
         mesh=mesh.name,

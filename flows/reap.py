@@ -11,6 +11,7 @@ import time
 from prefect import flow, get_run_logger
 
 from flows._futures import bounded_runner, raise_failures, resolve
+from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.spec import Target
 from tasks.clusters import delete_cluster, find_expired_clusters
 from tasks.network import delete_firewall, find_expired_firewalls
@@ -18,7 +19,10 @@ from tasks.network import delete_firewall, find_expired_firewalls
 
 @flow(name="reap-expired", task_runner=bounded_runner())
 def reap_expired(
-    project: str, target: Target = Target.SANDBOX, now: float | None = None
+    project: str,
+    target: Target = Target.SANDBOX,
+    now: float | None = None,
+    connection: MeshwrightTarget | str | None = None,
 ) -> dict[str, list[str]]:
     """Start deleting expired meshwright clusters and firewall rules of `project`.
 
@@ -26,12 +30,13 @@ def reap_expired(
         project: the GCP project to sweep.
         target: `gke`, or `sandbox` for the local sandbox.
         now: the time to judge expiry by (default: now).
+        connection: a MeshwrightTarget block (or a saved one's name) for `target`; default: its usual place.
     """
-    moment = time.time() if now is None else now
-    clusters = find_expired_clusters(target, project, now=moment)
-    deletes = {c.name: delete_cluster.submit(target, project, c.location, c.name) for c in clusters}
-    rules = find_expired_firewalls(target, project, now=moment)
-    rule_deletes = {r: delete_firewall.submit(target, project, r) for r in rules}
+    moment, where = time.time() if now is None else now, resolve_target(target, connection)
+    clusters = find_expired_clusters(where, project, now=moment)
+    deletes = {c.name: delete_cluster.submit(where, project, c.location, c.name) for c in clusters}
+    rules = find_expired_firewalls(where, project, now=moment)
+    rule_deletes = {r: delete_firewall.submit(where, project, r) for r in rules}
     failures = {**resolve(deletes)[1], **resolve(rule_deletes)[1]}
     get_run_logger().info(
         "reaped %d cluster(s) and %d firewall rule(s) of %s", len(clusters), len(rules), project

@@ -9,6 +9,7 @@ from prefect import flow
 
 from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright import naming
+from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import TeardownReport
 from meshwright.spec import load_spec
 from tasks.access import remove_kubeconfig
@@ -17,30 +18,38 @@ from tasks.network import delete_firewall
 
 
 @flow(name="teardown-mesh", task_runner=bounded_runner())
-def teardown_mesh(spec: str, wait: bool = True, kubeconfig: str | None = None) -> TeardownReport:
+def teardown_mesh(
+    spec: str,
+    wait: bool = True,
+    kubeconfig: str | None = None,
+    connection: MeshwrightTarget | str | None = None,
+) -> TeardownReport:
     """Delete every cluster labelled with the mesh and the mesh's firewall rule.
 
     Args:
         spec: path of the mesh spec (YAML).
         wait: return only when the clusters are gone (like `terraform destroy`).
-        kubeconfig: the kubeconfig `provision_mesh` wrote, removed at the end.
+        kubeconfig: the kubeconfig `provision_mesh` wrote, removed at the end (if it is this mesh's).
+        connection: a MeshwrightTarget block or the name of a saved one; default: the spec's
+            target in its usual place.
     """
     started = time.time()
     mesh = load_spec(spec)
-    refs = find_mesh_clusters(mesh.target, mesh.project, mesh.name)
-    deletes = {r.name: delete_cluster.submit(mesh.target, mesh.project, r.location, r.name) for r in refs}
+    target = resolve_target(mesh.target, connection)
+    refs = find_mesh_clusters(target, mesh.project, mesh.name)
+    deletes = {r.name: delete_cluster.submit(target, mesh.project, r.location, r.name) for r in refs}
     _, failures = resolve(deletes)
     if wait:
         gone = {
-            r.name: wait_deleted.submit(mesh.target, mesh.project, r.location, r.name)
+            r.name: wait_deleted.submit(target, mesh.project, r.location, r.name)
             for r in refs
             if r.name not in failures
         }
         failures.update(resolve(gone)[1])
-    firewall = delete_firewall(mesh.target, mesh.project, naming.firewall_name(mesh.name))
+    firewall = delete_firewall(target, mesh.project, naming.firewall_name(mesh.name))
     raise_failures(failures)
     if wait:
-        remove_kubeconfig(kubeconfig or str(naming.default_kubeconfig(mesh.name)))
+        remove_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)))
     return TeardownReport(
         mesh=mesh.name,
         deleted_clusters=sorted(r.name for r in refs),

@@ -1,7 +1,9 @@
 """The `meshwright` command line: validate, plan, sandbox, up, down, status.
 
 Every command prints one clear line per problem and exits non-zero on failure; no command
-prints a token, a key or a kubeconfig with credentials.
+prints a token, a key or a kubeconfig with credentials. Start-up stays cheap: Google's clients,
+Prefect and the flows load only in the commands that use them, the emulator never (the sandbox
+daemon is a process of its own).
 """
 
 from __future__ import annotations
@@ -10,16 +12,20 @@ import importlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from meshwright import kubeconfig as kc
+from meshwright import naming
 from meshwright.errors import MeshwrightError, SpecInvalid
 from meshwright.naming import MESH_LABEL
 from meshwright.plan import build_plan, render_text
-from meshwright.sandbox import daemon as sandbox_daemon
-from meshwright.sandbox.settings import STATE_ENV, state_dir
+from meshwright.sandbox.contract import STATE_ENV, state_dir
 from meshwright.spec import MeshSpec, Target, load_spec
+
+if TYPE_CHECKING:
+    from meshwright.clients import MeshwrightTarget
 
 app = typer.Typer(
     name="meshwright",
@@ -29,9 +35,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-from meshwright.sandbox_cli import app as sandbox_app  # noqa: E402
+from meshwright import sandbox_cli  # noqa: E402
 
-app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(sandbox_cli.app, name="sandbox")
 
 SpecArg = Annotated[Path, typer.Argument(help="Mesh spec (YAML).", show_default=False)]
 EXIT_INVALID = 2
@@ -80,16 +86,25 @@ StateOpt = Annotated[
 ]
 
 
-def _ensure_sandbox(spec: MeshSpec, state: Path | None) -> None:
+def _connect(spec: MeshSpec, state: Path | None) -> MeshwrightTarget:
+    """Where the flows build: a started sandbox (its state directory) or GKE. Loads the client factory."""
+    from meshwright.clients import MeshwrightTarget
+
     if spec.target is not Target.SANDBOX:
-        return
-    if state is not None:  # the flows find the sandbox the way every other command does
-        os.environ[STATE_ENV] = str(state_dir(state))
-    try:
-        info = sandbox_daemon.start(state_dir())
-    except sandbox_daemon.SandboxNotRunning as e:
-        fail(str(e))
+        return MeshwrightTarget.default(spec.target)
+    root = state_dir(state)
+    info = sandbox_cli.ensure_started(root)
     typer.echo(f"sandbox: GCP at {info['gcp']} (state {info['state']})", err=True)
+    return MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(root))
+
+
+def _check_kubeconfig(spec: MeshSpec, path: Path | None, *, force: bool) -> None:
+    """Refuse a kubeconfig of another mesh before anything is built (the flow checks again)."""
+    where = path or naming.default_kubeconfig(spec.name)
+    owner = kc.Owner(spec.name, spec.project, spec.target.value)
+    reason = None if force else kc.why_not_overwrite(where, owner)
+    if reason:
+        fail(f"{reason}; choose another --kubeconfig path, or pass --force to overwrite it")
 
 
 def _run(module: str, name: str, *, hint: str = "", **params: Any) -> Any:
@@ -109,10 +124,22 @@ def up(
     kubeconfig: Annotated[Path | None, typer.Option(help="Where to write the kubeconfig.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     state: StateOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a kubeconfig that holds another mesh's contexts.")
+    ] = False,
 ) -> None:
-    """Provision the mesh of SPEC: clusters in parallel, firewall, kubeconfig."""
+    """Provision the mesh of SPEC: clusters in parallel, firewall, kubeconfig.
+
+    Args:
+        spec: the mesh spec (YAML).
+        kubeconfig: where to write the kubeconfig (default `.meshwright/<mesh>/kubeconfig`).
+        as_json: print the report as JSON.
+        state: the sandbox's state directory (sandbox target only).
+        force: overwrite a kubeconfig that meshwright did not write for this mesh.
+    """
     mesh = read_spec(spec)
-    _ensure_sandbox(mesh, state)
+    _check_kubeconfig(mesh, kubeconfig, force=force)
+    target = _connect(mesh, state)
     hint = (
         f"\n  What was created so far stays (labelled {MESH_LABEL}={mesh.name}): `meshwright status {spec}` shows it,"
         f"\n  `meshwright up {spec}` resumes where this stopped, `meshwright down {spec}` removes it."
@@ -123,6 +150,8 @@ def up(
         hint=hint,
         spec=str(spec),
         kubeconfig=str(kubeconfig) if kubeconfig else None,
+        connection=target,
+        force=force,
     )
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
@@ -150,15 +179,22 @@ def down(
     ] = None,
     state: StateOpt = None,
 ) -> None:
-    """Delete every cluster labelled with the mesh of SPEC, and its firewall rule."""
+    """Delete every cluster labelled with the mesh of SPEC, and its firewall rule.
+
+    Args:
+        spec: the mesh spec (YAML).
+        no_wait: return once deletion has started.
+        kubeconfig: the kubeconfig `up` wrote, removed at the end if it is this mesh's.
+        state: the sandbox's state directory (sandbox target only).
+    """
     mesh = read_spec(spec)
-    _ensure_sandbox(mesh, state)
     report = _run(
         "flows.teardown",
         "teardown_mesh",
         spec=str(spec),
         wait=not no_wait,
         kubeconfig=str(kubeconfig) if kubeconfig else None,
+        connection=_connect(mesh, state),
     )
     verb = "deleted" if report.waited else "deleting"
     typer.echo(
@@ -170,13 +206,19 @@ def down(
 def status(
     spec: SpecArg, as_json: Annotated[bool, typer.Option("--json")] = False, state: StateOpt = None
 ) -> None:
-    """What exists of the mesh of SPEC right now."""
+    """What exists of the mesh of SPEC right now.
+
+    Args:
+        spec: the mesh spec (YAML).
+        as_json: print the status as JSON.
+        state: the sandbox's state directory (sandbox target only).
+    """
     mesh = read_spec(spec)
-    _ensure_sandbox(mesh, state)
+    target = _connect(mesh, state)
     from meshwright.status import mesh_status  # Google's clients load only for commands that call them
 
     try:
-        info = mesh_status(mesh)
+        info = mesh_status(mesh, target)
     except MeshwrightError as e:
         fail(e)
     if as_json:

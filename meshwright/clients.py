@@ -1,14 +1,15 @@
-"""The one place that builds Google, Kubernetes and Helm clients for a target.
+"""The one place that builds the Google (GKE, Compute) and Kubernetes API clients for a target.
 
-`gke` uses application default credentials and Google's endpoints; `sandbox` uses REST with
-anonymous credentials against the local sandbox, and the sandbox operator's token for the
+Where a mesh is built is a `MeshwrightTarget` block, shaped like prefect-gcp's `GcpCredentials`:
+`gke` uses a service-account key file or application default credentials and Google's endpoints;
+`sandbox` uses REST with anonymous credentials against a local sandbox (found through its
+contract: state directory, endpoint file, operator token) and the operator's token for the
 clusters. Nothing else in meshwright knows which target it is talking to.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,22 +20,23 @@ from typing import Any
 import google.auth
 import google.auth.exceptions
 import google.auth.transport.requests
+import kubernetes.client
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1, container_v1
+from google.oauth2 import service_account
+from prefect.blocks.core import Block
+from pydantic import Field
 
-from meshwright.errors import PermissionDenied, SandboxError
-from meshwright.sandbox import store
-from meshwright.sandbox.kube.fleet import operator_token
-from meshwright.sandbox.settings import Layout, state_dir
+from meshwright import kube
+from meshwright.errors import PermanentError, PermissionDenied
+from meshwright.sandbox import contract
+from meshwright.settings import settings
 from meshwright.spec import Target
 from meshwright.translate import google_call
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-# At most this many GKE/Compute calls at once from one process, so 20 clusters do not become a
-# burst of 20 x polling against the API quota.
-API_CONCURRENCY_ENV = "MESHWRIGHT_API_CONCURRENCY"
-DEFAULT_API_CONCURRENCY = 4
+ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
 POLL_SECONDS = {Target.GKE: 10.0, Target.SANDBOX: 0.1}
 GKE_AUTH_PLUGIN = {
     "apiVersion": "client.authentication.k8s.io/v1beta1",
@@ -44,6 +46,52 @@ GKE_AUTH_PLUGIN = {
     "interactiveMode": "IfAvailable",
 }
 TokenSource = Callable[[], str]
+
+
+class MeshwrightTarget(Block):
+    """Where a mesh is built and how meshwright authenticates there.
+
+    Save one per place you build in and hand its name to the flows, as prefect-gcp's
+    `GcpCredentials`: `MeshwrightTarget(target="gke").save("prod")`. It holds paths, never a key.
+    """
+
+    _block_type_name = "Meshwright Target"
+    _block_type_slug = "meshwright-target"
+    _description = "Where meshwright builds a mesh: the local sandbox (its state directory) or GKE."
+
+    target: Target = Field(default=Target.SANDBOX, description="sandbox or gke")
+    sandbox_state: str | None = Field(
+        default=None,
+        description="Sandbox state directory; default $MESHWRIGHT_SANDBOX_STATE, else .meshwright/sandbox.",
+    )
+    credentials_file: str | None = Field(
+        default=None,
+        description="GKE: a service-account key file; default: application default credentials.",
+    )
+
+    @classmethod
+    def default(cls, target: Target) -> MeshwrightTarget:
+        """The usual place for `target`, with the sandbox state directory chosen now."""
+        state = str(contract.state_dir()) if target is Target.SANDBOX else None
+        return cls(target=target, sandbox_state=state)
+
+    def get_cloud(self) -> Cloud:
+        """The clients for this target (cached per process)."""
+        return cloud(self)
+
+
+def resolve_target(target: Target, given: MeshwrightTarget | str | None) -> MeshwrightTarget:
+    """What a flow builds against: a block, the name of a saved one, or the default for `target`."""
+    if isinstance(given, str):
+        block: MeshwrightTarget = MeshwrightTarget.load(given)  # type: ignore[assignment]
+    else:
+        block = given or MeshwrightTarget.default(target)
+    if block.target is not target:
+        raise PermanentError(
+            f"the spec's target is {target.value} but the MeshwrightTarget block is for {block.target.value}",
+            step="connect",
+        )
+    return block
 
 
 @dataclass(frozen=True)
@@ -58,6 +106,7 @@ class Cloud:
     kube_token: TokenSource
     poll_seconds: float
     api_slots: threading.BoundedSemaphore
+    default_charts: str
 
     @contextmanager
     def call(self, *, cluster: str | None, step: str) -> Iterator[None]:
@@ -71,22 +120,20 @@ class Cloud:
             return {"exec": GKE_AUTH_PLUGIN}
         return {"token": self.kube_token()}
 
+    def kube(self, endpoint: str, ca_certificate: str) -> kubernetes.client.ApiClient:
+        """A Kubernetes API client for a cluster's `endpoint` (host:port) trusting its CA (base64 PEM)."""
+        return kube.connect(endpoint, ca_certificate, self.kube_token)
 
-def cloud(target: Target, *, sandbox_state: Path | None = None) -> Cloud:
+
+def cloud(target: MeshwrightTarget) -> Cloud:
     """Clients for `target`; cached per process, because Prefect tasks call this a lot."""
-    return _cloud(target, state_dir(sandbox_state) if target is Target.SANDBOX else None)
-
-
-@functools.lru_cache(maxsize=8)
-def _cloud(target: Target, root: Path | None) -> Cloud:
-    if target is Target.SANDBOX:
-        assert root is not None
-        return _sandbox(root)
-    return _gke()
+    if target.target is Target.SANDBOX:
+        return _sandbox(contract.state_dir(target.sandbox_state))
+    return _gke(target.credentials_file)
 
 
 def _clients(
-    target: Target, credentials: Credentials, options: ClientOptions | None, token: TokenSource
+    target: Target, credentials: Credentials, options: ClientOptions | None, token: TokenSource, charts: str
 ) -> Cloud:
     kw = {"credentials": credentials, "transport": "rest", "client_options": options}
     return Cloud(
@@ -97,30 +144,25 @@ def _clients(
         networks=compute_v1.NetworksClient(**kw),  # type: ignore[arg-type]
         kube_token=token,
         poll_seconds=POLL_SECONDS[target],
-        api_slots=threading.BoundedSemaphore(
-            int(os.environ.get(API_CONCURRENCY_ENV, DEFAULT_API_CONCURRENCY))
-        ),
+        # At most this many GKE/Compute calls at once from one process, so 20 clusters do not
+        # become a burst of 20 x polling against the API quota.
+        api_slots=threading.BoundedSemaphore(settings().api_concurrency),
+        default_charts=charts,
     )
 
 
+@functools.lru_cache(maxsize=8)
 def _sandbox(root: Path) -> Cloud:
-    info = store.read_json(Layout(root).daemon, {})
-    if not info.get("gcp"):
-        raise SandboxError(f"no sandbox has run with state {root}; start one with `meshwright sandbox start`")
-    token = operator_token(Layout(root))
+    options = ClientOptions(api_endpoint=contract.endpoint(root))
+    token = contract.operator_token(root)
     return _clients(
-        Target.SANDBOX, AnonymousCredentials(), ClientOptions(api_endpoint=info["gcp"]), lambda: token
+        Target.SANDBOX, AnonymousCredentials(), options, lambda: token, str(contract.BUNDLED_CHARTS)
     )
 
 
-def _gke() -> Cloud:
-    try:
-        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
-    except google.auth.exceptions.DefaultCredentialsError as e:
-        raise PermissionDenied(
-            "no Google credentials found: run `gcloud auth application-default login`, or set "
-            f"GOOGLE_APPLICATION_CREDENTIALS to a service-account key file ({e.__class__.__name__})"
-        ) from None
+@functools.lru_cache(maxsize=8)
+def _gke(credentials_file: str | None) -> Cloud:
+    credentials = _google_credentials(credentials_file)
     request = google.auth.transport.requests.Request()
 
     def token() -> str:
@@ -128,9 +170,27 @@ def _gke() -> Cloud:
             credentials.refresh(request)
         return str(credentials.token)
 
-    return _clients(Target.GKE, credentials, None, token)
+    return _clients(Target.GKE, credentials, None, token, ISTIO_CHARTS)
+
+
+def _google_credentials(credentials_file: str | None) -> Credentials:
+    try:
+        if credentials_file:
+            found: Credentials = service_account.Credentials.from_service_account_file(
+                credentials_file, scopes=[CLOUD_PLATFORM]
+            )
+            return found
+        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+        return credentials
+    except (google.auth.exceptions.DefaultCredentialsError, OSError, ValueError) as e:
+        raise PermissionDenied(
+            "no usable Google credentials: run `gcloud auth application-default login`, or give the "
+            f"MeshwrightTarget block a service-account key file ({e.__class__.__name__})",
+            step="connect",
+        ) from None
 
 
 def reset_cache() -> None:
     """Forget cached clients (after a sandbox restart moved its endpoint)."""
-    _cloud.cache_clear()
+    _sandbox.cache_clear()
+    _gke.cache_clear()

@@ -1,17 +1,21 @@
-"""`meshwright sandbox ...`: start, stop, reset, serve, status and kubeconfig of a local sandbox."""
+"""`meshwright sandbox ...`: start, stop, reset, serve, status and kubeconfig of a local sandbox.
+
+Only `serve` loads the emulator; the other commands reach a daemon through the sandbox's contract.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
 
+from meshwright import kubeconfig as kc
 from meshwright.sandbox import daemon
-from meshwright.sandbox.settings import STATE_ENV, Latency, state_dir
-from meshwright.sandbox.store import write_secret
+from meshwright.sandbox.contract import STATE_ENV, SandboxNotRunning, state_dir
+from meshwright.sandbox.settings import Latency
 
 app = typer.Typer(
     help="The local sandbox world (GKE, Compute and Kubernetes APIs on loopback).", no_args_is_help=True
@@ -31,9 +35,17 @@ FaultsOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
+
+
+def ensure_started(root: Path) -> dict[str, Any]:
+    """Start the sandbox of `root` unless it runs; its status, or one error line and exit 1."""
+    try:
+        return daemon.start(root)
+    except SandboxNotRunning as e:
+        _fail(str(e))
 
 
 @app.command()
@@ -42,7 +54,7 @@ def start(state: StateOpt = None, latency: LatencyOpt = None, faults: FaultsOpt 
     try:
         Latency.parse(latency)
         info = daemon.start(state_dir(state), latency=latency, faults=str(faults) if faults else None)
-    except (daemon.SandboxNotRunning, ValueError, OSError) as e:
+    except (SandboxNotRunning, ValueError, OSError) as e:
         _fail(str(e))
     typer.echo(
         f"sandbox running: GCP at {info['gcp']}, state {info['state']}, {len(info['clusters'])} cluster(s)"
@@ -77,21 +89,32 @@ def reset(state: StateOpt = None) -> None:
 
 @app.command()
 def status(state: StateOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Where the sandbox serves and which clusters answer."""
+    """Where the sandbox serves and which clusters answer; exit 1 (one line) when none runs.
+
+    Args:
+        state: the sandbox's state directory.
+        as_json: print the status as JSON (`running: false` when none runs).
+    """
     root = state_dir(state)
     try:
         info = daemon.status(root)
-    except daemon.SandboxNotRunning as e:
+    except Exception as e:  # whatever a dying daemon does to the connection: one line, no traceback
         if as_json:
-            typer.echo(json.dumps({"running": False, "state": str(root), "gcp": None, "clusters": {}}))
+            typer.echo(json.dumps({"running": False, "state": str(root), "gcp": None, "clusters": []}))
             raise typer.Exit(1) from None
-        _fail(str(e))
+        _fail(str(e) if isinstance(e, SandboxNotRunning) else f"the sandbox does not answer: {e}")
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
+    _print_status(info)
+
+
+def _print_status(info: dict[str, Any]) -> None:
     typer.echo(f"GCP:   {info['gcp']}\nstate: {info['state']}")
-    for name, url in sorted(info["clusters"].items()):
-        typer.echo(f"  {name:<20} {url}")
+    clusters = info["clusters"]
+    for name, c in zip(daemon.context_names(clusters), clusters, strict=True):
+        where = f"{c['project']}/{c['location']}" if c.get("project") else ""
+        typer.echo(f"  {name:<24} {where:<32} {c['url']}")
 
 
 @app.command()
@@ -102,14 +125,17 @@ def kubeconfig(
         Path | None, typer.Option("--output", "-o", help="Write to FILE (mode 0600) instead of stdout.")
     ] = None,
 ) -> None:
-    """A kubeconfig for the sandbox clusters: one context per cluster, named after it."""
+    """A kubeconfig for the sandbox clusters: one context per cluster.
+
+    A context is named after its cluster when that name is unique in the sandbox, else
+    `<project>_<location>_<name>` as gcloud names them; `--cluster` takes either.
+    """
     try:
         config = daemon.kubeconfig(state_dir(state), cluster=cluster)
-    except daemon.SandboxNotRunning as e:
+    except SandboxNotRunning as e:
         _fail(str(e))
-    text = yaml.safe_dump(config, sort_keys=False)
     if output:
-        write_secret(output, text.encode())
+        kc.write(output, config)
         typer.echo(f"wrote {output} (mode 0600)", err=True)
     else:
-        typer.echo(text, nl=False)
+        typer.echo(yaml.safe_dump(config, sort_keys=False), nl=False)

@@ -12,22 +12,26 @@ from google.cloud import compute_v1, container_v1
 from meshwright import clients, naming
 from meshwright.errors import NotFound
 from meshwright.naming import MESH_LABEL
-from meshwright.spec import MeshSpec, Target
+from meshwright.spec import MeshSpec
 
 
-def list_clusters(target: Target, project: str, *, step: str) -> list[container_v1.Cluster]:
+def list_clusters(target: clients.MeshwrightTarget, project: str, *, step: str) -> list[container_v1.Cluster]:
     """Every cluster of the project, in every location."""
     cloud = clients.cloud(target)
     with cloud.call(cluster=None, step=step):
         return list(cloud.container.list_clusters(parent=f"projects/{project}/locations/-").clusters)
 
 
-def mesh_clusters(target: Target, project: str, mesh: str, *, step: str) -> list[container_v1.Cluster]:
+def mesh_clusters(
+    target: clients.MeshwrightTarget, project: str, mesh: str, *, step: str
+) -> list[container_v1.Cluster]:
     """The clusters labelled as this mesh's, wherever they are."""
     return [c for c in list_clusters(target, project, step=step) if c.resource_labels.get(MESH_LABEL) == mesh]
 
 
-def get_firewall(target: Target, project: str, name: str, *, step: str) -> compute_v1.Firewall | None:
+def get_firewall(
+    target: clients.MeshwrightTarget, project: str, name: str, *, step: str
+) -> compute_v1.Firewall | None:
     """A firewall rule, or None where there is none."""
     cloud = clients.cloud(target)
     try:
@@ -37,7 +41,8 @@ def get_firewall(target: Target, project: str, name: str, *, step: str) -> compu
         return None
 
 
-def mesh_status(spec: MeshSpec) -> dict[str, Any]:
+def mesh_status(spec: MeshSpec, target: clients.MeshwrightTarget) -> dict[str, Any]:
+    """What exists of the mesh of `spec` on `target`: its clusters, missing ones, its firewall rule."""
     clusters = [
         {
             "name": c.name,
@@ -46,9 +51,9 @@ def mesh_status(spec: MeshSpec) -> dict[str, Any]:
             "endpoint": c.endpoint,
             "pod_cidr": c.cluster_ipv4_cidr,
         }
-        for c in mesh_clusters(spec.target, spec.project, spec.name, step="status")
+        for c in mesh_clusters(target, spec.project, spec.name, step="status")
     ]
-    rule = get_firewall(spec.target, spec.project, naming.firewall_name(spec.name), step="status")
+    rule = get_firewall(target, spec.project, naming.firewall_name(spec.name), step="status")
     firewall = {"name": rule.name, "source_ranges": list(rule.source_ranges)} if rule else None
     missing = sorted({c.name for c in spec.clusters} - {c["name"] for c in clusters})
     return {

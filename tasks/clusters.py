@@ -13,10 +13,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 
 from meshwright import clients, naming
+from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, NotFound, OperationFailed, TransientError
 from meshwright.models import ClusterAccess, ClusterRef, CreateResult
 from meshwright.naming import EXPIRES_LABEL, MESH_LABEL
-from meshwright.spec import ClusterSpec, MeshSpec, Target
+from meshwright.spec import ClusterSpec, MeshSpec
 from meshwright.status import list_clusters, mesh_clusters
 from tasks.common import RETRYING, Clock
 
@@ -54,7 +55,7 @@ def cluster_request(spec: MeshSpec, c: ClusterSpec, *, expires: int | None) -> c
 
 
 def get_cluster(
-    target: Target, project: str, location: str, name: str, *, step: str
+    target: MeshwrightTarget, project: str, location: str, name: str, *, step: str
 ) -> container_v1.Cluster | None:
     cloud = clients.cloud(target)
     try:
@@ -64,7 +65,7 @@ def get_cluster(
         return None
 
 
-def _adopt(spec: MeshSpec, existing: container_v1.Cluster) -> None:
+def _adopt(spec: MeshSpec, existing: container_v1.Cluster, target: MeshwrightTarget) -> None:
     """Ours and usable: adopt it. Not ours, or on its way out: say so."""
     name = existing.name
     owner = existing.resource_labels.get(MESH_LABEL)
@@ -77,7 +78,7 @@ def _adopt(spec: MeshSpec, existing: container_v1.Cluster) -> None:
         )
     if existing.status in (Status.ERROR, Status.STOPPING):
         if existing.status == Status.ERROR:
-            _start_delete(spec.target, spec.project, existing.location, name, step="create_cluster")
+            _start_delete(target, spec.project, existing.location, name, step="create_cluster")
         raise TransientError(
             f"an earlier attempt left this cluster {existing.status.name}; it is being deleted and will be created again",
             cluster=name,
@@ -91,21 +92,24 @@ def _adopt(spec: MeshSpec, existing: container_v1.Cluster) -> None:
     cache_policy=(INPUTS - "expires") + TASK_SOURCE + RUN_ID,
     **RETRYING,
 )
-def create_cluster(spec: MeshSpec, name: str, *, expires: int | None) -> CreateResult:
+def create_cluster(
+    spec: MeshSpec, name: str, *, target: MeshwrightTarget, expires: int | None
+) -> CreateResult:
     """Create one GKE cluster of the mesh, or adopt it if this mesh already has it.
 
     Args:
         spec: the validated mesh spec.
         name: which of its clusters.
+        target: where to build it.
         expires: unix time for the expiry label, when the spec has a ttl.
     """
     clock, c, log = Clock("create_cluster", name), spec.cluster(name), get_run_logger()
-    existing = get_cluster(spec.target, spec.project, c.location, name, step="create_cluster")
+    existing = get_cluster(target, spec.project, c.location, name, step="create_cluster")
     if existing is not None:
-        _adopt(spec, existing)
+        _adopt(spec, existing, target)
         log.info("cluster %s exists (%s): adopted", name, existing.status.name)
         return CreateResult(name=name, location=c.location, adopted=True, timing=clock.done())
-    cloud, parent = clients.cloud(spec.target), _parent(spec.project, c.location)
+    cloud, parent = clients.cloud(target), _parent(spec.project, c.location)
     try:
         with cloud.call(cluster=name, step="create_cluster"):
             op = cloud.container.create_cluster(
@@ -121,7 +125,9 @@ def create_cluster(spec: MeshSpec, name: str, *, expires: int | None) -> CreateR
     )
 
 
-def _wait_operation(target: Target, operation: str, *, cluster: str, step: str, deadline: float) -> None:
+def _wait_operation(
+    target: MeshwrightTarget, operation: str, *, cluster: str, step: str, deadline: float
+) -> None:
     cloud = clients.cloud(target)
     while time.monotonic() < deadline:
         with cloud.call(cluster=cluster, step=step):
@@ -137,9 +143,11 @@ def _wait_operation(target: Target, operation: str, *, cluster: str, step: str, 
 
 
 @task(task_run_name="wait_cluster[{created.name}]", cache_policy=NO_CACHE, **RETRYING)
-def wait_cluster(spec: MeshSpec, created: CreateResult, *, timeout: float = WAIT_TIMEOUT) -> ClusterAccess:
+def wait_cluster(
+    spec: MeshSpec, created: CreateResult, *, target: MeshwrightTarget, timeout: float = WAIT_TIMEOUT
+) -> ClusterAccess:
     """Wait until the cluster is RUNNING; return how to reach it (no credentials)."""
-    clock, name, target = Clock("wait_cluster", created.name), created.name, spec.target
+    clock, name = Clock("wait_cluster", created.name), created.name
     deadline = time.monotonic() + timeout
     if created.operation:
         _wait_operation(target, created.operation, cluster=name, step="wait_cluster", deadline=deadline)
@@ -181,13 +189,13 @@ def _ref(c: container_v1.Cluster) -> ClusterRef:
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def find_mesh_clusters(target: Target, project: str, mesh: str) -> list[ClusterRef]:
+def find_mesh_clusters(target: MeshwrightTarget, project: str, mesh: str) -> list[ClusterRef]:
     """Every cluster of the project labelled as this mesh's, wherever it is."""
     return [_ref(c) for c in mesh_clusters(target, project, mesh, step="find_mesh_clusters")]
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def find_expired_clusters(target: Target, project: str, *, now: float) -> list[ClusterRef]:
+def find_expired_clusters(target: MeshwrightTarget, project: str, *, now: float) -> list[ClusterRef]:
     """Clusters of any mesh whose expiry label has passed."""
     found = []
     for c in list_clusters(target, project, step="find_expired_clusters"):
@@ -197,7 +205,9 @@ def find_expired_clusters(target: Target, project: str, *, now: float) -> list[C
     return found
 
 
-def _start_delete(target: Target, project: str, location: str, name: str, *, step: str) -> str | None:
+def _start_delete(
+    target: MeshwrightTarget, project: str, location: str, name: str, *, step: str
+) -> str | None:
     cloud = clients.cloud(target)
     try:
         with cloud.call(cluster=name, step=step):
@@ -208,7 +218,7 @@ def _start_delete(target: Target, project: str, location: str, name: str, *, ste
 
 
 @task(task_run_name="delete_cluster[{name}]", cache_policy=NO_CACHE, **RETRYING)
-def delete_cluster(target: Target, project: str, location: str, name: str) -> str | None:
+def delete_cluster(target: MeshwrightTarget, project: str, location: str, name: str) -> str | None:
     """Start deleting a cluster; one that is already gone counts as deleted. A cluster that is busy
     with another operation (GKE's 400 'is currently ...') is retried."""
     cluster = get_cluster(target, project, location, name, step="delete_cluster")
@@ -221,7 +231,7 @@ def delete_cluster(target: Target, project: str, location: str, name: str) -> st
 
 @task(task_run_name="wait_deleted[{name}]", cache_policy=NO_CACHE, **RETRYING)
 def wait_deleted(
-    target: Target, project: str, location: str, name: str, *, timeout: float = WAIT_TIMEOUT
+    target: MeshwrightTarget, project: str, location: str, name: str, *, timeout: float = WAIT_TIMEOUT
 ) -> str:
     """Return once the cluster answers 404."""
     poll, deadline = clients.cloud(target).poll_seconds, time.monotonic() + timeout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -10,19 +9,18 @@ from prefect.tasks import exponential_backoff
 
 from meshwright.errors import is_transient
 from meshwright.models import Timing
+from meshwright.settings import settings
 
 RETRIES = 5
 JITTER = 0.5
-BACKOFF_ENV = "MESHWRIGHT_RETRY_BACKOFF"
 
 
 def retry_delays(retries: int) -> list[float]:
-    """Exponential backoff; the factor (seconds) comes from MESHWRIGHT_RETRY_BACKOFF, default 2.
+    """Exponential backoff; the factor (seconds) is the `retry_backoff` setting, default 2.
 
-    Prefect expands this when a task is defined, so the variable must be set before `tasks` is imported.
+    Prefect expands this when a task is defined, so the setting is read when `tasks` is imported.
     """
-    factor = float(os.environ.get(BACKOFF_ENV, "2"))
-    delays: list[float] = exponential_backoff(backoff_factor=factor)(retries)
+    delays: list[float] = exponential_backoff(backoff_factor=settings().retry_backoff)(retries)
     return delays
 
 
@@ -44,6 +42,8 @@ RETRYING: dict[str, Any] = {
 
 
 class Clock:
+    """Times one step of one cluster."""
+
     def __init__(self, step: str, cluster: str | None = None) -> None:
         self.step, self.cluster, self.started = step, cluster, time.time()
 

@@ -13,9 +13,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 
 from meshwright import clients, naming
+from meshwright.clients import MeshwrightTarget
 from meshwright.errors import NotFound, PermanentError
 from meshwright.models import FirewallResult
-from meshwright.spec import MeshSpec, Target
+from meshwright.spec import MeshSpec
 from meshwright.status import get_firewall
 from tasks.common import RETRYING, Clock
 
@@ -76,16 +77,19 @@ def _wait(cloud: clients.Cloud, project: str, op: compute_v1.Operation, *, step:
 
 
 @task(persist_result=True, cache_policy=(INPUTS - "expires") + TASK_SOURCE + RUN_ID, **RETRYING)
-def ensure_firewall(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None) -> FirewallResult:
+def ensure_firewall(
+    spec: MeshSpec, pod_cidrs: list[str], *, target: MeshwrightTarget, expires: int | None
+) -> FirewallResult:
     """Create the mesh's firewall rule, or patch an existing one to what it should be.
 
     Args:
         spec: the validated mesh spec.
         pod_cidrs: the pod ranges read from the running clusters.
+        target: where the mesh is built.
         expires: unix time for the reaper, when the spec has a ttl.
     """
-    clock, cloud, log = Clock("ensure_firewall"), clients.cloud(spec.target), get_run_logger()
-    current = get_firewall(spec.target, spec.project, naming.firewall_name(spec.name), step="ensure_firewall")
+    clock, cloud, log = Clock("ensure_firewall"), clients.cloud(target), get_run_logger()
+    current = get_firewall(target, spec.project, naming.firewall_name(spec.name), step="ensure_firewall")
     want = desired_rule(spec, pod_cidrs, expires=_kept_expiry(spec, current, expires))
     if current is not None and _same(current, want):
         action = "unchanged"
@@ -110,7 +114,7 @@ def ensure_firewall(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def delete_firewall(target: Target, project: str, name: str) -> str:
+def delete_firewall(target: MeshwrightTarget, project: str, name: str) -> str:
     """Delete a firewall rule; one that is already gone counts as deleted. Returns what happened."""
     cloud = clients.cloud(target)
     if get_firewall(target, project, name, step="delete_firewall") is None:
@@ -125,7 +129,7 @@ def delete_firewall(target: Target, project: str, name: str) -> str:
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def find_expired_firewalls(target: Target, project: str, *, now: float) -> list[str]:
+def find_expired_firewalls(target: MeshwrightTarget, project: str, *, now: float) -> list[str]:
     """meshwright firewall rules whose expiry (in their description) has passed."""
     cloud = clients.cloud(target)
     with cloud.call(cluster=None, step="find_expired_firewalls"):
@@ -139,9 +143,9 @@ def find_expired_firewalls(target: Target, project: str, *, now: float) -> list[
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def check_network(spec: MeshSpec) -> str:
+def check_network(spec: MeshSpec, *, target: MeshwrightTarget) -> str:
     """Preflight: the VPC network must exist before anything is created in it."""
-    cloud = clients.cloud(spec.target)
+    cloud = clients.cloud(target)
     try:
         with cloud.call(cluster=None, step="check_network"):
             cloud.networks.get(project=spec.project, network=spec.network)

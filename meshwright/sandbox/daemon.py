@@ -1,10 +1,13 @@
-"""Run the sandbox in the foreground, or start, find, stop and reset it in the background."""
+"""Run the sandbox in the foreground, or start, find, stop and reset it in the background.
+
+Everything but `serve` talks to a daemon through its contract (state files, loopback HTTP), so
+the CLI commands that only look at a sandbox never load the emulator.
+"""
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -12,28 +15,32 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from meshwright.sandbox import store
-from meshwright.sandbox.faults import Faults
-from meshwright.sandbox.kube.fleet import operator_token
+from meshwright import kubeconfig as kc
+from meshwright.sandbox import contract, store
+from meshwright.sandbox.contract import SandboxNotRunning, health
 from meshwright.sandbox.settings import Latency, Layout
-from meshwright.sandbox.world import World
+
+if TYPE_CHECKING:
+    from meshwright.sandbox.faults import Faults
+
+__all__ = ["SandboxNotRunning", "health", "kubeconfig", "reset", "serve", "start", "status", "stop"]
 
 START_TIMEOUT = 30.0
-
-
-class SandboxNotRunning(Exception):
-    pass
+# A daemon counts as started once it has answered health checks for this long without exiting:
+# one that dies while loading its state must not be reported as running.
+SETTLE_SECONDS = 0.5
 
 
 def serve(root: Path, *, latency: Latency, faults: Faults, ready: threading.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT; state is saved on the way out."""
+    from meshwright.sandbox.world import World  # the emulator loads only in the daemon process
+
     layout = Layout(root)
     previous = store.read_json(layout.daemon, {})
     world = World(root, latency=latency, faults=faults)
@@ -55,23 +62,14 @@ def serve(root: Path, *, latency: Latency, faults: Faults, ready: threading.Even
 
 
 def load_faults(path: str | None) -> Faults:
+    """The fault rules of a YAML file (none without a file)."""
+    from meshwright.sandbox.faults import Faults
+
     return Faults(Faults.parse(yaml.safe_load(Path(path).read_text())) if path else [])
 
 
-def health(root: Path) -> dict[str, Any] | None:
-    info = store.read_json(Layout(root).daemon, {})
-    if not info.get("gcp"):
-        return None
-    try:
-        with urllib.request.urlopen(f"{info['gcp']}/_sandbox/health", timeout=2) as r:
-            body: dict[str, Any] = json.loads(r.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-    return body if body.get("state") == str(root) else None
-
-
 def start(root: Path, *, latency: str | None = None, faults: str | None = None) -> dict[str, Any]:
-    """Start in the background unless already running; returns the status once healthy."""
+    """Start in the background unless already running; returns the status once it serves."""
     if health(root):
         return status(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -82,36 +80,78 @@ def start(root: Path, *, latency: str | None = None, faults: str | None = None) 
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
-    deadline = time.monotonic() + START_TIMEOUT
+    _wait_serving(root, proc)
+    return status(root)
+
+
+def _wait_serving(root: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Return once `proc` itself answers health checks and has kept answering for SETTLE_SECONDS."""
+    deadline, healthy_since = time.monotonic() + START_TIMEOUT, None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = Layout(root).log.read_text().strip().splitlines()[-5:]
-            raise SandboxNotRunning("the sandbox exited at start:\n  " + "\n  ".join(tail))
-        if health(root):
-            return status(root)
+            raise SandboxNotRunning(f"the sandbox exited at start:\n  {_log_tail(root)}")
+        answer = health(root)
+        if answer is None or answer.get("pid") != proc.pid:
+            healthy_since = None
+        elif healthy_since is None:
+            healthy_since = time.monotonic()
+        elif time.monotonic() - healthy_since >= SETTLE_SECONDS:
+            return
         time.sleep(0.1)
     raise SandboxNotRunning(
         f"the sandbox did not become healthy within {START_TIMEOUT:.0f}s; see {Layout(root).log}"
     )
 
 
+def _log_tail(root: Path, lines: int = 5) -> str:
+    try:
+        tail = Layout(root).log.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return "(no log)"
+    return "\n  ".join(tail)
+
+
 def status(root: Path) -> dict[str, Any]:
-    info = store.read_json(Layout(root).daemon, {})
+    """What the running sandbox of `root` serves; clusters as a list keyed by (project, location, name)."""
     if not health(root):
         raise SandboxNotRunning(
             f"no sandbox is running with state {root}; start one with `meshwright sandbox start`"
         )
-    with urllib.request.urlopen(f"{info['gcp']}/_sandbox/status", timeout=5) as r:
-        body: dict[str, Any] = json.loads(r.read())
-    return {"running": True, **body}
+    body = contract.get_json(f"{contract.endpoint(root)}{contract.STATUS_PATH}")
+    if not isinstance(body, dict):
+        raise SandboxNotRunning(f"the sandbox with state {root} gave a status that is not an object")
+    return {"running": True, **body, "clusters": clusters_of(body)}
+
+
+def clusters_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The clusters of a status answer, as {project, location, name, id, url} sorted by identity."""
+    raw = body.get("clusters") or []
+    if isinstance(raw, dict):  # the shape before clusters were keyed by (project, location, name)
+        raw = [{"project": None, "location": None, "name": n, "id": None, "url": u} for n, u in raw.items()]
+    found = [c for c in raw if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    return sorted(found, key=lambda c: (str(c.get("project")), str(c.get("location")), c["name"]))
+
+
+def context_names(clusters: list[dict[str, Any]]) -> list[str]:
+    """A cluster's name where it is unique in the sandbox, else gcloud's `<project>_<location>_<name>`."""
+    counts: dict[str, int] = {}
+    for c in clusters:
+        counts[c["name"]] = counts.get(c["name"], 0) + 1
+    return [
+        c["name"] if counts[c["name"]] == 1 else f"{c['project']}_{c['location']}_{c['name']}"
+        for c in clusters
+    ]
 
 
 def stop(root: Path, *, timeout: float = 15.0) -> bool:
-    """Stop the daemon of `root`; False if none was running."""
-    info = store.read_json(Layout(root).daemon, {})
-    if not health(root) or not info.get("pid"):
+    """Stop the daemon of `root`; False if none was running.
+
+    Only a pid the daemon wrote itself and still answers with is signalled (an in-process world
+    of the tests writes none).
+    """
+    answer, pid = health(root), contract.daemon_info(root).get("pid")
+    if not answer or not isinstance(pid, int) or answer.get("pid") != pid:
         return False
-    pid = int(info["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,28 +184,38 @@ def reset(root: Path) -> None:
 
 
 def kubeconfig(root: Path, *, cluster: str | None = None) -> dict[str, Any]:
-    """A kubeconfig for the running sandbox's clusters, one context per cluster named after it."""
-    endpoints = status(root)["clusters"]
+    """A kubeconfig for the running sandbox's clusters, one context per cluster (see context_names).
+
+    `cluster` picks one, by its context name or by its plain name when that is unique.
+    """
+    info = status(root)
+    clusters = info["clusters"]
+    chosen = list(zip(context_names(clusters), clusters, strict=True))
     if cluster is not None:
-        if cluster not in endpoints:
-            raise SandboxNotRunning(
-                f"no running sandbox cluster named {cluster!r} (running: {', '.join(endpoints) or 'none'})"
-            )
-        endpoints = {cluster: endpoints[cluster]}
-    layout, token = Layout(root), operator_token(Layout(root))
-    cas = {p.parent.name: p for p in (layout.root / "ca").glob("*/*/*/ca.crt")}
-    entries = []
-    for name, url in sorted(endpoints.items()):
-        ca = base64.b64encode(cas[name].read_bytes()).decode() if name in cas else ""
-        entries.append((name, url, ca))
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": n, "cluster": {"server": u, "certificate-authority-data": ca}} for n, u, ca in entries
-        ],
-        "users": [{"name": f"{n}-operator", "user": {"token": token}} for n, _, _ in entries],
-        "contexts": [{"name": n, "context": {"cluster": n, "user": f"{n}-operator"}} for n, _, _ in entries],
-        "current-context": entries[0][0] if entries else "",
-        "preferences": {},
-    }
+        chosen = [(n, c) for n, c in chosen if cluster in (n, c["name"])]
+        if len(chosen) != 1:
+            raise SandboxNotRunning(_no_such_cluster(cluster, context_names(clusters), len(chosen)))
+    token = contract.operator_token(root)
+    entries = [kc.Entry(n, c["url"], _ca(root, info["gcp"], c), {"token": token}) for n, c in chosen]
+    return kc.document(entries)
+
+
+def _no_such_cluster(cluster: str, names: list[str], matches: int) -> str:
+    if matches > 1:
+        return (
+            f"{cluster!r} names {matches} clusters; use one of {', '.join(n for n in names if cluster in n)}"
+        )
+    return f"no running sandbox cluster named {cluster!r} (running: {', '.join(names) or 'none'})"
+
+
+def _ca(root: Path, gcp: str, cluster: dict[str, Any]) -> str:
+    """The cluster's CA (base64 PEM) as GKE's API gives it; by name on a sandbox of the older status shape."""
+    if cluster.get("project") is None:
+        cas = {p.parent.name: p for p in (root / "ca").glob("*/*/*/ca.crt")}
+        path = cas.get(cluster["name"])
+        return "" if path is None else base64.b64encode(path.read_bytes()).decode()
+    parts = (cluster["project"], cluster["location"], cluster["name"])
+    quoted = [urllib.parse.quote(str(p), safe="") for p in parts]
+    url = f"{gcp}/v1/projects/{quoted[0]}/locations/{quoted[1]}/clusters/{quoted[2]}"
+    body = contract.get_json(url)
+    return str(((body or {}).get("masterAuth") or {}).get("clusterCaCertificate", ""))

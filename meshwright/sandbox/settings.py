@@ -1,26 +1,20 @@
 """Where a sandbox keeps its state, and how slow its simulated world is.
 
 A sandbox is picked by `--state DIR`, else `MESHWRIGHT_SANDBOX_STATE`, else `.meshwright/sandbox/`,
-so several can run side by side.
+so several can run side by side (`contract.state_dir`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-STATE_ENV = "MESHWRIGHT_SANDBOX_STATE"
-DEFAULT_STATE = Path(".meshwright") / "sandbox"
+from meshwright.sandbox.contract import DAEMON_FILE, OPERATOR_TOKEN_FILE, STATE_ENV, state_dir
 
-
-def state_dir(explicit: str | Path | None = None) -> Path:
-    """The state directory of the sandbox a command means, as an absolute path."""
-    chosen = explicit or os.environ.get(STATE_ENV) or DEFAULT_STATE
-    return Path(chosen).expanduser().resolve()
+__all__ = ["STATE_ENV", "Latency", "Layout", "state_dir"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +25,7 @@ class Layout:
 
     @property
     def daemon(self) -> Path:
-        return self.root / "daemon.json"
+        return self.root / DAEMON_FILE
 
     @property
     def log(self) -> Path:
@@ -47,7 +41,7 @@ class Layout:
 
     @property
     def operator_token(self) -> Path:
-        return self.root / "operator-token"
+        return self.root / OPERATOR_TOKEN_FILE
 
     def ca_dir(self, cluster_id: str) -> Path:
         return self.root / "ca" / cluster_id

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from meshwright.files import write_atomic, write_secret
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["Journal", "read_json", "write_atomic", "write_json", "write_secret"]
 
 
 def write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
@@ -34,11 +20,6 @@ def read_json(path: Path, default: Any = None) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return default
-
-
-def write_secret(path: Path, data: bytes) -> None:
-    """Keys and tokens: mode 0600 from the first byte on."""
-    write_atomic(path, data, mode=0o600)
 
 
 class Journal:

@@ -9,9 +9,9 @@ import pytest
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
-from tests.tasks.conftest import sandbox
+from tests.tasks.conftest import sandbox, target
 
-__all__ = ["sandbox"]
+__all__ = ["sandbox", "target"]
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from flows.reap import reap_expired
 from flows.smoke import mesh_smoke_test
 from flows.teardown import teardown_mesh
 from meshwright import clients
+from meshwright.clients import MeshwrightTarget
 from meshwright.errors import OperationFailed, PermanentError, SpecInvalid
 from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.kube.fleet import operator_token
@@ -43,8 +44,13 @@ def spec_file(tmp_path: Path) -> str:
 
 
 def world_counts(world: World) -> tuple[list[str], list[str]]:
-    clusters = sorted(f"{c['name']}:{c['status']}" for c in world.gke.clusters.values())
-    return clusters, sorted(world.compute.firewalls)
+    """The project's clusters (name:STATUS) and firewall rules, as the real clients see them."""
+    cloud = clients.cloud(MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(world.layout.root)))
+    listed = cloud.container.list_clusters(parent="projects/demo-project/locations/-").clusters
+    rules = cloud.firewalls.list(project="demo-project")
+    return sorted(f"{c.name}:{c.status.name}" for c in listed), sorted(
+        f"demo-project/{r.name}" for r in rules
+    )
 
 
 class Recorder(logging.Handler):
@@ -57,12 +63,12 @@ class Recorder(logging.Handler):
 
 
 def test_up_then_down_and_no_secret_leaks(
-    sandbox: World, spec_file: str, tmp_path: Path, prefect_storage: Path
+    sandbox: World, target: MeshwrightTarget, spec_file: str, tmp_path: Path, prefect_storage: Path
 ) -> None:
     kubeconfig, recorder = tmp_path / "kc", Recorder()
     logging.getLogger("prefect").addHandler(recorder)
     try:
-        report = provision_mesh(spec=spec_file, kubeconfig=str(kubeconfig))
+        report = provision_mesh(spec=spec_file, kubeconfig=str(kubeconfig), connection=target)
     finally:
         logging.getLogger("prefect").removeHandler(recorder)
     assert [c.name for c in report.clusters] == ["central", "west", "east"]
@@ -96,16 +102,18 @@ def test_up_then_down_and_no_secret_leaks(
     assert all(secret not in searched for secret in secrets)
     assert operator_token(sandbox.layout) in kubeconfig.read_text()
 
-    down = teardown_mesh(spec=spec_file, kubeconfig=str(kubeconfig))
+    down = teardown_mesh(spec=spec_file, kubeconfig=str(kubeconfig), connection=target)
     assert down.deleted_clusters == ["central", "east", "west"]
     assert down.firewall == "deleted"
     assert world_counts(sandbox) == ([], [])
     assert not kubeconfig.exists()
-    again = teardown_mesh(spec=spec_file, wait=False)
+    again = teardown_mesh(spec=spec_file, wait=False, connection=target)
     assert (again.deleted_clusters, again.firewall) == ([], "absent")
 
 
-def test_transient_faults_are_retried_until_the_mesh_is_up(sandbox: World, spec_file: str) -> None:
+def test_transient_faults_are_retried_until_the_mesh_is_up(
+    sandbox: World, target: MeshwrightTarget, spec_file: str
+) -> None:
     sandbox.faults.replace(
         [
             FaultRule(api="gke", method="POST", path="/clusters$", status=503, times=2),
@@ -113,21 +121,23 @@ def test_transient_faults_are_retried_until_the_mesh_is_up(sandbox: World, spec_
             FaultRule(api="compute", method="POST", status=503, times=1),
         ]
     )
-    report = provision_mesh(spec=spec_file)
+    report = provision_mesh(spec=spec_file, connection=target)
     assert len(report.clusters) == 3
     assert [r["fired"] for r in sandbox.faults.describe()] == [2, 3, 1]
 
 
-def test_failed_create_fails_the_run_and_a_rerun_converges(sandbox: World, spec_file: str) -> None:
+def test_failed_create_fails_the_run_and_a_rerun_converges(
+    sandbox: World, target: MeshwrightTarget, spec_file: str
+) -> None:
     quota = "Insufficient regional quota to satisfy request: resource CPUS"
     sandbox.faults.replace(
         [FaultRule(api="gke", operation="CREATE_CLUSTER", cluster="east", fail=quota, times=1)]
     )
     with pytest.raises(OperationFailed, match=rf"wait_cluster \[east\]: {quota}"):
-        provision_mesh(spec=spec_file)
+        provision_mesh(spec=spec_file, connection=target)
     assert "east:ERROR" in world_counts(sandbox)[0]
     assert world_counts(sandbox)[1] == []
-    report = provision_mesh(spec=spec_file)
+    report = provision_mesh(spec=spec_file, connection=target)
     assert world_counts(sandbox) == (
         ["central:RUNNING", "east:RUNNING", "west:RUNNING"],
         ["demo-project/meshwright-flowmesh-pods"],
@@ -135,23 +145,25 @@ def test_failed_create_fails_the_run_and_a_rerun_converges(sandbox: World, spec_
     assert len(report.clusters) == 3
 
 
-def test_crash_after_clusters_exist_then_rerun_converges(sandbox: World, spec_file: str) -> None:
+def test_crash_after_clusters_exist_then_rerun_converges(
+    sandbox: World, target: MeshwrightTarget, spec_file: str
+) -> None:
     sandbox.faults.replace(
         [FaultRule(api="compute", operation="insert", fail="Required 'compute.firewalls.create' permission")]
     )
     with pytest.raises(PermanentError, match="ensure_firewall"):
-        provision_mesh(spec=spec_file)
+        provision_mesh(spec=spec_file, connection=target)
     assert world_counts(sandbox) == (["central:RUNNING", "east:RUNNING", "west:RUNNING"], [])
     sandbox.faults.replace([])
     clients.reset_cache()
-    provision_mesh(spec=spec_file)
+    provision_mesh(spec=spec_file, connection=target)
     assert world_counts(sandbox) == (
         ["central:RUNNING", "east:RUNNING", "west:RUNNING"],
         ["demo-project/meshwright-flowmesh-pods"],
     )
 
 
-def test_invalid_spec_creates_nothing(sandbox: World, tmp_path: Path) -> None:
+def test_invalid_spec_creates_nothing(sandbox: World, target: MeshwrightTarget, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         yaml.safe_dump(
@@ -165,21 +177,26 @@ def test_invalid_spec_creates_nothing(sandbox: World, tmp_path: Path) -> None:
         )
     )
     with pytest.raises(SpecInvalid, match=r"clusters\[2\]\.primary: 'centrl' is not a cluster of this mesh"):
-        provision_mesh(spec=str(bad))
+        provision_mesh(spec=str(bad), connection=target)
     assert world_counts(sandbox) == ([], [])
 
 
-def test_smoke_test_always_tears_down_and_reaper_sweeps_expired(sandbox: World, spec_file: str) -> None:
+def test_smoke_test_always_tears_down_and_reaper_sweeps_expired(
+    sandbox: World, target: MeshwrightTarget, spec_file: str
+) -> None:
     sandbox.faults.replace([FaultRule(api="gke", operation="CREATE_CLUSTER", cluster="west", fail="boom")])
+    target.save("flow-sandbox", overwrite=True)
     with pytest.raises(OperationFailed, match="boom"):
-        mesh_smoke_test(spec=spec_file)
+        mesh_smoke_test(spec=spec_file, connection="flow-sandbox")
     assert world_counts(sandbox) == ([], [])
     sandbox.faults.replace([])
-    provision_mesh(spec=spec_file)
-    kept = reap_expired(project="demo-project", target=Target.SANDBOX)
+    provision_mesh(spec=spec_file, connection=target)
+    kept = reap_expired(project="demo-project", target=Target.SANDBOX, connection=target)
     assert kept == {"clusters": [], "firewalls": []}
     import time
 
-    reaped = reap_expired(project="demo-project", target=Target.SANDBOX, now=time.time() + 2 * 3600)
+    reaped = reap_expired(
+        project="demo-project", target=Target.SANDBOX, now=time.time() + 2 * 3600, connection="flow-sandbox"
+    )
     assert reaped == {"clusters": ["central", "east", "west"], "firewalls": ["meshwright-flowmesh-pods"]}
-    assert os.environ.get("MESHWRIGHT_SANDBOX_STATE")
+    assert "MESHWRIGHT_SANDBOX_STATE" not in os.environ  # found through the block, not the environment

@@ -32,7 +32,7 @@ def test_daemon_lifecycle(tmp_path: Path) -> None:
         status = json.loads(meshwright("sandbox", "status", "--json", env=env).stdout)
         assert status["gcp"].startswith("http://127.0.0.1:")
         assert status["state"] == str(tmp_path / "sb")
-        assert status["clusters"] == {}
+        assert status["clusters"] == []
         health = json.loads(
             __import__("urllib.request").request.urlopen(f"{status['gcp']}/_sandbox/health").read()
         )

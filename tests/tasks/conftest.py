@@ -1,4 +1,4 @@
-"""Tasks run with `task.fn()` against an in-process sandbox that the client factory finds."""
+"""Tasks run with `task.fn()` against an in-process sandbox, reached through a MeshwrightTarget."""
 
 from __future__ import annotations
 
@@ -9,22 +9,27 @@ import pytest
 from prefect.logging import disable_run_logger
 
 from meshwright import clients
-from meshwright.sandbox.settings import STATE_ENV
+from meshwright.clients import MeshwrightTarget
 from meshwright.sandbox.world import World
-from meshwright.spec import MeshSpec, validate_spec
+from meshwright.spec import MeshSpec, Target, validate_spec
 from tests.sandbox.conftest import FAST, register
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def sandbox(tmp_path: Path) -> Iterator[World]:
     root = tmp_path / "sandbox"
     world = World(root, latency=FAST).start()
     register(world)
-    monkeypatch.setenv(STATE_ENV, str(root))
     clients.reset_cache()
     yield world
     world.stop()
     clients.reset_cache()
+
+
+@pytest.fixture
+def target(sandbox: World) -> MeshwrightTarget:
+    """The in-process sandbox as the flows and tasks are told about it: by its state directory."""
+    return MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(sandbox.layout.root))
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,10 @@ import pytest
 from google.cloud import container_v1
 
 from meshwright import clients
+from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, NotFound, OperationFailed, PermanentError, TransientError
 from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.world import World
-from meshwright.spec import Target
 from tasks.clusters import (
     create_cluster,
     delete_cluster,
@@ -23,21 +23,33 @@ from tasks.common import retry_if_transient
 from tests.tasks.conftest import mesh
 
 
-def test_create_is_vpc_native_labelled_tagged_and_waitable(sandbox: World) -> None:
+def creates_cluster(target: MeshwrightTarget, operation: str | None, name: str) -> bool:
+    """`operation` is the full name of the GKE operation that created cluster `name`."""
+    assert operation is not None
+    op = clients.cloud(target).container.get_operation(name=operation)
+    return (
+        operation.startswith("projects/demo-project/locations/")
+        and op.operation_type == container_v1.Operation.Type.CREATE_CLUSTER
+        and op.target_link.endswith(f"/clusters/{name}")
+    )
+
+
+def test_create_is_vpc_native_labelled_tagged_and_waitable(sandbox: World, target: MeshwrightTarget) -> None:
     spec = mesh()
-    created = create_cluster.fn(spec, "central", expires=1_900_000_000)
-    assert created.operation
-    assert not created.adopted
-    access = wait_cluster.fn(spec, created)
+    created = create_cluster.fn(spec, "central", target=target, expires=1_900_000_000)
+    assert created.adopted is False
+    assert creates_cluster(target, created.operation, "central")
+    access = wait_cluster.fn(spec, created, target=target)
     assert (access.status, access.pod_cidr) == ("RUNNING", "10.8.0.0/14")
-    cluster = get_cluster(Target.SANDBOX, "demo-project", "us-central1-a", "central", step="test")
+    cluster = get_cluster(target, "demo-project", "us-central1-a", "central", step="test")
     assert cluster is not None
+    assert cluster.name == "central"
     assert dict(cluster.resource_labels) == {
         "team": "mesh",
         "meshwright-mesh": "m1",
         "meshwright-expires": "1900000000",
     }
-    assert cluster.ip_allocation_policy.use_ip_aliases
+    assert cluster.ip_allocation_policy.use_ip_aliases is True
     assert list(cluster.node_pools[0].config.tags) == ["meshwright-m1-node"]
     assert cluster.node_pools[0].initial_node_count == 4
     assert cluster.release_channel.channel == container_v1.ReleaseChannel.Channel.REGULAR
@@ -45,19 +57,21 @@ def test_create_is_vpc_native_labelled_tagged_and_waitable(sandbox: World) -> No
     assert "ca_certificate" not in repr(access)
 
 
-def test_rerun_adopts_existing_cluster_even_while_provisioning(sandbox: World) -> None:
+def test_rerun_adopts_existing_cluster_even_while_provisioning(
+    sandbox: World, target: MeshwrightTarget
+) -> None:
     spec = mesh()
-    first = create_cluster.fn(spec, "west", expires=None)
-    again = create_cluster.fn(spec, "west", expires=None)
+    first = create_cluster.fn(spec, "west", target=target, expires=None)
+    again = create_cluster.fn(spec, "west", target=target, expires=None)
     assert again.adopted
     assert again.operation is None
-    assert wait_cluster.fn(spec, again).status == "RUNNING"
-    assert [c.name for c in find_mesh_clusters.fn(Target.SANDBOX, "demo-project", "m1")] == ["west"]
-    assert first.operation
+    assert wait_cluster.fn(spec, again, target=target).status == "RUNNING"
+    assert [c.name for c in find_mesh_clusters.fn(target, "demo-project", "m1")] == ["west"]
+    assert creates_cluster(target, first.operation, "west")
 
 
-def test_foreign_cluster_with_the_same_name_is_not_adopted(sandbox: World) -> None:
-    cloud = clients.cloud(Target.SANDBOX)
+def test_foreign_cluster_with_the_same_name_is_not_adopted(sandbox: World, target: MeshwrightTarget) -> None:
+    cloud = clients.cloud(target)
     cloud.container.create_cluster(
         parent="projects/demo-project/locations/us-central1-a",
         cluster=container_v1.Cluster(name="central", initial_node_count=1),
@@ -65,38 +79,47 @@ def test_foreign_cluster_with_the_same_name_is_not_adopted(sandbox: World) -> No
     with pytest.raises(
         Conflict, match=r"already exists in us-central1-a without the label meshwright-mesh=m1"
     ):
-        create_cluster.fn(mesh(), "central", expires=None)
+        create_cluster.fn(mesh(), "central", target=target, expires=None)
 
 
-def test_failed_create_operation_is_permanent_and_names_the_cluster(sandbox: World) -> None:
+def test_failed_create_operation_is_permanent_and_names_the_cluster(
+    sandbox: World, target: MeshwrightTarget
+) -> None:
     quota = "Insufficient regional quota to satisfy request: resource CPUS"
     sandbox.faults.replace([FaultRule(api="gke", operation="CREATE_CLUSTER", cluster="west", fail=quota)])
     spec = mesh()
     with pytest.raises(OperationFailed) as caught:
-        wait_cluster.fn(spec, create_cluster.fn(spec, "west", expires=None))
+        wait_cluster.fn(spec, create_cluster.fn(spec, "west", target=target, expires=None), target=target)
     assert str(caught.value) == f"wait_cluster [west]: {quota}"
     assert not isinstance(caught.value, TransientError)
 
 
-def test_cluster_left_in_error_is_deleted_and_recreated_on_rerun(sandbox: World) -> None:
+def test_cluster_left_in_error_is_deleted_and_recreated_on_rerun(
+    sandbox: World, target: MeshwrightTarget
+) -> None:
     sandbox.faults.replace(
         [FaultRule(api="gke", operation="CREATE_CLUSTER", cluster="west", fail="boom", times=1)]
     )
     spec = mesh()
     with pytest.raises(OperationFailed):
-        wait_cluster.fn(spec, create_cluster.fn(spec, "west", expires=None))
+        wait_cluster.fn(spec, create_cluster.fn(spec, "west", target=target, expires=None), target=target)
     with pytest.raises(TransientError, match="being deleted and will be created again"):
-        create_cluster.fn(spec, "west", expires=None)
-    wait_deleted.fn(Target.SANDBOX, "demo-project", "us-west1-b", "west")
-    assert wait_cluster.fn(spec, create_cluster.fn(spec, "west", expires=None)).status == "RUNNING"
+        create_cluster.fn(spec, "west", target=target, expires=None)
+    wait_deleted.fn(target, "demo-project", "us-west1-b", "west")
+    assert (
+        wait_cluster.fn(
+            spec, create_cluster.fn(spec, "west", target=target, expires=None), target=target
+        ).status
+        == "RUNNING"
+    )
 
 
-def test_transient_api_errors_are_classed_transient(sandbox: World) -> None:
+def test_transient_api_errors_are_classed_transient(sandbox: World, target: MeshwrightTarget) -> None:
     sandbox.faults.replace([FaultRule(api="gke", method="POST", status=503)])
     with pytest.raises(
         TransientError, match=r"create_cluster \[central\]: The service is currently unavailable"
     ):
-        create_cluster.fn(mesh(), "central", expires=None)
+        create_cluster.fn(mesh(), "central", target=target, expires=None)
     sandbox.faults.replace(
         [
             FaultRule(
@@ -108,21 +131,23 @@ def test_transient_api_errors_are_classed_transient(sandbox: World) -> None:
         ]
     )
     with pytest.raises(PermanentError, match="Permission denied"):
-        create_cluster.fn(mesh(), "central", expires=None)
+        create_cluster.fn(mesh(), "central", target=target, expires=None)
 
 
-def test_delete_treats_not_found_as_done_and_retries_a_busy_cluster(sandbox: World) -> None:
-    assert delete_cluster.fn(Target.SANDBOX, "demo-project", "us-west1-b", "ghost") is None
+def test_delete_treats_not_found_as_done_and_retries_a_busy_cluster(
+    sandbox: World, target: MeshwrightTarget
+) -> None:
+    assert delete_cluster.fn(target, "demo-project", "us-west1-b", "ghost") is None
     spec = mesh()
-    create_cluster.fn(spec, "west", expires=None)
+    create_cluster.fn(spec, "west", target=target, expires=None)
     with pytest.raises(TransientError, match="is currently creating cluster west"):
-        delete_cluster.fn(Target.SANDBOX, "demo-project", "us-west1-b", "west")
+        delete_cluster.fn(target, "demo-project", "us-west1-b", "west")
 
 
-def test_find_expired_clusters(sandbox: World) -> None:
-    wait_cluster.fn(mesh(), create_cluster.fn(mesh(), "central", expires=1000))
-    wait_cluster.fn(mesh(), create_cluster.fn(mesh(), "west", expires=5000))
-    assert [c.name for c in find_expired_clusters.fn(Target.SANDBOX, "demo-project", now=2000)] == ["central"]
+def test_find_expired_clusters(sandbox: World, target: MeshwrightTarget) -> None:
+    wait_cluster.fn(mesh(), create_cluster.fn(mesh(), "central", target=target, expires=1000), target=target)
+    wait_cluster.fn(mesh(), create_cluster.fn(mesh(), "west", target=target, expires=5000), target=target)
+    assert [c.name for c in find_expired_clusters.fn(target, "demo-project", now=2000)] == ["central"]
 
 
 class _State:

@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from meshwright import clients
-from meshwright.errors import PermanentError
+from meshwright.clients import MeshwrightTarget
+from meshwright.errors import Conflict, PermanentError
 from meshwright.models import ClusterAccess, Timing
 from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.kube.fleet import operator_token
 from meshwright.sandbox.world import World
-from meshwright.spec import Target
-from tasks.access import kubeconfig, write_kubeconfig
+from tasks.access import check_kubeconfig, kubeconfig, remove_kubeconfig, write_kubeconfig
 from tasks.network import (
     check_network,
     delete_firewall,
@@ -26,41 +26,44 @@ from tasks.network import (
 from tests.tasks.conftest import mesh
 
 
-def test_firewall_is_created_then_unchanged_then_patched(sandbox: World) -> None:
+def test_firewall_is_created_then_unchanged_then_patched(sandbox: World, target: MeshwrightTarget) -> None:
     spec = mesh()
-    first = ensure_firewall.fn(spec, ["10.8.0.0/14", "10.252.0.0/14"], expires=5000)
+    first = ensure_firewall.fn(spec, ["10.8.0.0/14", "10.252.0.0/14"], target=target, expires=5000)
     assert (first.name, first.action) == ("meshwright-m1-pods", "created")
-    rule = get_firewall(Target.SANDBOX, "demo-project", "meshwright-m1-pods", step="test")
+    rule = get_firewall(target, "demo-project", "meshwright-m1-pods", step="test")
     assert rule is not None
     assert (rule.priority, rule.direction, list(rule.target_tags)) == (900, "INGRESS", ["meshwright-m1-node"])
     assert sorted(a.I_p_protocol for a in rule.allowed) == ["ah", "esp", "icmp", "sctp", "tcp", "udp"]
     assert rule.description == "meshwright mesh=m1 expires=5000"
-    assert ensure_firewall.fn(spec, ["10.252.0.0/14", "10.8.0.0/14"], expires=9999).action == "unchanged"
-    patched = ensure_firewall.fn(spec, ["10.8.0.0/14"], expires=9999)
+    assert (
+        ensure_firewall.fn(spec, ["10.252.0.0/14", "10.8.0.0/14"], target=target, expires=9999).action
+        == "unchanged"
+    )
+    patched = ensure_firewall.fn(spec, ["10.8.0.0/14"], target=target, expires=9999)
     assert (patched.action, patched.source_ranges) == ("patched", ["10.8.0.0/14"])
-    assert get_firewall(Target.SANDBOX, "demo-project", "meshwright-m1-pods", step="t").description.endswith(
+    assert get_firewall(target, "demo-project", "meshwright-m1-pods", step="t").description.endswith(
         "expires=5000"
     )
 
 
-def test_firewall_quota_failure_is_permanent(sandbox: World) -> None:
+def test_firewall_quota_failure_is_permanent(sandbox: World, target: MeshwrightTarget) -> None:
     sandbox.faults.replace([FaultRule(api="compute", operation="insert", fail="Quota 'FIREWALLS' exceeded.")])
     with pytest.raises(PermanentError, match=r"ensure_firewall: .*Quota 'FIREWALLS' exceeded"):
-        ensure_firewall.fn(mesh(), ["10.8.0.0/14"], expires=None)
+        ensure_firewall.fn(mesh(), ["10.8.0.0/14"], target=target, expires=None)
 
 
-def test_delete_and_find_expired_firewalls(sandbox: World) -> None:
-    ensure_firewall.fn(mesh(), ["10.8.0.0/14"], expires=1000)
-    ensure_firewall.fn(mesh(name="m2"), ["10.12.0.0/14"], expires=None)
-    assert find_expired_firewalls.fn(Target.SANDBOX, "demo-project", now=2000) == ["meshwright-m1-pods"]
-    assert delete_firewall.fn(Target.SANDBOX, "demo-project", "meshwright-m1-pods") == "deleted"
-    assert delete_firewall.fn(Target.SANDBOX, "demo-project", "meshwright-m1-pods") == "absent"
+def test_delete_and_find_expired_firewalls(sandbox: World, target: MeshwrightTarget) -> None:
+    ensure_firewall.fn(mesh(), ["10.8.0.0/14"], target=target, expires=1000)
+    ensure_firewall.fn(mesh(name="m2"), ["10.12.0.0/14"], target=target, expires=None)
+    assert find_expired_firewalls.fn(target, "demo-project", now=2000) == ["meshwright-m1-pods"]
+    assert delete_firewall.fn(target, "demo-project", "meshwright-m1-pods") == "deleted"
+    assert delete_firewall.fn(target, "demo-project", "meshwright-m1-pods") == "absent"
 
 
-def test_missing_network_fails_before_anything_is_created(sandbox: World) -> None:
+def test_missing_network_fails_before_anything_is_created(sandbox: World, target: MeshwrightTarget) -> None:
     with pytest.raises(PermanentError, match="network 'mesh-vpc' does not exist in project demo-project"):
-        check_network.fn(mesh(network="mesh-vpc"))
-    assert check_network.fn(mesh()) == "default"
+        check_network.fn(mesh(network="mesh-vpc"), target=target)
+    assert check_network.fn(mesh(), target=target) == "default"
 
 
 def access(name: str) -> ClusterAccess:
@@ -76,9 +79,11 @@ def access(name: str) -> ClusterAccess:
     )
 
 
-def test_sandbox_kubeconfig_has_a_context_per_cluster_and_mode_0600(sandbox: World, tmp_path: Path) -> None:
+def test_sandbox_kubeconfig_has_a_context_per_cluster_and_mode_0600(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
+) -> None:
     path = write_kubeconfig.fn(
-        mesh(), [access("central"), access("west")], str(tmp_path / "m1" / "kubeconfig")
+        mesh(), [access("central"), access("west")], str(tmp_path / "m1" / "kubeconfig"), target=target
     )
     assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600
     config = yaml.safe_load(Path(path).read_text())
@@ -96,3 +101,40 @@ def test_gke_kubeconfig_uses_the_auth_plugin() -> None:
     config = kubeconfig(user, [access("central")])
     assert config["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
     assert config["contexts"][0] == {"name": "central", "context": {"cluster": "central", "user": "central"}}
+
+
+def test_kubeconfig_of_another_mesh_is_not_overwritten(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "kubeconfig")
+    write_kubeconfig.fn(mesh(name="other"), [access("central")], path, target=target)
+    before = Path(path).read_text()
+    with pytest.raises(Conflict, match=r"holds the kubeconfig of mesh 'other' \(demo-project on sandbox\)"):
+        write_kubeconfig.fn(mesh(), [access("west")], path, target=target)
+    assert Path(path).read_text() == before
+    assert remove_kubeconfig.fn(mesh(), path) is False
+    assert Path(path).read_text() == before
+    write_kubeconfig.fn(mesh(), [access("west")], path, target=target, force=True)
+    assert [c["name"] for c in yaml.safe_load(Path(path).read_text())["contexts"]] == ["west"]
+
+
+def test_kubeconfig_meshwright_did_not_write_is_kept_and_own_one_is_rewritten(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
+) -> None:
+    foreign = tmp_path / "config"
+    foreign.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "contexts": [{"name": "prod"}]}))
+    with pytest.raises(Conflict, match="holds 1 context\\(s\\) that meshwright did not write for this mesh"):
+        check_kubeconfig.fn(mesh(), str(foreign))
+    own = str(tmp_path / "own")
+    write_kubeconfig.fn(mesh(), [access("central")], own, target=target)
+    write_kubeconfig.fn(mesh(), [access("central"), access("west")], own, target=target)
+    assert yaml.safe_load(Path(own).read_text())["preferences"] == {
+        "extensions": [
+            {
+                "name": "meshwright",
+                "extension": {"mesh": "m1", "project": "demo-project", "target": "sandbox"},
+            }
+        ]
+    }
+    assert remove_kubeconfig.fn(mesh(), own) is True
+    assert not Path(own).exists()

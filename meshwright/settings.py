@@ -1,0 +1,32 @@
+"""meshwright's process settings, read once from the environment (`MESHWRIGHT_*`).
+
+Where a mesh is built (sandbox state, GKE credentials) is not a process setting: it is a
+`MeshwrightTarget` block (`meshwright.clients`) that the flows take as a parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Tuning knobs; each is `MESHWRIGHT_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MESHWRIGHT_", frozen=True, extra="ignore")
+
+    max_workers: int = Field(default=16, ge=1, description="task threads of one flow run")
+    api_concurrency: int = Field(
+        default=4, ge=1, description="GKE/Compute calls in flight at once from one process"
+    )
+    retry_backoff: float = Field(
+        default=2.0, ge=0, description="seconds; retry waits grow from it exponentially"
+    )
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()

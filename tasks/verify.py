@@ -103,7 +103,12 @@ def istiod_addresses(client: kubernetes.client.ApiClient) -> list[str]:
     slices = kubernetes.client.DiscoveryV1Api(client).list_namespaced_endpoint_slice(
         ns, label_selector="kubernetes.io/service-name=istiod"
     )
-    return sorted({a for s in slices.items for e in s.endpoints or [] for a in e.addresses or []})
+    found = {a for s in slices.items for e in s.endpoints or [] for a in e.addresses or []}
+    if not found:  # older remote profiles render a v1 Endpoints object instead
+        endpoints = read_or_none(lambda: core.read_namespaced_endpoints("istiod", ns))
+        subsets = (endpoints.subsets if endpoints is not None else None) or []
+        found = {str(a.ip) for s in subsets for a in s.addresses or []}
+    return sorted(found)
 
 
 def diagnose(core: kubernetes.client.CoreV1Api, source: str, source_access: ClusterAccess | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import kubernetes.client
 import pytest
 import yaml
 
@@ -18,7 +19,7 @@ from meshwright.spec import MeshSpec
 from meshwright.verify import VerifyReport, check
 from tasks.remote_secrets import exchange_remote_secret
 from tasks.verify import locate_clusters, observe_control_plane
-from tests.mesh.conftest import NS, core, set_root, wait_for
+from tests.mesh.conftest import NS, core, kube, set_root, wait_for
 
 
 def verify(spec: MeshSpec, target: MeshwrightTarget) -> VerifyReport:
@@ -123,3 +124,32 @@ def test_a_primary_with_a_different_root_is_named(
     (problem,) = verify(spec, target).problems
     assert problem.startswith("east: cacerts root ")
     assert "differs from the mesh's root" in problem
+
+
+def test_remote_istiod_pointing_elsewhere_is_named(
+    target: MeshwrightTarget, spec: MeshSpec, meshed: dict[str, ClusterAccess]
+) -> None:
+    discovery = kubernetes.client.DiscoveryV1Api(kube(target, meshed["west"]))
+    endpoint_slice = discovery.read_namespaced_endpoint_slice("istiod-remote", NS)
+    endpoint_slice.endpoints[0].addresses = ["198.51.100.9"]
+    discovery.replace_namespaced_endpoint_slice("istiod-remote", NS, endpoint_slice)
+    (problem,) = verify(spec, target).problems
+    assert problem.startswith(
+        "west: Service istiod points to 198.51.100.9, not to central's east-west gateway "
+    )
+
+
+def test_remote_istiod_behind_v1_endpoints_is_followed(
+    target: MeshwrightTarget, spec: MeshSpec, meshed: dict[str, ClusterAccess]
+) -> None:
+    discovery = kubernetes.client.DiscoveryV1Api(kube(target, meshed["west"]))
+    address = discovery.read_namespaced_endpoint_slice("istiod-remote", NS).endpoints[0].addresses[0]
+    discovery.delete_namespaced_endpoint_slice("istiod-remote", NS)
+    core(target, meshed["west"]).create_namespaced_endpoints(
+        NS,
+        {
+            "metadata": {"name": "istiod"},
+            "subsets": [{"addresses": [{"ip": address}], "ports": [{"port": 15012}]}],
+        },
+    )
+    assert verify(spec, target).problems == []

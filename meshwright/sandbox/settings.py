@@ -6,6 +6,7 @@ so several can run side by side (`contract.state_dir`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,15 @@ import yaml
 from meshwright.sandbox.contract import DAEMON_FILE, OPERATOR_TOKEN_FILE, STATE_ENV, state_dir
 
 __all__ = ["STATE_ENV", "Latency", "Layout", "state_dir"]
+
+# Per-cluster directories are named by an id the sandbox made, never by a user's string.
+_CLUSTER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _checked(cluster_id: str) -> str:
+    if not isinstance(cluster_id, str) or not _CLUSTER_ID.fullmatch(cluster_id):
+        raise ValueError(f"not a sandbox cluster id: {cluster_id!r}")
+    return cluster_id
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,12 @@ class Layout:
         return self.root / OPERATOR_TOKEN_FILE
 
     def ca_dir(self, cluster_id: str) -> Path:
-        return self.root / "ca" / cluster_id
+        """A cluster's CA and token keys; ValueError unless `cluster_id` is a sandbox-made id."""
+        return self.root / "ca" / _checked(cluster_id)
 
     def kube_dir(self, cluster_id: str) -> Path:
-        return self.root / "kube" / cluster_id
+        """A cluster's objects and port; ValueError unless `cluster_id` is a sandbox-made id."""
+        return self.root / "kube" / _checked(cluster_id)
 
 
 @dataclass(frozen=True)

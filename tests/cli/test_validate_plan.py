@@ -58,3 +58,22 @@ def test_validate_dev_zero_is_refused_by_size() -> None:
     assert result.exit_code == 2
     assert "the spec is larger than 1024 KiB" in result.output
     assert "Traceback" not in result.output
+
+
+def test_up_refuses_a_kubeconfig_of_another_mesh_before_building_anything(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncontexts: [{name: prod, context: {cluster: prod, user: me}}]\n"
+        "preferences: {extensions: [{name: meshwright, extension: {mesh: other, project: demo-project, target: sandbox}}]}\n"
+    )
+    before = kubeconfig.read_text()
+    state = tmp_path / "sandbox"
+    spec = str(ROOT / "deployments" / "multi-primary.yaml")
+    result = runner.invoke(app, ["up", spec, "--kubeconfig", str(kubeconfig), "--state", str(state)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"error: {kubeconfig} holds the kubeconfig of mesh 'other' (demo-project on sandbox); "
+        "choose another --kubeconfig path, or pass --force to overwrite it"
+    ]
+    assert kubeconfig.read_text() == before
+    assert not state.exists()

@@ -142,10 +142,12 @@ def _entry(doc: Any, kind: str, name: Any, key: str) -> dict[str, Any]:
 
 def _try(server: str, ca: str, token: str) -> str:
     try:
-        base64.b64decode(ca, validate=True)
-        client = kube.connect(server.removeprefix("https://"), ca, lambda: token, timeout=5.0)
+        pem = base64.b64decode(ca, validate=True)
     except (binascii.Error, ValueError):
         return "CA data is not base64"
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        return "CA data is not a PEM certificate"
+    client = kube.connect(server.removeprefix("https://"), ca, lambda: token, timeout=5.0)
     try:
         kubernetes.client.CoreV1Api(client).list_namespace(limit=1)
     except ApiException as e:

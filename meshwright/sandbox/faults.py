@@ -37,7 +37,10 @@ class FaultRule(BaseModel):
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
         if v is not None:
-            re.compile(v)
+            try:
+                re.compile(v)
+            except re.error as err:  # not a ValueError: pydantic would let it escape as a crash
+                raise ValueError(f"`path` is not a regular expression: {err}") from None
         return v
 
     @model_validator(mode="after")

@@ -1,11 +1,13 @@
 """The sandbox world: GKE and Compute state, the clusters' API servers, persistence and time.
 
 One lock guards the cloud state; every change is written to the state directory before the
-client hears back. A ticker moves operations forward in time.
+client hears back. A ticker moves operations forward in time. A start loads what it can: a
+record it cannot read back is skipped with one log line naming it, never a reason not to start.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -19,13 +21,41 @@ from meshwright.sandbox import store
 from meshwright.sandbox.faults import Api, Faults
 from meshwright.sandbox.gcp.compute import Compute
 from meshwright.sandbox.gcp.errors import GcpError
-from meshwright.sandbox.gcp.gke import Gke
+from meshwright.sandbox.gcp.gke import Gke, fleet_id
+from meshwright.sandbox.gcp.models import ClusterRecord
 from meshwright.sandbox.gcp.routes import ROUTES
-from meshwright.sandbox.http import Request, Response, Router, Server
+from meshwright.sandbox.http import GOOGLE_MAX_BODY, Request, Response, Router, Server
 from meshwright.sandbox.kube.fleet import Fleet
 from meshwright.sandbox.settings import Latency, Layout
 
 log = logging.getLogger(__name__)
+
+PAYLOAD_TOO_LARGE = "Request payload size exceeds the limit: {limit} bytes."
+
+
+def google_refusal(status: int, message: str) -> Response:
+    """The answer to a request the HTTP layer refused, in Google's error envelope."""
+    if status == 413:
+        message = PAYLOAD_TOO_LARGE.format(limit=GOOGLE_MAX_BODY)
+    return Response(status, GcpError(status, message).envelope("gke"))
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """gcp.json as a mapping; an unreadable file is kept aside (and named in the log), not lost."""
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        data, reason = None, f"{type(err).__name__}: {err}"
+    else:
+        reason = "not a JSON object"
+    if isinstance(data, dict):
+        return data
+    aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+    path.replace(aside)
+    log.warning("started without %s (%.120s); it is kept as %s", path.name, reason, aside.name)
+    return {}
 
 
 class World:
@@ -35,17 +65,17 @@ class World:
         self.latency = latency or Latency()
         self.faults = faults or Faults()
         self.lock = threading.RLock()
-        self.state: dict[str, Any] = store.read_json(self.layout.gcp, {"gke": {}, "compute": {}})
+        stored = load_state(self.layout.gcp)
         self.fleet = Fleet(self.layout, latency=self.latency, faults=self.faults, lock=self.lock)
         self.gke = Gke(
-            self.state["gke"],
+            stored.get("gke"),
             latency=self.latency,
             faults=self.faults,
             hooks=self.fleet,
             base_url=self.base_url,
         )
         self.compute = Compute(
-            self.state["compute"], latency=self.latency, faults=self.faults, base_url=self.base_url
+            stored.get("compute"), latency=self.latency, faults=self.faults, base_url=self.base_url
         )
         self.router = Router()
         for method, pattern, handler, api in ROUTES:
@@ -53,6 +83,7 @@ class World:
         self.server: Server | None = None
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._last_tick_error = ""
 
     def _bind(self, handler: Any, api: Api) -> Any:
         def run(r: Request) -> Response:
@@ -63,13 +94,31 @@ class World:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, port: int = 0) -> World:
-        self.server = Server(port, self.handle, name="meshwright-sandbox-gcp").start()
-        with self.lock:
-            self.fleet.resume(c for c in self.gke.clusters.values() if c["status"] in ("RUNNING", "STOPPING"))
-            self.tick()
+        """Listen, bring up the clusters' API servers, start time. Binding is the only step that
+        may fail a start; if anything after it raises, the listener is closed again, so a caller
+        that retries on another port never leaves a second listener behind."""
+        self.server = Server(
+            port, self.handle, name="meshwright-sandbox-gcp", max_body=GOOGLE_MAX_BODY, refusal=google_refusal
+        ).start()
+        try:
+            with self.lock:
+                for cluster in self.gke.serving():
+                    self._resume(cluster)
+                self.tick()
+        except BaseException:
+            self.server.stop()
+            raise
         self._ticker = threading.Thread(target=self._tick_forever, name="sandbox-ticker", daemon=True)
         self._ticker.start()
         return self
+
+    def _resume(self, cluster: ClusterRecord) -> None:
+        try:
+            self.fleet.resume([cluster.hooks_view()])
+        except Exception as err:  # one cluster's files must not keep the others down
+            log.warning(
+                "cluster %s (%s) not resumed: %s: %.120s", cluster.key, cluster.id, type(err).__name__, err
+            )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -80,8 +129,20 @@ class World:
             self.fleet.close()
 
     def _tick_forever(self) -> None:
+        """Moves operations on until stopped, whatever one tick meets."""
         while not self._stopping.wait(0.05):
-            self.tick()
+            try:
+                self.tick()
+            except Exception as err:
+                self._tick_failed(err)
+            else:
+                self._last_tick_error = ""
+
+    def _tick_failed(self, err: Exception) -> None:
+        text = f"{type(err).__name__}: {err}"
+        if text != self._last_tick_error:  # one line per distinct failure, not twenty a second
+            log.warning("operations ticker: %.200s", text)
+        self._last_tick_error = text
 
     def tick(self) -> None:
         with self.lock:
@@ -89,7 +150,7 @@ class World:
                 self.save()
 
     def save(self) -> None:
-        store.write_json(self.layout.gcp, self.state)
+        store.write_json(self.layout.gcp, {"gke": self.gke.to_json(), "compute": self.compute.to_json()})
 
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.port}" if self.server else "http://127.0.0.1"
@@ -103,7 +164,7 @@ class World:
         if not found:
             status = 405 if found is False else 404
             api = "compute" if r.path.startswith("/compute/") else "gke"
-            return Response(status, GcpError(status, f"No route for {r.method} {r.path}").envelope(api))
+            return Response(status, GcpError(status, f"No route for {r.method} {r.path[:200]}").envelope(api))
         assert not isinstance(found, bool)
         handler, params = found
         r.params = params
@@ -111,11 +172,13 @@ class World:
         return response
 
     def _call(self, handler: Any, api: Api, r: Request) -> Response:
-        effect = self.faults.on_request(api=api, method=r.method, path=r.path, cluster=self._cluster_of(r))
-        wait = self.latency.request + effect.delay
-        if wait:
-            time.sleep(wait)
         try:
+            effect = self.faults.on_request(
+                api=api, method=r.method, path=r.path, cluster=self._cluster_of(r)
+            )
+            wait = self.latency.request + effect.delay
+            if wait:
+                time.sleep(wait)
             if effect.status is not None:
                 raise GcpError(
                     effect.status, effect.message or _DEFAULT_FAULT.get(effect.status, "Injected fault.")
@@ -131,22 +194,21 @@ class World:
         except ValueError as err:
             return Response(400, GcpError(400, f"Invalid JSON payload received. {err}").envelope(api))
         except Exception as err:  # a bug of ours must still answer in Google's envelope
-            log.exception("%s %s failed", r.method, r.path)
+            log.exception("%s %.200s failed", r.method, r.path)
             return Response(500, GcpError(500, f"Internal error: {type(err).__name__}").envelope(api))
 
     def _cluster_of(self, r: Request) -> str | None:
+        """The cluster a request is about, for fault rules: from the path, else a create's body."""
         if "cluster" in r.params:
             return r.params["cluster"]
         if "operation" in r.params and "location" in r.params:
-            op = self.gke.operations.get(
-                f"{r.params['project']}/{r.params['location']}/{r.params['operation']}"
-            )
-            return op["_cluster"].rsplit("/", 1)[-1] if op else None
+            with self.lock:
+                return self.gke.cluster_of(r.params["project"], r.params["location"], r.params["operation"])
         if r.method == "POST" and r.path.endswith("/clusters"):
-            try:
-                return str(((r.json() or {}).get("cluster") or {}).get("name"))
-            except ValueError:
-                return None
+            body = r.json()  # ValueError -> 400, as the handler would say
+            spec = body.get("cluster") if isinstance(body, dict) else None
+            name = spec.get("name") if isinstance(spec, dict) else None
+            return name if isinstance(name, str) else None
         return None
 
     def _admin(self, r: Request) -> Response:
@@ -156,28 +218,39 @@ class World:
             return Response(200, self.status())
         if r.path == "/_sandbox/faults":
             return self._faults(r)
-        return Response(404, {"error": f"no admin endpoint {r.path}"})
+        return Response(404, {"error": f"no admin endpoint {r.path[:200]}"})
 
     def _faults(self, r: Request) -> Response:
         if r.method in ("PUT", "POST"):
             try:
                 rules = Faults.parse(yaml.safe_load(r.body or b"[]"))
-            except (ValueError, yaml.YAMLError) as err:
-                return Response(400, {"error": f"invalid fault rules: {err}"})
+            except (ValueError, yaml.YAMLError, RecursionError) as err:
+                return Response(400, {"error": f"invalid fault rules: {str(err)[:500]}"})
             (self.faults.replace if r.method == "PUT" else self.faults.extend)(rules)
         elif r.method == "DELETE":
             self.faults.replace([])
         return Response(200, {"faults": self.faults.describe()})
 
     def status(self) -> dict[str, Any]:
+        """INTERFACES item 1: clusters by identity (project, location, name), each with its id and URL."""
         with self.lock:
             return {
                 "gcp": self.base_url(),
                 "state": str(self.layout.root),
                 "pid": os.getpid(),
                 "latency": self.latency.as_dict(),
-                "clusters": self.fleet.endpoints(),
+                "clusters": [entry for c in self._by_identity() if (entry := self._status_entry(c))],
             }
+
+    def _by_identity(self) -> list[ClusterRecord]:
+        return sorted(self.gke.serving(), key=lambda c: (c.project, c.location, c.name))
+
+    def _status_entry(self, cluster: ClusterRecord) -> dict[str, str] | None:
+        url = self.fleet.endpoint(fleet_id(cluster))
+        if url is None:
+            return None
+        identity = {"project": cluster.project, "location": cluster.location, "name": cluster.name}
+        return {**identity, "id": cluster.id, "url": url}
 
 
 _DEFAULT_FAULT = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import time
 import urllib.request
@@ -136,16 +137,26 @@ def test_probability_and_delay_rules(world: World) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "reason"),
     [
-        [{"api": "gke"}],
-        [{"api": "gke", "status": 503, "times": 1, "probability": 0.5}],
-        [{"api": "gke", "fail": "x"}],
-        {"api": "gke"},
+        ([{"api": "gke"}], "a rule needs an effect: status, delay, or operation+fail"),
+        (
+            [{"api": "gke", "status": 503, "times": 1, "probability": 0.5}],
+            "use either `times` or `probability`, not both",
+        ),
+        ([{"api": "gke", "fail": "x"}], "`fail` goes with `operation`"),
+        ([{"api": "gke", "operation": "CREATE_CLUSTER"}], "an `operation` rule needs `fail: <message>`"),
+        ([{"api": "nope", "status": 500}], "Input should be 'gke', 'compute' or 'kube'"),
+        ([{"api": "gke", "status": 200}], "Input should be greater than or equal to 400"),
+        (
+            [{"api": "gke", "status": 500, "path": "("}],
+            "`path` is not a regular expression: missing ), unterminated subpattern",
+        ),
+        ({"api": "gke"}, "faults must be a list of rules"),
     ],
 )
-def test_invalid_fault_rules_are_refused(bad: object) -> None:
-    with pytest.raises(ValueError, match=r"rule|list|times|fail|api"):
+def test_invalid_fault_rules_are_refused_with_their_reason(bad: object, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
         Faults.parse(bad)
 
 

@@ -1,29 +1,40 @@
 """State and verbs of the emulated GKE v1 API: clusters and their operations.
 
-State is plain JSON-able dicts keyed by project and location, so that it persists as it is.
-Fields starting with `_` are the sandbox's own bookkeeping and never leave the emulator.
-Operations advance over wall-clock time: `advance()` moves every due operation to DONE.
+A create is validated whole (`read_request`), then allocated (pod range, id), then built; only a
+request that passed all three is stored. Operations advance over wall-clock time: `advance()`
+moves every due operation to DONE, and one that cannot finish fails alone.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meshwright.sandbox.clock import rfc3339_micros
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.gcp import errors as e
-from meshwright.sandbox.gcp.common import operation_id, public
+from meshwright.sandbox.gcp import validate
+from meshwright.sandbox.gcp.common import operation_id
+from meshwright.sandbox.gcp.models import ClusterRecord, GkeOperation, cluster_key, load_table
+from meshwright.sandbox.gcp.validate import Fields
 from meshwright.sandbox.settings import Latency
+
+log = logging.getLogger(__name__)
 
 MASTER_VERSION = "1.32.4-gke.1106000"
 SERVICES_RANGE = "34.118.224.0/20"  # GKE-managed services range, reused by every cluster (GKE >= 1.29)
 POD_POOL = ipaddress.IPv4Network("10.0.0.0/8")
 RELEASE_CHANNELS = ["UNSPECIFIED", "RAPID", "REGULAR", "STABLE", "EXTENDED"]
+MAX_NODE_POOLS = 15
+DEFAULT_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+CLUSTER_MESSAGE = "google.container.v1.Cluster"
+
+cluster_id = cluster_key  # the name the fleet imports
 
 
 class ClusterHooks(Protocol):
@@ -38,17 +49,227 @@ class ClusterHooks(Protocol):
     def deleted(self, cluster: dict[str, Any]) -> None: ...
 
 
-def cluster_id(project: str, location: str, name: str) -> str:
-    return f"{project}/{location}/{name}"
+def fleet_id(record: ClusterRecord) -> str:
+    """The key the fleet files a cluster under: an id the sandbox made, never a user's name."""
+    return record.id
 
 
-def _enum(value: Any, names: list[str], field: str) -> str:
-    """Enums arrive as integers (google-cloud clients) or strings (discovery client)."""
-    if isinstance(value, int) and 0 <= value < len(names):
-        return names[value]
-    if isinstance(value, str) and value in names:
+# -- validate ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolRequest:
+    name: str
+    count: int
+    config: dict[str, Any]  # only the fields the request gave, typed
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    """A create request that passed every check: typed values, nothing allocated yet."""
+
+    name: str
+    description: str
+    network: str
+    subnetwork: str
+    pools: list[PoolRequest]
+    node_config: dict[str, Any]
+    requested_range: str
+    services_range: str
+    channel: str
+    labels: dict[str, str]
+    workload_pool: str
+
+
+def read_request(body: Any) -> ClusterRequest:
+    """The `{"cluster": {...}}` body of a create, checked as GKE checks it (400 INVALID_ARGUMENT)."""
+    root = Fields.root(body, "google.container.v1.CreateClusterRequest")
+    spec = root.message("cluster", CLUSTER_MESSAGE)
+    if not spec.raw("name"):
+        raise e.invalid("Cluster.name must be set.")
+    name = validate.gke_name(spec.raw("name"), "cluster.name")
+    policy = spec.message("ipAllocationPolicy", "google.container.v1.IPAllocationPolicy")
+    network = spec.text("network") or "default"
+    return ClusterRequest(
+        name=name,
+        description=spec.text("description"),
+        network=network.rsplit("/", 1)[-1],
+        subnetwork=spec.text("subnetwork"),
+        pools=_read_pools(spec),
+        node_config=_read_node_config(spec.message("nodeConfig", "google.container.v1.NodeConfig")),
+        requested_range=_read_pod_range(spec, policy),
+        services_range=_read_cidr(policy, "servicesIpv4CidrBlock", SERVICES_RANGE),
+        channel=_read_channel(spec),
+        labels=validate.labels(spec.mapping("resourceLabels"), "cluster.resource_labels"),
+        workload_pool=spec.message(
+            "workloadIdentityConfig", "google.container.v1.WorkloadIdentityConfig"
+        ).text("workloadPool"),
+    )
+
+
+def _read_pools(spec: Fields) -> list[PoolRequest]:
+    given = spec.messages("nodePools", "google.container.v1.NodePool", limit=MAX_NODE_POOLS)
+    initial = spec.integer("initialNodeCount")
+    if initial and given:
+        raise e.invalid("Cannot specify both initial_node_count and node_pools.")
+    if not given:
+        return [PoolRequest("default-pool", initial or 3, {})]
+    return [_read_pool(pool) for pool in given]
+
+
+def _read_pool(pool: Fields) -> PoolRequest:
+    name = pool.raw("name") or "default-pool"
+    validate.gke_name(name, f"{pool.path}.name")
+    count = pool.integer("initialNodeCount")
+    if count < 1:
+        raise e.invalid(f"Node pool {name!r}: initial_node_count must be at least 1.")
+    config = _read_node_config(pool.message("config", "google.container.v1.NodeConfig"))
+    return PoolRequest(name, count, config)
+
+
+def _read_node_config(given: Fields) -> dict[str, Any]:
+    readers: dict[str, Callable[[str], Any]] = {
+        "machineType": given.text,
+        "imageType": given.text,
+        "diskSizeGb": given.integer,
+        "tags": given.texts,
+        "oauthScopes": given.texts,
+        "labels": given.mapping,
+    }
+    return {key: read(key) for key, read in readers.items() if given.raw(key) not in (None, "", 0, [], {})}
+
+
+def _read_pod_range(spec: Fields, policy: Fields) -> str:
+    top, block = spec.text("clusterIpv4Cidr"), policy.text("clusterIpv4CidrBlock")
+    if top and block:
+        raise e.invalid("clusterIpv4Cidr must be blank when ipAllocationPolicy.clusterIpv4CidrBlock is set.")
+    requested = block or top
+    if requested.startswith("/"):
+        prefix = requested[1:]
+        if not prefix.isdigit() or not 9 <= int(prefix) <= 21:
+            raise e.invalid(
+                f"Invalid value for field 'cluster.ip_allocation_policy.cluster_ipv4_cidr_block': '{requested}'."
+            )
+    elif requested:
+        return str(_check_cidr(requested, "cluster.ip_allocation_policy.cluster_ipv4_cidr_block"))
+    return requested
+
+
+def _read_cidr(policy: Fields, key: str, default: str) -> str:
+    return str(_check_cidr(policy.text(key) or default, policy.where(key)))
+
+
+def _check_cidr(cidr: str, field: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError:
+        raise e.invalid(f"Invalid value for field '{field}': {validate.shown(cidr)}.") from None
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise e.invalid(f"Invalid value for field '{field}': '{cidr}' is not IPv4.")
+    return net
+
+
+def _read_channel(spec: Fields) -> str:
+    value = spec.message("releaseChannel", "google.container.v1.ReleaseChannel").raw("channel")
+    if value is None:
+        return "REGULAR"
+    # Enums arrive as integers (google-cloud clients) or strings (discovery client).
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(RELEASE_CHANNELS):
+        return RELEASE_CHANNELS[value]
+    if isinstance(value, str) and value in RELEASE_CHANNELS:
         return value
-    raise e.invalid(f"Invalid value at '{field}' ({value!r})")
+    raise e.invalid(f"Invalid value at 'cluster.release_channel.channel' ({validate.shown(value)})")
+
+
+# -- build ---------------------------------------------------------------------------------------
+
+
+def node_config(given: dict[str, Any]) -> dict[str, Any]:
+    """A node config as GKE reports it: what was given, GKE's defaults for the rest."""
+    return {
+        "machineType": given.get("machineType") or "e2-medium",
+        "diskSizeGb": given.get("diskSizeGb") or 100,
+        "tags": list(given.get("tags") or []),
+        "labels": dict(given.get("labels") or {}),
+        "oauthScopes": list(given.get("oauthScopes") or DEFAULT_SCOPES),
+        "imageType": given.get("imageType") or "COS_CONTAINERD",
+    }
+
+
+def build_cluster(
+    req: ClusterRequest,
+    *,
+    project: str,
+    location: str,
+    pod_range: str,
+    explicit: bool,
+    link: str,
+    created: float,
+) -> ClusterRecord:
+    """The new PROVISIONING cluster record of a validated request and its allocations."""
+    pools = [_build_pool(p, req.node_config, link) for p in req.pools]
+    view = {
+        "name": req.name,
+        "description": req.description,
+        "location": location,
+        "zone": location,
+        "locations": _zones(location),
+        "network": req.network,
+        "subnetwork": req.subnetwork or req.network,
+        "nodeConfig": pools[0]["config"],  # GKE reports the default pool's configuration at the top
+        "nodePools": pools,
+        "currentNodeCount": sum(p["initialNodeCount"] for p in pools),
+        "ipAllocationPolicy": _ip_policy(pod_range, req.services_range),
+        "clusterIpv4Cidr": pod_range,
+        "servicesIpv4Cidr": req.services_range,
+        "resourceLabels": dict(req.labels),
+        "labelFingerprint": secrets.token_hex(4),
+        "releaseChannel": {"channel": req.channel},
+        "workloadIdentityConfig": {"workloadPool": req.workload_pool} if req.workload_pool else {},
+        **_versions(),
+        "status": "PROVISIONING",
+        "createTime": rfc3339_micros(created),
+        "id": secrets.token_hex(16),
+        "selfLink": link,
+    }
+    return ClusterRecord(project, view, explicit)
+
+
+def _zones(location: str) -> list[str]:
+    return [location] if location.count("-") == 2 else [f"{location}-a", f"{location}-b", f"{location}-c"]
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "initialClusterVersion": MASTER_VERSION,
+        "currentMasterVersion": MASTER_VERSION,
+        "currentNodeVersion": MASTER_VERSION,
+    }
+
+
+def _ip_policy(pod_range: str, services: str) -> dict[str, Any]:
+    return {
+        "useIpAliases": True,
+        "clusterIpv4CidrBlock": pod_range,
+        "clusterIpv4Cidr": pod_range,
+        "servicesIpv4CidrBlock": services,
+        "servicesIpv4Cidr": services,
+        "stackType": "IPV4",
+    }
+
+
+def _build_pool(pool: PoolRequest, default: dict[str, Any], cluster_link: str) -> dict[str, Any]:
+    return {
+        "name": pool.name,
+        "config": node_config({**default, **pool.config}),
+        "initialNodeCount": pool.count,
+        "status": "PROVISIONING",
+        "version": MASTER_VERSION,
+        "selfLink": f"{cluster_link}/nodePools/{pool.name}",
+    }
+
+
+# -- the model -----------------------------------------------------------------------------------
 
 
 class Gke:
@@ -56,7 +277,7 @@ class Gke:
 
     def __init__(
         self,
-        state: dict[str, Any],
+        stored: Any,
         *,
         latency: Latency,
         faults: Faults,
@@ -64,307 +285,211 @@ class Gke:
         base_url: Callable[[], str],
         now: Callable[[], float] = time.time,
     ) -> None:
-        self.clusters: dict[str, dict[str, Any]] = state.setdefault("clusters", {})
-        self.operations: dict[str, dict[str, Any]] = state.setdefault("operations", {})
+        stored = stored if isinstance(stored, dict) else {}
+        self.clusters = load_table(
+            stored.get("clusters"), ClusterRecord.from_json, what="GKE cluster", key=lambda c: c.key
+        )
+        self.operations = load_table(
+            stored.get("operations"), GkeOperation.from_json, what="GKE operation", key=lambda o: o.key
+        )
         self.latency, self.faults, self.hooks, self.now = latency, faults, hooks, now
         self._base_url = base_url
-        self.lock = threading.RLock()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clusters": {k: c.to_json() for k, c in self.clusters.items()},
+            "operations": {k: o.to_json() for k, o in self.operations.items()},
+        }
+
+    def serving(self) -> list[ClusterRecord]:
+        """Clusters whose API server should run."""
+        return [c for c in self.clusters.values() if c.status in ("RUNNING", "STOPPING")]
 
     # -- clusters ----------------------------------------------------------------------------
 
     def create_cluster(
-        self, project: str, location: str, body: dict[str, Any], *, network_exists: Callable[[str], bool]
+        self, project: str, location: str, body: Any, *, network_exists: Callable[[str], bool]
     ) -> dict[str, Any]:
-        spec = (body or {}).get("cluster")
-        if not isinstance(spec, dict) or not spec.get("name"):
-            raise e.invalid("Cluster.name must be set.")
-        name = spec["name"]
-        key = cluster_id(project, location, name)
-        if key in self.clusters:
-            raise e.GcpError(409, e.CLUSTER_EXISTS.format(project=project, location=location, name=name))
-        network = spec.get("network") or "default"
-        if not network_exists(network.rsplit("/", 1)[-1]):
-            raise e.invalid(e.NETWORK_MISSING.format(network=network))
-        cluster = self._new_cluster(project, location, spec, network=network.rsplit("/", 1)[-1])
-        op = self._new_operation(project, location, "CREATE_CLUSTER", cluster, self.latency.create)
-        op["_fail"] = self.faults.on_operation(api="gke", operation="CREATE_CLUSTER", cluster=name)
-        if op["_fail"] is None:
-            op["_fail"] = self._overlap_error(cluster)
-        self.clusters[key] = cluster
+        validate.project(project)
+        validate.location(location)
+        req = read_request(body)
+        if cluster_key(project, location, req.name) in self.clusters:
+            raise e.GcpError(409, e.CLUSTER_EXISTS.format(project=project, location=location, name=req.name))
+        if not network_exists(req.network):
+            raise e.invalid(e.NETWORK_MISSING.format(network=req.network))
+        cluster = self._allocate(project, location, req)
+        op = self._new_operation(cluster, "CREATE_CLUSTER", self.latency.create)
+        op.fail = self.faults.on_operation(api="gke", operation="CREATE_CLUSTER", cluster=req.name)
+        op.fail = op.fail or self._overlap_error(cluster)
+        self.clusters[cluster.key] = cluster
         return self.operation_view(op)
 
-    def _new_cluster(
-        self, project: str, location: str, spec: dict[str, Any], *, network: str
-    ) -> dict[str, Any]:
-        name = spec["name"]
-        if spec.get("initialNodeCount") and spec.get("nodePools"):
-            raise e.invalid("Cannot specify both initial_node_count and node_pools.")
-        policy = dict(spec.get("ipAllocationPolicy") or {})
-        if spec.get("clusterIpv4Cidr") and policy.get("clusterIpv4CidrBlock"):
-            raise e.invalid(
-                "clusterIpv4Cidr must be blank when ipAllocationPolicy.clusterIpv4CidrBlock is set."
-            )
-        requested = policy.get("clusterIpv4CidrBlock") or spec.get("clusterIpv4Cidr") or ""
-        pod_range, explicit = self._pod_range(project, network, requested)
-        services = policy.get("servicesIpv4CidrBlock") or SERVICES_RANGE
-        self._check_cidr(services, "servicesIpv4CidrBlock")
-        channel = _enum(
-            (spec.get("releaseChannel") or {}).get("channel", "REGULAR"),
-            RELEASE_CHANNELS,
-            "cluster.release_channel.channel",
+    def _allocate(self, project: str, location: str, req: ClusterRequest) -> ClusterRecord:
+        explicit = bool(req.requested_range) and not req.requested_range.startswith("/")
+        pod_range = req.requested_range if explicit else self._free_pod_range(project, req)
+        return build_cluster(
+            req,
+            project=project,
+            location=location,
+            pod_range=pod_range,
+            explicit=explicit,
+            link=f"{self._base_url()}/v1/projects/{project}/locations/{location}/clusters/{req.name}",
+            created=self.now(),
         )
-        pools = self._node_pools(spec, self._node_config(spec.get("nodeConfig") or {}), project, location)
-        node_config = pools[0]["config"]  # GKE reports the default pool's configuration at the top
-        created = self.now()
-        return {
-            "name": name,
-            "description": spec.get("description", ""),
-            "location": location,
-            "zone": location,
-            "locations": [location]
-            if location.count("-") == 2
-            else [f"{location}-a", f"{location}-b", f"{location}-c"],
-            "network": network,
-            "subnetwork": spec.get("subnetwork") or network,
-            "nodeConfig": node_config,
-            "nodePools": pools,
-            "currentNodeCount": sum(p["initialNodeCount"] for p in pools),
-            "ipAllocationPolicy": {
-                "useIpAliases": True,
-                "clusterIpv4CidrBlock": pod_range,
-                "clusterIpv4Cidr": pod_range,
-                "servicesIpv4CidrBlock": services,
-                "servicesIpv4Cidr": services,
-                "stackType": "IPV4",
-            },
-            "clusterIpv4Cidr": pod_range,
-            "servicesIpv4Cidr": services,
-            "resourceLabels": dict(spec.get("resourceLabels") or {}),
-            "labelFingerprint": secrets.token_hex(4),
-            "releaseChannel": {"channel": channel},
-            "workloadIdentityConfig": dict(spec.get("workloadIdentityConfig") or {}),
-            "initialClusterVersion": MASTER_VERSION,
-            "currentMasterVersion": MASTER_VERSION,
-            "currentNodeVersion": MASTER_VERSION,
-            "status": "PROVISIONING",
-            "createTime": rfc3339_micros(created),
-            "id": secrets.token_hex(16),
-            "selfLink": f"{self._base_url()}/v1/projects/{project}/locations/{location}/clusters/{name}",
-            "_project": project,
-            "_explicit_range": explicit,
-        }
-
-    def _node_config(self, given: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "machineType": given.get("machineType") or "e2-medium",
-            "diskSizeGb": int(given.get("diskSizeGb") or 100),
-            "tags": list(given.get("tags") or []),
-            "labels": dict(given.get("labels") or {}),
-            "oauthScopes": list(
-                given.get("oauthScopes") or ["https://www.googleapis.com/auth/cloud-platform"]
-            ),
-            "imageType": given.get("imageType") or "COS_CONTAINERD",
-        }
-
-    def _node_pools(
-        self, spec: dict[str, Any], default: dict[str, Any], project: str, location: str
-    ) -> list[dict[str, Any]]:
-        given = spec.get("nodePools") or [
-            {"name": "default-pool", "initialNodeCount": spec.get("initialNodeCount") or 3}
-        ]
-        pools = []
-        for pool in given:
-            count = int(pool.get("initialNodeCount") or 0)
-            if count < 1:
-                raise e.invalid(f"Node pool {pool.get('name')!r}: initial_node_count must be at least 1.")
-            config = self._node_config({**default, **(pool.get("config") or {})})
-            pools.append(
-                {
-                    "name": pool.get("name") or "default-pool",
-                    "config": config,
-                    "initialNodeCount": count,
-                    "status": "PROVISIONING",
-                    "version": MASTER_VERSION,
-                    "selfLink": f"{self._base_url()}/v1/projects/{project}/locations/{location}/clusters/{spec['name']}/nodePools/{pool.get('name') or 'default-pool'}",
-                }
-            )
-        return pools
-
-    def _check_cidr(self, cidr: str, field: str) -> ipaddress.IPv4Network:
-        try:
-            net = ipaddress.ip_network(cidr, strict=True)
-        except ValueError:
-            raise e.invalid(f"Invalid value for field '{field}': '{cidr}'.") from None
-        if not isinstance(net, ipaddress.IPv4Network):
-            raise e.invalid(f"Invalid value for field '{field}': '{cidr}' is not IPv4.")
-        return net
 
     def _taken(
         self, project: str, network: str, *, exclude: str | None = None
     ) -> Iterator[tuple[str, ipaddress.IPv4Network]]:
-        for key, c in self.clusters.items():
-            if (
-                key == exclude
-                or c["_project"] != project
-                or c["network"] != network
-                or c["status"] == "ERROR"
-            ):
-                continue
-            yield c["name"], ipaddress.IPv4Network(c["clusterIpv4Cidr"])
+        for c in self.clusters.values():
+            mine = c.project == project and c.view["network"] == network
+            if mine and c.key != exclude and c.status != "ERROR":
+                yield c.name, c.pod_range
 
-    def _pod_range(self, project: str, network: str, requested: str) -> tuple[str, bool]:
-        if requested and not requested.startswith("/"):
-            net = self._check_cidr(requested, "cluster.ip_allocation_policy.cluster_ipv4_cidr_block")
-            return str(net), True
-        prefix = int(requested.lstrip("/") or 14)
-        if not 9 <= prefix <= 21:
-            raise e.invalid(
-                f"Invalid value for field 'cluster.ip_allocation_policy.cluster_ipv4_cidr_block': '/{prefix}'."
-            )
-        taken: list[ipaddress.IPv4Network] = [net for _, net in self._taken(project, network)]
+    def _free_pod_range(self, project: str, req: ClusterRequest) -> str:
+        prefix = int(req.requested_range.lstrip("/") or 14)
+        taken = [net for _, net in self._taken(project, req.network)]
         # Scan from the top of 10/8 so that users' explicit low ranges are rarely in the way.
         for candidate in reversed(list(POD_POOL.subnets(new_prefix=prefix))):
             if not any(candidate.overlaps(t) for t in taken):
-                return str(candidate), False
+                return str(candidate)
         raise e.GcpError(429, "Insufficient IP space in 10.0.0.0/8 for a new pod range.")
 
-    def _overlap_error(self, cluster: dict[str, Any]) -> str | None:
-        if not cluster["_explicit_range"]:
+    def _overlap_error(self, cluster: ClusterRecord) -> str | None:
+        if not cluster.explicit_range:
             return None
-        mine = ipaddress.IPv4Network(cluster["clusterIpv4Cidr"])
-        key = cluster_id(cluster["_project"], cluster["location"], cluster["name"])
-        for owner, other in self._taken(cluster["_project"], cluster["network"], exclude=key):
+        mine = cluster.pod_range
+        for owner, other in self._taken(cluster.project, cluster.view["network"], exclude=cluster.key):
             if mine.overlaps(other):
                 return e.OVERLAP.format(cidr=mine, other=other, owner=owner)
         return None
 
     def get_cluster(self, project: str, location: str, name: str) -> dict[str, Any]:
-        return public(self._cluster(project, location, name))
+        return self._cluster(project, location, name).view
 
-    def _cluster(self, project: str, location: str, name: str) -> dict[str, Any]:
-        cluster = self.clusters.get(cluster_id(project, location, name))
+    def _cluster(self, project: str, location: str, name: str) -> ClusterRecord:
+        validate.project(project)
+        validate.location(location, any_allowed=True)
+        cluster = self.clusters.get(cluster_key(project, location, name))
         if cluster is None:
             raise e.GcpError(404, e.CLUSTER_NOT_FOUND.format(project=project, location=location, name=name))
         return cluster
 
     def list_clusters(self, project: str, location: str) -> dict[str, Any]:
-        found = [
-            public(c)
-            for c in self.clusters.values()
-            if c["_project"] == project and location in ("-", c["location"])
-        ]
-        return {"clusters": sorted(found, key=lambda c: (c["location"], c["name"]))}
+        validate.project(project)
+        validate.location(location, any_allowed=True)
+        found = [c for c in self.clusters.values() if c.project == project and location in ("-", c.location)]
+        return {"clusters": [c.view for c in sorted(found, key=lambda c: (c.location, c.name))]}
 
     def delete_cluster(self, project: str, location: str, name: str) -> dict[str, Any]:
         cluster = self._cluster(project, location, name)
         busy = self._running_operation(cluster)
         if busy is not None:
-            verb = "creating" if busy["operationType"] == "CREATE_CLUSTER" else "deleting"
+            verb = "creating" if busy.kind == "CREATE_CLUSTER" else "deleting"
             raise e.failed_precondition(
-                e.OPERATION_IN_PROGRESS.format(operation=busy["name"], verb=verb, name=name)
+                e.OPERATION_IN_PROGRESS.format(operation=busy.name, verb=verb, name=name)
             )
-        cluster["status"] = "STOPPING"
-        op = self._new_operation(project, location, "DELETE_CLUSTER", cluster, self.latency.delete)
+        cluster.view["status"] = "STOPPING"
+        op = self._new_operation(cluster, "DELETE_CLUSTER", self.latency.delete)
         return self.operation_view(op)
 
-    def _running_operation(self, cluster: dict[str, Any]) -> dict[str, Any] | None:
-        for op in self.operations.values():
-            if (
-                op["_cluster"] == cluster_id(cluster["_project"], cluster["location"], cluster["name"])
-                and not op["_done"]
-            ):
-                return op
-        return None
+    def _running_operation(self, cluster: ClusterRecord) -> GkeOperation | None:
+        return next(
+            (op for op in self.operations.values() if op.cluster == cluster.key and not op.done), None
+        )
 
     # -- operations --------------------------------------------------------------------------
 
-    def _new_operation(
-        self, project: str, location: str, kind: str, cluster: dict[str, Any], takes: float
-    ) -> dict[str, Any]:
+    def _new_operation(self, cluster: ClusterRecord, kind: str, takes: float) -> GkeOperation:
         started = self.now()
         name = operation_id()
-        base = f"{self._base_url()}/v1/projects/{project}/locations/{location}"
-        op = {
+        base = f"{self._base_url()}/v1/projects/{cluster.project}/locations/{cluster.location}"
+        view = {
             "name": name,
-            "zone": location,
-            "location": location,
+            "zone": cluster.location,
+            "location": cluster.location,
             "operationType": kind,
             "selfLink": f"{base}/operations/{name}",
-            "targetLink": f"{base}/clusters/{cluster['name']}",
+            "targetLink": f"{base}/clusters/{cluster.name}",
             "startTime": rfc3339_micros(started),
-            "_project": project,
-            "_cluster": cluster_id(project, location, cluster["name"]),
-            "_started": started,
-            "_due": started + max(takes, self.latency.pending),
-            "_done": False,
-            "_fail": None,
         }
-        self.operations[f"{project}/{location}/{name}"] = op
+        due = started + max(takes, self.latency.pending)
+        op = GkeOperation(cluster.project, cluster.key, started, due, view)
+        self.operations[op.key] = op
         return op
 
-    def operation_view(self, op: dict[str, Any]) -> dict[str, Any]:
-        view = public(op)
-        now = self.now()
-        if op["_done"]:
+    def operation_view(self, op: GkeOperation) -> dict[str, Any]:
+        view = dict(op.view)
+        if op.done:
             view["status"] = "DONE"
-        elif now < op["_started"] + self.latency.pending:
+        elif self.now() < op.started + self.latency.pending:
             view["status"] = "PENDING"
         else:
             view["status"] = "RUNNING"
-        if op["_done"] and op.get("_fail"):
-            view["error"] = {"code": 3 if "Invalid" in op["_fail"] else 8, "message": op["_fail"]}
-            view["statusMessage"] = op["_fail"]
+        if op.done and op.fail:
+            view["error"] = {"code": 3 if "Invalid" in op.fail else 8, "message": op.fail}
+            view["statusMessage"] = op.fail
         return view
 
     def get_operation(self, project: str, location: str, name: str) -> dict[str, Any]:
+        validate.project(project)
+        validate.location(location, any_allowed=True)
         op = self.operations.get(f"{project}/{location}/{name}")
         if op is None and location == "-":
-            op = next(
-                (o for k, o in self.operations.items() if k.startswith(f"{project}/") and o["name"] == name),
-                None,
-            )
+            op = next((o for o in self.operations.values() if o.project == project and o.name == name), None)
         if op is None:
             raise e.GcpError(404, e.OPERATION_NOT_FOUND.format(project=project, location=location, name=name))
         return self.operation_view(op)
 
     def list_operations(self, project: str, location: str) -> dict[str, Any]:
-        ops = [
-            self.operation_view(o)
-            for o in self.operations.values()
-            if o["_project"] == project and location in ("-", o["location"])
-        ]
-        return {"operations": ops}
+        validate.project(project)
+        validate.location(location, any_allowed=True)
+        ops = [o for o in self.operations.values() if o.project == project and location in ("-", o.location)]
+        return {"operations": [self.operation_view(o) for o in ops]}
+
+    def cluster_of(self, project: str, location: str, operation: str) -> str | None:
+        """The name of the cluster an operation works on (fault rules match on it)."""
+        op = self.operations.get(f"{project}/{location}/{operation}")
+        return op.cluster.rsplit("/", 1)[-1] if op else None
 
     def advance(self) -> bool:
         """Finish every operation whose time has come. Returns True if anything changed."""
         now = self.now()
-        changed = False
-        for op in list(self.operations.values()):
-            if not op["_done"] and now >= op["_due"]:
+        due = [op for op in self.operations.values() if not op.done and now >= op.due]
+        for op in due:
+            try:
                 self._finish(op, now)
-                changed = True
-        return changed
+            except Exception as err:  # one cluster that cannot start must not stop the others
+                log.warning(
+                    "operation %s on %.80s failed: %s: %.120s", op.name, op.cluster, type(err).__name__, err
+                )
+                self._fail(op, "Internal error while finishing the operation.")
+        return bool(due)
 
-    def _finish(self, op: dict[str, Any], now: float) -> None:
-        op["_done"] = True
-        op["endTime"] = rfc3339_micros(now)
-        cluster = self.clusters.get(op["_cluster"])
+    def _finish(self, op: GkeOperation, now: float) -> None:
+        op.done = True
+        op.view["endTime"] = rfc3339_micros(now)
+        cluster = self.clusters.get(op.cluster)
         if cluster is None:
             return
-        if op["operationType"] == "DELETE_CLUSTER":
-            del self.clusters[op["_cluster"]]
-            self.hooks.deleted(cluster)
-        elif op.get("_fail"):
-            cluster["status"] = "ERROR"
-            cluster["statusMessage"] = op["_fail"]
+        if op.kind == "DELETE_CLUSTER":
+            del self.clusters[op.cluster]
+            self.hooks.deleted(cluster.hooks_view())
+        elif op.fail:
+            cluster.view.update(status="ERROR", statusMessage=op.fail)
         else:
             self._provisioned(cluster)
 
-    def _provisioned(self, cluster: dict[str, Any]) -> None:
-        port, ca = self.hooks.prepare(cluster_id(cluster["_project"], cluster["location"], cluster["name"]))
-        cluster.update(
+    def _fail(self, op: GkeOperation, message: str) -> None:
+        op.done, op.fail = True, message
+        cluster = self.clusters.get(op.cluster)
+        if cluster is not None:
+            cluster.view.update(status="ERROR", statusMessage=message)
+
+    def _provisioned(self, cluster: ClusterRecord) -> None:
+        port, ca = self.hooks.prepare(fleet_id(cluster))
+        cluster.view.update(
             status="RUNNING", endpoint=f"127.0.0.1:{port}", masterAuth={"clusterCaCertificate": ca}
         )
-        for pool in cluster["nodePools"]:
+        for pool in cluster.view["nodePools"]:
             pool["status"] = "RUNNING"
-        self.hooks.running(cluster)
+        self.hooks.running(cluster.hooks_view())

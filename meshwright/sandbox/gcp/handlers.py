@@ -11,7 +11,7 @@ from meshwright.sandbox.http import Request
 
 def create_cluster(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
     p, loc = r.params["project"], r.params["location"]
-    return gke.create_cluster(p, loc, r.json() or {}, network_exists=lambda n: compute.network_exists(p, n))
+    return gke.create_cluster(p, loc, r.json(), network_exists=lambda n: compute.network_exists(p, n))
 
 
 def get_cluster(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def list_gke_operations(gke: Gke, compute: Compute, r: Request) -> dict[str, Any
 
 
 def insert_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.insert_firewall(r.params["project"], r.json() or {})
+    return compute.insert_firewall(r.params["project"], r.json())
 
 
 def get_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
@@ -47,11 +47,11 @@ def list_firewalls(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
 
 
 def patch_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.patch_firewall(r.params["project"], r.params["name"], r.json() or {})
+    return compute.patch_firewall(r.params["project"], r.params["name"], r.json())
 
 
 def update_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.patch_firewall(r.params["project"], r.params["name"], r.json() or {}, replace=True)
+    return compute.patch_firewall(r.params["project"], r.params["name"], r.json(), replace=True)
 
 
 def delete_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
@@ -75,4 +75,4 @@ def list_networks(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
 
 
 def insert_network(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.insert_network(r.params["project"], r.json() or {})
+    return compute.insert_network(r.params["project"], r.json())

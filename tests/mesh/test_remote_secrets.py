@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 
 import kubernetes.client
 import pytest
@@ -115,3 +116,22 @@ def test_a_token_that_does_not_authenticate_is_refused_before_anything_is_stored
     assert "istio-remote-secret-west" not in [
         s.metadata.name for s in core(target, central).list_namespaced_secret(NS).items
     ]
+
+
+def test_pairs_sharing_a_source_run_in_parallel_and_share_its_token(
+    target: MeshwrightTarget, clusters: dict[str, ClusterAccess]
+) -> None:
+    west = clusters["west"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(
+            pool.map(
+                lambda p: exchange_remote_secret.fn(west, clusters[p], target=target), ["central", "east"]
+            )
+        )
+    assert [r.action for r in results] == ["created", "created"]
+    tokens = {
+        stored_kubeconfig(target, clusters[p], "west")["users"][0]["user"]["token"]
+        for p in ("central", "east")
+    }
+    assert len(tokens) == 1
+    assert results[0].fingerprint == results[1].fingerprint

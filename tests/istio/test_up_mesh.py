@@ -1,0 +1,160 @@
+"""Whole `up_mesh` runs on the sandbox for the three topologies (few: each costs seconds)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import pytest
+import yaml
+from prefect.blocks.system import Secret
+
+from flows.mesh import MeshReport, up_mesh
+from meshwright import clients, pki
+from meshwright.clients import MeshwrightTarget
+from meshwright.errors import NotFound
+from meshwright.sandbox.world import World
+from meshwright.status import list_clusters
+from tests.flows.conftest import harness, prefect_storage
+from tests.istio.conftest import get
+
+__all__ = ["harness", "prefect_storage"]
+DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
+NS = "istio-system"
+
+
+def offline(deployment: str, directory: Path, /, **changes: Any) -> str:
+    """A spec of deployments/ as the sandbox runs it here: the tests have no internet, so a spec that
+    names Istio's repository gets the bundled charts instead."""
+    data = yaml.safe_load((DEPLOYMENTS / deployment).read_text())
+    if str(data.get("istio", {}).get("charts", "")).startswith("http"):
+        del data["istio"]["charts"]
+    data.update(changes)
+    data = {k: v for k, v in data.items() if v is not None}
+    path = directory / deployment
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def up(path: str, target: MeshwrightTarget, directory: Path) -> MeshReport:
+    return up_mesh(spec=path, kubeconfig=str(directory / "kubeconfig"), connection=target)
+
+
+def cacerts(target: MeshwrightTarget, report: MeshReport, cluster: str) -> dict[str, bytes]:
+    access = next(c for c in report.provision.clusters if c.name == cluster)
+    client = clients.cloud(target).kube(access.endpoint, access.ca_certificate)
+    data = kubernetes.client.CoreV1Api(client).read_namespaced_secret("cacerts", NS).data
+    return {k: base64.b64decode(v) for k, v in data.items()}
+
+
+def access(report: MeshReport, cluster: str) -> Any:
+    return next(c for c in report.provision.clusters if c.name == cluster)
+
+
+def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
+    sandbox: World,
+    target: MeshwrightTarget,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_storage: Path,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = offline("sandbox.yaml", tmp_path)
+    report = up(path, target, tmp_path)
+    assert sorted((r.cluster, r.name, r.revision) for r in report.releases) == [
+        ("central", "istio-base", 1),
+        ("central", "istio-eastwestgateway", 1),
+        ("central", "istiod", 1),
+        ("east", "istio-base", 1),
+        ("east", "istiod", 1),
+        ("west", "istio-base", 1),
+        ("west", "istiod", 1),
+    ]
+    assert {c.chart: c.version for c in report.charts} == {
+        "base": "1.30.3",
+        "istiod": "1.30.3",
+        "gateway": "1.30.3",
+    }
+    stored: Any = Secret.load("meshwright-bookinfo-mesh-root-ca")
+    root_pem = stored.get()["cert"].encode()
+    assert pki.fingerprint(root_pem) == report.root.fingerprint
+    for cluster in ("central", "west", "east"):
+        files = cacerts(target, report, cluster)
+        assert files["root-cert.pem"] == root_pem
+        pki.verify_issued(files["ca-cert.pem"], root_pem)
+    address = report.gateways["central"]
+    slice_ = get(target, access(report, "west"), "endpointslice", "istiod-remote", namespace=NS)
+    assert slice_.endpoints[0].addresses == [address]
+
+    again = up(path, target, tmp_path)
+    assert {(r.cluster, r.name, r.revision, r.action) for r in again.releases} == {
+        (r.cluster, r.name, 1, "unchanged") for r in report.releases
+    }
+    assert again.root.fingerprint == report.root.fingerprint
+    assert {c.action for c in again.cacerts} == {"kept"}
+
+    key_line = stored.get()["key"].splitlines()[5]
+    for file in prefect_storage.rglob("*"):
+        if file.is_file():
+            content = file.read_bytes()
+            assert b"PRIVATE KEY" not in content, file
+            assert key_line.encode() not in content, file
+
+
+def test_multi_primary_multi_network_labels_networks_and_crosses_them(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    report = up(offline("multi-primary.yaml", tmp_path), target, tmp_path)
+    for cluster, network in (("alpha", "net-a"), ("beta", "net-b")):
+        where = access(report, cluster)
+        assert get(target, where, "namespace", NS).metadata.labels["topology.istio.io/network"] == network
+        gateway = get(target, where, "service", "istio-eastwestgateway", namespace=NS)
+        assert gateway.metadata.labels["topology.istio.io/network"] == network
+        env = get(target, where, "deployment", "istiod", namespace=NS).spec.template.spec.containers[0].env
+        assert {e.name: e.value for e in env}["CLUSTER_ID"] == cluster
+        assert report.exposed[cluster] == ["Gateway/cross-network-gateway"]
+    assert not report.gateways  # no primary serves a remote
+
+
+def test_primary_remote_across_networks_gives_the_remote_its_own_gateway(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    clusters = [
+        {"name": "hub", "location": "us-central1-a", "network": "net-a"},
+        {"name": "edge", "location": "europe-west4-a", "network": "net-b", "primary": "hub"},
+    ]
+    report = up(
+        offline("sandbox.yaml", tmp_path, name="prmn", clusters=clusters, bookinfo=None), target, tmp_path
+    )
+    assert report.exposed["hub"] == [
+        "Gateway/istiod-gateway",
+        "VirtualService/istiod-vs",
+        "Gateway/cross-network-gateway",
+    ]
+    edge = access(report, "edge")
+    namespace = get(target, edge, "namespace", NS).metadata
+    assert namespace.labels["topology.istio.io/network"] == "net-b"
+    assert namespace.annotations["topology.istio.io/controlPlaneClusters"] == "hub"
+    webhook = get(target, edge, "webhook", "istio-sidecar-injector")
+    assert {w.client_config.service.path for w in webhook.webhooks} == {"/inject/cluster/edge/net/net-b"}
+    gateway = get(target, edge, "service", "istio-eastwestgateway", namespace=NS)
+    assert gateway.metadata.labels["topology.istio.io/network"] == "net-b"
+
+
+def test_charts_that_cannot_be_fetched_fail_before_anything_is_created(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = offline(
+        "sandbox.yaml", tmp_path, istio={"version": "1.30.3", "charts": "http://127.0.0.1:9/charts"}
+    )
+    with pytest.raises(
+        NotFound, match=r"^preflight: charts cannot be fetched from http://127.0.0.1:9/charts: .*bundled"
+    ):
+        up(path, target, tmp_path)
+    assert list_clusters(target, "demo-project", step="test") == []
+    assert not (tmp_path / ".meshwright").exists()

@@ -10,8 +10,8 @@ from prefect import flow
 from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
-from meshwright.models import ProvisionReport
-from meshwright.spec import load_spec
+from meshwright.models import ClusterAccess, CreateResult, ProvisionReport
+from meshwright.spec import MeshSpec, load_spec
 from tasks.access import check_kubeconfig, write_kubeconfig
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.network import check_network, ensure_firewall
@@ -42,18 +42,10 @@ def provision_mesh(
     path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
     check_network(mesh, target=target)
     expires = naming.expiry(mesh, now=started)
-    creates = {
-        c.name: create_cluster.submit(mesh, c.name, target=target, expires=expires) for c in mesh.clusters
-    }
-    # A future as argument: the wait starts as soon as its own create is done.
-    waits = {name: wait_cluster.submit(mesh, future, target=target) for name, future in creates.items()}  # type: ignore[call-overload]
-    created, create_failures = resolve(creates)
-    ready, wait_failures = resolve(waits, skip=create_failures)
-    raise_failures({**create_failures, **wait_failures})
-    clusters = [ready[c.name] for c in mesh.clusters]
+    created, clusters = _create_and_wait(mesh, target, expires)
     firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=expires)
     path = write_kubeconfig(mesh, clusters, path, target=target, force=force)
-    steps = [r.timing for r in created.values()] + [c.timing for c in clusters] + [firewall.timing]
+    steps = [r.timing for r in created] + [c.timing for c in clusters] + [firewall.timing]
     report = ProvisionReport(
         mesh=mesh.name,
         target=mesh.target.value,
@@ -67,3 +59,18 @@ def provision_mesh(
     )
     publish_report(report)
     return report
+
+
+def _create_and_wait(
+    mesh: MeshSpec, target: MeshwrightTarget, expires: int | None
+) -> tuple[list[CreateResult], list[ClusterAccess]]:
+    """Every cluster created and waited for in parallel; every failure reported, none left unresolved."""
+    creates = {
+        c.name: create_cluster.submit(mesh, c.name, target=target, expires=expires) for c in mesh.clusters
+    }
+    # A future as argument: the wait starts as soon as its own create is done.
+    waits = {name: wait_cluster.submit(mesh, future, target=target) for name, future in creates.items()}  # type: ignore[call-overload]
+    created, create_failures = resolve(creates)
+    ready, wait_failures = resolve(waits, skip=create_failures)
+    raise_failures({**create_failures, **wait_failures})
+    return list(created.values()), [ready[c.name] for c in mesh.clusters]

@@ -26,6 +26,7 @@ from meshwright.spec import MeshSpec, Target, load_spec
 
 if TYPE_CHECKING:
     from meshwright.clients import MeshwrightTarget
+    from meshwright.models import ProvisionReport
 
 app = typer.Typer(
     name="meshwright",
@@ -86,16 +87,35 @@ StateOpt = Annotated[
 ]
 
 
-def _connect(spec: MeshSpec, state: Path | None) -> MeshwrightTarget:
-    """Where the flows build: a started sandbox (its state directory) or GKE. Loads the client factory."""
-    from meshwright.clients import MeshwrightTarget
+ConnectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--connection",
+        help="Name of a saved MeshwrightTarget block (default: the spec's target in its usual place).",
+        show_default=False,
+    ),
+]
 
-    if spec.target is not Target.SANDBOX:
-        return MeshwrightTarget.default(spec.target)
-    root = state_dir(state)
-    info = sandbox_cli.ensure_started(root)
-    typer.echo(f"sandbox: GCP at {info['gcp']} (state {info['state']})", err=True)
-    return MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(root))
+
+def _connect(spec: MeshSpec, state: Path | None, connection: str | None) -> MeshwrightTarget:
+    """Where the flows build (a saved block, or the sandbox of --state, or GKE); a sandbox is started.
+
+    Loads the client factory, so only the commands that build or look at a mesh pay for it.
+    """
+    from meshwright.clients import MeshwrightTarget, resolve_target
+
+    sandbox = spec.target is Target.SANDBOX
+    given = connection or MeshwrightTarget(
+        target=spec.target, sandbox_state=str(state_dir(state)) if sandbox else None
+    )
+    try:
+        target = resolve_target(spec.target, given)
+    except MeshwrightError as e:
+        fail(e)
+    if target.target is Target.SANDBOX:
+        info = sandbox_cli.ensure_started(state_dir(target.sandbox_state))
+        typer.echo(f"sandbox: GCP at {info['gcp']} (state {info['state']})", err=True)
+    return target
 
 
 def _check_kubeconfig(spec: MeshSpec, path: Path | None, *, force: bool) -> None:
@@ -127,6 +147,7 @@ def up(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite a kubeconfig that holds another mesh's contexts.")
     ] = False,
+    connection: ConnectionOpt = None,
 ) -> None:
     """Provision the mesh of SPEC: clusters in parallel, firewall, kubeconfig.
 
@@ -136,10 +157,11 @@ def up(
         as_json: print the report as JSON.
         state: the sandbox's state directory (sandbox target only).
         force: overwrite a kubeconfig that meshwright did not write for this mesh.
+        connection: the name of a saved MeshwrightTarget block to build with.
     """
     mesh = read_spec(spec)
     _check_kubeconfig(mesh, kubeconfig, force=force)
-    target = _connect(mesh, state)
+    target = _connect(mesh, state, connection)
     hint = (
         f"\n  What was created so far stays (labelled {MESH_LABEL}={mesh.name}): `meshwright status {spec}` shows it,"
         f"\n  `meshwright up {spec}` resumes where this stopped, `meshwright down {spec}` removes it."
@@ -155,7 +177,11 @@ def up(
     )
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
-        return
+    else:
+        _print_report(report)
+
+
+def _print_report(report: ProvisionReport) -> None:
     typer.echo(f"\nmesh {report.mesh} is up on {report.target} ({report.project}) in {report.seconds:.1f}s")
     for c in report.clusters:
         typer.echo(
@@ -178,6 +204,7 @@ def down(
         Path | None, typer.Option(help="The kubeconfig `up` wrote, removed at the end.")
     ] = None,
     state: StateOpt = None,
+    connection: ConnectionOpt = None,
 ) -> None:
     """Delete every cluster labelled with the mesh of SPEC, and its firewall rule.
 
@@ -186,6 +213,7 @@ def down(
         no_wait: return once deletion has started.
         kubeconfig: the kubeconfig `up` wrote, removed at the end if it is this mesh's.
         state: the sandbox's state directory (sandbox target only).
+        connection: the name of a saved MeshwrightTarget block.
     """
     mesh = read_spec(spec)
     report = _run(
@@ -194,7 +222,7 @@ def down(
         spec=str(spec),
         wait=not no_wait,
         kubeconfig=str(kubeconfig) if kubeconfig else None,
-        connection=_connect(mesh, state),
+        connection=_connect(mesh, state, connection),
     )
     verb = "deleted" if report.waited else "deleting"
     typer.echo(
@@ -204,7 +232,10 @@ def down(
 
 @app.command()
 def status(
-    spec: SpecArg, as_json: Annotated[bool, typer.Option("--json")] = False, state: StateOpt = None
+    spec: SpecArg,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    state: StateOpt = None,
+    connection: ConnectionOpt = None,
 ) -> None:
     """What exists of the mesh of SPEC right now.
 
@@ -212,9 +243,10 @@ def status(
         spec: the mesh spec (YAML).
         as_json: print the status as JSON.
         state: the sandbox's state directory (sandbox target only).
+        connection: the name of a saved MeshwrightTarget block.
     """
     mesh = read_spec(spec)
-    target = _connect(mesh, state)
+    target = _connect(mesh, state, connection)
     from meshwright.status import mesh_status  # Google's clients load only for commands that call them
 
     try:

@@ -82,15 +82,24 @@ class MeshwrightTarget(Block):
 
 def resolve_target(target: Target, given: MeshwrightTarget | str | None) -> MeshwrightTarget:
     """What a flow builds against: a block, the name of a saved one, or the default for `target`."""
-    if isinstance(given, str):
-        block: MeshwrightTarget = MeshwrightTarget.load(given)  # type: ignore[assignment]
-    else:
-        block = given or MeshwrightTarget.default(target)
+    block = _load(given) if isinstance(given, str) else given or MeshwrightTarget.default(target)
     if block.target is not target:
         raise PermanentError(
             f"the spec's target is {target.value} but the MeshwrightTarget block is for {block.target.value}",
             step="connect",
         )
+    return block
+
+
+def _load(name: str) -> MeshwrightTarget:
+    try:
+        block: MeshwrightTarget = MeshwrightTarget.load(name)  # type: ignore[assignment]
+    except ValueError:
+        raise PermanentError(
+            f"no saved MeshwrightTarget block named {name!r}; save one with "
+            f"MeshwrightTarget(target=...).save({name!r})",
+            step="connect",
+        ) from None
     return block
 
 

@@ -14,6 +14,8 @@ from meshwright import bookinfo, naming
 from meshwright.spec import ClusterSpec, MeshSpec
 
 NOT_YET = "(not yet implemented)"
+# Stages `plan` shows that no flow runs yet; a stage leaves this set when a flow runs it.
+NOT_YET_RUN = frozenset({"trust", "istio-primaries", "istio-remotes", "remote-secrets", "bookinfo", "verify"})
 
 
 class Resource(BaseModel):
@@ -60,44 +62,18 @@ def build_plan(spec: MeshSpec) -> Plan:
         _stage(
             "create-clusters", "create the GKE clusters", [_create_cluster(spec, c) for c in spec.clusters]
         ),
-        _stage(
-            "wait-clusters",
-            "wait until every cluster is RUNNING",
-            [Step(name="wait_cluster", cluster=c.name) for c in spec.clusters],
-        ),
+        _stage("wait-clusters", "wait until every cluster is RUNNING", _waits(spec)),
         _stage("firewall", "let the pod ranges of all clusters reach each other", [_firewall(spec)]),
         _stage("kubeconfig", "write a kubeconfig with one context per cluster", [_kubeconfig(spec)]),
-        _stage(
-            "trust",
-            "shared root CA: istio-system and cacerts in every cluster",
-            _trust(spec),
-            implemented=False,
-        ),
-        _stage(
-            "istio-primaries",
-            "control planes on the primaries",
-            _istio(spec, spec.primaries),
-            implemented=False,
-        ),
-        _stage(
-            "istio-remotes", "remote profile on the remotes", _istio(spec, spec.remotes), implemented=False
-        ),
-        _stage(
-            "remote-secrets",
-            "let every primary read the other clusters",
-            _remote_secrets(spec),
-            implemented=False,
-        ),
+        _stage("trust", "shared root CA: istio-system and cacerts in every cluster", _trust(spec)),
+        _stage("istio-primaries", "control planes on the primaries", _istio(spec, spec.primaries)),
+        _stage("istio-remotes", "remote profile on the remotes", _istio(spec, spec.remotes)),
+        _stage("remote-secrets", "let every primary read the other clusters", _remote_secrets(spec)),
     ]
     if spec.bookinfo:
         stages += [
-            _stage("bookinfo", "deploy Bookinfo split across clusters", _bookinfo(spec), implemented=False),
-            _stage(
-                "verify",
-                "prove that traffic crosses clusters",
-                [Step(name="verify_cross_cluster")],
-                implemented=False,
-            ),
+            _stage("bookinfo", "deploy Bookinfo split across clusters", _bookinfo(spec)),
+            _stage("verify", "prove that traffic crosses clusters", [Step(name="verify_cross_cluster")]),
         ]
     return Plan(
         mesh=spec.name,
@@ -108,11 +84,18 @@ def build_plan(spec: MeshSpec) -> Plan:
     )
 
 
-def _stage(name: str, description: str, steps: list[Step], *, implemented: bool = True) -> Stage:
-    """A stage; `implemented=False` marks one that `plan` shows but no flow runs yet."""
+def _stage(name: str, description: str, steps: list[Step]) -> Stage:
     return Stage(
-        name=name, description=description, parallel=len(steps) > 1, steps=steps, implemented=implemented
+        name=name,
+        description=description,
+        parallel=len(steps) > 1,
+        steps=steps,
+        implemented=name not in NOT_YET_RUN,
     )
+
+
+def _waits(spec: MeshSpec) -> list[Step]:
+    return [Step(name="wait_cluster", cluster=c.name) for c in spec.clusters]
 
 
 def _create_cluster(spec: MeshSpec, c: ClusterSpec) -> Step:
@@ -192,40 +175,23 @@ def needs_eastwest_gateway(spec: MeshSpec, c: ClusterSpec) -> bool:
 
 
 def _istio(spec: MeshSpec, clusters: list[ClusterSpec]) -> list[Step]:
-    steps = []
-    for c in clusters:
-        profile = "remote" if c.primary else "default"
-        common = {"namespace": naming.ISTIO_NAMESPACE, "version": spec.istio.version, "profile": profile}
-        releases = [
-            Resource(
-                kind="helm-release",
-                name=naming.BASE_RELEASE,
-                cluster=c.name,
-                details={**common, "chart": "base"},
-            ),
-            Resource(
-                kind="helm-release",
-                name=naming.ISTIOD_RELEASE,
-                cluster=c.name,
-                details={
-                    **common,
-                    "chart": "istiod",
-                    "clusterName": c.name,
-                    "network": spec.istio_network(c),
-                },
-            ),
-        ]
-        if needs_eastwest_gateway(spec, c):
-            releases.append(
-                Resource(
-                    kind="helm-release",
-                    name=naming.EASTWEST_RELEASE,
-                    cluster=c.name,
-                    details={**common, "chart": "gateway", "networkGateway": spec.istio_network(c)},
-                )
-            )
-        steps.append(Step(name="install_istio", cluster=c.name, resources=releases))
-    return steps
+    return [Step(name="install_istio", cluster=c.name, resources=_releases(spec, c)) for c in clusters]
+
+
+def _releases(spec: MeshSpec, c: ClusterSpec) -> list[Resource]:
+    profile = "remote" if c.primary else "default"
+    common = {"namespace": naming.ISTIO_NAMESPACE, "version": spec.istio.version, "profile": profile}
+    network = spec.istio_network(c)
+    charts = {
+        naming.BASE_RELEASE: {"chart": "base"},
+        naming.ISTIOD_RELEASE: {"chart": "istiod", "clusterName": c.name, "network": network},
+    }
+    if needs_eastwest_gateway(spec, c):
+        charts[naming.EASTWEST_RELEASE] = {"chart": "gateway", "networkGateway": network}
+    return [
+        Resource(kind="helm-release", name=release, cluster=c.name, details={**common, **extra})
+        for release, extra in charts.items()
+    ]
 
 
 def remote_secret_pairs(spec: MeshSpec) -> list[tuple[str, str]]:

@@ -76,6 +76,21 @@ def _wait(cloud: clients.Cloud, project: str, op: compute_v1.Operation, *, step:
         raise PermanentError(f"firewall operation failed: {message}", step=step)
 
 
+def _converge(
+    cloud: clients.Cloud, project: str, current: compute_v1.Firewall | None, want: compute_v1.Firewall
+) -> str:
+    """Insert or patch the rule until it is `want`; what was done."""
+    if current is not None and _same(current, want):
+        return "unchanged"
+    with cloud.call(cluster=None, step="ensure_firewall"):
+        if current is None:
+            op = cloud.firewalls.insert_unary(project=project, firewall_resource=want)
+        else:
+            op = cloud.firewalls.patch_unary(project=project, firewall=want.name, firewall_resource=want)
+    _wait(cloud, project, op, step="ensure_firewall")
+    return "created" if current is None else "patched"
+
+
 @task(persist_result=True, cache_policy=(INPUTS - "expires") + TASK_SOURCE + RUN_ID, **RETRYING)
 def ensure_firewall(
     spec: MeshSpec, pod_cidrs: list[str], *, target: MeshwrightTarget, expires: int | None
@@ -88,21 +103,10 @@ def ensure_firewall(
         target: where the mesh is built.
         expires: unix time for the reaper, when the spec has a ttl.
     """
-    clock, cloud, log = Clock("ensure_firewall"), clients.cloud(target), get_run_logger()
+    clock, log = Clock("ensure_firewall"), get_run_logger()
     current = get_firewall(target, spec.project, naming.firewall_name(spec.name), step="ensure_firewall")
     want = desired_rule(spec, pod_cidrs, expires=_kept_expiry(spec, current, expires))
-    if current is not None and _same(current, want):
-        action = "unchanged"
-    else:
-        with cloud.call(cluster=None, step="ensure_firewall"):
-            if current is None:
-                op = cloud.firewalls.insert_unary(project=spec.project, firewall_resource=want)
-            else:
-                op = cloud.firewalls.patch_unary(
-                    project=spec.project, firewall=want.name, firewall_resource=want
-                )
-        _wait(cloud, spec.project, op, step="ensure_firewall")
-        action = "created" if current is None else "patched"
+    action = _converge(clients.cloud(target), spec.project, current, want)
     log.info("firewall rule %s %s (sources %s)", want.name, action, ", ".join(want.source_ranges))
     return FirewallResult(
         name=want.name,

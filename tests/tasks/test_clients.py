@@ -1,0 +1,73 @@
+"""The client factory: one MeshwrightTarget block in, the clients and cluster access for that target out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kubernetes.client
+import pytest
+
+from meshwright import clients
+from meshwright.clients import MeshwrightTarget, resolve_target
+from meshwright.errors import PermanentError, PermissionDenied
+from meshwright.sandbox.contract import BUNDLED_CHARTS, SandboxNotRunning
+from meshwright.sandbox.world import World
+from meshwright.spec import Target
+from tests.sandbox.conftest import gke_client, running_cluster
+
+
+def test_sandbox_target_builds_clients_for_its_own_state_directory(
+    sandbox: World, target: MeshwrightTarget
+) -> None:
+    cloud = clients.cloud(target)
+    assert cloud.target is Target.SANDBOX
+    assert cloud.default_charts == str(BUNDLED_CHARTS)
+    assert cloud.kubeconfig_user() == {"token": (sandbox.layout.root / "operator-token").read_text().strip()}
+    assert (
+        clients.cloud(MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(sandbox.layout.root)))
+        is cloud
+    )
+
+
+def test_kube_client_reaches_a_sandbox_cluster_trusting_only_its_ca(
+    sandbox: World, target: MeshwrightTarget
+) -> None:
+    cluster = running_cluster(gke_client(sandbox), "central")
+    api = clients.cloud(target).kube(cluster.endpoint, cluster.master_auth.cluster_ca_certificate)
+    names = [ns.metadata.name for ns in kubernetes.client.CoreV1Api(api).list_namespace().items]
+    assert "kube-system" in names
+    assert api.configuration.host == f"https://{cluster.endpoint}"
+
+
+def test_a_sandbox_that_never_ran_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SandboxNotRunning, match=r"no sandbox has run with state .*; start one with"):
+        clients.cloud(MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(tmp_path / "none")))
+
+
+def test_gke_with_an_unreadable_key_file_is_permission_denied(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps({"type": "service_account"}))
+    with pytest.raises(PermissionDenied, match="no usable Google credentials"):
+        clients.cloud(MeshwrightTarget(target=Target.GKE, credentials_file=str(key)))
+
+
+def test_gke_target_defaults_to_istio_charts_and_the_auth_plugin() -> None:
+    assert clients.ISTIO_CHARTS == "https://istio-release.storage.googleapis.com/charts"
+    assert clients.GKE_AUTH_PLUGIN["command"] == "gke-gcloud-auth-plugin"
+
+
+def test_a_block_for_another_target_than_the_spec_is_refused(target: MeshwrightTarget) -> None:
+    with pytest.raises(
+        PermanentError, match="the spec's target is gke but the MeshwrightTarget block is for sandbox"
+    ):
+        resolve_target(Target.GKE, target)
+    assert resolve_target(Target.SANDBOX, target) is target
+
+
+def test_default_block_records_the_sandbox_state_it_chose(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MESHWRIGHT_SANDBOX_STATE", str(tmp_path / "sb"))
+    assert MeshwrightTarget.default(Target.SANDBOX).sandbox_state == str(tmp_path / "sb")
+    assert MeshwrightTarget.default(Target.GKE).sandbox_state is None

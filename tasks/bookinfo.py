@@ -1,0 +1,110 @@
+"""Bookinfo in one cluster: the ingress gateway where productpage runs, then the sample's objects.
+
+One task per cluster, independent of the others, so a flow runs them in parallel. Everything is
+idempotent: the ingress gateway is a Helm release (pyhelm3's ensure_release makes no revision when
+nothing changed), the manifests go in with server-side apply, and readiness is the existing
+rollout watch. Manifests come from meshwright.bookinfo (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import kubernetes.client
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from meshwright import bookinfo, clients, helm, kube, naming
+from meshwright.clients import MeshwrightTarget
+from meshwright.errors import OperationFailed, TransientError
+from meshwright.helm import ChartRef
+from meshwright.models import ClusterAccess, Timing
+from meshwright.spec import MeshSpec, Target
+from tasks.common import RETRYING, Clock
+
+STEP = "deploy_bookinfo"
+READY_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
+
+
+class BookinfoResult(BaseModel):
+    cluster: str
+    applied: list[str]  # "Kind/name" in apply order
+    ingress: str | None = None  # the ingress gateway release's action, where there is one
+    timing: Timing
+
+
+def _kube(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:
+    return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
+
+
+def _ensure_ingress(target: MeshwrightTarget, access: ClusterAccess, charts: list[ChartRef]) -> str:
+    ref = next(r for r in charts if r.chart == "gateway")
+    cloud = clients.cloud(target)
+    with (
+        helm.cluster_client(
+            cluster=access.name,
+            endpoint=access.endpoint,
+            ca_certificate=access.ca_certificate,
+            token=cloud.kube_token(),
+        ) as client,
+        helm.helm_call(cluster=access.name, step=STEP),
+    ):
+        result = asyncio.run(
+            helm.ensure_release(
+                client,
+                ref,
+                naming.INGRESS_RELEASE,
+                bookinfo.ingress_values(),
+                cluster=access.name,
+                namespace=naming.ISTIO_NAMESPACE,
+            )
+        )
+    return result.action
+
+
+def _wait(
+    client: kubernetes.client.ApiClient, namespace: str, name: str, *, cluster: str, timeout: float
+) -> None:
+    try:
+        kube.wait_rollout(client, namespace, name, cluster=cluster, step=STEP, timeout=timeout)
+    except TransientError as e:  # pods refused by the injector do not come by retrying the apply
+        raise OperationFailed(
+            f"{namespace}/{name}: {e.message}; see `kubectl -n {namespace} describe replicaset -l "
+            f"app={name.rsplit('-', 1)[0]}` (a refused sidecar injection shows as FailedCreate)",
+            cluster=cluster,
+            step=STEP,
+        ) from None
+
+
+@task(task_run_name="deploy_bookinfo[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+def deploy_bookinfo(
+    spec: MeshSpec, access: ClusterAccess, charts: list[ChartRef], *, target: MeshwrightTarget
+) -> BookinfoResult:
+    """Bookinfo's part in one cluster: ingress gateway (productpage's cluster), objects, rollouts.
+
+    Args:
+        spec: the validated mesh spec, with a `bookinfo` section.
+        access: the cluster, with Istio installed (its pods need the injector).
+        charts: what `preflight_charts` resolved (the `gateway` chart is used).
+        target: where the mesh is built.
+    """
+    assert spec.bookinfo is not None
+    clock, ns = Clock(STEP, access.name), spec.bookinfo.namespace
+    timeout = READY_TIMEOUT[clients.cloud(target).target]
+    client = _kube(target, access)
+    ingress = None
+    if access.name in bookinfo.entry_clusters(spec):
+        ingress = _ensure_ingress(target, access, charts)
+        _wait(client, naming.ISTIO_NAMESPACE, naming.INGRESS_RELEASE, cluster=access.name, timeout=timeout)
+    applied = kube.apply(client, bookinfo.manifests(spec, access.name), cluster=access.name, step=STEP)
+    for w in bookinfo.placed(spec, access.name):
+        _wait(client, ns, w.name, cluster=access.name, timeout=timeout)
+    get_run_logger().info(
+        "bookinfo in %s: %d object(s) applied, %s ready%s",
+        access.name,
+        len(applied),
+        ", ".join(w.name for w in bookinfo.placed(spec, access.name)) or "no workload",
+        f", ingress gateway {ingress}" if ingress else "",
+    )
+    return BookinfoResult(cluster=access.name, applied=applied, ingress=ingress, timing=clock.done())

@@ -35,7 +35,10 @@ def test_deployments_follow_the_placement() -> None:
     assert sorted(_by_kind(bookinfo.manifests(spec, "east"), "Deployment")) == ["details-v1"]
     central = _by_kind(bookinfo.manifests(spec, "central"), "Deployment")
     assert sorted(central) == ["productpage-v1", "ratings-v1", "reviews-v1", "reviews-v2"]
-    assert central["reviews-v2"]["spec"]["template"]["metadata"]["labels"] == {"app": "reviews", "version": "v2"}
+    assert central["reviews-v2"]["spec"]["template"]["metadata"]["labels"] == {
+        "app": "reviews",
+        "version": "v2",
+    }
 
 
 def test_reviews_name_their_cluster_and_star_colour() -> None:
@@ -47,7 +50,8 @@ def test_reviews_name_their_cluster_and_star_colour() -> None:
     assert env["ENABLE_RATINGS"] == "true"
     v1 = _by_kind(bookinfo.manifests(spec, "central"), "Deployment")["reviews-v1"]
     env1 = {e["name"]: e["value"] for e in v1["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert "STAR_COLOR" not in env1 and env1["ENABLE_RATINGS"] == "false"
+    assert "STAR_COLOR" not in env1
+    assert env1["ENABLE_RATINGS"] == "false"
 
 
 def test_images_move_to_istios_registry_with_1_30() -> None:

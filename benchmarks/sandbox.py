@@ -4,7 +4,8 @@
 
 Starts a private sandbox daemon (its own state directory), then measures with the real clients:
 GKE cluster get and Compute firewall get per second, Kubernetes create+get and filtered list per
-second against one cluster, and the daemon's resident memory with N clusters holding M objects.
+second against one cluster, 200 clients connecting at once (latency quantiles), and the daemon's
+resident memory with N clusters holding M objects.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
+import http.client
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +105,10 @@ def measure(root: Path, endpoint: str, pid: int, args: argparse.Namespace) -> No
     fw_gets = rate(args.requests, lambda i: fw.get(project=PROJECT, firewall="bench"))
     print(f"Compute firewalls.get:    {fw_gets:6.0f} req/s   (google-cloud-compute, REST, sequential)")
     print(f"daemon RSS with {args.clusters} empty clusters: {rss_mib(pid):.0f} MiB")
+    p50, p99, answered = burst(endpoint, 200)
+    print(
+        f"200 connections at once:  p50 {p50 * 1000:4.0f} ms, p99 {p99 * 1000:4.0f} ms, {answered}/200 answered"
+    )
     core = kube(root, clusters[0])
     core.create_namespace({"metadata": {"name": "bench"}})
 
@@ -118,6 +125,31 @@ def measure(root: Path, endpoint: str, pid: int, args: argparse.Namespace) -> No
     print(f"Kubernetes filtered list: {listed:6.0f} lists/s (label selector, {args.requests} objects)")
     fill(root, clusters, args.objects)
     print(f"daemon RSS with {args.clusters} clusters x {args.objects} objects: {rss_mib(pid):.0f} MiB")
+
+
+def burst(endpoint: str, n: int) -> tuple[float, float, int]:
+    """n clients connect at the same moment and each asks once: latency quantiles, answers."""
+    port = int(endpoint.rsplit(":", 1)[1])
+    go = threading.Barrier(n)
+
+    def one(_: int) -> float | None:
+        go.wait()
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", "/_sandbox/health")
+            conn.getresponse().read()
+        except OSError:
+            return None
+        finally:
+            conn.close()
+        return time.perf_counter() - started
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+        times = sorted(t for t in pool.map(one, range(n)) if t is not None)
+    if not times:
+        return float("nan"), float("nan"), 0
+    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))], len(times)
 
 
 def fill(root: Path, clusters: list[container_v1.Cluster], objects: int) -> None:

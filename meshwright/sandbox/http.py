@@ -165,86 +165,96 @@ def _read_chunked(rfile: io.BufferedIOBase, *, limit: int) -> bytes:
         rfile.readline(1024)
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """One connection's requests; `Server` makes a subclass per listener with its settings."""
+
+    protocol_version = "HTTP/1.1"
+    app: Callable[[Request], Response]
+    max_body: int
+    refusal: Refusal
+
+    def _serve(self) -> None:
+        try:
+            body = read_body(self.rfile, self.headers, limit=self.max_body)
+        except BadRequest as refused:
+            self.close_connection = True
+            self._send(self.refusal(refused.status, refused.message))
+            self._drain()
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self._send(self._answer(parse_request(self.command, self.path, headers, body)))
+
+    def _answer(self, request: Request) -> Response:
+        try:
+            return self.app(request)
+        except Exception:  # a bug of ours still answers
+            log.exception("%s %s failed", request.method, request.path[:200])
+            return self.refusal(500, "Internal error.")
+
+    def _drain(self) -> None:
+        """Read what the client still sends of a refused body, so that it sees the answer."""
+        left = _DRAIN_LIMIT
+        with contextlib.suppress(OSError):
+            self.connection.settimeout(1.0)
+            while left > 0 and (chunk := self.rfile.read1(min(left, 65536))):
+                left -= len(chunk)
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        for key, value in {"Content-Type": "application/json", **response.headers}.items():
+            self.send_header(key, value)
+        if response.stream is not None:
+            self._send_stream(response.stream)
+            return
+        payload = response.encoded()
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send_stream(self, chunks: Iterator[bytes]) -> None:
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for chunk in chunks:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                elif self._peer_left():
+                    break
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client left, or the server is stopping
+            self.close_connection = True
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+
+    def _peer_left(self) -> bool:
+        """A streaming client sends nothing while it reads, so "readable" means it closed."""
+        try:
+            return bool(select.select([self.connection], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # the sandbox logs what matters itself; per-request lines drown it
+
+
 def make_handler(
     app: Callable[[Request], Response], *, name: str, max_body: int, refusal: Refusal, idle_timeout: float
 ) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = name
-        timeout = idle_timeout  # socket timeout: idle keep-alive and stalled reads alike
-
-        def _serve(self) -> None:
-            try:
-                body = read_body(self.rfile, self.headers, limit=max_body)
-            except BadRequest as refused:
-                self.close_connection = True
-                self._send(refusal(refused.status, refused.message))
-                self._drain()
-                return
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            self._send(self._answer(parse_request(self.command, self.path, headers, body)))
-
-        def _answer(self, request: Request) -> Response:
-            try:
-                return app(request)
-            except Exception:  # a bug of ours still answers
-                log.exception("%s %s failed", request.method, request.path[:200])
-                return refusal(500, "Internal error.")
-
-        def _drain(self) -> None:
-            """Read what the client still sends of a refused body, so that it sees the answer."""
-            left = _DRAIN_LIMIT
-            with contextlib.suppress(OSError):
-                self.connection.settimeout(1.0)
-                while left > 0 and (chunk := self.rfile.read1(min(left, 65536))):
-                    left -= len(chunk)
-
-        def _send(self, response: Response) -> None:
-            self.send_response(response.status)
-            headers = {"Content-Type": "application/json", **response.headers}
-            for key, value in headers.items():
-                self.send_header(key, value)
-            if response.stream is not None:
-                self._send_stream(response.stream)
-                return
-            payload = response.encoded()
-            self.send_header("Content-Length", str(len(payload)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def _send_stream(self, chunks: Iterator[bytes]) -> None:
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            try:
-                for chunk in chunks:
-                    if chunk:
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                        self.wfile.flush()
-                    elif self._peer_left():
-                        break
-                self.wfile.write(b"0\r\n\r\n")
-            except OSError:  # the client left, or the server is stopping
-                self.close_connection = True
-            finally:
-                close = getattr(chunks, "close", None)
-                if close:
-                    close()
-
-        def _peer_left(self) -> bool:
-            """A streaming client sends nothing while it reads, so "readable" means it closed."""
-            try:
-                return bool(select.select([self.connection], [], [], 0)[0])
-            except (OSError, ValueError):
-                return True
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return  # the sandbox logs what matters itself; per-request lines drown it
-
-    return _Handler
+    settings = {
+        "app": staticmethod(app),
+        "refusal": staticmethod(refusal),
+        "max_body": max_body,
+        "server_version": name,
+        "timeout": idle_timeout,  # socket timeout: idle keep-alive and stalled reads alike
+    }
+    return type("Handler", (_Handler,), settings)
 
 
 class Server(ThreadingHTTPServer):
@@ -314,6 +324,7 @@ class Server(ThreadingHTTPServer):
                 f"Content-Length: {len(payload)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
             )
             request.sendall(head.encode() + payload)
+            _linger(request)
         except (OSError, ssl.SSLError):
             pass
         finally:
@@ -356,6 +367,16 @@ class Server(ThreadingHTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def _linger(sock: socket.socket) -> None:
+    """Half-close, then read what the client still sends (up to 1 s): closing with its request
+    unread would reset the connection, and the client could lose the answer already sent."""
+    sock.shutdown(socket.SHUT_WR)
+    sock.settimeout(1.0)
+    with contextlib.suppress(OSError):
+        while sock.recv(65536):
+            pass
 
 
 def free_port() -> int:

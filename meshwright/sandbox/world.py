@@ -77,13 +77,17 @@ class World:
         self.compute = Compute(
             stored.get("compute"), latency=self.latency, faults=self.faults, base_url=self.base_url
         )
-        self.router = Router()
-        for method, pattern, handler, api in ROUTES:
-            self.router.add(method, pattern, self._bind(handler, "gke" if api == "gke" else "compute"))
+        self.router = self._routes()
         self.server: Server | None = None
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
         self._last_tick_error = ""
+
+    def _routes(self) -> Router:
+        router = Router()
+        for method, pattern, handler, api in ROUTES:
+            router.add(method, pattern, self._bind(handler, "gke" if api == "gke" else "compute"))
+        return router
 
     def _bind(self, handler: Any, api: Api) -> Any:
         def run(r: Request) -> Response:
@@ -173,16 +177,7 @@ class World:
 
     def _call(self, handler: Any, api: Api, r: Request) -> Response:
         try:
-            effect = self.faults.on_request(
-                api=api, method=r.method, path=r.path, cluster=self._cluster_of(r)
-            )
-            wait = self.latency.request + effect.delay
-            if wait:
-                time.sleep(wait)
-            if effect.status is not None:
-                raise GcpError(
-                    effect.status, effect.message or _DEFAULT_FAULT.get(effect.status, "Injected fault.")
-                )
+            self._inject_faults(api, r)
             with self.lock:
                 self.gke.advance()
                 body = handler(self.gke, self.compute, r)
@@ -196,6 +191,17 @@ class World:
         except Exception as err:  # a bug of ours must still answer in Google's envelope
             log.exception("%s %.200s failed", r.method, r.path)
             return Response(500, GcpError(500, f"Internal error: {type(err).__name__}").envelope(api))
+
+    def _inject_faults(self, api: Api, r: Request) -> None:
+        """Sleep and raise as the fault rules matching this request say."""
+        effect = self.faults.on_request(api=api, method=r.method, path=r.path, cluster=self._cluster_of(r))
+        wait = self.latency.request + effect.delay
+        if wait:
+            time.sleep(wait)
+        if effect.status is not None:
+            raise GcpError(
+                effect.status, effect.message or _DEFAULT_FAULT.get(effect.status, "Injected fault.")
+            )
 
     def _cluster_of(self, r: Request) -> str | None:
         """The cluster a request is about, for fault rules: from the path, else a create's body."""

@@ -434,7 +434,7 @@ def test_over_the_connection_limit_a_client_hears_503(tmp_path: Path) -> None:
     s = Server(0, echo, name="test", max_connections=2).start()
     held = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(2)]
     try:
-        time.sleep(0.1)  # let the server take both before the third arrives
+        # The server accepts in connection order: both held ones take the slots before the third.
         answer = send_bytes(s.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert statuses(answer) == [503]
     finally:
@@ -490,3 +490,19 @@ def test_same_named_clusters_of_two_projects_both_show_in_status(world: World) -
         ("other-project", ZONE, "central"),
     ]
     assert len({c["id"] for c in clusters}) == len({c["url"] for c in clusters}) == 2
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        b"- api: gke\n  status: 500\n  path: '('\n",
+        b"[" * 100_000,
+        b"- api: gke\n  status: [1]\n",
+        b"\x00\xff",
+    ],
+)
+def test_bad_fault_rules_on_the_admin_endpoint_are_400(slow: World, rules: bytes) -> None:
+    status, answer = call(slow, "PUT", "/_sandbox/faults", raw=rules)
+    assert status == 400
+    assert answer["error"].startswith("invalid fault rules")
+    assert slow.faults.describe() == []

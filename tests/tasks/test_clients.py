@@ -7,12 +7,14 @@ from pathlib import Path
 
 import kubernetes.client
 import pytest
+from pydantic import ValidationError
 
 from meshwright import clients
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import PermanentError, PermissionDenied
 from meshwright.sandbox.contract import BUNDLED_CHARTS, SandboxNotRunning
 from meshwright.sandbox.world import World
+from meshwright.settings import Settings
 from meshwright.spec import Target
 from tests.sandbox.conftest import gke_client, running_cluster
 
@@ -71,3 +73,13 @@ def test_default_block_records_the_sandbox_state_it_chose(
     monkeypatch.setenv("MESHWRIGHT_SANDBOX_STATE", str(tmp_path / "sb"))
     assert MeshwrightTarget.default(Target.SANDBOX).sandbox_state == str(tmp_path / "sb")
     assert MeshwrightTarget.default(Target.GKE).sandbox_state is None
+
+
+def test_settings_come_from_meshwright_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHWRIGHT_MAX_WORKERS", "3")
+    monkeypatch.setenv("MESHWRIGHT_API_CONCURRENCY", "2")
+    monkeypatch.setenv("MESHWRIGHT_RETRY_BACKOFF", "0.5")
+    assert Settings().model_dump() == {"max_workers": 3, "api_concurrency": 2, "retry_backoff": 0.5}
+    monkeypatch.setenv("MESHWRIGHT_MAX_WORKERS", "0")
+    with pytest.raises(ValidationError, match="max_workers"):
+        Settings()

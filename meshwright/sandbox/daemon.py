@@ -42,12 +42,10 @@ def serve(root: Path, *, latency: Latency, faults: Faults, ready: threading.Even
     from meshwright.sandbox.world import World  # the emulator loads only in the daemon process
 
     layout = Layout(root)
-    previous = store.read_json(layout.daemon, {})
+    port = contract.daemon_info(root).get("port")  # a corrupt daemon.json is no reason not to start
     world = World(root, latency=latency, faults=faults)
-    try:
-        world.start(port=previous.get("port", 0))
-    except OSError:
-        world.start(port=0)  # the old port is taken: clients must re-read the state
+    # The port of the last run if it is free, else any: clients re-read daemon.json.
+    world.start(port=port if isinstance(port, int) else 0, or_any_port=True)
     assert world.server is not None
     store.write_json(layout.daemon, {"pid": os.getpid(), "port": world.server.port, "gcp": world.base_url()})
     store.write_json(layout.settings, {"latency": latency.as_dict()})

@@ -161,3 +161,17 @@ def test_layout_refuses_a_cluster_id_that_could_leave_the_state_directory(cluste
     with pytest.raises(ValueError, match="not a sandbox cluster id"):
         layout.kube_dir(cluster_id)
     assert layout.kube_dir("0f3a9c" * 5 + "ab") == Path("/state/kube/" + "0f3a9c" * 5 + "ab")
+
+
+def test_a_corrupt_daemon_file_does_not_stop_a_start(tmp_path: Path) -> None:
+    root = tmp_path / "sb"
+    root.mkdir()
+    (root / "daemon.json").write_bytes(b'{"port": 12, "gcp": "http://127.0.0.1:1"')  # torn write
+    env = {**os.environ, "MESHWRIGHT_SANDBOX_STATE": str(root)}
+    started = meshwright("sandbox", "start", env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.startswith("sandbox running: GCP at http://127.0.0.1:")
+        assert json.loads(meshwright("sandbox", "status", "--json", env=env).stdout)["running"] is True
+    finally:
+        meshwright("sandbox", "stop", env=env)

@@ -7,6 +7,7 @@ record it cannot read back is skipped with one log line naming it, never a reaso
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -97,13 +98,14 @@ class World:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, port: int = 0) -> World:
-        """Listen, bring up the clusters' API servers, start time. Binding is the only step that
-        may fail a start; if anything after it raises, the listener is closed again, so a caller
-        that retries on another port never leaves a second listener behind."""
-        self.server = Server(
-            port, self.handle, name="meshwright-sandbox-gcp", max_body=GOOGLE_MAX_BODY, refusal=google_refusal
-        ).start()
+    def start(self, port: int = 0, *, or_any_port: bool = False) -> World:
+        """Listen, bring up the clusters' API servers, start time.
+
+        Binding is the only step that may fail a start (`or_any_port`: a taken `port` means any
+        free one instead). If anything after binding raises, the listener is closed again, so no
+        second listener is ever left behind.
+        """
+        self.server = self._listen(port, or_any_port=or_any_port)
         try:
             with self.lock:
                 for cluster in self.gke.serving():
@@ -115,6 +117,21 @@ class World:
         self._ticker = threading.Thread(target=self._tick_forever, name="sandbox-ticker", daemon=True)
         self._ticker.start()
         return self
+
+    def _listen(self, port: int, *, or_any_port: bool) -> Server:
+        def bind(p: int) -> Server:
+            name = "meshwright-sandbox-gcp"
+            return Server(p, self.handle, name=name, max_body=GOOGLE_MAX_BODY, refusal=google_refusal).start()
+
+        if not or_any_port:
+            return bind(port)
+        try:
+            return bind(port if isinstance(port, int) and 0 < port < 65536 else 0)
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise
+            log.warning("port %s is taken; listening on another one (clients re-read the state)", port)
+            return bind(0)
 
     def _resume(self, cluster: ClusterRecord) -> None:
         try:

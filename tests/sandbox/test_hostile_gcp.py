@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,7 @@ def test_a_start_that_fails_after_binding_leaves_no_listener(
     monkeypatch.setattr(w, "tick", lambda: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError, match="boom"):
         w.start()
+    w.fleet.close()
     assert w.server is not None
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", w.server.port))  # the port is free again: no second listener stays open
@@ -506,3 +508,31 @@ def test_bad_fault_rules_on_the_admin_endpoint_are_400(slow: World, rules: bytes
     assert status == 400
     assert answer["error"].startswith("invalid fault rules")
     assert slow.faults.describe() == []
+
+
+@pytest.mark.parametrize(
+    "expression", ["name eq (", "name eq (a+)+$", "name ne ([a-z]*)*x", "name = " + "x" * 5000, "nothing"]
+)
+def test_a_hostile_list_filter_is_400(slow: World, expression: str) -> None:
+    query = urllib.parse.urlencode({"filter": expression})
+    status, answer = call(slow, "GET", f"{FIREWALLS}?{query}")
+    assert (status, answer["error"]["code"]) == (400, 400)
+    assert "filter" in answer["error"]["message"]
+
+
+def test_a_taken_port_moves_the_listener_and_any_other_error_does_not(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        w = World(tmp_path / "state", latency=SLOW).start(port, or_any_port=True)
+        try:
+            assert w.server is not None
+            assert w.server.port != port
+            assert call(w, "GET", CLUSTERS)[0] == 200
+        finally:
+            w.stop()
+        other = World(tmp_path / "other", latency=SLOW)
+        with pytest.raises(OSError, match="Address already in use"):
+            other.start(port)
+        other.fleet.close()

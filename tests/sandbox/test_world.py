@@ -221,3 +221,54 @@ def test_controller_work_cut_short_by_a_restart_is_finished_after_it(tmp_path: P
             time.sleep(0.05)
     finally:
         fast.stop()
+
+
+def test_state_written_by_the_previous_sandbox_version_still_loads(tmp_path: Path) -> None:
+    """gcp.json as the sandbox wrote it before records were typed: dicts with `_` bookkeeping keys."""
+    root = tmp_path / "state"
+    root.mkdir()
+    key = f"{PROJECT}/us-central1-a/old"
+    cluster = {
+        "name": "old",
+        "location": "us-central1-a",
+        "zone": "us-central1-a",
+        "network": "default",
+        "status": "PROVISIONING",
+        "id": "0123456789abcdef0123456789abcdef",
+        "clusterIpv4Cidr": "10.252.0.0/14",
+        "servicesIpv4Cidr": "34.118.224.0/20",
+        "nodePools": [],
+        "_project": PROJECT,
+        "_explicit_range": False,
+    }
+    operation = {
+        "name": "operation-1-aa",
+        "zone": "us-central1-a",
+        "location": "us-central1-a",
+        "operationType": "CREATE_CLUSTER",
+        "selfLink": "x",
+        "targetLink": "x",
+        "startTime": "x",
+        "_project": PROJECT,
+        "_cluster": key,
+        "_started": 1.0,
+        "_due": 2.0,
+        "_done": True,
+        "_fail": "quota",
+    }
+    firewall = {"kind": "compute#firewall", "id": "1", "name": "fw", "priority": 900, "_project": PROJECT}
+    gke_state = {
+        "clusters": {key: cluster},
+        "operations": {f"{PROJECT}/us-central1-a/operation-1-aa": operation},
+    }
+    state = {"gke": gke_state, "compute": {"firewalls": {f"{PROJECT}/fw": firewall}}}
+    (root / "gcp.json").write_text(json.dumps(state))
+    world = World(root, latency=Latency(create=3600)).start()
+    try:
+        gke = gke_client(world)
+        assert gke.get_cluster(name=f"{PARENT}/clusters/old").cluster_ipv4_cidr == "10.252.0.0/14"
+        assert gke.get_operation(name=f"{PARENT}/operations/operation-1-aa").error.message == "quota"
+        assert firewalls_client(world).get(project=PROJECT, firewall="fw").priority == 900
+    finally:
+        world.stop()
+    assert json.loads((root / "gcp.json").read_text())["gke"]["clusters"][key]["_project"] == PROJECT

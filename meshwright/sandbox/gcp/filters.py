@@ -12,6 +12,8 @@ from meshwright.sandbox import dotted
 from meshwright.sandbox.gcp.errors import invalid
 
 Predicate = Callable[[dict[str, Any]], bool]
+MAX_FILTER = 2048
+_NESTED = re.compile(r"\([^()]*[*+}][^()]*\)[*+{?]")
 _EXPR = re.compile(r"^\s*\(?\s*([A-Za-z][\w.]*)\s*(!=|=|:|\beq\b|\bne\b)\s*(.+?)\s*\)?\s*$")
 
 
@@ -29,7 +31,7 @@ def _one(text: str) -> Predicate:
     field, op, raw = match.groups()
     want = raw.strip().strip('"')
     if op in ("eq", "ne"):
-        pattern = re.compile(want)
+        pattern = _regex(want)
         return lambda item: (pattern.fullmatch(_value(item, field)) is not None) == (op == "eq")
     if op == ":":
         return lambda item: (
@@ -38,9 +40,26 @@ def _one(text: str) -> Predicate:
     return lambda item: fnmatch.fnmatchcase(_value(item, field), want) == (op == "=")
 
 
+def _regex(text: str) -> re.Pattern[str]:
+    """Compute evaluates `eq`/`ne` with RE2, which never backtracks; Python's `re` does, so a
+    nested quantifier (`(a+)+`) is refused rather than left to hang a request thread."""
+    if _NESTED.search(text):
+        raise invalid(
+            f"Invalid value for field 'filter': {text[:100]!r}. Nested repetition is not supported."
+        )
+    try:
+        return re.compile(text)
+    except re.error as err:
+        raise invalid(
+            f"Invalid value for field 'filter': {text[:100]!r}. Invalid regular expression: {err}."
+        ) from None
+
+
 def compile_filter(text: str | None) -> Predicate:
     if not text or not text.strip():
         return lambda item: True
+    if len(text) > MAX_FILTER:
+        raise invalid(f"Invalid value for field 'filter': longer than {MAX_FILTER} characters.")
     if re.search(r"\bOR\b", text):
         raise invalid("Invalid value for field 'filter': OR is not supported by the meshwright sandbox.")
     parts = [_one(p) for p in re.split(r"\s+AND\s+|\)\s*\(", text) if p.strip()]

@@ -113,8 +113,7 @@ def _print_status(info: dict[str, Any]) -> None:
     typer.echo(f"GCP:   {info['gcp']}\nstate: {info['state']}")
     clusters = info["clusters"]
     for name, c in zip(daemon.context_names(clusters), clusters, strict=True):
-        where = f"{c['project']}/{c['location']}" if c.get("project") else ""
-        typer.echo(f"  {name:<24} {where:<32} {c['url']}")
+        typer.echo(f"  {name:<24} {c['project'] + '/' + c['location']:<32} {c['url']}")
 
 
 @app.command()

@@ -6,7 +6,6 @@ the CLI commands that only look at a sandbox never load the emulator.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import shutil
@@ -123,11 +122,11 @@ def status(root: Path) -> dict[str, Any]:
 
 def clusters_of(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The clusters of a status answer, as {project, location, name, id, url} sorted by identity."""
-    raw = body.get("clusters") or []
-    if isinstance(raw, dict):  # the shape before clusters were keyed by (project, location, name)
-        raw = [{"project": None, "location": None, "name": n, "id": None, "url": u} for n, u in raw.items()]
-    found = [c for c in raw if isinstance(c, dict) and isinstance(c.get("name"), str)]
-    return sorted(found, key=lambda c: (str(c.get("project")), str(c.get("location")), c["name"]))
+    raw = body.get("clusters")
+    found = [c for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
+    fields = ("project", "location", "name", "url")
+    found = [c for c in found if all(isinstance(c.get(f), str) for f in fields)]
+    return sorted(found, key=lambda c: (c["project"], c["location"], c["name"]))
 
 
 def context_names(clusters: list[dict[str, Any]]) -> list[str]:
@@ -194,7 +193,7 @@ def kubeconfig(root: Path, *, cluster: str | None = None) -> dict[str, Any]:
         if len(chosen) != 1:
             raise SandboxNotRunning(_no_such_cluster(cluster, context_names(clusters), len(chosen)))
     token = contract.operator_token(root)
-    entries = [kc.Entry(n, c["url"], _ca(root, info["gcp"], c), {"token": token}) for n, c in chosen]
+    entries = [kc.Entry(n, c["url"], _ca(info["gcp"], c), {"token": token}) for n, c in chosen]
     return kc.document(entries)
 
 
@@ -206,12 +205,8 @@ def _no_such_cluster(cluster: str, names: list[str], matches: int) -> str:
     return f"no running sandbox cluster named {cluster!r} (running: {', '.join(names) or 'none'})"
 
 
-def _ca(root: Path, gcp: str, cluster: dict[str, Any]) -> str:
-    """The cluster's CA (base64 PEM) as GKE's API gives it; by name on a sandbox of the older status shape."""
-    if cluster.get("project") is None:
-        cas = {p.parent.name: p for p in (root / "ca").glob("*/*/*/ca.crt")}
-        path = cas.get(cluster["name"])
-        return "" if path is None else base64.b64encode(path.read_bytes()).decode()
+def _ca(gcp: str, cluster: dict[str, Any]) -> str:
+    """The cluster's CA (base64 PEM), as GKE's API gives it to any client."""
     parts = (cluster["project"], cluster["location"], cluster["name"])
     quoted = [urllib.parse.quote(str(p), safe="") for p in parts]
     url = f"{gcp}/v1/projects/{quoted[0]}/locations/{quoted[1]}/clusters/{quoted[2]}"

@@ -139,6 +139,12 @@ def test_same_cluster_name_in_two_projects_gets_two_contexts(world: World, tmp_p
         ("alpha-project", "web"),
         ("beta-project", "web"),
     ]
+    text = CliRunner().invoke(app, ["sandbox", "status", *state]).output.splitlines()
+    assert [line.split()[:2] for line in text[2:]] == [
+        ["solo", "alpha-project/us-central1-a"],
+        ["alpha-project_us-central1-a_web", "alpha-project/us-central1-a"],
+        ["beta-project_us-central1-a_web", "beta-project/us-central1-a"],
+    ]
     config = yaml.safe_load(CliRunner().invoke(app, ["sandbox", "kubeconfig", *state]).output)
     assert sorted(c["name"] for c in config["contexts"]) == names
     servers = {c["name"]: c["cluster"]["server"] for c in config["clusters"]}

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.api_core import exceptions as gx
+from google.cloud import container_v1
 
 from meshwright.sandbox import store
 from meshwright.sandbox.faults import Faults
@@ -32,6 +34,7 @@ from tests.sandbox.conftest import (
     ZONE,
     call,
     files_outside,
+    gke_client,
     restarted,
     send_bytes,
     statuses,
@@ -393,6 +396,7 @@ def test_an_oversized_body_is_413_and_not_stored(slow: World) -> None:
     huge = cluster_body("huge", description="d" * (GOOGLE_MAX_BODY + 1))
     status, answer = call(slow, "POST", CLUSTERS, huge)
     assert (status, answer["error"]["message"]) == (413, PAYLOAD_TOO_LARGE.format(limit=GOOGLE_MAX_BODY))
+    assert answer["error"]["status"] == "INVALID_ARGUMENT"
     assert stored_names(slow) == []
     assert call(slow, "GET", CLUSTERS) == (200, {"clusters": []})
 
@@ -536,3 +540,11 @@ def test_a_taken_port_moves_the_listener_and_any_other_error_does_not(tmp_path: 
         with pytest.raises(OSError, match="Address already in use"):
             other.start(port)
         other.fleet.close()
+
+
+def test_the_real_client_hears_the_payload_limit(slow: World) -> None:
+    too_big = container_v1.Cluster(name="huge", description="d" * (GOOGLE_MAX_BODY + 1), initial_node_count=1)
+    with pytest.raises(gx.GoogleAPICallError, match="Request payload size exceeds the limit") as caught:
+        gke_client(slow).create_cluster(parent=f"projects/{PROJECT}/locations/{ZONE}", cluster=too_big)
+    assert caught.value.code == 413
+    assert stored_names(slow) == []

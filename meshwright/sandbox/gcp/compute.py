@@ -17,9 +17,8 @@ from meshwright.sandbox.clock import rfc3339_micros
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.gcp import errors as e
 from meshwright.sandbox.gcp import validate
-from meshwright.sandbox.gcp.common import operation_id
 from meshwright.sandbox.gcp.filters import compile_filter
-from meshwright.sandbox.gcp.models import ComputeRecord, load_table
+from meshwright.sandbox.gcp.models import ComputeRecord, load_table, operation_id
 from meshwright.sandbox.gcp.validate import Fields
 from meshwright.sandbox.settings import Latency
 

@@ -25,6 +25,7 @@ _STATUS = {
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     409: "ALREADY_EXISTS",
+    413: "INVALID_ARGUMENT",  # Google's front end: "Request payload size exceeds the limit: ..."
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
     503: "UNAVAILABLE",

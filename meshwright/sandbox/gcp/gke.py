@@ -19,8 +19,7 @@ from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.gcp import errors as e
 from meshwright.sandbox.gcp import validate
 from meshwright.sandbox.gcp.cluster_spec import ClusterRequest, build_cluster, read_request
-from meshwright.sandbox.gcp.common import operation_id
-from meshwright.sandbox.gcp.models import ClusterRecord, GkeOperation, cluster_key, load_table
+from meshwright.sandbox.gcp.models import ClusterRecord, GkeOperation, cluster_key, load_table, operation_id
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,6 +24,11 @@ log = logging.getLogger(__name__)
 CLUSTER_STATUSES = {"PROVISIONING", "RUNNING", "RECONCILING", "STOPPING", "ERROR", "DEGRADED"}
 SERVING = ("RUNNING", "STOPPING")
 """Cluster statuses whose Kubernetes API server runs."""
+
+
+def operation_id() -> str:
+    """A new operation's name, in Google's style: `operation-<ms>-<hex>`."""
+    return f"operation-{int(time.time() * 1000)}-{secrets.token_hex(4)}"
 
 
 def cluster_key(project: str, location: str, name: str) -> str:

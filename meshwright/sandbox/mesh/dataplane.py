@@ -1,0 +1,460 @@
+"""How Istio's proxies would route a request, decided from cluster and Compute state. Pure.
+
+Nothing runs in the sandbox's pods, so this module decides what a request meets, step by step, from
+a `Mesh` snapshot (the objects of every cluster, the VPC firewall rules, and which clusters each
+istiod has synced), with the rules Istio and the VPC apply:
+
+- **Control plane.** A proxy's istiod is its own cluster's ready istiod (a primary), or, for a
+  remote, the istiod behind the remote's Service `istiod` (its EndpointSlices / Endpoints name an
+  east-west gateway address whose cluster runs istiod and passes 15012 through). No control plane:
+  the proxy has no configuration.
+- **Names.** A caller resolves `reviews` only if the Service exists in its own cluster.
+- **Endpoints.** The control plane knows its own cluster and every cluster it has `synced`
+  (clusterz); Services merge by namespace and name; only ready pods with an `istio-proxy` count.
+  A pod without sidecar sends plaintext through kube-proxy: its own cluster's pods only.
+- **Balancing.** Round robin over every known endpoint, reachable or not, as Envoy's does.
+- **Paths.** Same Istio network: pod to pod, so the VPC must let the caller's pod in (see
+  `reachability`). Other network: through an east-west gateway of the endpoint's network (an
+  address, port 15443, a Gateway with `AUTO_PASSTHROUGH` for `*.local`), then gateway pod to pod.
+  Mutual TLS: the caller's and the endpoint's control planes sign with the same root.
+- **Ingress.** An address belongs to a LoadBalancer Service; its pods (ready, with their proxy)
+  take the config of their control plane's cluster: Gateways selecting them with a server on the
+  port, VirtualServices bound to those Gateways; exact/prefix/regex URI matches in order; no
+  match is Envoy's 404 with an empty body.
+
+A failed connection is Envoy's 503 `upstream connect error or disconnect/reset before headers.
+reset reason: connection failure`, after a short delay. Divergence, on purpose: Istio's default
+retry policy (2 retries on connect failure, to other hosts) is not applied, so an unreachable
+endpoint shows in the traffic instead of only in latency.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshwright.sandbox import dotted
+from meshwright.sandbox.mesh import istiod as istiod_model
+from meshwright.sandbox.mesh.reachability import Node, connects
+
+NETWORK_LABEL = "topology.istio.io/network"
+ISTIO_NS = "istio-system"
+GATEWAYS = "networking.istio.io/gateways"
+VIRTUAL_SERVICES = "networking.istio.io/virtualservices"
+SLICES = "discovery.k8s.io/endpointslices"
+CROSS_NETWORK_PORT = 15443
+UPSTREAM_FAILURE = (
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+)
+TLS_FAILURE = UPSTREAM_FAILURE + (
+    b", transport failure reason: TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED"
+)
+NO_UPSTREAM = b"no healthy upstream"
+
+
+@dataclass
+class Cluster:
+    """One cluster as the data plane reads it: where its nodes sit, and its objects by type key."""
+
+    node: Node
+    endpoint: str | None = None  # its API server URL (remote secrets name clusters by it)
+    objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.node.cluster
+
+    def list(self, type_key: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        items = self.objects.get(type_key, [])
+        return [o for o in items if namespace is None or o["metadata"].get("namespace") == namespace]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    cluster: str
+    pod: dict[str, Any]
+    port: int
+
+    @property
+    def ip(self) -> str:
+        return str(dotted.get(self.pod, "status.podIP", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What the caller gets instead of the endpoint's answer, and why (for the sandbox's diagnosis)."""
+
+    status: int
+    body: bytes
+    why: str
+    endpoint: Endpoint | None = None
+    delayed: bool = False  # a connection attempt that times out or is reset takes time
+
+
+Pick = Callable[[tuple[str, ...], int], int]
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = dotted.get(pod, "status.conditions", []) or []
+    return dotted.get(pod, "status.phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+    )
+
+
+def has_sidecar(pod: dict[str, Any]) -> bool:
+    return any(c.get("name") == "istio-proxy" for c in dotted.get(pod, "spec.containers", []) or [])
+
+
+def _selected(labels: dict[str, str], selector: dict[str, str] | None) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((o for o in items if o["metadata"]["name"] == name), None)
+
+
+@dataclass
+class Mesh:
+    """Everything the proxies' behaviour depends on, read at one moment."""
+
+    clusters: dict[str, Cluster]
+    firewalls: list[dict[str, Any]] = field(default_factory=list)
+    synced: dict[str, set[str]] = field(default_factory=dict)  # control-plane cluster -> clusters synced
+
+    # -- addresses and control planes -------------------------------------------------------
+
+    def load_balancer(self, address: str) -> tuple[str, dict[str, Any]] | None:
+        """The cluster and LoadBalancer Service that own an external address."""
+        for c in self.clusters.values():
+            for svc in c.list("/services"):
+                ingress = dotted.get(svc, "status.loadBalancer.ingress", []) or []
+                if any(i.get("ip") == address or i.get("hostname") == address for i in ingress):
+                    return c.name, svc
+        return None
+
+    def pods_behind(self, cluster: str, svc: dict[str, Any], *, proxied: bool = True) -> list[dict[str, Any]]:
+        selector = dotted.get(svc, "spec.selector")
+        pods = self.clusters[cluster].list("/pods", svc["metadata"].get("namespace"))
+        return [
+            p
+            for p in pods
+            if _selected(p["metadata"].get("labels") or {}, selector)
+            and ready(p)
+            and (has_sidecar(p) or not proxied)
+        ]
+
+    def istiod_behind(self, cluster: str, svc: dict[str, Any]) -> bool:
+        selector = dotted.get(svc, "spec.selector")
+        return any(_selected(i.pod_labels, selector) for i in istiod_model.istiods(self.clusters[cluster]))
+
+    def service_addresses(self, cluster: str, svc: dict[str, Any]) -> list[str]:
+        """Where a selector-less Service leads: ExternalName, EndpointSlices, or v1 Endpoints."""
+        if dotted.get(svc, "spec.type") == "ExternalName":
+            return [str(dotted.get(svc, "spec.externalName", ""))]
+        c, ns, name = self.clusters[cluster], svc["metadata"].get("namespace"), svc["metadata"]["name"]
+        found = [
+            a
+            for s in c.list(SLICES, ns)
+            if dotted.get(s, "metadata.labels", {}).get("kubernetes.io/service-name") == name
+            for e in s.get("endpoints") or []
+            for a in e.get("addresses") or []
+        ]
+        endpoints = _named(c.list("/endpoints", ns), name) or {}
+        found += [a.get("ip") for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []]
+        return [str(a) for a in dict.fromkeys(found) if a]
+
+    def _passes_through(self, cluster: str, gateway_pods: list[dict[str, Any]], port: int, mode: str) -> bool:
+        config = self.control_plane(cluster)
+        if config is None or not gateway_pods:
+            return False
+        labels = gateway_pods[0]["metadata"].get("labels") or {}
+        for gw in self.clusters[config].list(GATEWAYS):
+            if not _selected(labels, dotted.get(gw, "spec.selector")):
+                continue
+            for server in dotted.get(gw, "spec.servers", []) or []:
+                tls = (server.get("tls") or {}).get("mode")
+                if dotted.get(server, "port.number") == port and tls == mode:
+                    return True
+        return False
+
+    def exposed_istiod(self, address: str) -> str | None:
+        """The cluster whose ready istiod answers at an east-west gateway address (expose-istiod)."""
+        owner = self.load_balancer(address)
+        if owner is None:
+            return None
+        cluster, svc = owner
+        if not istiod_model.istiods(self.clusters[cluster]):
+            return None
+        pods = self.pods_behind(cluster, svc)
+        ports = {p.get("port") for p in dotted.get(svc, "spec.ports", []) or []}
+        if {15012, 15017} - ports or not self._passes_through(cluster, pods, 15017, "PASSTHROUGH"):
+            return None
+        return cluster
+
+    def control_plane(self, cluster: str) -> str | None:
+        """The cluster whose istiod configures the proxies of `cluster`."""
+        c = self.clusters.get(cluster)
+        if c is None:
+            return None
+        if istiod_model.istiods(c):
+            return cluster
+        svc = _named(c.list("/services", ISTIO_NS), "istiod")
+        if svc is None:
+            return None
+        return next((p for a in self.service_addresses(cluster, svc) if (p := self.exposed_istiod(a))), None)
+
+    # -- what a control plane knows -----------------------------------------------------------
+
+    def network(self, cluster: str) -> str:
+        """A cluster's Istio network: the label on its istio-system namespace ("" = the default)."""
+        ns = _named(self.clusters[cluster].list("/namespaces"), ISTIO_NS) or {}
+        return str(dotted.get(ns, "metadata.labels", {}).get(NETWORK_LABEL, ""))
+
+    def root(self, control_plane: str) -> str:
+        """The root a control plane's certificates chain to: cacerts' root, or its own self-signed one."""
+        roots = istiod_model.root_fingerprints(self.clusters[control_plane])
+        return roots[0] if roots else f"self-signed by {control_plane}'s istiod"
+
+    def registry(self, control_plane: str) -> list[str]:
+        """The clusters whose endpoints a control plane knows: its own and those it has synced."""
+        return [control_plane, *sorted(self.synced.get(control_plane, set()) - {control_plane})]
+
+    def endpoints(self, control_plane: str, namespace: str, name: str, port: int) -> list[Endpoint]:
+        found = []
+        for cluster in self.registry(control_plane):
+            if cluster not in self.clusters:
+                continue
+            svc = _named(self.clusters[cluster].list("/services", namespace), name)
+            if svc is None:
+                continue
+            target = _target_port(svc, port)
+            found += [Endpoint(cluster, p, target) for p in self.pods_behind(cluster, svc) if target]
+        return found
+
+    def eastwest(self, network: str, control_plane: str) -> tuple[str, list[dict[str, Any]]] | None:
+        """A gateway of `network` the control plane knows, that passes *.local through on 15443."""
+        for cluster in self.registry(control_plane):
+            for svc in self.clusters[cluster].list("/services", ISTIO_NS):
+                labels = svc["metadata"].get("labels") or {}
+                if labels.get(NETWORK_LABEL) != network or not dotted.get(svc, "status.loadBalancer.ingress"):
+                    continue
+                ports = {p.get("port") for p in dotted.get(svc, "spec.ports", []) or []}
+                pods = self.pods_behind(cluster, svc)
+                if CROSS_NETWORK_PORT in ports and self._auto_passthrough(cluster, pods):
+                    return cluster, pods
+        return None
+
+    def _auto_passthrough(self, cluster: str, pods: list[dict[str, Any]]) -> bool:
+        config = self.control_plane(cluster)
+        if config is None or not pods:
+            return False
+        labels = pods[0]["metadata"].get("labels") or {}
+        for gw in self.clusters[config].list(GATEWAYS):
+            if not _selected(labels, dotted.get(gw, "spec.selector")):
+                continue
+            for server in dotted.get(gw, "spec.servers", []) or []:
+                hosts = server.get("hosts") or []
+                if (
+                    dotted.get(server, "port.number") == CROSS_NETWORK_PORT
+                    and (server.get("tls") or {}).get("mode") == "AUTO_PASSTHROUGH"
+                    and any(h in ("*.local", "*") for h in hosts)
+                ):
+                    return True
+        return False
+
+
+def _target_port(svc: dict[str, Any], port: int) -> int | None:
+    for p in dotted.get(svc, "spec.ports", []) or []:
+        if p.get("port") == port:
+            target = p.get("targetPort", port)
+            return target if isinstance(target, int) else port
+    return None
+
+
+def _service_of(host: str, namespace: str) -> tuple[str, str]:
+    """`reviews`, `reviews.bookinfo`, `reviews.bookinfo.svc.cluster.local` -> (namespace, name)."""
+    parts = host.split(".")
+    return (parts[1] if len(parts) > 1 else namespace), parts[0]
+
+
+def _node_ip(pod: dict[str, Any]) -> str:
+    return str(dotted.get(pod, "status.podIP", "0.0.0.0"))
+
+
+def _path(
+    mesh: Mesh, source: str, source_pod: dict[str, Any], ep: Endpoint, control_plane: str
+) -> Failure | None:
+    """Why a connection from the caller's proxy to `ep` fails; None when it gets through."""
+    nodes, firewalls = mesh.clusters, mesh.firewalls
+    src_net, dst_net = mesh.network(source), mesh.network(ep.cluster)
+    if src_net == dst_net:
+        why = connects(
+            firewalls,
+            source=nodes[source].node,
+            source_ip=_node_ip(source_pod),
+            target=nodes[ep.cluster].node,
+            port=ep.port,
+        )
+    else:
+        gateway = mesh.eastwest(dst_net, control_plane)
+        if gateway is None:
+            why = f"{control_plane}'s istiod knows no east-west gateway of network {dst_net or 'default'} with AUTO_PASSTHROUGH for *.local on {CROSS_NETWORK_PORT}"
+            return Failure(503, NO_UPSTREAM, why, ep)
+        g, pods = gateway
+        why = connects(
+            firewalls,
+            source=nodes[g].node,
+            source_ip=_node_ip(pods[0]),
+            target=nodes[ep.cluster].node,
+            port=ep.port,
+        )
+    if why:
+        return Failure(503, UPSTREAM_FAILURE, why, ep, delayed=True)
+    theirs = mesh.control_plane(ep.cluster)
+    if theirs is None or mesh.root(theirs) != mesh.root(control_plane):
+        mine, other = mesh.root(control_plane)[:16], mesh.root(theirs)[:16] if theirs else "none"
+        why = f"mTLS between {source} and {ep.cluster} fails: roots {mine} and {other} differ"
+        return Failure(503, TLS_FAILURE, why, ep, delayed=True)
+    return None
+
+
+def connect(
+    mesh: Mesh, source: str, source_pod: dict[str, Any], host: str, port: int, *, pick: Pick, dns: bool = True
+) -> Endpoint | Failure:
+    """Where a call from `source_pod` (in cluster `source`) to `host`:`port` lands, or what it meets.
+
+    `dns=False` for a gateway, whose proxy routes by istiod's registry without resolving the name.
+    """
+    namespace, name = _service_of(host, source_pod["metadata"].get("namespace", "default"))
+    c = mesh.clusters[source]
+    svc = _named(c.list("/services", namespace), name)
+    if svc is None:
+        return Failure(
+            0, b"", f"{name}.{namespace} does not resolve in {source}: no Service {namespace}/{name} there"
+        )
+    key = (source, source_pod["metadata"]["name"], namespace, name, str(port))
+    if not has_sidecar(source_pod) and svc is not None:
+        target = _target_port(svc, port)
+        local = (
+            [Endpoint(source, p, target) for p in mesh.pods_behind(source, svc, proxied=False)]
+            if target
+            else []
+        )
+        if not local:
+            return Failure(0, b"", f"no pod of {namespace}/{name} in {source} (caller has no sidecar)")
+        return local[pick(key, len(local))]
+    control_plane = mesh.control_plane(source)
+    if control_plane is None:
+        return Failure(503, NO_UPSTREAM, f"the proxies of {source} have no control plane")
+    found = mesh.endpoints(control_plane, namespace, name, port)
+    if not found:
+        return Failure(
+            503,
+            NO_UPSTREAM,
+            f"{control_plane}'s istiod knows no ready endpoint of {namespace}/{name} with a sidecar",
+        )
+    ep = found[pick(key, len(found))]
+    return _path(mesh, source, source_pod, ep, control_plane) or ep
+
+
+# -- ingress ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A request accepted by an ingress gateway pod and routed to a destination host."""
+
+    cluster: str
+    gateway_pod: dict[str, Any]
+    host: str  # destination host, qualified with the VirtualService's namespace
+    port: int
+
+
+def _uri_matches(match: dict[str, Any], path: str) -> bool:
+    uri = match.get("uri")
+    if not uri:
+        return True
+    if "exact" in uri:
+        return bool(path == uri["exact"])
+    if "prefix" in uri:
+        return path.startswith(uri["prefix"])
+    if "regex" in uri:
+        return re.fullmatch(uri["regex"], path) is not None
+    return False
+
+
+def _host_matches(patterns: list[str], host: str) -> bool:
+    host = host.split(":")[0]
+    for p in patterns:
+        p = p.split("/", 1)[-1]
+        if p == "*" or p == host or (p.startswith("*.") and host.endswith(p[1:])):
+            return True
+    return False
+
+
+def _bound_gateways(mesh: Mesh, config: str, labels: dict[str, str], port: int, host: str) -> list[str]:
+    names = []
+    for gw in mesh.clusters[config].list(GATEWAYS):
+        if not _selected(labels, dotted.get(gw, "spec.selector")):
+            continue
+        for server in dotted.get(gw, "spec.servers", []) or []:
+            if dotted.get(server, "port.number") == port and _host_matches(server.get("hosts") or [], host):
+                names.append(f"{gw['metadata'].get('namespace', 'default')}/{gw['metadata']['name']}")
+    return names
+
+
+def _destination(mesh: Mesh, config: str, bound: list[str], host: str, path: str) -> tuple[str, int] | None:
+    for vs in mesh.clusters[config].list(VIRTUAL_SERVICES):
+        ns = vs["metadata"].get("namespace", "default")
+        refs = {g if "/" in g else f"{ns}/{g}" for g in dotted.get(vs, "spec.gateways", []) or []}
+        if not refs & set(bound) or not _host_matches(dotted.get(vs, "spec.hosts", []) or [], host):
+            continue
+        for route in dotted.get(vs, "spec.http", []) or []:
+            if not route.get("match") or any(_uri_matches(m, path) for m in route["match"]):
+                dest = ((route.get("route") or [{}])[0]).get("destination") or {}
+                target, dest_ns = str(dest.get("host", "")), ns
+                dest_host = target if "." in target else f"{target}.{dest_ns}"
+                return dest_host, int(dotted.get(dest, "port.number", 0) or 0)
+    return None
+
+
+def ingress(mesh: Mesh, address: str, port: int, host: str, path: str, *, pick: Pick) -> Entry | Failure:
+    """How the ingress gateway at `address`:`port` routes `path`; Envoy's 404 when nothing matches."""
+    owner = mesh.load_balancer(address)
+    if owner is None:
+        return Failure(0, b"", f"no load balancer at {address}")
+    cluster, svc = owner
+    target = _target_port(svc, port)
+    pods = mesh.pods_behind(cluster, svc)
+    if target is None or not pods:
+        return Failure(
+            503,
+            NO_UPSTREAM,
+            f"no ready gateway pod with its proxy behind {svc['metadata']['name']} in {cluster}",
+        )
+    pod = pods[pick((address, str(port)), len(pods))]
+    config = mesh.control_plane(cluster)
+    if config is None:
+        return Failure(503, NO_UPSTREAM, f"the gateway in {cluster} has no control plane")
+    bound = _bound_gateways(mesh, config, pod["metadata"].get("labels") or {}, target, host)
+    dest = _destination(mesh, config, bound, host, path) if bound else None
+    if dest is None:
+        why = (
+            "no Gateway selects the ingress gateway on port {target}"
+            if not bound
+            else f"no VirtualService bound to {', '.join(bound)} matches {path}"
+        )
+        return Failure(404, b"", why.format(target=target))
+    dest_host, dest_port = dest
+    if not dest_port:
+        ns, name = _service_of(dest_host, "default")
+        dsvc = _named(mesh.clusters[cluster].list("/services", ns), name)
+        ports = dotted.get(dsvc or {}, "spec.ports", []) or []
+        dest_port = int(ports[0].get("port", 0)) if len(ports) == 1 else 0
+    return Entry(cluster, pod, dest_host, dest_port)

@@ -1,0 +1,314 @@
+"""The sandbox's data plane at work: snapshots of the world, the injector hook, traffic, listeners.
+
+- `DataPlane.admit_pod(cluster_id, pod)` is what the Kubernetes emulator calls when it creates a
+  pod (the injector webhook; see `injection`). It reads the clusters' object stores only, never the
+  world lock and never the network, because the emulator calls it with a cluster's lock held.
+- `Traffic.request(address, port, path, host)` is a request reaching an ingress gateway: routed
+  by `dataplane`, answered by `apps`, hop by hop, with Envoy's 503 (after `FAILURE_DELAY`) where a
+  connection would fail. Why each failure happened is logged (the sandbox's own diagnosis).
+- A poller keeps one HTTP listener on every port of every LoadBalancer Service whose address is a
+  loopback address (127.x.y.z). Port 80 needs root; when a bind is refused, one clear log line.
+
+The world is read through `Sources` (clusters with their nodes, API URL and object store; the VPC
+firewall rules), which `world_view` builds from a `World` without importing the GCP emulator.
+"""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from meshwright.sandbox import dotted
+from meshwright.sandbox.mesh import apps, dataplane, injection, probe
+from meshwright.sandbox.mesh import istiod as istiod_model
+from meshwright.sandbox.mesh.dataplane import Cluster, Endpoint, Failure, Mesh
+from meshwright.sandbox.mesh.reachability import Node
+
+log = logging.getLogger(__name__)
+FAILURE_DELAY = 0.01  # seconds before a failed connection answers (a real one waits for a timeout)
+SNAPSHOT_SECONDS = 0.3  # how stale the routing may be (istiod pushes are not instant either)
+POLL_SECONDS = 0.25
+MAX_HOPS = 8
+READ_TYPES: tuple[tuple[str, str | None], ...] = (
+    ("/pods", None),
+    ("/services", None),
+    ("/namespaces", None),
+    ("/endpoints", None),
+    (dataplane.SLICES, dataplane.ISTIO_NS),
+    ("/secrets", dataplane.ISTIO_NS),
+    ("apps/deployments", dataplane.ISTIO_NS),
+    (dataplane.GATEWAYS, None),
+    (dataplane.VIRTUAL_SERVICES, None),
+    (injection.WEBHOOKS_TYPE, None),
+)
+
+
+class Store(Protocol):
+    def list(self, type_key: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str  # the fleet's id of the cluster
+    node: Node
+    endpoint: str | None
+    store: Store
+
+
+class Sources(Protocol):
+    def clusters(self) -> list[Source]: ...
+    def firewalls(self) -> list[dict[str, Any]]: ...
+
+
+def world_view(world: Any) -> Sources:
+    """Sources over a sandbox World (GKE records, the fleet's stores, Compute's firewall rules)."""
+
+    class View:
+        def clusters(self) -> list[Source]:
+            with world.lock:
+                records = list(world.gke.serving())
+            found = []
+            for c in records:
+                running = world.fleet.running_apis.get(c.id)
+                if running is None:
+                    continue
+                view = c.view
+                node = Node(
+                    cluster=c.name,
+                    project=c.project,
+                    vpc=str(view.get("network", "default")).rsplit("/", 1)[-1],
+                    pod_cidr=str(view.get("clusterIpv4Cidr", "")),
+                    tags=tuple(dotted.get(view, "nodeConfig.tags", []) or []),
+                )
+                found.append(Source(c.id, node, world.fleet.endpoint(c.id), running.cluster.store))
+            return found
+
+        def firewalls(self) -> list[dict[str, Any]]:
+            with world.lock:
+                return [{**r.view, "_project": r.project} for r in world.compute.firewalls.values()]
+
+    return View()
+
+
+def _read(store: Store) -> dict[str, list[dict[str, Any]]]:
+    objects: dict[str, list[dict[str, Any]]] = {}
+    for type_key, namespace in READ_TYPES:
+        for _ in range(3):  # the store's dicts may change under a lock-free read: read again
+            try:
+                objects[type_key] = store.list(type_key, namespace)
+                break
+            except RuntimeError:
+                continue
+    return objects
+
+
+def synced_clusters(mesh: Mesh, model: istiod_model.IstiodModel) -> dict[str, set[str]]:
+    """For each cluster running istiod, the sandbox clusters its clusterz lists as synced."""
+    by_endpoint = {c.endpoint: name for name, c in mesh.clusters.items() if c.endpoint}
+    synced: dict[str, set[str]] = {}
+    for name, cluster in mesh.clusters.items():
+        for istiod in istiod_model.istiods(cluster):
+            entries = model.clusterz(name, cluster, istiod)
+            secrets = {f"{dataplane.ISTIO_NS}/{s['metadata']['name']}": s for s in cluster.list("/secrets")}
+            for e in entries:
+                secret = secrets.get(e["secretName"])
+                if e["syncStatus"] != istiod_model.SYNCED or secret is None:
+                    continue
+                raw = istiod_model._b64((secret.get("data") or {}).get(e["id"]))
+                config = istiod_model.parse_kubeconfig(raw or b"")
+                if config is not None and config.server in by_endpoint:
+                    synced.setdefault(name, set()).add(by_endpoint[config.server])
+    return synced
+
+
+class DataPlane:
+    """The sandbox's proxies: injection at pod creation, traffic at the gateways' addresses."""
+
+    def __init__(self, sources: Sources, *, model: istiod_model.IstiodModel | None = None) -> None:
+        self.sources = sources
+        self.model = model or istiod_model.IstiodModel(probe.probe)
+        self.traffic = Traffic(self.snapshot)
+        self._known: list[Source] = []
+        self._cached: tuple[float, Mesh] | None = None
+        self._lock = threading.Lock()
+        self._listeners: dict[tuple[str, int], http.server.ThreadingHTTPServer] = {}
+        self._refused: set[tuple[str, int]] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Re-read which clusters exist (takes the world lock: never from the admission hook)."""
+        self._known = self.sources.clusters()
+
+    def _mesh(self, firewalls: list[dict[str, Any]]) -> Mesh:
+        clusters = {s.node.cluster: Cluster(s.node, s.endpoint, _read(s.store)) for s in self._known}
+        return Mesh(clusters, firewalls)
+
+    def snapshot(self) -> Mesh:
+        """The mesh as the proxies see it now (cached for SNAPSHOT_SECONDS)."""
+        with self._lock:
+            cached = self._cached
+        if cached and time.monotonic() - cached[0] < SNAPSHOT_SECONDS:
+            return cached[1]
+        self.refresh()
+        mesh = self._mesh(self.sources.firewalls())
+        mesh.synced = synced_clusters(mesh, self.model)
+        with self._lock:
+            self._cached = (time.monotonic(), mesh)
+        return mesh
+
+    def admit_pod(self, cluster_id: str, pod: dict[str, Any]) -> str | None:
+        """The injector webhook for a pod the emulator creates in `cluster_id` (mutates it, or refuses)."""
+        source = next((s for s in self._known if s.id == cluster_id), None)
+        if source is None:
+            return None
+        return injection.admit(self._mesh([]), source.node.cluster, pod)
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def wanted(self) -> set[tuple[str, int]]:
+        """Every (loopback address, port) of a LoadBalancer Service with an address."""
+        found = set()
+        for s in self._known:
+            for svc in s.store.list("/services"):
+                if dotted.get(svc, "spec.type") != "LoadBalancer":
+                    continue
+                for ingress in dotted.get(svc, "status.loadBalancer.ingress", []) or []:
+                    ip = ingress.get("ip") or ""
+                    if _loopback(ip):
+                        found |= {
+                            (ip, int(p["port"])) for p in svc["spec"].get("ports") or [] if p.get("port")
+                        }
+        return found
+
+    def reconcile(self) -> None:
+        self.refresh()
+        wanted = self.wanted()
+        for key in set(self._listeners) - wanted:
+            self._listeners.pop(key).shutdown()
+        for key in sorted(wanted - set(self._listeners)):
+            self._listen(*key)
+
+    def _listen(self, address: str, port: int) -> None:
+        try:
+            server = http.server.ThreadingHTTPServer((address, port), _handler(self.traffic, address, port))
+        except OSError as e:
+            if (address, port) not in self._refused:
+                hint = " (ports below 1024 need root: run the sandbox as root)" if port < 1024 else ""
+                log.warning(
+                    "cannot listen on %s:%d for the gateway: %s%s", address, port, e.strerror or e, hint
+                )
+                self._refused.add((address, port))
+            return
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name=f"gateway-{address}:{port}", daemon=True).start()
+        self._listeners[(address, port)] = server
+
+    def _poll(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                self.reconcile()
+            except Exception:  # one bad object must not stop the gateways
+                log.exception("data plane: reconcile failed")
+
+    def start(self) -> DataPlane:
+        self.reconcile()
+        self._thread = threading.Thread(target=self._poll, name="dataplane", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for server in self._listeners.values():
+            server.shutdown()
+            server.server_close()
+        self._listeners.clear()
+
+
+def _loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+class Traffic:
+    """Requests through the sandbox's proxies: routing decisions plus round robin and delays."""
+
+    def __init__(self, snapshot: Callable[[], Mesh], *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.snapshot, self.sleep = snapshot, sleep
+        self._counters: dict[tuple[str, ...], itertools.count[int]] = {}
+        self._lock = threading.Lock()
+        self.failures: list[str] = []  # the last reasons, newest last (diagnosis for logs and tests)
+
+    def pick(self, key: tuple[str, ...], n: int) -> int:
+        with self._lock:
+            counter = self._counters.setdefault(key, itertools.count())
+            return next(counter) % n
+
+    def _failed(self, failure: Failure) -> tuple[int, bytes]:
+        self.failures = [*self.failures[-99:], failure.why]
+        log.info("data plane: %s", failure.why)
+        if failure.delayed:
+            self.sleep(FAILURE_DELAY)
+        return failure.status, failure.body
+
+    def request(self, address: str, port: int, path: str, host: str = "") -> tuple[int, bytes, str]:
+        """A GET reaching the ingress gateway at address:port: (status, body, content type)."""
+        mesh = self.snapshot()
+        entry = dataplane.ingress(mesh, address, port, host or address, path.split("?")[0], pick=self.pick)
+        if isinstance(entry, Failure):
+            status, body = self._failed(entry)
+            return status or 503, body, apps.TEXT
+        hop = dataplane.connect(
+            mesh, entry.cluster, entry.gateway_pod, entry.host, entry.port, pick=self.pick, dns=False
+        )
+        if isinstance(hop, Failure):
+            status, body = self._failed(hop)
+            return status or 503, body, apps.TEXT
+        return self._serve(mesh, hop, path.split("?")[0], 0)
+
+    def _serve(self, mesh: Mesh, ep: Endpoint, path: str, depth: int) -> tuple[int, bytes, str]:
+        def call(host: str, sub_path: str) -> tuple[int, bytes]:
+            if depth >= MAX_HOPS:
+                return 508, b"loop detected"
+            hop = dataplane.connect(mesh, ep.cluster, ep.pod, host, apps.PORT, pick=self.pick)
+            if isinstance(hop, Failure):
+                return self._failed(hop)
+            status, body, _ = self._serve(mesh, hop, sub_path, depth + 1)
+            return status, body
+
+        return apps.answer(ep.pod, path, call)
+
+
+def _handler(traffic: Traffic, address: str, port: int) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "istio-envoy"
+        sys_version = ""
+
+        def do_GET(self) -> None:
+            started = time.monotonic()
+            status, body, content_type = traffic.request(
+                address, port, self.path, self.headers.get("Host", "")
+            )
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.send_header("x-envoy-upstream-service-time", str(int((time.monotonic() - started) * 1000)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("gateway %s:%d: " + format, address, port, *args)
+
+    return Handler

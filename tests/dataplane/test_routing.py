@@ -1,0 +1,165 @@
+"""The sandbox's data plane routes as Istio would: healthy meshes serve every placed reviews version,
+and each real misconfiguration has its real effect (pure: hand-built snapshots, no HTTP)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from meshwright.sandbox.mesh.dataplane import Mesh
+from meshwright.sandbox.mesh.serve import Traffic
+from tests.dataplane.meshes import healthy, multi_network, pem, primary_remote
+
+REVIEWS = "/api/v1/products/0/reviews"
+
+
+def _traffic(mesh: Mesh) -> Traffic:
+    return Traffic(lambda: mesh, sleep=lambda seconds: None)
+
+
+def served(mesh: Mesh, address: str, n: int = 12) -> Counter[str]:
+    """Which cluster/version answered each of n requests for the reviews ("503" etc. when none did)."""
+    traffic, seen = _traffic(mesh), Counter[str]()
+    for _ in range(n):
+        status, body, _ = traffic.request(address, 80, REVIEWS)
+        if status != 200:
+            seen[str(status)] += 1
+            continue
+        doc = json.loads(body)
+        seen[f"{doc['clustername']}/{doc['podname'].split('-')[1]}"] += 1
+    return seen
+
+
+def _drop(mesh: Mesh, cluster: str, type_key: str, name: str) -> None:
+    objects = mesh.clusters[cluster].objects[type_key]
+    objects[:] = [o for o in objects if o["metadata"]["name"] != name]
+
+
+def test_primary_remote_mesh_serves_every_version_round_robin() -> None:
+    mesh, address = healthy(primary_remote())
+    assert served(mesh, address) == Counter({"central/v1": 4, "central/v2": 4, "west/v3": 4})
+
+
+def test_multi_network_mesh_reaches_the_other_network_through_its_eastwest_gateway() -> None:
+    mesh, address = healthy(multi_network())
+    assert served(mesh, address) == Counter({"alpha/v1": 4, "beta/v2": 4, "beta/v3": 4})
+
+
+def test_reviews_v2_and_v3_show_stars_in_their_colour() -> None:
+    mesh, address = healthy(primary_remote())
+    traffic = _traffic(mesh)
+    ratings = [
+        json.loads(traffic.request(address, 80, REVIEWS)[1])["reviews"][0].get("rating") for _ in range(3)
+    ]
+    assert ratings == [None, {"stars": 5, "color": "black"}, {"stars": 5, "color": "red"}]
+
+
+def test_productpage_names_the_pod_and_cluster_that_served_reviews() -> None:
+    mesh, address = healthy(primary_remote())
+    traffic = _traffic(mesh)
+    pages = [traffic.request(address, 80, "/productpage")[1].decode() for _ in range(3)]
+    assert "<u>reviews-v3-7d9f8</u> on cluster <u>west</u>" in pages[2]
+    assert all("William Shakespeare" in p for p in pages)  # details answered from east
+
+
+def test_without_firewall_rule_west_never_answers_and_the_reason_is_named() -> None:
+    mesh, address = healthy(primary_remote())
+    mesh.firewalls = []
+    seen = served(mesh, address)
+    assert "west/v3" not in seen
+    assert sum(seen.values()) == 12  # productpage's second try lands on central: the requests still succeed
+    assert seen["central/v1"] + seen["central/v2"] == 12
+    traffic = _traffic(mesh)
+    traffic.request(address, 80, REVIEWS)
+    traffic.request(address, 80, REVIEWS)
+    traffic.request(address, 80, REVIEWS)
+    assert "no firewall rule lets 10.8.0.0/14 reach west's nodes on tcp:9080" in traffic.failures
+
+
+def test_unreachable_details_gives_productpages_own_error() -> None:
+    mesh, address = healthy(primary_remote())
+    mesh.firewalls = []
+    status, body, _ = _traffic(mesh).request(address, 80, "/api/v1/products/0")
+    assert status == 503
+    assert json.loads(body) == {"error": "Sorry, product details are currently unavailable for this book."}
+
+
+def test_a_rule_missing_one_pod_range_cuts_that_clusters_callers() -> None:
+    mesh, address = healthy(primary_remote())
+    mesh.firewalls[0]["sourceRanges"] = ["10.16.0.0/14", "10.24.0.0/14"]  # central's range left out
+    traffic = _traffic(mesh)
+    traffic.request(address, 80, REVIEWS)
+    assert "west/v3" not in served(mesh, address)
+    assert traffic.request(address, 80, "/api/v1/products/0")[0] == 503
+    assert "no firewall rule lets 10.8.0.0/14 reach east's nodes on tcp:9080" in traffic.failures
+
+
+def test_a_higher_priority_deny_rule_wins() -> None:
+    mesh, address = healthy(primary_remote())
+    deny = {**mesh.firewalls[0], "name": "deny", "priority": 100, "denied": [{"IPProtocol": "tcp"}]}
+    del deny["allowed"]
+    mesh.firewalls.append(deny)
+    assert "west/v3" not in served(mesh, address)
+
+
+def test_different_roots_break_mutual_tls_between_primaries() -> None:
+    mesh, address = healthy(multi_network())
+    mesh.clusters["beta"].objects["/secrets"][0]["data"]["root-cert.pem"] = pem("another")
+    assert served(mesh, address) == Counter({"alpha/v1": 6, "503": 6})  # v2 then v3 fail: both tries lost
+    traffic = _traffic(mesh)
+    traffic.request(address, 80, REVIEWS)
+    traffic.request(address, 80, REVIEWS)
+    assert any(f.startswith("mTLS between alpha and beta fails") for f in traffic.failures)
+
+
+def test_a_missing_remote_secret_hides_the_remotes_endpoints() -> None:
+    mesh, address = healthy(primary_remote())
+    mesh.synced["central"].discard("west")
+    assert served(mesh, address) == Counter({"central/v1": 6, "central/v2": 6})
+
+
+def test_pods_without_sidecar_are_no_endpoints() -> None:
+    mesh, address = healthy(primary_remote())
+    for c in mesh.clusters.values():
+        for pod in c.objects["/pods"]:
+            if pod["metadata"]["namespace"] == "bookinfo":
+                pod["spec"]["containers"] = [
+                    x for x in pod["spec"]["containers"] if x["name"] != "istio-proxy"
+                ]
+    status, body, _ = _traffic(mesh).request(address, 80, REVIEWS)
+    assert (status, body) == (503, b"no healthy upstream")
+
+
+def test_without_gateway_or_virtual_service_envoy_answers_404() -> None:
+    for type_key, name in (
+        ("networking.istio.io/gateways", "bookinfo-gateway"),
+        ("networking.istio.io/virtualservices", "bookinfo"),
+    ):
+        mesh, address = healthy(primary_remote())
+        _drop(mesh, "central", type_key, name)
+        assert _traffic(mesh).request(address, 80, REVIEWS)[:2] == (404, b"")
+
+
+def test_paths_outside_the_virtual_service_are_404() -> None:
+    mesh, address = healthy(primary_remote())
+    assert _traffic(mesh).request(address, 80, "/admin")[:2] == (404, b"")
+    assert _traffic(mesh).request(address, 80, "/productpage")[0] == 200
+
+
+def test_a_service_missing_in_the_callers_cluster_does_not_resolve() -> None:
+    mesh, address = healthy(primary_remote())
+    _drop(
+        mesh, "central", "/services", "details"
+    )  # details runs in east; productpage in central cannot name it
+    traffic = _traffic(mesh)
+    status, body, _ = traffic.request(address, 80, "/api/v1/products/0")
+    assert status == 500
+    assert "error" in json.loads(body)
+    assert any("details.bookinfo does not resolve in central" in f for f in traffic.failures)
+
+
+def test_multi_network_without_cross_network_gateway_never_reaches_the_other_network() -> None:
+    mesh, address = healthy(multi_network())
+    for c in ("alpha", "beta"):
+        _drop(mesh, c, "networking.istio.io/gateways", "cross-network-gateway")
+    assert served(mesh, address) == Counter({"alpha/v1": 6, "503": 6})

@@ -23,6 +23,8 @@ MASTER_VERSION = "1.32.4-gke.1106000"
 SERVICES_RANGE = "34.118.224.0/20"  # GKE-managed services range, reused by every cluster (GKE >= 1.29)
 RELEASE_CHANNELS = ["UNSPECIFIED", "RAPID", "REGULAR", "STABLE", "EXTENDED"]
 MAX_NODE_POOLS = 15
+MAX_TAGS = 64
+MIN_DISK_GB, MAX_DISK_GB = 10, 65536
 DEFAULT_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 CLUSTER_MESSAGE = "google.container.v1.Cluster"
 
@@ -54,7 +56,7 @@ class ClusterRequest:
     workload_pool: str
 
 
-def read_request(body: Any) -> ClusterRequest:
+def read_request(body: Any, *, project: str) -> ClusterRequest:
     """The `{"cluster": {...}}` body of a create, checked as GKE checks it (400 INVALID_ARGUMENT)."""
     root = Fields.root(body, "google.container.v1.CreateClusterRequest")
     spec = root.message("cluster", CLUSTER_MESSAGE)
@@ -74,9 +76,7 @@ def read_request(body: Any) -> ClusterRequest:
         services_range=_read_cidr(policy, "servicesIpv4CidrBlock", SERVICES_RANGE),
         channel=_read_channel(spec),
         labels=validate.labels(spec.mapping("resourceLabels"), "cluster.resource_labels"),
-        workload_pool=spec.message(
-            "workloadIdentityConfig", "google.container.v1.WorkloadIdentityConfig"
-        ).text("workloadPool"),
+        workload_pool=_read_workload_pool(spec, project),
     )
 
 
@@ -102,14 +102,43 @@ def _read_pool(pool: Fields) -> PoolRequest:
 
 def _read_node_config(given: Fields) -> dict[str, Any]:
     readers: dict[str, Callable[[str], Any]] = {
-        "machineType": given.text,
-        "imageType": given.text,
-        "diskSizeGb": given.integer,
-        "tags": given.texts,
-        "oauthScopes": given.texts,
-        "labels": given.mapping,
+        "machineType": lambda key: given.text(key, limit=100),
+        "imageType": lambda key: given.text(key, limit=100),
+        "diskSizeGb": lambda key: _disk_size(given, key),
+        "tags": lambda key: _tags(given, key),
+        "oauthScopes": lambda key: given.texts(key, limit=50),
+        "labels": lambda key: validate.labels(given.mapping(key), given.where(key)),
     }
     return {key: read(key) for key, read in readers.items() if given.raw(key) not in (None, "", 0, [], {})}
+
+
+def _disk_size(given: Fields, key: str) -> int:
+    size = given.integer(key)
+    if not MIN_DISK_GB <= size <= MAX_DISK_GB:
+        raise e.invalid(
+            f"Invalid value for field '{given.where(key)}': {size}. Must be {MIN_DISK_GB}-{MAX_DISK_GB}."
+        )
+    return size
+
+
+def _tags(given: Fields, key: str) -> list[str]:
+    """Network tags: at most 64, each an RFC 1035 label as Compute requires."""
+    tags = given.texts(key, limit=MAX_TAGS)
+    for tag in tags:
+        if not validate.COMPUTE_NAME.fullmatch(tag):
+            raise e.invalid(f"Invalid value for field '{given.where(key)}': {validate.shown(tag)}.")
+    return tags
+
+
+def _read_workload_pool(spec: Fields, project: str) -> str:
+    config = spec.message("workloadIdentityConfig", "google.container.v1.WorkloadIdentityConfig")
+    pool = config.text("workloadPool", limit=200)
+    if pool and pool != f"{project}.svc.id.goog":
+        raise e.invalid(
+            f"Invalid value for field '{config.where('workloadPool')}': {validate.shown(pool)}. "
+            f'Must be "{project}.svc.id.goog".'
+        )
+    return pool
 
 
 def _read_pod_range(spec: Fields, policy: Fields) -> str:

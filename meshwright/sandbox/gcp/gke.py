@@ -87,7 +87,7 @@ class Gke:
     ) -> dict[str, Any]:
         validate.project(project)
         validate.location(location)
-        req = read_request(body)
+        req = read_request(body, project=project)
         if cluster_key(project, location, req.name) in self.clusters:
             raise e.GcpError(409, e.CLUSTER_EXISTS.format(project=project, location=location, name=req.name))
         if not network_exists(req.network):

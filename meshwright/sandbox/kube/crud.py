@@ -155,8 +155,27 @@ class ClusterState:
         self.registry = Registry()
         self.store = ObjectStore(directory)
         self.hooks: Hooks | None = None
+        self._drop_undecodable()
         for crd in self.store.list("apiextensions.k8s.io/customresourcedefinitions"):
             self._register_stored_crd(crd)
+
+    def _drop_undecodable(self) -> None:
+        """Objects an older sandbox stored without checking their field types go, one log line each."""
+        for key, obj in list(self.store.objects.items()):
+            rt = self.type_of(key)
+            if rt is None or rt.custom:
+                continue
+            _, problem = fieldtypes.check(shapes.shape(rt.key, rt.kind), obj)
+            if problem is not None:
+                log.warning(
+                    "cluster %s: stored %s %s/%s does not decode (%s): skipped",
+                    self.name,
+                    rt.kind,
+                    key[1],
+                    key[2],
+                    problem.message(),
+                )
+                self.store.delete(key)
 
     def _register_stored_crd(self, crd: dict[str, Any]) -> None:
         try:

@@ -89,14 +89,35 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
+BITS = {"int32": 31, "int64": 63, "intstr.IntOrString": 31}
+
+
 def _fits(t: Scalar, value: Any) -> bool:
     if not t.accepts:
         return True
     if isinstance(value, bool):
         return bool in t.accepts
     if isinstance(value, float) and int in t.accepts and float not in t.accepts:
-        return value.is_integer()
+        return value.is_integer() and _in_range(t, int(value))
+    if isinstance(value, int) and int in t.accepts:
+        return _in_range(t, value)
     return isinstance(value, t.accepts)
+
+
+def _in_range(t: Scalar, value: int) -> bool:
+    bits = BITS.get(t.go)
+    return bits is None or -(2**bits) <= value < 2**bits
+
+
+def _zero(t: FieldType) -> Any:
+    """What Go decodes a JSON null into inside a list or map: the element type's zero value."""
+    if isinstance(t, Struct | MapOf):
+        return {}
+    if t is STRING or t is BYTES:
+        return ""
+    if t in (INT32, INT64):
+        return 0
+    return False if t is BOOL else None
 
 
 def _bad_base64(value: str) -> int | None:
@@ -107,6 +128,10 @@ def _bad_base64(value: str) -> int | None:
     except (binascii.Error, ValueError):
         alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
         return next((i for i, ch in enumerate(value) if ch not in alphabet), len(value))
+
+
+def _or_zero(t: FieldType, value: Any) -> Any:
+    return _zero(t) if value is None else value
 
 
 class _Checker:
@@ -120,9 +145,9 @@ class _Checker:
         if isinstance(t, Scalar):
             return self._scalar(t, value, struct, path)
         if isinstance(t, ListOf) and isinstance(value, list):
-            return [self.value(t.item, item, struct, path) for item in value]
+            return [self.value(t.item, _or_zero(t.item, item), struct, path) for item in value]
         if isinstance(t, MapOf) and isinstance(value, dict):
-            return {k: self.value(t.value, v, struct, path) for k, v in value.items()}
+            return {k: self.value(t.value, _or_zero(t.value, v), struct, path) for k, v in value.items()}
         if isinstance(t, Struct) and isinstance(value, dict):
             return self.struct(t, value, path)
         self.problem = TypeProblem(struct, path, _json_type(value), go_name(t))
@@ -133,7 +158,9 @@ class _Checker:
             if t is BYTES and isinstance(value, str) and (at := _bad_base64(value)) is not None:
                 self.problem = TypeProblem(struct, path, f"illegal base64 data at input byte {at}", t.go)
             return int(value) if isinstance(value, float) and t.accepts == (int,) else value
-        self.problem = TypeProblem(struct, path, _json_type(value), t.go)
+        overflow = _json_type(value) == "number" and int in t.accepts
+        got = f"number {value}" if overflow else _json_type(value)
+        self.problem = TypeProblem(struct, path, got, t.go)
         return value
 
     def struct(self, t: Struct, obj: dict[str, Any], path: str) -> dict[str, Any]:

@@ -368,7 +368,19 @@ def crd(obj: dict[str, Any]) -> list[FieldError]:
     versions = spec.get("versions") or []
     if not versions:
         errors.append(required("spec.versions", "must have exactly one version marked as storage version"))
-    elif sum(1 for v in versions if v.get("storage")) != 1:
+    names_seen: set[str] = set()
+    for i, v in enumerate(versions):
+        version = v.get("name") or ""
+        if not version:
+            errors.append(required(f"spec.versions[{i}].name"))
+        elif version in names_seen:
+            errors.append(duplicate(f"spec.versions[{i}].name", version))
+        else:
+            errors += dns1035(f"spec.versions[{i}].name", version)
+        names_seen.add(version)
+    if names.get("plural"):
+        errors += dns1035("spec.names.plural", names["plural"])
+    if versions and sum(1 for v in versions if v.get("storage")) != 1:
         errors.append(
             invalid(
                 "spec.versions",

@@ -22,6 +22,7 @@ from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)
+MAX_PODS = 330  # per ReplicaSet: what three nodes of 110 pods can hold; more stay unscheduled (not made)
 
 
 class Workloads:
@@ -126,7 +127,7 @@ class Workloads:
         meta = rs["metadata"]
         pod_rt = self.rt("v1", "Pod")
         pods = self._owned(pod_rt, meta["namespace"], meta["uid"])
-        want = int((rs.get("spec") or {}).get("replicas", 1))
+        want = min(int((rs.get("spec") or {}).get("replicas", 1)), MAX_PODS)
         for pod in pods[want:]:
             self.cluster.remove(pod_rt, self.cluster.key(pod_rt, meta["namespace"], pod["metadata"]["name"]))
         template = (rs.get("spec") or {}).get("template") or {}

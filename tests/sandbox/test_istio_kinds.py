@@ -1,0 +1,348 @@
+"""The kinds Istio's real base/istiod/gateway charts render, and the service proxy istioctl reads clusterz through."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes.client
+import pytest
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from meshwright.sandbox.http import Request, Response
+from tests.sandbox.kube_fixtures import Sandbox
+from tests.sandbox.kube_fixtures import sandbox as sandbox
+
+ISTIO_NS = "istio-system"
+SELECTOR = {"matchLabels": {"app": "istiod"}}
+
+
+def _schema(depth: int, width: int) -> dict[str, Any]:
+    """An openAPIV3Schema about as large and deep as Istio's generated ones."""
+    if depth == 0:
+        return {
+            "type": "string",
+            "description": "x" * 200,
+            "enum": ["A", "B"],
+            "x-kubernetes-validations": [],
+        }
+    props = {f"field{i}": _schema(depth - 1, width) for i in range(width)}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": ["field0"],
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+
+
+def istio_crd(plural: str, kind: str, schema: dict[str, Any]) -> dict[str, Any]:
+    version = {
+        "name": "v1",
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": schema},
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": [{"name": "Hosts", "type": "string", "jsonPath": ".spec.hosts"}],
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.networking.istio.io", "labels": {"app": "istio-pilot"}},
+        "spec": {
+            "group": "networking.istio.io",
+            "names": {
+                "plural": plural,
+                "singular": kind.lower(),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "categories": ["istio-io"],
+            },
+            "scope": "Namespaced",
+            "versions": [{**version, "name": "v1alpha3", "storage": False}, version],
+        },
+    }
+
+
+WEBHOOK = {
+    "name": "rev.validation.istio.io",
+    "clientConfig": {
+        "service": {"name": "istiod", "namespace": ISTIO_NS, "path": "/validate", "port": 443},
+        "caBundle": "",
+    },
+    "rules": [
+        {
+            "operations": ["CREATE", "UPDATE"],
+            "apiGroups": ["security.istio.io"],
+            "apiVersions": ["*"],
+            "resources": ["*"],
+        }
+    ],
+    "failurePolicy": "Ignore",
+    "sideEffects": "None",
+    "admissionReviewVersions": ["v1beta1", "v1"],
+    "objectSelector": {
+        "matchExpressions": [{"key": "istio.io/rev", "operator": "In", "values": ["default"]}]
+    },
+}
+CHART_OBJECTS: list[dict[str, Any]] = [
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "istiod-default-validator"},
+        "webhooks": [WEBHOOK],
+    },
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "istio-sidecar-injector"},
+        "webhooks": [
+            {**WEBHOOK, "name": "namespace.sidecar-injector.istio.io", "reinvocationPolicy": "Never"}
+        ],
+    },
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "stable-channel-default-policy.istio.io"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["security.istio.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["*"],
+                    }
+                ]
+            },
+            "variables": [{"name": "isEnvoyFilter", "expression": "object.kind == 'EnvoyFilter'"}],
+            "validations": [
+                {
+                    "expression": "!has(object.spec.workloadSelector)",
+                    "message": "workloadSelector is not allowed",
+                }
+            ],
+        },
+    },
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "stable-channel-default-policy-binding.istio.io"},
+        "spec": {"policyName": "stable-channel-default-policy.istio.io", "validationActions": ["Deny"]},
+    },
+    {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "istiod", "namespace": ISTIO_NS},
+        "spec": {
+            "maxReplicas": 5,
+            "minReplicas": 1,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "istiod"},
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                }
+            ],
+        },
+    },
+    {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "istiod", "namespace": ISTIO_NS},
+        "spec": {"minAvailable": 1, "selector": SELECTOR},
+    },
+    {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "istiod",
+            "namespace": ISTIO_NS,
+            "labels": {
+                "kubernetes.io/service-name": "istiod",
+                "endpointslice.kubernetes.io/managed-by": "helm",
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["203.0.113.7"]}],
+        "ports": [{"name": "tcp-istiod", "port": 15012, "protocol": "TCP"}],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "istio-reader-clusterrole-istio-system"},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "istio-reader-clusterrole-istio-system"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "istio-reader-clusterrole-istio-system",
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": "istio-reader-service-account", "namespace": ISTIO_NS}
+        ],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "istiod", "namespace": ISTIO_NS},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "istiod", "namespace": ISTIO_NS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "istiod"},
+        "subjects": [{"kind": "ServiceAccount", "name": "istiod", "namespace": ISTIO_NS}],
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "istio-reader-service-account", "namespace": ISTIO_NS},
+    },
+]
+
+
+@pytest.fixture
+def dynamic(sandbox: Sandbox) -> DynamicClient:
+    kube = sandbox.kube()
+    kubernetes.client.CoreV1Api(kube).create_namespace({"metadata": {"name": ISTIO_NS}})
+    return DynamicClient(kube)
+
+
+def test_every_kind_the_charts_render_is_created_and_read_back(dynamic: DynamicClient) -> None:
+    for manifest in CHART_OBJECTS:
+        api = dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+        namespace = manifest["metadata"].get("namespace")
+        api.create(body=manifest, namespace=namespace)
+        back = api.get(name=manifest["metadata"]["name"], namespace=namespace).to_dict()
+        for key in manifest:
+            if key not in ("metadata", "apiVersion", "kind"):
+                assert back[key] == manifest[key], (manifest["kind"], key)
+
+
+def test_a_crd_keeps_its_full_schema_and_serves_its_kind(dynamic: DynamicClient) -> None:
+    schema = _schema(depth=4, width=6)  # about 700 KB of JSON, in one request
+    crd = istio_crd("virtualservices", "VirtualService", schema)
+    assert 500_000 < len(json.dumps(crd)) < 3 * 1024 * 1024
+    crds = dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+    crds.create(body=crd)
+    stored = crds.get(name="virtualservices.networking.istio.io").to_dict()
+    assert stored["spec"]["versions"][1]["schema"]["openAPIV3Schema"] == schema
+    assert {c["type"]: c["status"] for c in stored["status"]["conditions"]}["Established"] == "True"
+    dynamic.resources.invalidate_cache()
+    vs = dynamic.resources.get(api_version="networking.istio.io/v1", kind="VirtualService")
+    vs.create(
+        body={
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "r"},
+            "spec": {"hosts": ["a"]},
+        },
+        namespace=ISTIO_NS,
+    )
+    assert vs.get(name="r", namespace=ISTIO_NS).spec.hosts == ["a"]
+
+
+def test_bad_crds_are_refused(sandbox: Sandbox) -> None:
+    raw = sandbox.raw()
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    crd = istio_crd("gateways", "Gateway", {"type": "object"})
+    wrong_name = {**crd, "metadata": {"name": "gateways.example.com"}}
+    assert raw.call("POST", path, wrong_name)[0] == 422
+    core_group = istio_crd("deployments", "Deployment", {"type": "object"})
+    core_group["spec"]["group"] = "apps"
+    core_group["metadata"]["name"] = "deployments.apps"
+    assert raw.call("POST", path, core_group)[0] == 422
+    two_storage = istio_crd("gateways", "Gateway", {"type": "object"})
+    two_storage["spec"]["versions"][0]["storage"] = True
+    assert raw.call("POST", path, two_storage)[0] == 422
+    assert raw.call("GET", f"{path}/gateways.networking.istio.io")[0] == 404
+
+
+def test_autoscaling_prefers_v2_like_a_real_server(sandbox: Sandbox) -> None:
+    group = next(
+        g
+        for g in kubernetes.client.ApisApi(sandbox.kube()).get_api_versions().groups
+        if g.name == "autoscaling"
+    )
+    assert group.preferred_version.version == "v2"
+    admission = {
+        r.name
+        for r in kubernetes.client.AdmissionregistrationV1Api(sandbox.kube()).get_api_resources().resources
+    }
+    assert {
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings",
+        "mutatingwebhookconfigurations",
+    } <= admission
+
+
+def test_invalid_webhooks_and_slices_are_refused(sandbox: Sandbox) -> None:
+    raw = sandbox.raw()
+    webhook = {**CHART_OBJECTS[0], "webhooks": [{**WEBHOOK, "sideEffects": "Maybe"}]}
+    status, answer = raw.call(
+        "POST", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", webhook
+    )
+    assert (status, answer["details"]["causes"][0]["field"]) == (422, "webhooks[0].sideEffects")
+    raw.call("POST", "/api/v1/namespaces", {"metadata": {"name": ISTIO_NS}})
+    slice_ = {**CHART_OBJECTS[6], "addressType": "IPv5"}
+    assert (
+        raw.call("POST", f"/apis/discovery.k8s.io/v1/namespaces/{ISTIO_NS}/endpointslices", slice_)[0] == 422
+    )
+
+
+# -- service proxy -----------------------------------------------------------------------------
+
+
+def _istiod_service(sandbox: Sandbox) -> kubernetes.client.CoreV1Api:
+    core = kubernetes.client.CoreV1Api(sandbox.kube())
+    core.create_namespace({"metadata": {"name": ISTIO_NS}})
+    ports = [{"name": "http-monitoring", "port": 15014}, {"name": "grpc-xds", "port": 15010}]
+    core.create_namespaced_service(
+        ISTIO_NS, {"metadata": {"name": "istiod"}, "spec": {"selector": {"app": "istiod"}, "ports": ports}}
+    )
+    return core
+
+
+def test_service_proxy_answers_through_the_registered_backend(sandbox: Sandbox) -> None:
+    core = _istiod_service(sandbox)
+    seen: list[tuple[str, str, str, str, str]] = []
+
+    def backend(cluster_id: str, namespace: str, service: str, path: str, r: Request) -> Response | None:
+        seen.append((cluster_id, namespace, service, path, r.method))
+        return Response(
+            200, [{"id": "west", "secretName": "istio-remote-secret-west", "syncStatus": "synced"}]
+        )
+
+    sandbox.world.fleet.service_proxy = backend
+    answer = core.connect_get_namespaced_service_proxy_with_path("istiod:15014", ISTIO_NS, "debug/clusterz")
+    assert "synced" in answer
+    assert seen == [(sandbox.cluster().id, ISTIO_NS, "istiod:15014", "/debug/clusterz", "GET")]
+    raw = sandbox.raw()
+    status, _body = raw.call(
+        "GET", f"/api/v1/namespaces/{ISTIO_NS}/services/istiod:15014/proxy/debug/clusterz"
+    )
+    assert status == 200
+    assert seen[-1][2:4] == ("istiod:15014", "/debug/clusterz")
+
+
+def test_service_proxy_without_a_backend_is_503_and_unknown_services_404(sandbox: Sandbox) -> None:
+    core = _istiod_service(sandbox)
+    with pytest.raises(ApiException) as caught:
+        core.connect_get_namespaced_service_proxy_with_path("istiod:15014", ISTIO_NS, "debug/clusterz")
+    assert caught.value.status == 503
+    assert json.loads(caught.value.body)["message"] == 'no endpoints available for service "istiod"'
+    sandbox.world.fleet.service_proxy = lambda *args: None
+    raw = sandbox.raw()
+    assert (
+        raw.call("GET", f"/api/v1/namespaces/{ISTIO_NS}/services/istiod%3A15014/proxy/debug/clusterz")[0]
+        == 503
+    )
+    status, body = raw.call("GET", f"/api/v1/namespaces/{ISTIO_NS}/services/nothing:15014/proxy/x")
+    assert (status, body["message"]) == (404, 'services "nothing" not found')

@@ -24,6 +24,7 @@ from google.cloud import container_v1
 
 from meshwright.sandbox import store
 from meshwright.sandbox.faults import Faults
+from meshwright.sandbox.gcp import models
 from meshwright.sandbox.gcp.validate import GKE_NAME_HELP
 from meshwright.sandbox.http import GOOGLE_MAX_BODY, Request, Response, Server
 from meshwright.sandbox.settings import Latency
@@ -554,3 +555,15 @@ def test_the_real_client_hears_the_payload_limit(slow: World) -> None:
         gke_client(slow).create_cluster(parent=f"projects/{PROJECT}/locations/{ZONE}", cluster=too_big)
     assert caught.value.code == 413
     assert stored_names(slow) == []
+
+
+def test_only_the_newest_finished_operations_are_kept(slow: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "KEPT_OPERATIONS", 3)
+    for i in range(5):
+        assert (
+            call(slow, "POST", FIREWALLS, {"name": f"fw{i}", "network": "global/networks/default"})[0] == 200
+        )
+        assert call(slow, "POST", CLUSTERS, cluster_body(f"c{i}"))[0] == 200
+    kept = [op["targetLink"].rsplit("/", 1)[-1] for op in slow.compute.list_operations(PROJECT)["items"]]
+    assert sorted(kept) == ["fw2", "fw3", "fw4"]
+    assert len(slow.gke.operations) == 5  # none finished: a running operation is never forgotten

@@ -18,7 +18,7 @@ from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.gcp import errors as e
 from meshwright.sandbox.gcp import validate
 from meshwright.sandbox.gcp.filters import compile_filter
-from meshwright.sandbox.gcp.models import ComputeRecord, load_table, operation_id
+from meshwright.sandbox.gcp.models import ComputeRecord, forget_oldest, load_table, operation_id
 from meshwright.sandbox.gcp.validate import Fields
 from meshwright.sandbox.settings import Latency
 
@@ -302,6 +302,7 @@ class Compute:
         }
         op = ComputeRecord(project, view)
         self.operations[op.key] = op
+        forget_oldest(self.operations, finished=lambda o: True, age=lambda o: o.view["insertTime"])
         return view
 
     def _injected_failure(self, project: str, kind: str, link: str) -> dict[str, Any] | None:

@@ -19,7 +19,14 @@ from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.gcp import errors as e
 from meshwright.sandbox.gcp import validate
 from meshwright.sandbox.gcp.cluster_spec import ClusterRequest, build_cluster, read_request
-from meshwright.sandbox.gcp.models import ClusterRecord, GkeOperation, cluster_key, load_table, operation_id
+from meshwright.sandbox.gcp.models import (
+    ClusterRecord,
+    GkeOperation,
+    cluster_key,
+    forget_oldest,
+    load_table,
+    operation_id,
+)
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)
@@ -190,6 +197,7 @@ class Gke:
         due = started + max(takes, self.latency.pending)
         op = GkeOperation(cluster.project, cluster.key, started, due, view)
         self.operations[op.key] = op
+        forget_oldest(self.operations, finished=lambda o: o.done, age=lambda o: o.started)
         return op
 
     def operation_view(self, op: GkeOperation) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from meshwright.sandbox.gcp import validate
 log = logging.getLogger(__name__)
 
 CLUSTER_STATUSES = {"PROVISIONING", "RUNNING", "RECONCILING", "STOPPING", "ERROR", "DEGRADED"}
+KEPT_OPERATIONS = 500
+"""Finished operations kept per API; older ones are forgotten so gcp.json stays small."""
 SERVING = ("RUNNING", "STOPPING")
 """Cluster statuses whose Kubernetes API server runs."""
 
@@ -167,6 +169,14 @@ class ComputeRecord:
 
 
 R = TypeVar("R", ClusterRecord, GkeOperation, ComputeRecord)
+
+
+def forget_oldest(table: dict[str, R], *, finished: Callable[[R], bool], age: Callable[[R], Any]) -> None:
+    """Drop the oldest finished records beyond KEPT_OPERATIONS (running ones always stay)."""
+    done = [key for key, record in table.items() if finished(record)]
+    if len(done) > KEPT_OPERATIONS:
+        for key in sorted(done, key=lambda k: age(table[k]))[: len(done) - KEPT_OPERATIONS]:
+            del table[key]
 
 
 def load_table(

@@ -24,16 +24,28 @@ class StepsFailed(PermanentError):
     """More than one parallel step failed; the message lists each."""
 
 
+class NotRun(PermanentError):
+    """A step that never ran because one of its inputs failed (that failure is reported on its own)."""
+
+
 def resolve(
     futures: Mapping[str, PrefectFuture[T]], *, skip: Mapping[str, BaseException] | None = None
 ) -> tuple[dict[str, T], dict[str, BaseException]]:
-    """Results and failures by key; keys in `skip` (whose inputs already failed) are only awaited."""
+    """Results and failures by key; keys in `skip` (whose inputs already failed) are only awaited.
+
+    A step whose input failed never runs: Prefect leaves it Pending('NotReady'), and its result()
+    would raise UnfinishedRun. It counts as a failure (NotRun) unless its key is in `skip`.
+    """
     results: dict[str, T] = {}
     failures: dict[str, BaseException] = {}
     for key, future in futures.items():
-        outcome = future.result(raise_on_failure=False)
+        future.wait()
         if key in (skip or {}):
             continue
+        if not future.state.is_final():
+            failures[key] = NotRun("not run: an earlier step failed", step=key)
+            continue
+        outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
             failures[key] = outcome
         else:
@@ -42,9 +54,11 @@ def resolve(
 
 
 def raise_failures(failures: Mapping[str, BaseException]) -> None:
+    """Raise the failure, or StepsFailed naming each; steps that merely did not run are named only
+    when nothing else failed (the failure that stopped them says more)."""
     if not failures:
         return
-    errors = list(failures.values())
+    errors = [e for e in failures.values() if not isinstance(e, NotRun)] or list(failures.values())
     if len(errors) == 1:
         raise errors[0]
     lines = "; ".join(str(e) for e in errors)

@@ -1,4 +1,5 @@
-"""verify_mesh: observe every cluster's control plane in parallel, check, report, fail on problems."""
+"""verify_mesh: observe every cluster's control plane in parallel, then Bookinfo's traffic through the
+ingress gateway; check, report (one artifact each), fail on problems."""
 
 from __future__ import annotations
 
@@ -8,10 +9,77 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright.clients import MeshwrightTarget, resolve_target
+from meshwright.errors import PermanentError
 from meshwright.models import ClusterAccess
 from meshwright.spec import MeshSpec, load_spec
-from meshwright.verify import Observation, VerifyReport, check, failure, table_rows
-from tasks.verify import SETTLE_SECONDS, locate_clusters, observe_control_plane
+from meshwright.verify import (
+    ControlPlaneBroken,
+    Observation,
+    TrafficReport,
+    VerifyReport,
+    check,
+    check_traffic,
+    failure,
+    findings,
+    table_rows,
+    traffic_failure,
+    traffic_rows,
+)
+from tasks.verify import (
+    SETTLE_SECONDS,
+    ingress_address,
+    locate_clusters,
+    observe_bookinfo,
+    observe_control_plane,
+    read_firewalls,
+    send_traffic,
+)
+
+REQUESTS = 30
+
+
+@task(cache_policy=NO_CACHE)
+def publish_traffic(mesh: MeshSpec, report: TrafficReport) -> str:
+    """Answers per cluster and reviews version, and the failures, under a key per mesh."""
+    key = f"mesh-{report.mesh}-traffic"[:60].lower()
+    verdict = "healthy" if report.ok else f"{len(report.problems)} problem(s): " + "; ".join(report.problems)
+    create_table_artifact(
+        table=traffic_rows(mesh, report) or [{"cluster": "-", "workload": "-", "answers": "-"}],
+        key=key,
+        description=f"Traffic of mesh {report.mesh} through {report.address}, {report.requests} requests: {verdict}",
+    )
+    return key
+
+
+def verify_traffic(
+    mesh: MeshSpec,
+    clusters: dict[str, ClusterAccess | None],
+    *,
+    target: MeshwrightTarget,
+    requests: int = REQUESTS,
+    control_plane: list[str] | None = None,
+) -> TrafficReport:
+    """Bookinfo's traffic through the ingress gateway (`up` calls this after deploying Bookinfo).
+
+    Sends `requests` GETs of the reviews API and of the product page; on problems, reads what may
+    explain them (firewall rules, each cluster's Bookinfo objects) and raises TrafficBroken naming
+    them. `control_plane` problems, if any, are offered as explanations too.
+    """
+    address = ingress_address(mesh, clusters, target=target)
+    replies = send_traffic(address, requests=requests) if address else []
+    error = None if address else "the ingress gateway has no load-balancer address (istio-ingressgateway)"
+    report = check_traffic(mesh, address, replies, [], error=error)
+    if not report.ok:
+        states = {n: observe_bookinfo.submit(mesh, a, target=target) for n, a in clusters.items() if a}
+        rules = read_firewalls(mesh, target=target)
+        seen, failures = resolve(states)
+        raise_failures(failures)
+        found = findings(mesh, seen, rules) + list(control_plane or [])
+        report = check_traffic(mesh, address, replies, found, error=error)
+    publish_traffic(mesh, report)
+    if not report.ok:
+        raise traffic_failure(report)
+    return report
 
 
 @task(cache_policy=NO_CACHE)
@@ -61,7 +129,10 @@ def verify_control_plane(
 
 @flow(name="verify-mesh", task_runner=bounded_runner(), log_prints=False)
 def verify_mesh(
-    spec: str, connection: MeshwrightTarget | str | None = None, settle: float = SETTLE_SECONDS
+    spec: str,
+    connection: MeshwrightTarget | str | None = None,
+    settle: float = SETTLE_SECONDS,
+    requests: int = REQUESTS,
 ) -> VerifyReport:
     """Check the control plane of the mesh in SPEC as it exists now.
 
@@ -74,7 +145,34 @@ def verify_mesh(
         connection: a MeshwrightTarget block or the name of a saved one; default: the spec's target
             in its usual place.
         settle: seconds a primary may keep a working remote `syncing` before it counts as a problem.
+        requests: with a `bookinfo` section, how many requests of each kind go through the ingress
+            gateway (0: no traffic check).
     """
     mesh = load_spec(spec)
     target = resolve_target(mesh.target, connection)
-    return verify_control_plane(mesh, locate_clusters(mesh, target=target), target=target, settle=settle)
+    clusters = locate_clusters(mesh, target=target)
+    try:
+        report = verify_control_plane(mesh, clusters, target=target, settle=settle)
+    except ControlPlaneBroken as broken:
+        if mesh.bookinfo and requests > 0:
+            _traffic_too(mesh, clusters, broken, target=target, requests=requests)
+        raise
+    if mesh.bookinfo and requests > 0:
+        verify_traffic(mesh, clusters, target=target, requests=requests)
+    return report
+
+
+def _traffic_too(
+    mesh: MeshSpec,
+    clusters: dict[str, ClusterAccess | None],
+    broken: ControlPlaneBroken,
+    *,
+    target: MeshwrightTarget,
+    requests: int,
+) -> None:
+    """A broken control plane still gets its traffic checked: the lines join its error."""
+    problems = [line.strip() for line in broken.message.splitlines()[1:]]
+    try:
+        verify_traffic(mesh, clusters, target=target, requests=requests, control_plane=problems)
+    except PermanentError as traffic:
+        broken.message += "\n" + traffic.message

@@ -4,6 +4,10 @@ Each observation is read with the user's credentials. A primary's clusterz is re
 server's service proxy; a remote cluster it does not see as synced gets a diagnosis: its remote
 secret is read and its kubeconfig tried within the same task, and only the diagnosis (a short
 reason, never the token) comes out. Results are not persisted.
+
+Traffic (issue 12): `ingress_address` reads the ingress gateway's load-balancer address,
+`send_traffic` makes plain HTTP GETs to it (urllib, as curl would), `observe_bookinfo` and
+`read_firewalls` read what explains a failure. The same code runs on GKE and on the sandbox.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import ipaddress
 import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Any
 
 import kubernetes.client
@@ -24,13 +32,13 @@ from kubernetes.client.exceptions import ApiException
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from meshwright import clients, kube, naming
+from meshwright import bookinfo, clients, kube, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import MeshwrightError, is_transient
 from meshwright.models import ClusterAccess, Timing
 from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec, Role
-from meshwright.verify import SYNCED, Observation
+from meshwright.verify import PAGE_PATH, REVIEWS_PATH, SYNCED, BookinfoState, Observation, Reply, read_reply
 from tasks.clusters import get_cluster
 from tasks.common import RETRYING
 from tasks.remote_secrets import kube_call, kube_client, read_or_none
@@ -254,3 +262,169 @@ def observe_control_plane(
     finally:
         client.close()
     return seen
+
+
+# -- traffic (issue 12) ----------------------------------------------------------------------
+
+REQUEST_TIMEOUT = 10.0
+GATEWAYS = ("networking.istio.io", "v1", "gateways")
+VIRTUAL_SERVICES = ("networking.istio.io", "v1", "virtualservices")
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def ingress_address(
+    spec: MeshSpec, clusters: dict[str, ClusterAccess | None], *, target: MeshwrightTarget
+) -> str | None:
+    """The load-balancer address of the ingress gateway where productpage runs; None without one."""
+    for name in bookinfo.entry_clusters(spec):
+        access = clusters.get(name)
+        if access is None:
+            continue
+        svc = _ingress_service(target, access)
+        ingress = (
+            svc.status.load_balancer.ingress if svc and svc.status and svc.status.load_balancer else None
+        ) or []
+        found = next((str(i.ip or i.hostname) for i in ingress if i.ip or i.hostname), None)
+        if found:
+            return found
+    return None
+
+
+def _ingress_service(target: MeshwrightTarget, access: ClusterAccess) -> Any:
+    client = kube_client(target, access)
+    core = kubernetes.client.CoreV1Api(client)
+    try:
+        with kube_call(cluster=access.name, what="the ingress gateway", endpoint=access.endpoint, step=STEP):
+            return read_or_none(
+                lambda: core.read_namespaced_service(naming.INGRESS_RELEASE, naming.ISTIO_NAMESPACE)
+            )
+    finally:
+        client.close()
+
+
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    """No proxy for a loopback gateway (the sandbox's); the environment's proxy settings otherwise."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_loopback:
+            return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener()
+
+
+def get(url: str, *, timeout: float = REQUEST_TIMEOUT) -> tuple[int, bytes]:
+    """One plain GET: the status and body, an HTTP error's too; status 0 and the reason when none came."""
+    try:
+        with _opener(url).open(url, timeout=timeout) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        return 0, f"no answer from {url}: {reason}".encode()
+
+
+@task(task_run_name="send_traffic[{address}]", cache_policy=NO_CACHE, persist_result=False)
+def send_traffic(address: str, *, requests: int = 30, port: int = 80) -> list[Reply]:
+    """`requests` GETs of the reviews API and `requests` of the product page, as a user's curl would.
+
+    Args:
+        address: the ingress gateway's load-balancer address.
+        requests: how many of each.
+        port: the gateway Service's HTTP port.
+    """
+    base = f"http://{address}" if port == 80 else f"http://{address}:{port}"
+    replies = []
+    for _ in range(requests):
+        for path in (REVIEWS_PATH, PAGE_PATH):
+            replies.append(read_reply(path, *get(base + path)))
+    return replies
+
+
+def _names(items: Any) -> list[str]:
+    return sorted(f"{i['metadata']['namespace']}/{i['metadata']['name']}" for i in items)
+
+
+def _cross_network(gateways: list[dict[str, Any]]) -> bool:
+    return any(
+        (s.get("port") or {}).get("number") == 15443
+        and (s.get("tls") or {}).get("mode") == "AUTO_PASSTHROUGH"
+        and any(h in ("*.local", "*") for h in s.get("hosts") or [])
+        for g in gateways
+        if g["metadata"]["namespace"] == naming.ISTIO_NAMESPACE
+        for s in (g.get("spec") or {}).get("servers") or []
+    )
+
+
+def _bookinfo_state(client: kubernetes.client.ApiClient, state: BookinfoState, ns: str) -> None:
+    core = kubernetes.client.CoreV1Api(client)
+    namespace = read_or_none(lambda: core.read_namespace(ns))
+    state.namespace = namespace is not None
+    if namespace is None:
+        return
+    state.injection = ((namespace.metadata.labels or {}) if namespace.metadata else {}).get(
+        bookinfo.INJECTION_LABEL
+    ) == "enabled"
+    state.services = sorted(
+        str(s.metadata.name) for s in core.list_namespaced_service(ns).items if s.metadata
+    )
+    state.without_sidecar = sorted(
+        str(p.metadata.name)
+        for p in core.list_namespaced_pod(ns).items
+        if p.metadata and not any(c.name == "istio-proxy" for c in (p.spec.containers if p.spec else []))
+    )
+    custom = kubernetes.client.CustomObjectsApi(client)
+    gateways: Any = read_or_none(lambda: custom.list_cluster_custom_object(*GATEWAYS)) or {}
+    services: Any = read_or_none(lambda: custom.list_cluster_custom_object(*VIRTUAL_SERVICES)) or {}
+    state.gateways = _names(gateways.get("items") or [])
+    state.virtual_services = _names(services.get("items") or [])
+    state.cross_network = _cross_network(gateways.get("items") or [])
+
+
+@task(
+    task_run_name="observe_bookinfo[{access.name}]", cache_policy=NO_CACHE, persist_result=False, **RETRYING
+)
+def observe_bookinfo(spec: MeshSpec, access: ClusterAccess, *, target: MeshwrightTarget) -> BookinfoState:
+    """What one cluster holds of Bookinfo (namespace label, Services, sidecars, Gateways)."""
+    assert spec.bookinfo is not None
+    state = BookinfoState(cluster=access.name, pod_cidr=access.pod_cidr)
+    client = kube_client(target, access)
+    try:
+        with kube_call(cluster=access.name, what="bookinfo objects", endpoint=access.endpoint, step=STEP):
+            _bookinfo_state(client, state, spec.bookinfo.namespace)
+    except MeshwrightError as e:
+        if is_transient(e):
+            raise
+        state.error = e.message
+    finally:
+        client.close()
+    return state
+
+
+def _rule(fw: Any) -> dict[str, Any]:
+    def entries(items: Any) -> list[dict[str, Any]]:
+        return [{"IPProtocol": a.I_p_protocol, "ports": list(a.ports)} for a in items]
+
+    return {
+        "name": fw.name,
+        "network": fw.network,
+        "direction": fw.direction or "INGRESS",
+        "priority": fw.priority if fw.priority else 1000,
+        "disabled": bool(fw.disabled),
+        "sourceRanges": list(fw.source_ranges),
+        "targetTags": list(fw.target_tags),
+        "allowed": entries(fw.allowed),
+        "denied": entries(fw.denied),
+    }
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def read_firewalls(spec: MeshSpec, *, target: MeshwrightTarget) -> list[dict[str, Any]] | None:
+    """The VPC firewall rules of the spec's project (None when they cannot be read: no finding then)."""
+    cloud = clients.cloud(target)
+    try:
+        with cloud.call(cluster=None, step=STEP):
+            return [_rule(fw) for fw in cloud.firewalls.list(project=spec.project)]
+    except MeshwrightError as e:
+        if is_transient(e):
+            raise
+        return None

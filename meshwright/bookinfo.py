@@ -52,7 +52,9 @@ IMAGE_TAG = "1.20.3"
 GATEWAY = "bookinfo-gateway"
 VIRTUAL_SERVICE = "bookinfo"
 GATEWAY_SELECTOR = {"istio": "ingressgateway"}
-GATEWAY_PORT = 8080  # the ingress gateway pod's HTTP port (Service port 80 targets it)
+GATEWAY_PORT = (
+    80  # istio/gateway's Service maps 80 -> 80 (samples' 8080 fits istioctl's gateway only: istio#50693)
+)
 STAR_COLORS = {"v2": "black", "v3": "red"}
 INJECTION_LABEL = "istio-injection"
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -156,7 +158,8 @@ def deployment(workload: Workload, namespace: str, *, cluster: str, istio_versio
 
 
 def gateway(namespace: str) -> dict[str, Any]:
-    """bookinfo-gateway.yaml's Gateway: HTTP on the ingress gateway pods' 8080, any host."""
+    """bookinfo-gateway.yaml's Gateway, any host, HTTP on port 80: the helm-installed gateway's Service
+    sends 80 to the pods' 80 (istiod maps a Gateway port equal to a Service port to its targetPort)."""
     server = {"port": {"number": GATEWAY_PORT, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}
     return {
         "apiVersion": "networking.istio.io/v1",

@@ -69,7 +69,7 @@ def test_gateway_and_virtual_service_only_where_productpage_runs() -> None:
     central = bookinfo.manifests(spec, "central")
     gateway = _by_kind(central, "Gateway")["bookinfo-gateway"]
     assert gateway["spec"]["selector"] == {"istio": "ingressgateway"}
-    assert gateway["spec"]["servers"][0]["port"]["number"] == 8080
+    assert gateway["spec"]["servers"][0]["port"]["number"] == 80
     vs = _by_kind(central, "VirtualService")["bookinfo"]
     assert vs["spec"]["gateways"] == ["bookinfo-gateway"]
     assert {"uri": {"exact": "/productpage"}} in vs["spec"]["http"][0]["match"]

@@ -238,7 +238,7 @@ class Builder:
 
     def ingress(self, name: str) -> str:
         address = self.lb(name, "ingress")
-        ports = [(15021, 15021), (80, 8080), (443, 8443)]
+        ports = [(15021, 15021), (80, 80), (443, 443)]  # istio/gateway values.yaml
         self.add(
             name,
             "/services",

@@ -130,14 +130,21 @@ def test_pods_without_sidecar_are_no_endpoints() -> None:
     assert (status, body) == (503, b"no healthy upstream")
 
 
-def test_without_gateway_or_virtual_service_envoy_answers_404() -> None:
-    for type_key, name in (
-        ("networking.istio.io/gateways", "bookinfo-gateway"),
-        ("networking.istio.io/virtualservices", "bookinfo"),
-    ):
-        mesh, address = healthy(primary_remote())
-        _drop(mesh, "central", type_key, name)
-        assert _traffic(mesh).request(address, 80, REVIEWS)[:2] == (404, b"")
+def test_without_gateway_nothing_listens_and_without_virtual_service_envoy_answers_404() -> None:
+    mesh, address = healthy(primary_remote())
+    _drop(mesh, "central", "networking.istio.io/gateways", "bookinfo-gateway")
+    assert _traffic(mesh).request(address, 80, REVIEWS)[:2] == (0, b"")
+    mesh, address = healthy(primary_remote())
+    _drop(mesh, "central", "networking.istio.io/virtualservices", "bookinfo")
+    assert _traffic(mesh).request(address, 80, REVIEWS)[:2] == (404, b"")
+
+
+def test_a_gateway_on_8080_misses_the_helm_gateways_port_80() -> None:
+    mesh, address = healthy(primary_remote())
+    gateways = mesh.clusters["central"].objects["networking.istio.io/gateways"]
+    gateway = next(g for g in gateways if g["metadata"]["name"] == "bookinfo-gateway")
+    gateway["spec"]["servers"][0]["port"]["number"] = 8080  # samples/bookinfo's port: istio#50693
+    assert _traffic(mesh).request(address, 80, REVIEWS)[0] == 0
 
 
 def test_paths_outside_the_virtual_service_are_404() -> None:

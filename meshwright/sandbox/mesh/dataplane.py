@@ -20,7 +20,8 @@ istiod has synced), with the rules Istio and the VPC apply:
 - **Ingress.** An address belongs to a LoadBalancer Service; its pods (ready, with their proxy)
   take the config of their control plane's cluster: Gateways selecting them with a server on the
   port, VirtualServices bound to those Gateways; exact/prefix/regex URI matches in order; no
-  match is Envoy's 404 with an empty body.
+  match is Envoy's 404 with an empty body. No Gateway server on the port: no listener, so the
+  connection is reset without an answer (status 0 here).
 
 A failed connection is Envoy's 503 `upstream connect error or disconnect/reset before headers.
 reset reason: connection failure`, after a short delay. Divergence, on purpose: Istio's default
@@ -398,13 +399,23 @@ def _host_matches(patterns: list[str], host: str) -> bool:
     return False
 
 
-def _bound_gateways(mesh: Mesh, config: str, labels: dict[str, str], port: int, host: str) -> list[str]:
+def _listening(svc: dict[str, Any], target: int) -> set[int]:
+    """Gateway server ports that land on the pods' `target`: itself, and each Service port mapped to it
+    (istiod translates a Gateway port equal to a Service port into that port's targetPort)."""
+    return {target} | {
+        int(p["port"])
+        for p in dotted.get(svc, "spec.ports", []) or []
+        if _target_port(svc, p.get("port", 0)) == target
+    }
+
+
+def _bound_gateways(mesh: Mesh, config: str, labels: dict[str, str], ports: set[int], host: str) -> list[str]:
     names = []
     for gw in mesh.clusters[config].list(GATEWAYS):
         if not _selected(labels, dotted.get(gw, "spec.selector")):
             continue
         for server in dotted.get(gw, "spec.servers", []) or []:
-            if dotted.get(server, "port.number") == port and _host_matches(server.get("hosts") or [], host):
+            if dotted.get(server, "port.number") in ports and _host_matches(server.get("hosts") or [], host):
                 names.append(f"{gw['metadata'].get('namespace', 'default')}/{gw['metadata']['name']}")
     return names
 
@@ -442,15 +453,13 @@ def ingress(mesh: Mesh, address: str, port: int, host: str, path: str, *, pick: 
     config = mesh.control_plane(cluster)
     if config is None:
         return Failure(503, NO_UPSTREAM, f"the gateway in {cluster} has no control plane")
-    bound = _bound_gateways(mesh, config, pod["metadata"].get("labels") or {}, target, host)
-    dest = _destination(mesh, config, bound, host, path) if bound else None
+    bound = _bound_gateways(mesh, config, pod["metadata"].get("labels") or {}, _listening(svc, target), host)
+    if not bound:  # Envoy opens a listener only for a Gateway server: nothing accepts on this port
+        why = f"no Gateway server selects the gateway in {cluster} on port {target} (connection reset)"
+        return Failure(0, b"", why)
+    dest = _destination(mesh, config, bound, host, path)
     if dest is None:
-        why = (
-            "no Gateway selects the ingress gateway on port {target}"
-            if not bound
-            else f"no VirtualService bound to {', '.join(bound)} matches {path}"
-        )
-        return Failure(404, b"", why.format(target=target))
+        return Failure(404, b"", f"no VirtualService bound to {', '.join(bound)} matches {path}")
     dest_host, dest_port = dest
     if not dest_port:
         ns, name = _service_of(dest_host, "default")

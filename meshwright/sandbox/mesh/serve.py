@@ -63,7 +63,10 @@ class Source:
 
 
 class Sources(Protocol):
-    def clusters(self) -> list[Source]: ...
+    def clusters(self, *, locked: bool = True) -> list[Source]:
+        """`locked=False`: read without the world's lock (the admission hook may not wait for it)."""
+        ...
+
     def firewalls(self) -> list[dict[str, Any]]: ...
 
 
@@ -71,9 +74,8 @@ def world_view(world: Any) -> Sources:
     """Sources over a sandbox World (GKE records, the fleet's stores, Compute's firewall rules)."""
 
     class View:
-        def clusters(self) -> list[Source]:
-            with world.lock:
-                records = list(world.gke.serving())
+        def clusters(self, *, locked: bool = True) -> list[Source]:
+            records = _records(world, locked=locked)
             found = []
             for c in records:
                 running = world.fleet.running_apis.get(c.id)
@@ -95,6 +97,18 @@ def world_view(world: Any) -> Sources:
                 return [{**r.view, "_project": r.project} for r in world.compute.firewalls.values()]
 
     return View()
+
+
+def _records(world: Any, *, locked: bool) -> list[Any]:
+    if locked:
+        with world.lock:
+            return list(world.gke.serving())
+    for _ in range(5):  # a lock-free read may meet the dict mid-change: read again
+        try:
+            return list(world.gke.serving())
+        except RuntimeError:
+            continue
+    return []
 
 
 def _read(store: Store) -> dict[str, list[dict[str, Any]]]:
@@ -169,6 +183,9 @@ class DataPlane:
     def admit_pod(self, cluster_id: str, pod: dict[str, Any]) -> str | None:
         """The injector webhook for a pod the emulator creates in `cluster_id` (mutates it, or refuses)."""
         source = next((s for s in self._known if s.id == cluster_id), None)
+        if source is None:  # a cluster newer than the last poll
+            self._known = self.sources.clusters(locked=False)
+            source = next((s for s in self._known if s.id == cluster_id), None)
         if source is None:
             return None
         return injection.admit(self._mesh([]), source.node.cluster, pod)
@@ -263,12 +280,13 @@ class Traffic:
         return failure.status, failure.body
 
     def request(self, address: str, port: int, path: str, host: str = "") -> tuple[int, bytes, str]:
-        """A GET reaching the ingress gateway at address:port: (status, body, content type)."""
+        """A GET reaching the ingress gateway at address:port: (status, body, content type); status 0
+        means no answer (the listener resets the connection)."""
         mesh = self.snapshot()
         entry = dataplane.ingress(mesh, address, port, host or address, path.split("?")[0], pick=self.pick)
         if isinstance(entry, Failure):
             status, body = self._failed(entry)
-            return status or 503, body, apps.TEXT
+            return status, body, apps.TEXT  # 0: the connection is reset without an answer
         hop = dataplane.connect(
             mesh, entry.cluster, entry.gateway_pod, entry.host, entry.port, pick=self.pick, dns=False
         )
@@ -301,6 +319,9 @@ def _handler(traffic: Traffic, address: str, port: int) -> type[http.server.Base
             status, body, content_type = traffic.request(
                 address, port, self.path, self.headers.get("Host", "")
             )
+            if status == 0:
+                self.close_connection = True
+                return
             self.send_response(status)
             self.send_header("content-type", content_type)
             self.send_header("content-length", str(len(body)))

@@ -280,3 +280,12 @@ def test_kube_errors_never_drop_the_connection(sandbox: Sandbox) -> None:
         response.read()
         assert response.status < 500, path
     conn.close()
+
+
+def test_patch_bodies_that_do_not_parse_are_bad_requests(sandbox: Sandbox) -> None:
+    raw = sandbox.raw()
+    assert raw.call("POST", CM, config_map("cm"))[0] == 201
+    for content_type in ("application/merge-patch+json", "application/apply-patch+yaml"):
+        for body in (b"[" * 100_000, b"{", b"\xff"):
+            status, _ = raw.call("PATCH", f"{CM}/cm?fieldManager=t", raw=body, content_type=content_type)
+            assert status == 400, (content_type, body[:5])

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meshwright.sandbox import clock
-from meshwright.sandbox.kube import validation
+from meshwright.sandbox.kube import fielderrors
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.crud import ClusterState
 from meshwright.sandbox.kube.registry import ResourceType
@@ -183,17 +183,17 @@ class Controllers(Workloads):
         for i, port in enumerate(_ports(svc)):
             asked = port.get("nodePort") or kept.get((port.get("port"), port.get("protocol")))
             if asked and not NODE_PORTS[0] <= asked <= NODE_PORTS[-1]:
-                errors.append(validation.invalid(f"spec.ports[{i}].nodePort", asked, NODE_PORT_RANGE))
+                errors.append(fielderrors.invalid(f"spec.ports[{i}].nodePort", asked, NODE_PORT_RANGE))
             elif asked in taken:
                 errors.append(
-                    validation.invalid(
+                    fielderrors.invalid(
                         f"spec.ports[{i}].nodePort", asked, "provided port is already allocated"
                     )
                 )
             port["nodePort"] = asked or next(n for n in NODE_PORTS if n not in taken)
             taken.add(port["nodePort"])
         if errors:
-            raise validation.rejected(self.rt("v1", "Service"), svc["metadata"].get("name", ""), errors)
+            raise fielderrors.rejected(self.rt("v1", "Service"), svc["metadata"].get("name", ""), errors)
 
     def _node_ports_in_use(self, namespace: str | None, name: str | None) -> set[int]:
         return {

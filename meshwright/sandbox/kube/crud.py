@@ -8,7 +8,6 @@ step is stored.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import secrets
 import threading
@@ -18,10 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from meshwright.sandbox import clock
-from meshwright.sandbox.kube import fieldtypes, shapes, validation
+from meshwright.sandbox.kube import decoding, validation
 from meshwright.sandbox.kube import patch as p
 from meshwright.sandbox.kube.objects import Key, ObjectStore
 from meshwright.sandbox.kube.registry import Registry, ResourceType
@@ -91,61 +88,6 @@ def _keep_status(rt: ResourceType, new: dict[str, Any], current: dict[str, Any])
     return new
 
 
-UNSUPPORTED_PATCH = (
-    "the body of the request was in an unknown format - accepted media types include: "
-    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
-)
-
-
-def _patched(rt: ResourceType, current: dict[str, Any], patch_body: Any, content_type: str) -> Any:
-    if content_type == "application/json-patch+json":
-        if not isinstance(patch_body, list) or not all(isinstance(op, dict) for op in patch_body):
-            kind = "Operation" if isinstance(patch_body, list) else "Patch"
-            got = "string" if isinstance(patch_body, str) else type(patch_body).__name__
-            raise bad_request(f"json: cannot unmarshal {got} into Go value of type jsonpatch.{kind}")
-        return p.json_patch(current, patch_body)
-    if not isinstance(patch_body, dict):
-        raise bad_request("the patch must be a JSON object")
-    if content_type == "application/merge-patch+json":
-        return p.merge_patch(current, patch_body)
-    if content_type == "application/strategic-merge-patch+json":
-        if rt.custom:
-            raise KubeError(415, UNSUPPORTED_PATCH)
-        return p.strategic_merge(current, patch_body)
-    raise KubeError(
-        415, f"the body of the request was in an unknown format: {content_type or 'no content type'}"
-    )
-
-
-def decoded(rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
-    """`body` as the server's decoder leaves it; 400 when a field has the wrong JSON type."""
-    cleaned, problem = fieldtypes.check(shapes.shape(rt.key, rt.kind), body)
-    if problem is not None:
-        raise bad_request(
-            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {problem.message()}'
-        )
-    return cleaned
-
-
-def patched_shape(rt: ResourceType, obj: Any) -> dict[str, Any]:
-    """A patch result that does not decode is the patch's fault: 422 on field `patch`, as a real server says."""
-    if not isinstance(obj, dict):
-        problem_text = (
-            f"json: cannot unmarshal {type(obj).__name__} into Go value of type map[string]interface {{}}"
-        )
-    else:
-        cleaned, problem = fieldtypes.check(shapes.shape(rt.key, rt.kind), obj)
-        if problem is None and isinstance(cleaned.get("metadata", {}), dict):
-            return cleaned
-        problem_text = problem.message() if problem else "metadata must be an object"
-    error = validation.invalid("patch", json.dumps(obj)[:256], problem_text)
-    raise KubeError(
-        422,
-        f'{rt.kind} "" is invalid: {error}',
-        details={"kind": rt.kind, "group": rt.group, "causes": [error.cause()]},
-    )
-
-
 class ClusterState:
     """Objects of one cluster and the verbs on them. All writes hold `lock`."""
 
@@ -165,7 +107,7 @@ class ClusterState:
             rt = self.type_of(key)
             if rt is None or rt.custom:
                 continue
-            _, problem = fieldtypes.check(shapes.shape(rt.key, rt.kind), obj)
+            problem = decoding.problem_of(rt, obj)
             if problem is not None:
                 log.warning(
                     "cluster %s: stored %s %s/%s does not decode (%s): skipped",
@@ -278,7 +220,7 @@ class ClusterState:
             raise bad_request(
                 f"the kind in the data ({body.get('kind')}) does not match the expected kind ({rt.kind})"
             )
-        obj = decoded(rt, copy.deepcopy(body))
+        obj = decoding.decoded(rt, copy.deepcopy(body))
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         meta = obj.setdefault("metadata", {})
         if rt.namespaced and meta.get("namespace") not in (None, "", namespace):
@@ -376,8 +318,8 @@ class ClusterState:
                 return self._apply(rt, namespace, name, body, current, opts)
             if current is None:
                 raise not_found(rt.plural, name, rt.group)
-            patch_body = _decode(body, content_type)
-            patched = patched_shape(rt, _patched(rt, current, patch_body, content_type))
+            patch_body = decoding.patch_body(body, content_type)
+            patched = decoding.patched_shape(rt, decoding.patched(rt, current, patch_body, content_type))
             _fresh(rt, patched, current)
             changed = patch_body if isinstance(patch_body, dict) else {}
             p.record_update(
@@ -394,7 +336,7 @@ class ClusterState:
         current: dict[str, Any] | None,
         opts: WriteOptions,
     ) -> tuple[int, dict[str, Any]]:
-        applied = self._check_body(rt, namespace, _decode(body, "application/apply-patch+yaml"))
+        applied = self._check_body(rt, namespace, decoding.patch_body(body, "application/apply-patch+yaml"))
         _same_name(applied, name)
         applied["metadata"]["name"] = name
         if current is None:
@@ -404,7 +346,7 @@ class ClusterState:
                 rt, namespace, applied, manager=opts.manager, dry_run=opts.dry_run, applied=True
             )
             return 201, created
-        result = patched_shape(rt, p.server_side_apply(current, applied, manager=opts.manager))
+        result = decoding.patched_shape(rt, p.server_side_apply(current, applied, manager=opts.manager))
         return 200, self._replace(rt, namespace, self._versioned(rt, current), result, opts)
 
     def delete(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
@@ -480,17 +422,3 @@ class ClusterState:
     def close(self) -> None:
         with self.lock:
             self.store.close()
-
-
-def _decode(body: bytes, content_type: str) -> Any:
-    if not body.strip():
-        return None
-    if content_type == "application/apply-patch+yaml" or content_type.endswith("yaml"):
-        try:
-            return yaml.safe_load(body)
-        except yaml.YAMLError as e:
-            raise bad_request(f"error decoding YAML: {e}") from None
-    try:
-        return json.loads(body)
-    except ValueError as e:
-        raise bad_request(f"error decoding JSON: {e}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import re
 import secrets
 import shutil
@@ -28,6 +29,7 @@ from meshwright.sandbox.kube.controllers import Controllers
 from meshwright.sandbox.kube.crud import ClusterState
 from meshwright.sandbox.settings import Latency, Layout
 
+log = logging.getLogger(__name__)
 SANDBOX_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -36,6 +38,15 @@ def sandbox_id(value: Any) -> str:
     if not isinstance(value, str) or not SANDBOX_ID.match(value):
         raise ValueError(f"not a sandbox cluster id: {str(value)[:80]!r}")
     return value
+
+
+def _bootstrap_or_resync(state: ClusterState, controllers: Controllers) -> None:
+    """A new cluster gets its system namespaces; a restarted one redoes what its timers had pending."""
+    if state.store.get(("/namespaces", "", "default")) is None:
+        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            state.put_internal(controllers.rt("v1", "Namespace"), {"metadata": {"name": ns}})
+    else:
+        controllers.resync()
 
 
 def _issuer(cluster: dict[str, Any]) -> str:
@@ -126,18 +137,30 @@ class Fleet:
         return KeyPair(cert.read_bytes(), key.read_bytes())
 
     def running(self, cluster: dict[str, Any]) -> None:
+        """Serve the cluster's API (once): its objects, controllers and HTTPS listener."""
         cid = sandbox_id(cluster["id"])
         if cid in self.running_apis:
             return
         port, ca = self._port(cid), self._ca(cid)
-        data = ClusterState(cluster["name"], self.layout.kube_dir(cid) / "objects")
-        authority = TokenAuthority(
-            issuer=_issuer(cluster),
-            key=(self.layout.ca_dir(cid) / "token.key").read_bytes(),
-            operator_token=self.token,
+        state = ClusterState(cluster["name"], self.layout.kube_dir(cid) / "objects")
+        authority = self._authority(cid, cluster)
+        controllers = self._controllers(state, authority, ca, cluster)
+        api = ClusterApi(
+            state, authority=authority, faults=self.faults, latency=self.latency, proxy=self._proxy_for(cid)
         )
-        controllers = Controllers(
-            data,
+        server = self._serve(port, api, ca, cid)
+        self.running_apis[cid] = Running(cluster["name"], state, api, controllers, server)
+        _bootstrap_or_resync(state, controllers)
+
+    def _authority(self, cid: str, cluster: dict[str, Any]) -> TokenAuthority:
+        key = (self.layout.ca_dir(cid) / "token.key").read_bytes()
+        return TokenAuthority(issuer=_issuer(cluster), key=key, operator_token=self.token)
+
+    def _controllers(
+        self, state: ClusterState, authority: TokenAuthority, ca: KeyPair, cluster: dict[str, Any]
+    ) -> Controllers:
+        return Controllers(
+            state,
             latency=self.latency,
             authority=authority,
             ca_pem=ca.cert_pem.decode(),
@@ -145,16 +168,6 @@ class Fleet:
             services_cidr=cluster["servicesIpv4Cidr"],
             lb_offset=len(self.running_apis) * 7,
         )
-        api = ClusterApi(
-            data, authority=authority, faults=self.faults, latency=self.latency, proxy=self._proxy_for(cid)
-        )
-        server = self._serve(port, api, ca, cid)
-        self.running_apis[cid] = Running(cluster["name"], data, api, controllers, server)
-        if data.store.get(("/namespaces", "", "default")) is None:
-            for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
-                data.put_internal(controllers.rt("v1", "Namespace"), {"metadata": {"name": ns}})
-        else:
-            controllers.resync()
 
     def _proxy_for(self, cid: str) -> ServiceProxy:
         """The cluster's view of `service_proxy`, read at each call so a backend may come and go."""
@@ -198,8 +211,14 @@ class Fleet:
     # -- world -------------------------------------------------------------------------------
 
     def resume(self, clusters: Iterable[dict[str, Any]]) -> None:
+        """Serve every running cluster again; one that cannot start is logged and left, the others start."""
         for cluster in clusters:
-            self.running(cluster)
+            try:
+                self.running(cluster)
+            except Exception:
+                log.exception(
+                    "cluster %.80s (id %.40s) could not start", cluster.get("name"), cluster.get("id")
+                )
 
     def endpoint(self, cluster_id: str) -> str | None:
         """The URL of one cluster's API while it runs."""

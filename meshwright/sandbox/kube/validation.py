@@ -1,212 +1,37 @@
 """The API server's validation of the kinds the sandbox models: 422 Invalid with `details.causes`.
 
-Runs after decoding (see fieldtypes) and defaulting, before anything is stored. Messages are the
+Runs after decoding (see decoding) and defaulting, before anything is stored. Messages are the
 real server's, so a client that matches on them behaves the same against the sandbox.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
+from meshwright.sandbox.kube.fielderrors import (
+    FieldError,
+    duplicate,
+    forbidden,
+    invalid,
+    not_supported,
+    rejected,
+    required,
+    too_long,
+)
+from meshwright.sandbox.kube.names import (
+    CONFIG_KEY,
+    CONFIG_KEY_MSG,
+    dns1035,
+    label_name,
+    metadata,
+    subdomain,
+)
 from meshwright.sandbox.kube.registry import ResourceType
-from meshwright.sandbox.kube.status import KubeError
 
 MAX_DATA = 1024 * 1024  # ConfigMap and Secret payload (core.MaxSecretSize)
-MAX_ANNOTATIONS = 256 * 1024
-_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1035 = r"[a-z]([-a-z0-9]*[a-z0-9])?"
-_QUALIFIED = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_LABEL_VALUE = r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?"
-_CONFIG_KEY = r"[-._a-zA-Z0-9]+"
-SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-    f"validation is '{_SUBDOMAIN}')"
-)
-LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-    "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-    f"validation is '{_LABEL}')"
-)
-DNS1035_MSG = (
-    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
-    f"regex used for validation is '{_DNS1035}')"
-)
-QUALIFIED_MSG = (
-    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
-    "an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
-    f"validation is '{_QUALIFIED}')"
-)
-LABEL_VALUE_MSG = (
-    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
-    "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
-    f"'12345', regex used for validation is '{_LABEL_VALUE}')"
-)
-CONFIG_KEY_MSG = (
-    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  "
-    f"or 'KEY_NAME',  or 'key-name', regex used for validation is '{_CONFIG_KEY}')"
-)
-
-
-def _full(pattern: str) -> re.Pattern[str]:
-    return re.compile(f"^{pattern}$")
-
-
-SUBDOMAIN, LABEL, DNS1035 = _full(_SUBDOMAIN), _full(_LABEL), _full(_DNS1035)
-QUALIFIED, LABEL_VALUE, CONFIG_KEY = _full(_QUALIFIED), _full(_LABEL_VALUE), _full(_CONFIG_KEY)
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One cause of a 422, as `field.Error` renders it."""
-
-    field: str
-    reason: str
-    detail: str
-
-    def cause(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": self.detail, "field": self.field}
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.detail}"
-
-
-def _go(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, str) else str(value)
-
-
-def invalid(path: str, value: Any, detail: str) -> FieldError:
-    return FieldError(path, "FieldValueInvalid", f"Invalid value: {_go(value)}: {detail}")
-
-
-def required(path: str, detail: str = "") -> FieldError:
-    return FieldError(path, "FieldValueRequired", "Required value" + (f": {detail}" if detail else ""))
-
-
-def not_supported(path: str, value: Any, allowed: Iterable[str]) -> FieldError:
-    choices = ", ".join(json.dumps(a) for a in sorted(allowed))
-    return FieldError(
-        path, "FieldValueNotSupported", f"Unsupported value: {_go(value)}: supported values: {choices}"
-    )
-
-
-def duplicate(path: str, value: Any) -> FieldError:
-    return FieldError(path, "FieldValueDuplicate", f"Duplicate value: {_go(value)}")
-
-
-def too_long(path: str, limit: int) -> FieldError:
-    return FieldError(path, "FieldValueTooLong", f"Too long: must have at most {limit} bytes")
-
-
-def forbidden(path: str, detail: str) -> FieldError:
-    return FieldError(path, "FieldValueForbidden", f"Forbidden: {detail}")
-
-
-def rejected(rt: ResourceType, name: str, errors: list[FieldError]) -> KubeError:
-    """The 422 a real server answers for `errors` (one line, or all of them in brackets)."""
-    text = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(str(e) for e in errors) + "]"
-    qualified = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
-    return KubeError(
-        422,
-        f'{qualified} "{name}" is invalid: {text}',
-        details={"name": name, "group": rt.group, "kind": rt.kind, "causes": [e.cause() for e in errors]},
-    )
-
-
-# -- names, labels, annotations ------------------------------------------------------------------
-
-
-def dns_name(path: str, name: str, pattern: re.Pattern[str], message: str, limit: int) -> list[FieldError]:
-    errors = []
-    if len(name) > limit:
-        errors.append(invalid(path, name, f"must be no more than {limit} characters"))
-    if not pattern.match(name):
-        errors.append(invalid(path, name, message))
-    return errors
-
-
-def path_segment_name(path: str, name: str) -> list[FieldError]:
-    if name in (".", ".."):
-        return [invalid(path, name, f"may not be '{name}'")]
-    return [invalid(path, name, f"may not contain '{c}'") for c in "/%" if c in name]
-
-
-def subdomain(path: str, name: str) -> list[FieldError]:
-    return dns_name(path, name, SUBDOMAIN, SUBDOMAIN_MSG, 253)
-
-
-def label_name(path: str, name: str) -> list[FieldError]:
-    return dns_name(path, name, LABEL, LABEL_MSG, 63)
-
-
-def dns1035(path: str, name: str) -> list[FieldError]:
-    return dns_name(path, name, DNS1035, DNS1035_MSG, 63)
-
-
-NAME_RULES: dict[str, Callable[[str, str], list[FieldError]]] = {
-    "Namespace": label_name,
-    "Service": dns1035,
-    "Role": path_segment_name,
-    "ClusterRole": path_segment_name,
-    "RoleBinding": path_segment_name,
-    "ClusterRoleBinding": path_segment_name,
-}
-
-
-def qualified_name(path: str, key: str) -> list[FieldError]:
-    prefix, _, name = key.rpartition("/")
-    errors = []
-    if "/" in prefix:
-        return [invalid(path, key, QUALIFIED_MSG.replace("name part must", "a qualified name must"))]
-    if "/" in key:
-        if not prefix:
-            errors.append(invalid(path, key, "prefix part must be non-empty"))
-        elif len(prefix) > 253 or not SUBDOMAIN.match(prefix):
-            errors.append(invalid(path, key, f"prefix part {SUBDOMAIN_MSG}"))
-    if not name:
-        errors.append(invalid(path, key, "name part must be non-empty"))
-    elif len(name) > 63:
-        errors.append(invalid(path, key, "name part must be no more than 63 characters"))
-    elif not QUALIFIED.match(name):
-        errors.append(invalid(path, key, QUALIFIED_MSG))
-    return errors
-
-
-def labels(path: str, value: dict[str, str]) -> list[FieldError]:
-    errors = []
-    for key, text in value.items():
-        errors += qualified_name(path, key)
-        if len(text) > 63:
-            errors.append(invalid(path, text, "must be no more than 63 characters"))
-        elif not LABEL_VALUE.match(text):
-            errors.append(invalid(path, text, LABEL_VALUE_MSG))
-    return errors
-
-
-def annotation_map(path: str, value: dict[str, str]) -> list[FieldError]:
-    errors = [e for key in value for e in qualified_name(path, key.lower())]
-    if sum(len(k) + len(v) for k, v in value.items()) > MAX_ANNOTATIONS:
-        errors.append(too_long(path, MAX_ANNOTATIONS))
-    return errors
-
-
-def metadata(rt: ResourceType, meta: dict[str, Any]) -> list[FieldError]:
-    rule = NAME_RULES.get(rt.kind, subdomain) if not rt.custom else subdomain
-    errors = (
-        rule("metadata.name", meta.get("name") or "")
-        if meta.get("name")
-        else [required("metadata.name", "name or generateName is required")]
-    )
-    errors += labels("metadata.labels", meta.get("labels") or {})
-    errors += annotation_map("metadata.annotations", meta.get("annotations") or {})
-    return errors
 
 
 # -- kinds ---------------------------------------------------------------------------------------
@@ -345,49 +170,55 @@ def pod_spec(path: str, spec: dict[str, Any]) -> list[FieldError]:
 
 
 def crd(obj: dict[str, Any]) -> list[FieldError]:
-    spec, name = obj.get("spec") or {}, (obj.get("metadata") or {}).get("name", "")
-    names, group = spec.get("names") or {}, spec.get("group") or ""
-    errors = [] if group else [required("spec.group")]
-    if group and "." not in group:
-        errors.append(invalid("spec.group", group, "should be a domain with at least one dot"))
-    elif group and BUILTIN_GROUP.search(group) and not _approved(obj):
-        errors.append(
-            invalid(
-                "metadata.annotations[api-approved.kubernetes.io]",
-                "",
-                'protected groups must have approval annotation "api-approved.kubernetes.io"',
-            )
-        )
-    for field in ("plural", "kind"):
-        if not names.get(field):
-            errors.append(required(f"spec.names.{field}"))
-    if names.get("plural") and group and name != f"{names['plural']}.{group}":
-        errors.append(invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
+    spec = obj.get("spec") or {}
+    errors = (
+        _crd_group(obj, spec.get("group") or "")
+        + _crd_names(obj, spec)
+        + _crd_versions(spec.get("versions") or [])
+    )
     if spec.get("scope") not in ("Cluster", "Namespaced"):
         errors.append(not_supported("spec.scope", spec.get("scope", ""), ("Cluster", "Namespaced")))
-    versions = spec.get("versions") or []
+    return errors
+
+
+def _crd_group(obj: dict[str, Any], group: str) -> list[FieldError]:
+    if not group:
+        return [required("spec.group")]
+    if "." not in group:
+        return [invalid("spec.group", group, "should be a domain with at least one dot")]
+    if BUILTIN_GROUP.search(group) and not _approved(obj):
+        message = 'protected groups must have approval annotation "api-approved.kubernetes.io"'
+        return [invalid("metadata.annotations[api-approved.kubernetes.io]", "", message)]
+    return []
+
+
+def _crd_names(obj: dict[str, Any], spec: dict[str, Any]) -> list[FieldError]:
+    names, group = spec.get("names") or {}, spec.get("group") or ""
+    name = (obj.get("metadata") or {}).get("name", "")
+    errors = [required(f"spec.names.{field}") for field in ("plural", "kind") if not names.get(field)]
+    if names.get("plural"):
+        errors += dns1035("spec.names.plural", names["plural"])
+        if group and name != f"{names['plural']}.{group}":
+            errors.append(invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
+    return errors
+
+
+def _crd_versions(versions: list[dict[str, Any]]) -> list[FieldError]:
+    storage = "must have exactly one version marked as storage version"
     if not versions:
-        errors.append(required("spec.versions", "must have exactly one version marked as storage version"))
-    names_seen: set[str] = set()
+        return [required("spec.versions", storage)]
+    errors, seen = [], set()
     for i, v in enumerate(versions):
         version = v.get("name") or ""
         if not version:
             errors.append(required(f"spec.versions[{i}].name"))
-        elif version in names_seen:
+        elif version in seen:
             errors.append(duplicate(f"spec.versions[{i}].name", version))
         else:
             errors += dns1035(f"spec.versions[{i}].name", version)
-        names_seen.add(version)
-    if names.get("plural"):
-        errors += dns1035("spec.names.plural", names["plural"])
-    if versions and sum(1 for v in versions if v.get("storage")) != 1:
-        errors.append(
-            invalid(
-                "spec.versions",
-                [v.get("name") for v in versions],
-                "must have exactly one version marked as storage version",
-            )
-        )
+        seen.add(version)
+    if sum(1 for v in versions if v.get("storage")) != 1:
+        errors.append(invalid("spec.versions", [v.get("name") for v in versions], storage))
     return errors
 
 

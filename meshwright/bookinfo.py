@@ -6,8 +6,9 @@ manifests: a caller resolves `reviews` only if the Service exists in its own clu
 Services go to every cluster; and the namespace carries `istio-injection=enabled` so each pod gets
 its sidecar. Deployments go where `bookinfo.placement` says. `reviews` gets `CLUSTER_NAME` (then
 its JSON names the cluster that served it) and, explicitly, the ratings switch and star colour its
-image versions are built with. The ingress gateway (Istio's `gateway` chart) and Bookinfo's own
-Gateway and VirtualService go to the cluster(s) running productpage.
+image versions are built with. The ingress gateway (Istio's `gateway` chart) goes to the cluster(s)
+running productpage, Bookinfo's own Gateway and VirtualService to their config cluster (the
+primary of a remote).
 
 The spec validates placements against `WORKLOADS`; nothing here reads a cluster.
 """
@@ -82,6 +83,12 @@ def placed(spec: MeshSpec, cluster: str) -> list[Workload]:
 def entry_clusters(spec: MeshSpec) -> list[str]:
     """The clusters running productpage: each gets an ingress gateway."""
     return [c.name for c in spec.clusters if any(w.name == ENTRYPOINT for w in placed(spec, c.name))]
+
+
+def config_clusters(spec: MeshSpec) -> list[str]:
+    """Where the Gateway and VirtualService go: the config cluster of each ingress gateway (its
+    primary for a remote: istiod reads Istio's configuration from its own cluster only)."""
+    return sorted({spec.cluster(e).primary or e for e in entry_clusters(spec)})
 
 
 def reviews_placement(spec: MeshSpec) -> dict[str, list[str]]:
@@ -196,6 +203,6 @@ def manifests(spec: MeshSpec, cluster: str) -> list[dict[str, Any]]:
     workloads = placed(spec, cluster)
     items += [service_account(s, ns) for s in dict.fromkeys(w.service for w in workloads)]
     items += [deployment(w, ns, cluster=cluster, istio_version=spec.istio.version) for w in workloads]
-    if cluster in entry_clusters(spec):
+    if cluster in config_clusters(spec):
         items += [gateway(ns), virtual_service(ns)]
     return items

@@ -447,7 +447,7 @@ def _cluster_findings(spec: MeshSpec, s: BookinfoState, ns: str) -> list[str]:
             found.append(f"Service {ns}/{svc} is missing in {s.cluster}: callers there cannot resolve {svc}")
     if s.without_sidecar:
         found.append(f"{s.cluster}: pod(s) without istio-proxy sidecar: {', '.join(s.without_sidecar)}")
-    if s.cluster in bookinfo.entry_clusters(spec):
+    if s.cluster in bookinfo.config_clusters(spec):
         if f"{ns}/{bookinfo.GATEWAY}" not in s.gateways:
             found.append(f"{s.cluster}: Gateway {ns}/{bookinfo.GATEWAY} is missing")
         if f"{ns}/{bookinfo.VIRTUAL_SERVICE}" not in s.virtual_services:

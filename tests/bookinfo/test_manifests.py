@@ -79,3 +79,18 @@ def test_gateway_and_virtual_service_only_where_productpage_runs() -> None:
 
 def test_reviews_placement_is_what_traffic_must_show() -> None:
     assert bookinfo.reviews_placement(_spec()) == {"central": ["v1", "v2"], "west": ["v3"]}
+
+
+def test_a_remote_entry_gets_its_gateway_config_in_its_primary() -> None:
+    spec = _spec()
+    moved = spec.model_copy(
+        update={
+            "bookinfo": spec.bookinfo.model_copy(
+                update={"placement": {"west": ["productpage-v1"], "central": ["details-v1"]}}
+            )
+        }
+    )
+    assert bookinfo.entry_clusters(moved) == ["west"]
+    assert bookinfo.config_clusters(moved) == ["central"]
+    assert _by_kind(bookinfo.manifests(moved, "central"), "VirtualService")
+    assert not _by_kind(bookinfo.manifests(moved, "west"), "Gateway")

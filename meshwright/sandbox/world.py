@@ -27,6 +27,7 @@ from meshwright.sandbox.gcp.models import ClusterRecord
 from meshwright.sandbox.gcp.routes import ROUTES
 from meshwright.sandbox.http import GOOGLE_MAX_BODY, Request, Response, Router, Server
 from meshwright.sandbox.kube.fleet import Fleet
+from meshwright.sandbox.mesh import clusterz, serve
 from meshwright.sandbox.settings import Latency, Layout
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class World:
         self.lock = threading.RLock()
         stored = load_state(self.layout.gcp)
         self.fleet = Fleet(self.layout, latency=self.latency, faults=self.faults, lock=self.lock)
+        self.fleet.service_proxy = clusterz.for_fleet(self.fleet)  # istiod's debug endpoints (issue 11)
         self.gke = Gke(
             stored.get("gke"),
             latency=self.latency,
@@ -78,6 +80,7 @@ class World:
         self.compute = Compute(
             stored.get("compute"), latency=self.latency, faults=self.faults, base_url=self.base_url
         )
+        self.dataplane = serve.DataPlane(serve.world_view(self))  # sidecars, gateways, traffic (issue 12)
         self.router = self._routes()
         self.server: Server | None = None
         self._ticker: threading.Thread | None = None
@@ -111,6 +114,7 @@ class World:
                 for cluster in self.gke.serving():
                     self._resume(cluster)
                 self.tick()
+            self._start_dataplane()
         except BaseException:
             self.server.stop()
             raise
@@ -141,10 +145,17 @@ class World:
                 "cluster %s (%s) not resumed: %s: %.120s", cluster.key, cluster.id, type(err).__name__, err
             )
 
+    def _start_dataplane(self) -> None:
+        try:
+            self.dataplane.start()
+        except Exception as err:  # the cloud APIs serve even when the data plane cannot
+            log.warning("data plane not started: %s: %.200s", type(err).__name__, err)
+
     def stop(self) -> None:
         self._stopping.set()
         if self.server:
             self.server.stop()
+        self.dataplane.stop()
         with self.lock:
             self.save()
             self.fleet.close()

@@ -87,16 +87,21 @@ def release_names(spec: MeshSpec, c: ClusterSpec) -> list[str]:
     return names + ([naming.EASTWEST_RELEASE] if needs_eastwest(spec, c) else [])
 
 
+def awaited(c: ClusterSpec, name: str) -> bool:
+    """Whether meshwright waits for a release's pods: istiod and the gateway on a primary. Base has
+    none; a remote runs no istiod, and its gateway's pod is injected by the primary's istiod, which
+    serves the remote only once it holds the remote's secret (a later stage)."""
+    return c.role is Role.PRIMARY and name != naming.BASE_RELEASE
+
+
 def release(spec: MeshSpec, c: ClusterSpec, name: str, *, remote_pilot_address: str | None = None) -> Release:
     """One release of the cluster with its values; istiod on a remote needs `remote_pilot_address`.
 
-    Readiness is waited for on primaries only: a remote runs no istiod, and its gateway's pod is
-    injected by the primary's istiod, which serves the remote once it holds the remote's secret (a
-    later stage).
+    `wait`: see `awaited`.
     """
-    primary = c.role is Role.PRIMARY
+    primary = awaited(c, name)
     if name == naming.BASE_RELEASE:
-        return Release(name=name, chart="base", values=base_values(spec, c), wait=False)
+        return Release(name=name, chart="base", values=base_values(spec, c), wait=primary)
     if name == naming.ISTIOD_RELEASE:
         values = istiod_values(spec, c, remote_pilot_address=remote_pilot_address)
         return Release(name=name, chart="istiod", values=values, wait=primary)

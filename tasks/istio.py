@@ -14,7 +14,9 @@ import time
 from typing import Any
 
 import kubernetes.client
+import kubernetes.client.api.apps_v1_api  # for kube.wait_rollout; see READY_TIMEOUT
 import kubernetes.watch
+from kubernetes.client.api.core_v1_api import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -28,6 +30,8 @@ from meshwright.spec import MeshSpec, Target
 from meshwright.translate import from_kube
 from tasks.common import RETRYING, Clock
 
+# kubernetes.client loads its API classes lazily, about a second each on first use; imported here,
+# that second is paid once at import instead of inside the first cluster's chain.
 READY_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
 ADDRESS_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
 BUNDLED_HINT = "on the sandbox, omit istio.charts to use the bundled charts"
@@ -89,8 +93,8 @@ def install_release(
 ) -> ReleaseResult:
     """Install or upgrade one of the cluster's Istio releases; unchanged chart and values make no revision.
 
-    Waits until what the release runs is ready (istiod's Deployment, a primary's gateway) so the next
-    step can rely on it.
+    Readiness is `wait_release_ready`'s, so that what needs only the objects (a gateway's address)
+    does not wait for pods.
 
     Args:
         spec: the validated mesh spec.
@@ -104,13 +108,31 @@ def install_release(
     plan = istio_values.release(spec, cluster, release, remote_pilot_address=remote_pilot_address)
     ref = next(r for r in charts if r.chart == plan.chart)
     result = _ensure(target, access, ref, plan.name, plan.values, step=clock.step)
-    if plan.wait:
-        _wait_ready(target, access, plan.name, step=clock.step)
     get_run_logger().info(
         "%s %s in %s: %s %s, revision %d",
         result.action, release, access.name, ref.chart, result.version, result.revision,
     )  # fmt: skip
     return result.model_copy(update={"timing": clock.done()})
+
+
+@task(task_run_name="wait_ready_{release}[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+def wait_release_ready(
+    spec: MeshSpec, access: ClusterAccess, release: str, *, target: MeshwrightTarget
+) -> bool:
+    """Wait until what a release runs is available (istiod's Deployment, a primary's gateway).
+
+    Returns False for a release meshwright does not wait for (base; a remote's istiod and gateway).
+
+    Args:
+        spec: the validated mesh spec.
+        access: the cluster.
+        release: istio-base, istiod or istio-eastwestgateway.
+        target: where the mesh is built.
+    """
+    if not istio_values.awaited(spec.cluster(access.name), release):
+        return False
+    _wait_ready(target, access, release, step=f"wait_ready_{release}")
+    return True
 
 
 def _ensure(
@@ -141,8 +163,6 @@ def _ensure(
 
 def _wait_ready(target: MeshwrightTarget, access: ClusterAccess, release: str, *, step: str) -> None:
     deployment = "istiod" if release == naming.ISTIOD_RELEASE else release
-    if release == naming.BASE_RELEASE:
-        return
     timeout = READY_TIMEOUT[clients.cloud(target).target]
     try:
         kube.wait_rollout(
@@ -169,7 +189,7 @@ def gateway_address(access: ClusterAccess, *, target: MeshwrightTarget) -> str:
         access: a cluster with an east-west gateway.
         target: where the mesh is built.
     """
-    api = kubernetes.client.CoreV1Api(_kube(target, access))
+    api = CoreV1Api(_kube(target, access))
     timeout = ADDRESS_TIMEOUT[clients.cloud(target).target]
     deadline, watch = time.monotonic() + timeout, kubernetes.watch.Watch()
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 
 import kubernetes.client
+from kubernetes.client.api.core_v1_api import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -61,7 +62,7 @@ def _kube(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.
     return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
 
 
-def _read(api: kubernetes.client.CoreV1Api, *, cluster: str) -> dict[str, bytes] | None:
+def _read(api: CoreV1Api, *, cluster: str) -> dict[str, bytes] | None:
     try:
         secret = api.read_namespaced_secret(naming.CACERTS_SECRET, naming.ISTIO_NAMESPACE)
     except ApiException as e:
@@ -120,7 +121,7 @@ def ensure_cacerts(
     keypair, _ = trust.ensure_root(spec, trust.store_for(spec.name))
     if pki.fingerprint(keypair.cert_pem) != root.fingerprint:
         raise PermanentError("the mesh's root CA changed during the run", cluster=name, step="ensure_cacerts")
-    api = kubernetes.client.CoreV1Api(_kube(target, access))
+    api = CoreV1Api(_kube(target, access))  # imported eagerly: kubernetes loads it lazily, ~1 s
     existing = _read(api, cluster=name)
     if existing is not None:
         kept = _kept(existing, keypair, cluster=name)

@@ -23,6 +23,7 @@ from tasks.istio import (
     install_release,
     list_releases,
     prepare_namespace,
+    wait_release_ready,
 )
 from tasks.trust import ensure_cacerts, ensure_root_ca
 from tests.istio.conftest import api, bring_up, get, primary_remote
@@ -51,10 +52,12 @@ def _install(
         ensure_cacerts.fn(spec, access, root, target=target)
     for release in ("istio-base", "istiod", "istio-eastwestgateway"):
         install_release.fn(spec, central, release, bundled, target=target)
+        assert wait_release_ready.fn(spec, central, release, target=target) is (release != "istio-base")
     address = gateway_address.fn(central, target=target)
     expose_on_gateway.fn(spec, central, target=target)
     install_release.fn(spec, west, "istio-base", bundled, target=target)
     install_release.fn(spec, west, "istiod", bundled, target=target, remote_pilot_address=address)
+    assert not wait_release_ready.fn(spec, west, "istiod", target=target)
     return spec, clusters, address
 
 

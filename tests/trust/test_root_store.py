@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from meshwright import pki, trust
 from meshwright.errors import InvalidRequest
@@ -24,7 +25,8 @@ def spec(**istio: object) -> MeshSpec:
 
 
 def test_without_a_prefect_api_the_root_is_a_0600_file_under_the_mesh(tmp_path: Path) -> None:
-    store = trust.store_for("m1", state_dir=tmp_path)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        store = trust.store_for("m1", state_dir=tmp_path)
     assert isinstance(store, trust.FileStore)
     root, source = trust.ensure_root(spec(), store)
     key = tmp_path / "m1" / "root-ca" / "root-key.pem"
@@ -34,8 +36,8 @@ def test_without_a_prefect_api_the_root_is_a_0600_file_under_the_mesh(tmp_path: 
 
 
 def test_a_rerun_finds_the_same_root(tmp_path: Path) -> None:
-    first, _ = trust.ensure_root(spec(), trust.store_for("m1", state_dir=tmp_path))
-    again, source = trust.ensure_root(spec(), trust.store_for("m1", state_dir=tmp_path))
+    first, _ = trust.ensure_root(spec(), trust.FileStore(tmp_path / "m1" / "root-ca"))
+    again, source = trust.ensure_root(spec(), trust.FileStore(tmp_path / "m1" / "root-ca"))
     assert pki.fingerprint(again.cert_pem) == pki.fingerprint(first.cert_pem)
     assert "root-ca" in source
 
@@ -53,7 +55,7 @@ def test_a_brought_root_is_used_and_nothing_is_stored(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_bytes(mine.cert_pem)
     (tmp_path / "ca-key.pem").write_bytes(mine.key_pem)
     given = spec(root_ca={"cert": str(tmp_path / "ca.pem"), "key": str(tmp_path / "ca-key.pem")})
-    root, source = trust.ensure_root(given, trust.store_for("m1", state_dir=tmp_path / "state"))
+    root, source = trust.ensure_root(given, trust.FileStore(tmp_path / "state"))
     assert root.cert_pem == mine.cert_pem
     assert source == "istio.root_ca"
     assert not (tmp_path / "state").exists()
@@ -62,4 +64,4 @@ def test_a_brought_root_is_used_and_nothing_is_stored(tmp_path: Path) -> None:
 def test_an_unreadable_brought_root_is_one_clear_error(tmp_path: Path) -> None:
     given = spec(root_ca={"cert": str(tmp_path / "missing.pem"), "key": str(tmp_path / "k.pem")})
     with pytest.raises(InvalidRequest, match=r"istio.root_ca: cannot read .*missing.pem"):
-        trust.ensure_root(given, trust.store_for("m1", state_dir=tmp_path))
+        trust.ensure_root(given, trust.FileStore(tmp_path))

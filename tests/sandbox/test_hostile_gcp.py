@@ -245,6 +245,8 @@ def test_records_that_cannot_load_are_skipped_and_named(
             "p/l/escape": {**good, "name": "../../x"},
             "p/l/nul": {**good, "name": "nul\u0000x"},
             "p/l/partial": {"name": "partial"},
+            "p/l/pools": {**good, "name": "pools", "nodePools": {"a": 1}},
+            "p/l/network": {**good, "name": "network", "network": None},
             "p/l/scalar": 7,
         }
     )
@@ -260,9 +262,11 @@ def test_records_that_cannot_load_are_skipped_and_named(
         assert skipped == [
             "skipped Compute firewall rule 'p/bad'",
             "skipped GKE cluster 'p/l/escape'",
+            "skipped GKE cluster 'p/l/network'",
             "skipped GKE cluster 'p/l/nul'",
             "skipped GKE cluster 'p/l/number'",
             "skipped GKE cluster 'p/l/partial'",
+            "skipped GKE cluster 'p/l/pools'",
             "skipped GKE cluster 'p/l/scalar'",
         ]
     finally:

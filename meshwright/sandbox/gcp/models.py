@@ -85,6 +85,11 @@ class ClusterRecord:
         validate.gke_name(record.view["name"], "cluster.name")
         if record.status not in CLUSTER_STATUSES or not validate.SANDBOX_ID.fullmatch(record.id):
             raise ValueError(f"status {record.status!r} / id {record.id!r}")
+        pools = view.get("nodePools")
+        if not isinstance(view.get("network"), str) or not (
+            isinstance(pools, list) and all(isinstance(p, dict) for p in pools)
+        ):
+            raise ValueError("network must be a string and nodePools a list of objects")
         record.pod_range  # noqa: B018 - it must parse, or every later create would fail on it
         ipaddress.IPv4Network(view["servicesIpv4Cidr"])
         return record

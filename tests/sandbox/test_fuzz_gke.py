@@ -113,3 +113,36 @@ def test_mutated_create_bodies_never_get_a_5xx_and_restart_always_works(tmp_path
         assert answered.get(400, 0) > 0
     finally:
         world.stop()
+
+
+def test_mutated_state_files_never_stop_a_start_or_break_a_list(tmp_path: Path) -> None:
+    """gcp.json edited by hand or by an older sandbox: each start loads what it can and answers."""
+    rng = random.Random(112526)
+    root = tmp_path / "state"
+    world = World(root, latency=Latency(create=3600, pending=0.05), faults=Faults()).start()
+    for name in ("one", "two"):
+        assert call(world, "POST", CLUSTERS, raw=json.dumps({"cluster": {"name": name}}).encode())[0] == 200
+    world.stop()
+    pristine = json.loads((root / "gcp.json").read_text())
+    deadline = time.monotonic() + BUDGET
+    for round_ in range(25):
+        if time.monotonic() > deadline:
+            break
+        state = copy.deepcopy(pristine)
+        for _ in range(rng.randint(1, 4)):
+            path = rng.choice(paths(state))
+            parent = state
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = rng.choice(ODD_VALUES)
+        (root / "gcp.json").write_text(json.dumps(state))
+        world = World(root, latency=Latency(create=3600, pending=0.05), faults=Faults()).start()
+        try:
+            assert call(world, "GET", f"/v1/projects/{PROJECT}/locations/-/clusters")[0] == 200
+            assert call(world, "GET", f"/v1/projects/{PROJECT}/locations/-/operations")[0] == 200
+            created = call(
+                world, "POST", CLUSTERS, raw=json.dumps({"cluster": {"name": f"r{round_}"}}).encode()
+            )
+            assert created[0] in (200, 400, 409), created
+        finally:
+            world.stop()

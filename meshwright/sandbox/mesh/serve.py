@@ -230,15 +230,18 @@ class DataPlane:
         threading.Thread(target=server.serve_forever, name=f"gateway-{address}:{port}", daemon=True).start()
         self._listeners[(address, port)] = server
 
+    def _reconcile_guarded(self) -> None:
+        try:
+            self.reconcile()
+        except Exception:  # one bad object must not stop the gateways (nor a start)
+            log.exception("data plane: reconcile failed")
+
     def _poll(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
-            try:
-                self.reconcile()
-            except Exception:  # one bad object must not stop the gateways
-                log.exception("data plane: reconcile failed")
+            self._reconcile_guarded()
 
     def start(self) -> DataPlane:
-        self.reconcile()
+        self._reconcile_guarded()
         self._thread = threading.Thread(target=self._poll, name="dataplane", daemon=True)
         self._thread.start()
         return self

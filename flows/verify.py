@@ -158,7 +158,7 @@ def verify_mesh(
             _traffic_too(mesh, clusters, broken, target=target, requests=requests)
         raise
     if mesh.bookinfo and requests > 0:
-        verify_traffic(mesh, clusters, target=target, requests=requests)
+        report.traffic = verify_traffic(mesh, clusters, target=target, requests=requests)
     return report
 
 

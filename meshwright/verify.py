@@ -73,6 +73,7 @@ class VerifyReport(BaseModel):
     tables: list[PrimaryTable]
     roots: dict[str, str]  # cluster -> short root fingerprint ("none" without cacerts)
     problems: list[str]
+    traffic: TrafficReport | None = None  # with a bookinfo section: what went through the ingress
 
     @property
     def ok(self) -> bool:
@@ -473,3 +474,6 @@ def _firewall_findings(
             if not firewall_lets(rules, vpc=spec.network, source=cidr, tag=tag, port=TRAFFIC_PORT):
                 found.append(f"no firewall rule lets {cidr} reach {dst.name}'s nodes on tcp:{TRAFFIC_PORT}")
     return found
+
+
+VerifyReport.model_rebuild()  # its `traffic` field names TrafficReport, defined after it

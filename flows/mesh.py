@@ -140,19 +140,6 @@ def _istio(
     return chains
 
 
-def _settle(futures: Mapping[str, PrefectFuture[Any]]) -> tuple[dict[str, Any], dict[str, BaseException]]:
-    """resolve(), leaving out steps that never ran because an input failed (that failure is reported).
-
-    Prefect leaves such a task run Pending('NotReady'), whose result() raises UnfinishedRun.
-    """
-    ran = {}
-    for key, future in futures.items():
-        future.wait()
-        if future.state.is_final():
-            ran[key] = future
-    return resolve(ran)
-
-
 @flow(name="up-mesh", task_runner=ThreadPoolTaskRunner(max_workers=MESH_WORKERS), log_prints=False)  # type: ignore[arg-type]
 def up_mesh(
     spec: str,
@@ -183,16 +170,16 @@ def up_mesh(
     }
     waits = {name: wait_cluster.submit(mesh, future, target=target) for name, future in creates.items()}  # type: ignore[call-overload]
     chains = _istio(mesh, waits, root, charts, target=target)
-    created, create_failures = _settle(creates)
-    ready, wait_failures = _settle(waits)
+    created, create_failures = resolve(creates)
+    ready, wait_failures = resolve(waits)
     failures: dict[str, BaseException] = {**create_failures, **wait_failures}
     firewall, path_written = None, path
     if not failures:
         clusters = [ready[c.name] for c in mesh.clusters]
         firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=expires)
         path_written = write_kubeconfig(mesh, clusters, path, target=target, force=force)
-    roots, root_failures = _settle({"root": root})
-    steps, step_failures = _settle(
+    roots, root_failures = resolve({"root": root})
+    steps, step_failures = resolve(
         {f"{cluster}/{step}": f for cluster, chain in chains.items() for step, f in chain.items()}
     )
     raise_failures({**failures, **root_failures, **step_failures})

@@ -59,6 +59,10 @@ CHARTS = ("base", "istiod", "gateway")
 logging.getLogger("pyhelm3").setLevel(logging.ERROR)
 
 
+# Helm 3.18.5's JSON-schema validator refuses the gateway chart's own values.schema.json.
+_SCHEMA_HINT = "Helm >= 3.18.5 rejects Istio's gateway chart schema, istio/istio#57354: use Helm 3.17"
+
+
 class ChartRef(BaseModel):
     """Where one chart comes from and the version that resolved (what gets installed)."""
 
@@ -189,6 +193,8 @@ def from_helm(error: helm_errors.Error, *, cluster: str | None, step: str) -> e.
         kind, message = e.OperationFailed, f"not ready in time: {message}"
     else:  # render failures, schema rejections, invalid resources: a person must change something
         kind = e.InvalidRequest
+        if "_internal_defaults_do_not_set" in message:
+            message += f" ({_SCHEMA_HINT})"
     return kind(message, cluster=cluster, step=step)
 
 

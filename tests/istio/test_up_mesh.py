@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,13 @@ from prefect.blocks.system import Secret
 from flows.mesh import MeshReport, up_mesh
 from meshwright import clients, pki
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import NotFound
+from meshwright.errors import InvalidRequest, NotFound
+from meshwright.sandbox.contract import BUNDLED_CHARTS
 from meshwright.sandbox.world import World
+from meshwright.spec import load_spec
 from meshwright.status import list_clusters
+from tasks.istio import list_releases
+from tasks.verify import locate_clusters
 from tests.flows.conftest import harness, prefect_storage
 from tests.istio.conftest import get
 
@@ -158,3 +163,29 @@ def test_charts_that_cannot_be_fetched_fail_before_anything_is_created(
         up(path, target, tmp_path)
     assert list_clusters(target, "demo-project", step="test") == []
     assert not (tmp_path / ".meshwright").exists()
+
+
+def test_a_failing_release_fails_the_run_naming_cluster_and_step_and_stops_only_what_needs_it(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    charts = tmp_path / "charts"
+    shutil.copytree(BUNDLED_CHARTS, charts)
+    (charts / "istiod" / "templates" / "zz-broken.yaml").write_text(
+        '{{- if eq .Values.global.multiCluster.clusterName "central" }}{{ fail "central refuses" }}{{- end }}\n'
+    )
+    path = offline("multi-primary.yaml", tmp_path, istio={"charts": str(charts)})
+    data = yaml.safe_load(Path(path).read_text())
+    data["clusters"][0]["name"] = "central"
+    data["bookinfo"] = None
+    Path(path).write_text(yaml.safe_dump({k: v for k, v in data.items() if v is not None}))
+    with pytest.raises(InvalidRequest, match=r"^install_istiod \[central\]: .*central refuses") as raised:
+        up(path, target, tmp_path)
+    assert "not run" not in str(raised.value)
+    beta = locate_clusters(load_spec(path), target=target)["beta"]
+    assert beta is not None
+    assert {r["name"] for r in list_releases.fn(beta, target=target)} == {
+        "istio-base",
+        "istiod",
+        "istio-eastwestgateway",
+    }

@@ -289,3 +289,17 @@ async def _revision(client: pyhelm3.Client, name: str, namespace: str) -> int | 
 def list_releases(client: pyhelm3.Client, namespace: str) -> list[dict[str, Any]]:
     """`helm list` in a namespace, as helm's JSON (name, revision, chart, app_version, status)."""
     return list(asyncio.run(client.list_release_definitions(namespace=namespace)))
+
+
+def cluster_releases(
+    *, cluster: str, endpoint: str, ca_certificate: str, token: str, namespace: str
+) -> list[dict[str, Any]]:
+    """What `status` shows per cluster: `helm list` in `namespace` (name, revision, chart, app_version,
+    status); a helm failure comes out as meshwright's error for step `status`."""
+    with (
+        cluster_client(
+            cluster=cluster, endpoint=endpoint, ca_certificate=ca_certificate, token=token
+        ) as client,
+        helm_call(cluster=cluster, step="status"),
+    ):
+        return list_releases(client, namespace)

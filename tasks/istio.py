@@ -239,14 +239,10 @@ def expose_on_gateway(spec: MeshSpec, access: ClusterAccess, *, target: Meshwrig
 @task(task_run_name="list_releases[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
 def list_releases(access: ClusterAccess, *, target: MeshwrightTarget) -> list[dict[str, Any]]:
     """The Helm releases in the cluster's istio-system: name, revision, chart, app_version, status."""
-    cloud = clients.cloud(target)
-    with (
-        helm.cluster_client(
-            cluster=access.name,
-            endpoint=access.endpoint,
-            ca_certificate=access.ca_certificate,
-            token=cloud.kube_token(),
-        ) as client,
-        helm.helm_call(cluster=access.name, step="list_releases"),
-    ):
-        return helm.list_releases(client, naming.ISTIO_NAMESPACE)
+    return helm.cluster_releases(
+        cluster=access.name,
+        endpoint=access.endpoint,
+        ca_certificate=access.ca_certificate,
+        token=clients.cloud(target).kube_token(),
+        namespace=naming.ISTIO_NAMESPACE,
+    )

@@ -141,7 +141,7 @@ def test_the_remote_points_at_its_primarys_gateway_and_runs_no_istiod(
         get(target, west, "deployment", "istiod", namespace=NS)
     assert missing.value.status == 404
     assert get(target, west, "service", "istiod", namespace=NS).spec.selector is None
-    slice_ = get(target, west, "endpointslice", "istiod-remote", namespace=NS)
+    slice_ = get(target, west, "endpointslice", "istiod", namespace=NS)
     assert slice_.endpoints[0].addresses == [address]
     assert slice_.metadata.labels["kubernetes.io/service-name"] == "istiod"
     webhook = get(target, west, "webhook", "istio-sidecar-injector")

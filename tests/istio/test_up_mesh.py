@@ -90,7 +90,7 @@ def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
         assert files["root-cert.pem"] == root_pem
         pki.verify_issued(files["ca-cert.pem"], root_pem)
     address = report.gateways["central"]
-    slice_ = get(target, access(report, "west"), "endpointslice", "istiod-remote", namespace=NS)
+    slice_ = get(target, access(report, "west"), "endpointslice", "istiod", namespace=NS)
     assert slice_.endpoints[0].addresses == [address]
 
     again = up(path, target, tmp_path)

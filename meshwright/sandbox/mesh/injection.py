@@ -84,8 +84,14 @@ def _service_target(mesh: Mesh, cluster: str, service: dict[str, Any]) -> str | 
     addresses = mesh.service_addresses(cluster, svc)
     if any(mesh.exposed_istiod(a) for a in addresses):
         return None
-    target = addresses[0] if addresses else f"{name}.{ns}.svc"
-    return f"dial tcp {target}:443: connect: connection refused"
+    if not addresses:
+        return f'service "{name}" has no endpoints'  # the API server's own words for an empty Service
+    port = service.get("port", 443)
+    target = next(
+        (p.get("targetPort", port) for p in dotted.get(svc, "spec.ports", []) or [] if p.get("port") == port),
+        port,
+    )
+    return f"dial tcp {addresses[0]}:{target}: connect: connection refused"
 
 
 def unreachable(mesh: Mesh, cluster: str, hook: dict[str, Any]) -> str | None:

@@ -571,3 +571,20 @@ def test_only_the_newest_finished_operations_are_kept(slow: World, monkeypatch: 
     kept = [op["targetLink"].rsplit("/", 1)[-1] for op in slow.compute.list_operations(PROJECT)["items"]]
     assert sorted(kept) == ["fw2", "fw3", "fw4"]
     assert len(slow.gke.operations) == 5  # none finished: a running operation is never forgotten
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Content-Length: 11\r\n\r\n" + b"x" * 11,
+        b"Transfer-Encoding: chunked\r\n\r\n6\r\nxxxxxx\r\n6\r\nxxxxxx\r\n0\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n",
+    ],
+)
+def test_the_body_limit_is_a_server_parameter_and_covers_chunked_bodies(body: bytes) -> None:
+    s = Server(0, echo, name="test", max_body=10).start()
+    try:
+        answer = send_bytes(s.port, b"POST / HTTP/1.1\r\nHost: x\r\n" + body)
+        assert statuses(answer) == [413 if b"zz" not in body else 400]
+    finally:
+        s.stop()

@@ -158,10 +158,11 @@ class Controllers(Workloads):
             token=_b64(token), namespace=_b64(meta["namespace"]), **{"ca.crt": _b64(self.ca_pem)}
         )
 
+    def _admit_horizontalpodautoscaler(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        obj.setdefault("status", (old or {}).get("status") or {"desiredReplicas": 0})
+
     def _admit_service(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
         ports = [port for port in spec.get("ports") or [] if isinstance(port, dict)]
         for port in ports:
             port.setdefault("protocol", "TCP")
@@ -287,7 +288,10 @@ class Controllers(Workloads):
                 o.get("uid") == uid for o in (dependent.get("metadata") or {}).get("ownerReferences") or []
             ):
                 self.cluster.remove(self.cluster.type_of(key), key)
-        if rt.kind in ("Pod", "Service") and ns:
+        if rt.kind == "Service" and ns:
+            ep_rt = self.rt("v1", "Endpoints")
+            self.cluster.remove(ep_rt, self.cluster.key(ep_rt, ns, obj["metadata"]["name"]))
+        if rt.kind == "Pod" and ns:
             self._endpoints(ns)
 
     def _delete_custom_resources(self, crd: dict[str, Any]) -> None:

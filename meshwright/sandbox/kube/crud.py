@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from meshwright.sandbox import clock
-from meshwright.sandbox.kube import decoding, validation
+from meshwright.sandbox.kube import decoding, defaults, validation
 from meshwright.sandbox.kube import patch as p
 from meshwright.sandbox.kube.objects import Key, ObjectStore
 from meshwright.sandbox.kube.registry import Registry, ResourceType
@@ -32,6 +32,7 @@ from meshwright.sandbox.kube.status import (
 )
 
 log = logging.getLogger(__name__)
+RETURNS_DELETED = {"Service", "Pod"}  # their registries answer a DELETE with the object, not a Status
 SERVER_SET = ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp", "managedFields", "selfLink")
 
 
@@ -252,6 +253,7 @@ class ClusterState:
         dry_run: bool = False,
         check: bool = True,
     ) -> dict[str, Any]:
+        defaults.apply(rt, obj)
         if self.hooks:
             self.hooks.admit(rt, obj, old)
         if check:
@@ -358,6 +360,8 @@ class ClusterState:
             if rt.kind == "Namespace":
                 return self._delete_namespace(rt, obj)
             self.remove(rt, key)
+        if rt.kind in RETURNS_DELETED and not rt.custom:
+            return self._versioned(rt, obj)
         return {
             "kind": "Status",
             "apiVersion": "v1",

@@ -63,7 +63,10 @@ class Workloads:
         self, api_version: str, kind: str, namespace: str | None, name: str, status: dict[str, Any]
     ) -> None:
         def change(obj: dict[str, Any]) -> None:
-            obj["status"] = {**(obj.get("status") or {}), **status}
+            merged = {**(obj.get("status") or {}), **status}
+            obj["status"] = {
+                k: v for k, v in merged.items() if v is not None
+            }  # None: gone (omitempty at zero)
 
         self.cluster.modify(self.rt(api_version, kind), namespace, name, change)
 
@@ -73,16 +76,6 @@ class Workloads:
             for o in self.cluster.store.list(rt.key, namespace)
             if any(r.get("uid") == owner_uid for r in o["metadata"].get("ownerReferences") or [])
         ]
-
-    def _admit_deployment(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("replicas", 1)
-        spec.setdefault(
-            "strategy",
-            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-        )
-        spec.setdefault("revisionHistoryLimit", 10)
-        spec.setdefault("progressDeadlineSeconds", 600)
 
     def _react_deployment(self, dep: dict[str, Any], old: dict[str, Any] | None) -> None:
         if old is not None and old.get("spec") == dep.get("spec"):
@@ -239,6 +232,18 @@ class Workloads:
             if selector:
                 chosen = [p for p in running if _selected(p, selector)]
                 self._write_endpoints(svc, _subsets(svc, chosen))
+                self._write_endpoint_slice(svc, chosen)
+
+    def _write_endpoint_slice(self, svc: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        """The endpointslice controller's slice for a Service: what istiod and kube-proxy read."""
+        slice_rt, meta = self.rt("discovery.k8s.io/v1", "EndpointSlice"), svc["metadata"]
+        wanted = endpoint_slice(svc, pods)
+        current = self.cluster.find(slice_rt, meta["namespace"], wanted["metadata"]["name"])
+        if current is None or (current.get("endpoints"), current.get("ports")) != (
+            wanted["endpoints"],
+            wanted["ports"],
+        ):
+            self.cluster.put_internal(slice_rt, {**(current or {}), **wanted})
 
     def _write_endpoints(self, svc: dict[str, Any], subsets: list[dict[str, Any]]) -> None:
         ep_rt, meta = self.rt("v1", "Endpoints"), svc["metadata"]
@@ -253,6 +258,54 @@ class Workloads:
             "subsets": subsets,
         }
         self.cluster.put_internal(ep_rt, endpoints)
+
+
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString
+
+
+def safe_suffix(seed: str, length: int = 5) -> str:
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(SAFE_ALPHABET[b % len(SAFE_ALPHABET)] for b in digest[:length])
+
+
+def endpoint_slice(svc: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
+    meta = svc["metadata"]
+    endpoints = [
+        {
+            "addresses": [p["status"]["podIP"]],
+            "conditions": {"ready": True, "serving": True, "terminating": False},
+            "nodeName": p["spec"].get("nodeName"),
+            "targetRef": {
+                "kind": "Pod",
+                "name": p["metadata"]["name"],
+                "namespace": meta["namespace"],
+                "uid": p["metadata"]["uid"],
+            },
+        }
+        for p in pods
+    ]
+    ports = [
+        {k: v for k, v in _endpoint_port(pt).items() if v != ""} for pt in svc["spec"].get("ports") or []
+    ]
+    labels = {
+        **(meta.get("labels") or {}),
+        "kubernetes.io/service-name": meta["name"],
+        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+    }
+    return {
+        "metadata": {
+            "name": f"{meta['name']}-{safe_suffix(meta['uid'])}",
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "generateName": f"{meta['name']}-",
+            "ownerReferences": [
+                {**_owner({**svc, "apiVersion": "v1", "kind": "Service"}), "blockOwnerDeletion": True}
+            ],
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": ports,
+    }
 
 
 def _selected(pod: dict[str, Any], selector: dict[str, str]) -> bool:
@@ -313,7 +366,7 @@ def _deployment_available(dep: dict[str, Any], n: int, rs_name: str) -> dict[str
         "updatedReplicas": n,
         "readyReplicas": n,
         "availableReplicas": n,
-        "unavailableReplicas": 0,
+        "unavailableReplicas": None,
         "conditions": [
             _condition(
                 "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."

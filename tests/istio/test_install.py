@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import kubernetes.client
@@ -10,13 +11,15 @@ import pytest
 import yaml
 from prefect.logging import disable_run_logger
 
+from meshwright import clients
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import InvalidRequest
+from meshwright.errors import InvalidRequest, OperationFailed
 from meshwright.helm import ChartRef
 from meshwright.models import ClusterAccess
 from meshwright.sandbox.world import World
-from meshwright.spec import MeshSpec
+from meshwright.spec import MeshSpec, Target
 from tasks.istio import (
+    READY_TIMEOUT,
     _ensure,
     expose_on_gateway,
     gateway_address,
@@ -27,6 +30,7 @@ from tasks.istio import (
 )
 from tasks.trust import ensure_cacerts, ensure_root_ca
 from tests.istio.conftest import api, bring_up, get, primary_remote
+from tests.sandbox.conftest import FAST, register
 
 NS = "istio-system"
 
@@ -189,3 +193,28 @@ def test_a_values_key_the_chart_rejects_is_one_line_naming_cluster_and_step(
         )
     assert "Additional property bogus is not allowed" in str(raised.value)
     assert str(raised.value).startswith("install_istio-eastwestgateway [central]: ")
+
+
+def test_an_istiod_that_never_becomes_ready_names_cluster_and_release(
+    tmp_path: Path, bundled: list[ChartRef], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    world = World(tmp_path / "sandbox", latency=replace(FAST, rollout=30.0)).start()
+    try:
+        register(world)
+        clients.reset_cache()
+        target = MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(tmp_path / "sandbox"))
+        monkeypatch.setitem(READY_TIMEOUT, Target.SANDBOX, 1.0)
+        spec = primary_remote()
+        central = bring_up(spec, target)["central"]
+        prepare_namespace.fn(spec, central, target=target)
+        install_release.fn(spec, central, "istio-base", bundled, target=target)
+        install_release.fn(spec, central, "istiod", bundled, target=target)
+        with pytest.raises(
+            OperationFailed,
+            match=r"^wait_ready_istiod \[central\]: release istiod: .*not rolled out after 1s",
+        ):
+            wait_release_ready.fn(spec, central, "istiod", target=target)
+    finally:
+        world.stop()
+        clients.reset_cache()

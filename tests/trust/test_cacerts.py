@@ -81,3 +81,19 @@ def test_cacerts_from_another_root_is_refused_not_replaced(
         ensure_cacerts.fn(spec, cluster, ensure_root_ca.fn(spec), target=target)
     assert raised.value.cluster == "central"
     assert secret(target, cluster)["root-cert.pem"] == foreign.cert_pem
+
+
+def test_a_cluster_added_later_gets_an_intermediate_of_the_same_root(
+    cluster: ClusterAccess, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = mesh()
+    first = ensure_cacerts.fn(spec, cluster, ensure_root_ca.fn(spec), target=target)
+    later = wait_cluster.fn(spec, create_cluster.fn(spec, "west", target=target, expires=None), target=target)
+    prepare_namespace.fn(spec, later, target=target)
+    added = ensure_cacerts.fn(spec, later, ensure_root_ca.fn(spec), target=target)
+    files = secret(target, later)
+    assert added.root_fingerprint == first.root_fingerprint
+    assert added.intermediate_fingerprint != first.intermediate_fingerprint
+    assert pki.fingerprint(files["root-cert.pem"]) == first.root_fingerprint
+    pki.verify_issued(files["ca-cert.pem"], files["root-cert.pem"])

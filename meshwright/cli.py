@@ -8,7 +8,6 @@ daemon is a process of its own).
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -26,7 +25,6 @@ from meshwright.spec import MeshSpec, Target, load_spec
 
 if TYPE_CHECKING:
     from meshwright.clients import MeshwrightTarget
-    from meshwright.models import ProvisionReport
 
 app = typer.Typer(
     name="meshwright",
@@ -72,10 +70,7 @@ def plan(
     typer.echo(json.dumps(the_plan.model_dump(), indent=2) if as_json else render_text(the_plan))
 
 
-def _flow(module: str, name: str) -> Any:
-    """A flow by name. The CLI is the composition root; meshwright/ never imports flows statically."""
-    return getattr(importlib.import_module(module), name)
-
+PROJECT = Path(__file__).resolve().parents[1]  # where flows/ lives: the runner imports from here
 
 StateOpt = Annotated[
     Path | None,
@@ -85,8 +80,6 @@ StateOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
 ConnectionOpt = Annotated[
     str | None,
     typer.Option(
@@ -95,61 +88,86 @@ ConnectionOpt = Annotated[
         show_default=False,
     ),
 ]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+KubeconfigOpt = Annotated[Path | None, typer.Option(help="Where to write the kubeconfig.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Overwrite a kubeconfig that holds another mesh's contexts.")
+]
 
 
-def _connect(spec: MeshSpec, state: Path | None, connection: str | None) -> MeshwrightTarget:
-    """Where the flows build (a saved block, or the sandbox of --state, or GKE); a sandbox is started.
+def _connection(spec: MeshSpec, state: Path | None, connection: str | None) -> str | dict[str, Any] | None:
+    """The flows' `connection` parameter: a saved block's name, or (sandbox) the block's fields with
+    the state directory made absolute, after starting that sandbox. GKE: None, the runner's default."""
+    if connection:
+        return connection
+    if spec.target is not Target.SANDBOX:
+        return None
+    info = sandbox_cli.ensure_started(state_dir(state))
+    typer.echo(f"sandbox: GCP at {info['gcp']} (state {info['state']})", err=True)
+    return {"target": Target.SANDBOX.value, "sandbox_state": str(state_dir(state))}
 
-    Loads the client factory, so only the commands that build or look at a mesh pay for it.
-    """
+
+def _target(spec: MeshSpec, state: Path | None, connection: str | None) -> MeshwrightTarget:
+    """The block `status` reads through, in this process (a saved one, or the spec's target)."""
     from meshwright.clients import MeshwrightTarget, resolve_target
 
-    sandbox = spec.target is Target.SANDBOX
-    given = connection or MeshwrightTarget(
-        target=spec.target, sandbox_state=str(state_dir(state)) if sandbox else None
-    )
+    given = _connection(spec, state, connection)
     try:
-        target = resolve_target(spec.target, given)
+        return resolve_target(spec.target, MeshwrightTarget(**given) if isinstance(given, dict) else given)
     except MeshwrightError as e:
         fail(e)
-    if target.target is Target.SANDBOX:
-        info = sandbox_cli.ensure_started(state_dir(target.sandbox_state))
-        typer.echo(f"sandbox: GCP at {info['gcp']} (state {info['state']})", err=True)
-    return target
 
 
-def _check_kubeconfig(spec: MeshSpec, path: Path | None, *, force: bool) -> None:
-    """Refuse a kubeconfig of another mesh before anything is built (the flow checks again)."""
-    where = path or naming.default_kubeconfig(spec.name)
+def _check_kubeconfig(spec: MeshSpec, path: Path | None, *, force: bool) -> Path:
+    """Refuse a kubeconfig of another mesh before anything is built (the flow checks again).
+    Returns the path made absolute: the runner's working directory is not the caller's."""
+    where = (path or naming.default_kubeconfig(spec.name)).expanduser().resolve()
     owner = kc.Owner(spec.name, spec.project, spec.target.value)
     reason = None if force else kc.why_not_overwrite(where, owner)
     if reason:
         fail(f"{reason}; choose another --kubeconfig path, or pass --force to overwrite it")
+    return where
 
 
-def _run(module: str, name: str, *, hint: str = "", **params: Any) -> Any:
+def _run(flow: str, mesh: MeshSpec, spec: Path, *, hint: str = "", **params: Any) -> Any:
+    """Run `flow`'s served deployment, stream its logs to stderr, return its result; on failure one
+    `error:` paragraph (and the hint) and its exit code (1, or 130 when cancelled with Ctrl-C)."""
+    from meshwright import runs, server
+
+    root = server.home()
     try:
-        return _flow(module, name)(**params)
-    except SpecInvalid as e:
-        fail(e, code=EXIT_INVALID)
+        api = server.api(root)
+        server.ensure_runner(root, api, PROJECT)
+        with runs.connect(api.url) as client:
+            spec_param = runs.spec_parameter(client, f"{flow}/{server.RUNNER_DEPLOYMENT}", mesh, spec)
+            run = runs.create_run(
+                client, f"{flow}/{server.RUNNER_DEPLOYMENT}", {"spec": spec_param, **params}
+            )
+            typer.echo(f"flow run {run['name']}: {api.ui}/runs/flow-run/{run['id']}", err=True)
+            outcome = runs.follow(client, run["id"], echo=lambda line: typer.echo(line, err=True))
     except MeshwrightError as e:
-        fail(f"{e}{hint}")
-    except Exception as e:  # anything else still gets one line, not a traceback
-        fail(f"{type(e).__name__}: {e}{hint}")
+        fail(e)
+    if outcome.exit_code == runs.EXIT_CANCELLED:
+        fail(f"{flow}: the run was cancelled", code=runs.EXIT_CANCELLED)
+    if outcome.exit_code:
+        code = EXIT_INVALID if "SpecInvalid" in outcome.message else EXIT_FAILED
+        fail(f"{outcome.problem}{hint}", code=code)
+    return outcome.result
 
 
 @app.command()
 def up(
     spec: SpecArg,
-    kubeconfig: Annotated[Path | None, typer.Option(help="Where to write the kubeconfig.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    kubeconfig: KubeconfigOpt = None,
+    as_json: JsonOpt = False,
     state: StateOpt = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite a kubeconfig that holds another mesh's contexts.")
-    ] = False,
+    force: ForceOpt = False,
     connection: ConnectionOpt = None,
 ) -> None:
-    """Provision the mesh of SPEC: clusters in parallel, firewall, kubeconfig.
+    """Build the mesh of SPEC: clusters in parallel, firewall, kubeconfig, shared root CA, Istio on
+    every cluster (and what else `up_mesh` composes: remote secrets, Bookinfo, verification).
+
+    Runs the served deployment `up-mesh/meshwright` and follows its logs; the run is in the Prefect UI.
 
     Args:
         spec: the mesh spec (YAML).
@@ -160,40 +178,90 @@ def up(
         connection: the name of a saved MeshwrightTarget block to build with.
     """
     mesh = read_spec(spec)
-    _check_kubeconfig(mesh, kubeconfig, force=force)
-    target = _connect(mesh, state, connection)
+    where = _check_kubeconfig(mesh, kubeconfig, force=force)
     hint = (
         f"\n  What was created so far stays (labelled {MESH_LABEL}={mesh.name}): `meshwright status {spec}` shows it,"
-        f"\n  `meshwright up {spec}` resumes where this stopped, `meshwright down {spec}` removes it."
+        f"\n  `meshwright up {spec}` resumes where this stopped (or Retry the run in the UI),"
+        f" `meshwright down {spec}` removes it."
     )
-    report = _run(
-        "flows.provision",
-        "provision_mesh",
-        hint=hint,
-        spec=str(spec),
-        kubeconfig=str(kubeconfig) if kubeconfig else None,
-        connection=target,
-        force=force,
-    )
+    params: dict[str, Any] = {
+        "kubeconfig": str(where),
+        "connection": _connection(mesh, state, connection),
+        "force": force,
+    }
+    report = _run("up-mesh", mesh, spec, hint=hint, **params)
     if as_json:
-        typer.echo(report.model_dump_json(indent=2))
-    else:
-        _print_report(report)
+        typer.echo(json.dumps(report, indent=2))
+    elif report:
+        _print_up(report)
 
 
-def _print_report(report: ProvisionReport) -> None:
-    typer.echo(f"\nmesh {report.mesh} is up on {report.target} ({report.project}) in {report.seconds:.1f}s")
-    for c in report.clusters:
+def _print_up(report: dict[str, Any]) -> None:
+    p = report.get("provision", report)
+    seconds = p["finished"] - p["started"]
+    typer.echo(f"\nmesh {p['mesh']} is up on {p['target']} ({p['project']}) in {seconds:.1f}s")
+    for c in p["clusters"]:
+        took = c["timing"]["finished"] - c["timing"]["started"]
         typer.echo(
-            f"  {c.name:<16} {c.location:<16} {c.status:<8} {c.endpoint:<22} pods {c.pod_cidr:<16} {c.timing.seconds:6.1f}s"
+            f"  {c['name']:<16} {c['location']:<16} {c['status']:<8} {c['endpoint']:<22} pods {c['pod_cidr']:<16} {took:6.1f}s"
         )
+    fw = p["firewall"]
+    typer.echo(f"  firewall {fw['name']} {fw['action']}: {', '.join(fw['source_ranges'])}")
+    if "root" in report:
+        typer.echo(f"  root CA {report['root'].get('fingerprint', '')[:23]}")
+        releases = sorted({f"{r.get('release', r.get('name', '?'))}" for r in report.get("releases", [])})
+        typer.echo(f"  Istio releases on every cluster: {', '.join(releases)}")
+    for cluster, address in (report.get("gateways") or {}).items():
+        typer.echo(f"  east-west gateway {cluster}: {address}")
+    typer.echo(f"  kubeconfig {p['kubeconfig']} (contexts: {', '.join(c['name'] for c in p['clusters'])})")
     typer.echo(
-        f"  firewall {report.firewall.name} {report.firewall.action}: {', '.join(report.firewall.source_ranges)}"
+        f"\n  kubectl --kubeconfig {p['kubeconfig']} --context {p['clusters'][0]['name']} get namespaces"
     )
-    typer.echo(f"  kubeconfig {report.kubeconfig} (contexts: {', '.join(c.name for c in report.clusters)})")
-    typer.echo(
-        f"\n  kubectl --kubeconfig {report.kubeconfig} --context {report.clusters[0].name} get namespaces"
-    )
+
+
+@app.command()
+def verify(
+    spec: SpecArg, as_json: JsonOpt = False, state: StateOpt = None, connection: ConnectionOpt = None
+) -> None:
+    """Check the control plane of SPEC's mesh as it exists now; exit 1 with one line per problem.
+
+    Args:
+        spec: the mesh spec (YAML).
+        as_json: print the report as JSON.
+        state: the sandbox's state directory (sandbox target only).
+        connection: the name of a saved MeshwrightTarget block.
+    """
+    mesh = read_spec(spec)
+    report = _run("verify-mesh", mesh, spec, connection=_connection(mesh, state, connection))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    for t in report["tables"]:
+        typer.echo(f"{t['primary']} sees:")
+        for cluster, seen in t["clusters"].items():
+            typer.echo(f"  {cluster:<16} {seen}")
+    typer.echo("roots: " + ", ".join(f"{c} {fp}" for c, fp in report["roots"].items()))
+
+
+@app.command("test")
+def smoke_test(
+    spec: SpecArg, as_json: JsonOpt = False, state: StateOpt = None, connection: ConnectionOpt = None
+) -> None:
+    """The ephemeral mesh test: up, verify, down as one run; teardown always runs, and the run
+    fails when the verification does (after the teardown).
+
+    Args:
+        spec: the mesh spec (YAML); give it a `ttl` so the reaper covers a killed run.
+        as_json: print the result as JSON.
+        state: the sandbox's state directory (sandbox target only).
+        connection: the name of a saved MeshwrightTarget block.
+    """
+    mesh = read_spec(spec)
+    result = _run("mesh-smoke-test", mesh, spec, connection=_connection(mesh, state, connection))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"mesh {mesh.name}: smoke test passed; report artifact mesh-{mesh.name}-smoke-test")
 
 
 @app.command()
@@ -216,17 +284,16 @@ def down(
         connection: the name of a saved MeshwrightTarget block.
     """
     mesh = read_spec(spec)
-    report = _run(
-        "flows.teardown",
-        "teardown_mesh",
-        spec=str(spec),
-        wait=not no_wait,
-        kubeconfig=str(kubeconfig) if kubeconfig else None,
-        connection=_connect(mesh, state, connection),
-    )
-    verb = "deleted" if report.waited else "deleting"
+    where = (kubeconfig or naming.default_kubeconfig(mesh.name)).expanduser().resolve()
+    params: dict[str, Any] = {
+        "wait": not no_wait,
+        "kubeconfig": str(where),
+        "connection": _connection(mesh, state, connection),
+    }
+    report = _run("teardown-mesh", mesh, spec, **params)
+    verb = "deleted" if report["waited"] else "deleting"
     typer.echo(
-        f"mesh {report.mesh}: {verb} {len(report.deleted_clusters)} cluster(s) {', '.join(report.deleted_clusters)}; firewall rule {report.firewall}"
+        f"mesh {report['mesh']}: {verb} {len(report['deleted_clusters'])} cluster(s) {', '.join(report['deleted_clusters'])}; firewall rule {report['firewall']}"
     )
 
 
@@ -246,7 +313,7 @@ def status(
         connection: the name of a saved MeshwrightTarget block.
     """
     mesh = read_spec(spec)
-    target = _connect(mesh, state, connection)
+    target = _target(mesh, state, connection)
     from meshwright.status import mesh_status  # Google's clients load only for commands that call them
 
     try:
@@ -265,6 +332,56 @@ def status(
         typer.echo(f"  {name:<16} (absent)")
     fw = info["firewall"]
     typer.echo(f"  firewall {fw['name']}: {', '.join(fw['source_ranges'])}" if fw else "  firewall: absent")
+
+
+server_app = typer.Typer(
+    help="The local Prefect server (UI and API) and the runner serving meshwright's flows.",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start (or reuse) the local Prefect server and the flow runner; print where the UI is."""
+    from meshwright import server
+
+    root = server.home()
+    try:
+        api = server.api(root)
+        runner = server.ensure_runner(root, api, PROJECT)
+    except MeshwrightError as e:
+        fail(e)
+    where = "local server, home " + str(root) if api.local else "PREFECT_API_URL"
+    typer.echo(f"Prefect UI: {api.ui} ({where})\nflow runner: pid {runner['pid']}, log {root / 'runner.log'}")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Where the Prefect API and UI are and whether the flow runner serves them; exit 1 if not."""
+    from meshwright import server
+
+    root = server.home()
+    given = os.environ.get("PREFECT_API_URL")
+    api = server.Api(given.rstrip("/"), local=False) if given else server.status(root)
+    if api is None:
+        fail(f"no local Prefect server runs (home {root}); `meshwright server start` starts one")
+    runner = server.runner_status(root, api)
+    typer.echo(
+        f"Prefect UI: {api.ui}\nAPI: {api.url} ({'healthy' if server.healthy(api.url) else 'not answering'})"
+    )
+    typer.echo(f"flow runner: pid {runner['pid']}" if runner else "flow runner: not running")
+    if not runner:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server and the flow runner (the database stays for the next start)."""
+    from meshwright import server
+
+    root = server.home()
+    typer.echo("stopped" if server.stop(root) else f"nothing was running (home {root})")
 
 
 def main() -> None:

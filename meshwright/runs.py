@@ -1,0 +1,220 @@
+"""Runs of meshwright's deployments, triggered and followed through Prefect's REST API.
+
+The CLI creates a flow run of a served deployment, streams its logs, prints its result and
+exits with its final state; Ctrl-C asks Prefect to cancel the run (the runner then stops it and
+runs its on_cancellation hook). `as_spec` is the one way a flow turns its `spec` parameter (a
+path or the spec itself) into a MeshSpec.
+
+Speaks httpx only (no Prefect import): it runs in the CLI's process, where every import is paid
+by every command.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from meshwright.errors import PermanentError
+from meshwright.spec import MeshSpec, load_spec
+
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+POLL_SECONDS = 0.2
+EXIT_CANCELLED = 130
+_PREFECT_PREFIXES = ("Flow run encountered an exception: ", "Task run encountered an exception: ")
+
+
+def as_spec(spec: MeshSpec | str | Path) -> MeshSpec:
+    """The mesh spec a flow was given: a MeshSpec (from the UI's form or the CLI) as is, or a path
+    to a YAML file (read and validated, SpecInvalid listing every problem)."""
+    return spec if isinstance(spec, MeshSpec) else load_spec(spec)
+
+
+class RunError(PermanentError):
+    """A deployment run could not be created or followed."""
+
+
+@dataclass
+class Outcome:
+    """How a followed run ended."""
+
+    id: str
+    state: str
+    message: str
+    seconds: float
+    result: Any = None
+    ui: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return {"COMPLETED": 0, "CANCELLED": EXIT_CANCELLED}.get(self.state, 1)
+
+    @property
+    def problem(self) -> str:
+        """The failure in one paragraph, without Prefect's wrapping ('... exception: Class: ')."""
+        text = self.message
+        for prefix in _PREFECT_PREFIXES:
+            text = text.removeprefix(prefix)
+        head, sep, rest = text.partition(": ")
+        return rest if sep and head.isidentifier() and head[:1].isupper() else text
+
+
+@dataclass
+class Follower:
+    """Polls one flow run's state and new log lines."""
+
+    client: httpx.Client
+    run_id: str
+    seen: set[str] = field(default_factory=set)
+    task_names: dict[str, str] = field(default_factory=dict)
+    after: str | None = None
+
+    def state(self) -> dict[str, Any]:
+        return _json(self.client.get(f"/flow_runs/{self.run_id}"))
+
+    def new_logs(self) -> list[str]:
+        body: dict[str, Any] = {
+            "logs": {"flow_run_id": {"any_": [self.run_id]}},
+            "sort": "TIMESTAMP_ASC",
+            "limit": 200,
+        }
+        if self.after:
+            body["logs"]["timestamp"] = {"after_": self.after}
+        lines = []
+        for log in _json(self.client.post("/logs/filter", json=body)):
+            if log["id"] in self.seen:
+                continue
+            self.seen.add(log["id"])
+            self.after = log["timestamp"]
+            lines.append(self._line(log))
+        return lines
+
+    def _line(self, log: dict[str, Any]) -> str:
+        stamp = (
+            datetime.fromisoformat(log["timestamp"].replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+        )
+        who = self._task_name(log.get("task_run_id"))
+        return f"{stamp} {_LEVELS.get(log['level'], str(log['level'])):<7} {who}{log['message']}"
+
+    def _task_name(self, task_run_id: str | None) -> str:
+        if not task_run_id:
+            return ""
+        if task_run_id not in self.task_names:
+            self.task_names[task_run_id] = _json(self.client.get(f"/task_runs/{task_run_id}")).get(
+                "name", "?"
+            )
+        return f"{self.task_names[task_run_id]}: "
+
+
+_LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
+
+
+def _json(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise RunError(
+            f"Prefect API {response.request.method} {response.request.url.path}: HTTP {response.status_code} {response.text[:300]}",
+            step="run",
+        )
+    return response.json()
+
+
+@contextmanager
+def connect(api_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        yield client
+
+
+def create_run(client: httpx.Client, deployment: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A new flow run of `deployment` ("flow-name/deployment-name"), scheduled now."""
+    found = client.get(f"/deployments/name/{deployment}")
+    if found.status_code == 404:
+        raise RunError(f"no deployment {deployment} on the Prefect API: is the runner serving?", step="run")
+    created = client.post(
+        f"/deployments/{_json(found)['id']}/create_flow_run", json={"parameters": parameters}
+    )
+    return dict(_json(created))
+
+
+def spec_parameter(client: httpx.Client, deployment: str, mesh: MeshSpec, path: Path) -> Any:
+    """The spec itself when the deployment's flow takes a MeshSpec (nothing to read on the runner,
+    and the UI shows its fields), else the spec file's absolute path."""
+    found = client.get(f"/deployments/name/{deployment}")
+    schema = _json(found).get("parameter_openapi_schema") or {} if found.status_code == 200 else {}
+    spec = (schema.get("properties") or {}).get("spec") or {}
+    kinds = [spec, *spec.get("anyOf", [])]
+    if any("$ref" in k or k.get("type") == "object" for k in kinds):
+        return mesh.model_dump(mode="json", exclude_defaults=True)
+    return str(path.expanduser().resolve())
+
+
+def cancel(client: httpx.Client, run_id: str) -> None:
+    """Ask Prefect to cancel the run; the runner stops its process and runs on_cancellation."""
+    state = {
+        "type": "CANCELLING",
+        "name": "Cancelling",
+        "message": "cancelled from the meshwright CLI (Ctrl-C)",
+    }
+    _json(client.post(f"/flow_runs/{run_id}/set_state", json={"state": state, "force": True}))
+
+
+def follow(client: httpx.Client, run_id: str, *, echo: Callable[[str], None]) -> Outcome:
+    """Stream the run's logs until it ends; Ctrl-C cancels it and keeps following until it has."""
+    follower = Follower(client, run_id)
+    started = time.monotonic()
+    cancelled = False
+    while True:
+        try:
+            run = follower.state()
+            for line in follower.new_logs():
+                echo(line)
+            if run["state"]["type"] in FINAL:
+                return _outcome(run, started)
+            time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            if cancelled:
+                raise
+            cancelled = True
+            echo("cancelling the run (Ctrl-C again to stop following; the run's teardown goes on)")
+            cancel(client, run_id)
+
+
+def _outcome(run: dict[str, Any], started: float) -> Outcome:
+    state = run["state"]
+    return Outcome(
+        id=run["id"],
+        state=state["type"],
+        message=state.get("message") or state.get("name") or "",
+        seconds=time.monotonic() - started,
+        result=read_result(state.get("data")) if state["type"] == "COMPLETED" else None,
+    )
+
+
+def read_result(data: Any) -> Any:
+    """A completed run's result, when the runner persisted it as JSON in local storage (it does for
+    the flows it serves); None otherwise. Pydantic models come back as their field dicts."""
+    key = (data or {}).get("storage_key") if isinstance(data, dict) else None
+    if not key or not Path(key).is_file():
+        return None
+    stored = json.loads(Path(key).read_text())
+    if isinstance(stored, dict) and {"metadata", "result"} <= stored.keys():  # a full result record
+        stored = stored["result"]
+        stored = json.loads(stored) if isinstance(stored, str) else stored
+    return _plain(stored)
+
+
+def _plain(value: Any) -> Any:
+    """Prefect's JSON serializer wraps objects as {"__class__": ..., "data": ...}; unwrap them."""
+    if isinstance(value, dict):
+        if "__class__" in value and "data" in value:
+            return _plain(value["data"])
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -28,6 +28,7 @@ from typing import Any
 
 import pyhelm3
 import pyhelm3.errors as helm_errors
+import semver
 import yaml
 from pydantic import BaseModel
 
@@ -122,11 +123,22 @@ def checked_version(helm: str) -> str:
     return done.stdout.strip()
 
 
+class _Command(pyhelm3.Command):
+    """pyhelm3's Command, except that the helm version is asked once per executable, not once per
+    client (a client per cluster and step would start one more helm process each time)."""
+
+    def __init__(self, *, executable: str, **options: Any) -> None:
+        super().__init__(executable=executable, **options)
+        self._version = semver.Version.parse(checked_version(executable).removeprefix("v"))
+
+    def client_version(self) -> semver.Version:
+        return self._version
+
+
 def offline_client() -> pyhelm3.Client:
     """A client for commands that need no cluster (`helm show chart` for preflight)."""
     helm = executable()
-    checked_version(helm)
-    return pyhelm3.Client(executable=helm)
+    return pyhelm3.Client(_Command(executable=helm), executable=helm)
 
 
 def kubeconfig(*, cluster: str, endpoint: str, ca_certificate: str, token: str) -> dict[str, Any]:
@@ -153,7 +165,6 @@ def cluster_client(
 ) -> Iterator[pyhelm3.Client]:
     """A pyhelm3 client bound to one cluster, its kubeconfig removed on exit."""
     helm = executable()
-    checked_version(helm)
     base64.b64decode(ca_certificate, validate=True)  # a broken CA fails here, not inside helm
     with tempfile.TemporaryDirectory(prefix="meshwright-helm-") as private:  # mode 0700
         path = Path(private) / "kubeconfig"
@@ -163,7 +174,8 @@ def cluster_client(
                 kubeconfig(cluster=cluster, endpoint=endpoint, ca_certificate=ca_certificate, token=token),
                 out,
             )
-        yield pyhelm3.Client(executable=helm, kubeconfig=path, kubecontext=cluster, default_timeout=timeout)
+        command = _Command(executable=helm, kubeconfig=path, kubecontext=cluster, default_timeout=timeout)
+        yield pyhelm3.Client(command, executable=helm)
 
 
 def _last_line(text: str) -> str:
@@ -263,8 +275,9 @@ async def ensure_release(
     """pyhelm3's ensure_release (a new revision only when chart or values changed), reporting
     whether it installed, upgraded or left the release as it was. Readiness is the caller's."""
     pinned = ref.version if is_remote(ref.ref) or ref.repo else None
-    chart = await client.get_chart(ref.ref, repo=ref.repo, version=pinned)
-    before = await _revision(client, name, namespace)
+    chart, before = await asyncio.gather(
+        client.get_chart(ref.ref, repo=ref.repo, version=pinned), _revision(client, name, namespace)
+    )
     revision = await client.ensure_release(
         name, chart, values, namespace=namespace, create_namespace=False, timeout=timeout
     )

@@ -3,28 +3,18 @@ client at the ingress gateway's loopback address, and breakages made with the re
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import kubernetes.client
 import pytest
 from prefect.logging import disable_run_logger
 
-from benchmarks.verify import bring_up_bookinfo
 from meshwright import clients, naming
-from meshwright.clients import MeshwrightTarget
-from meshwright.models import ClusterAccess
-from meshwright.sandbox.mesh.serve import SNAPSHOT_SECONDS
-from meshwright.sandbox.world import World
-from meshwright.spec import MeshSpec, Target, validate_spec
-from meshwright.verify import TrafficReport, check_traffic, findings
+from meshwright.spec import MeshSpec, validate_spec
 from tasks.network import ensure_firewall
-from tasks.verify import ingress_address, observe_bookinfo, read_firewalls, send_traffic
-from tests.sandbox.conftest import FAST, register
-
-Built = tuple[World, MeshwrightTarget, MeshSpec, dict[str, ClusterAccess]]
+from tasks.verify import ingress_address
+from tests.bookinfo.conftest import Built, running_mesh, traffic
 
 
 def spec() -> MeshSpec:
@@ -50,37 +40,7 @@ def spec() -> MeshSpec:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    root = tmp_path_factory.mktemp("traffic")
-    world = World(root / "sandbox", latency=FAST).start()
-    if getattr(world.fleet, "pod_admission", None) is None:  # H3's hook, wired by the World (issue 12)
-        world.stop()
-        pytest.skip("the Kubernetes emulator does not call the sidecar injector yet (Fleet.pod_admission)")
-    register(world)
-    clients.reset_cache()
-    here = Path.cwd()
-    os.chdir(root)
-    target = MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(root / "sandbox"))
-    try:
-        with disable_run_logger():
-            mesh = spec()
-            yield world, target, mesh, bring_up_bookinfo(mesh, target)
-    finally:
-        os.chdir(here)
-        world.stop()
-        clients.reset_cache()
-
-
-def traffic(built: Built, requests: int = 30) -> TrafficReport:
-    """What `verify` sees now (after the data plane's routing snapshot has caught up)."""
-    _, target, mesh, clusters = built
-    time.sleep(SNAPSHOT_SECONDS + 0.1)
-    with disable_run_logger():
-        address = ingress_address.fn(mesh, clusters, target=target)
-        assert address is not None
-        replies = send_traffic.fn(address, requests=requests)
-        states = {n: observe_bookinfo.fn(mesh, a, target=target) for n, a in clusters.items()}
-        found = findings(mesh, states, read_firewalls.fn(mesh, target=target))
-    return check_traffic(mesh, address, replies, found)
+    yield from running_mesh(tmp_path_factory.mktemp("traffic"), spec())
 
 
 def test_the_ingress_gateway_listens_on_a_loopback_address(built: Built) -> None:
@@ -172,3 +132,28 @@ def test_a_remote_without_reachable_istiod_cannot_create_injected_pods(built: Bu
         apps.delete_namespaced_deployment("probe", "bookinfo")
         saved["metadata"] = {"name": "istiod-gateway", "namespace": "istio-system"}
         custom.create_namespaced_custom_object("networking.istio.io", "v1", "istio-system", "gateways", saved)
+
+
+def test_a_missing_remote_secret_hides_west_from_central(built: Built) -> None:
+    _, target, _, clusters = built
+    core = kubernetes.client.CoreV1Api(
+        clients.cloud(target).kube(clusters["central"].endpoint, clusters["central"].ca_certificate)
+    )
+    name = naming.remote_secret_name("west")
+    saved = core.read_namespaced_secret(name, naming.ISTIO_NAMESPACE)
+    core.delete_namespaced_secret(name, naming.ISTIO_NAMESPACE)
+    try:
+        report = traffic(built, requests=6)
+        assert "west" not in report.served
+        assert any(p.startswith("reviews-v3 on west never answered") for p in report.problems)
+    finally:
+        body = {
+            "metadata": {
+                "name": name,
+                "labels": saved.metadata.labels,
+                "annotations": saved.metadata.annotations,
+            },
+            "data": saved.data,
+        }
+        core.create_namespaced_secret(naming.ISTIO_NAMESPACE, body)
+    assert traffic(built, requests=6).ok

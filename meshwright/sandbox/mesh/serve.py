@@ -220,7 +220,8 @@ class DataPlane:
             server = http.server.ThreadingHTTPServer((address, port), _handler(self.traffic, address, port))
         except OSError as e:
             if (address, port) not in self._refused:
-                hint = " (ports below 1024 need root: run the sandbox as root)" if port < 1024 else ""
+                denied = isinstance(e, PermissionError)
+                hint = " (ports below 1024 need root: run the sandbox as root)" if denied else ""
                 log.warning(
                     "cannot listen on %s:%d for the gateway: %s%s", address, port, e.strerror or e, hint
                 )

@@ -104,7 +104,10 @@ def _labels_rule(labels: dict[str, str]) -> dict[str, str]:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # Field docstrings become the descriptions the Prefect UI shows on the Run form.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, use_attribute_docstrings=True
+    )
 
 
 def _resolve(path: str, info: ValidationInfo) -> str:
@@ -134,7 +137,9 @@ class RootCaSpec(_Model):
     """
 
     cert: str = Field(min_length=1)
+    """Path of the root certificate (PEM); relative to the spec file."""
     key: str = Field(min_length=1)
+    """Path of the root's private key (PEM, keep it 0600); relative to the spec file."""
 
     @field_validator("cert", "key")
     @classmethod
@@ -151,9 +156,13 @@ class IstioSpec(_Model):
     """
 
     version: str = "1.30.3"
+    """Istio version (1.20.0 to 1.39.x); the chart version installed."""
     charts: str | None = None
+    """A Helm repo URL, an oci:// reference or a local directory with base/, istiod/, gateway/; default: Istio's repo on GKE, the bundled charts on the sandbox."""
     root_ca: RootCaSpec | None = None
+    """Bring your own root CA instead of one meshwright makes and keeps per mesh."""
     mesh_id: str | None = None
+    """global.meshID in every cluster; default: the mesh name."""
 
     @field_validator("charts")
     @classmethod
@@ -177,14 +186,23 @@ class ClusterSpec(_Model):
     """One GKE cluster of the mesh. Its role follows from `primary`: absent means it is a primary."""
 
     name: str
+    """Cluster name (GKE rules, at most 40 characters), unique in the mesh."""
     location: str
+    """A zone (us-central1-a) or a region (us-central1)."""
     nodes: Annotated[int, Field(ge=1, le=1000)] = 3
+    """Nodes of the default node pool (1-1000)."""
     machine_type: str = "e2-standard-4"
+    """GCE machine type of the nodes."""
     pod_cidr: str | None = None
+    """Pod range (RFC 1918, /9 to /21); default: chosen by GKE. Must not overlap another range."""
     services_cidr: str | None = None
+    """Services range; default: GKE-managed."""
     network: str | None = None
+    """Istio network; clusters on different ones make the mesh multi-network. Default: the VPC's name."""
     primary: str | None = None
+    """A remote names the primary whose control plane it uses; absent: this cluster is a primary."""
     labels: dict[str, str] = Field(default_factory=dict)
+    """Extra GCP resource labels; meshwright-* keys are reserved."""
 
     @field_validator("name")
     @classmethod
@@ -227,7 +245,9 @@ class BookinfoSpec(_Model):
     """Where each Bookinfo workload runs."""
 
     namespace: str = "bookinfo"
+    """Namespace of the Bookinfo sample in every cluster."""
     placement: dict[str, list[str]]
+    """Cluster -> Bookinfo workloads (productpage-v1, details-v1, reviews-v1..3, ratings-v1)."""
 
     @field_validator("namespace")
     @classmethod
@@ -239,13 +259,21 @@ class MeshSpec(_Model):
     """A whole mesh: the clusters, how they are joined, and what runs on them."""
 
     name: str
+    """Mesh name: labels every resource, names the firewall rule and the kubeconfig."""
     target: Target = Target.SANDBOX
+    """Where the mesh is built: sandbox (local) or gke."""
     project: str
+    """GCP project id."""
     network: str = "default"
+    """The VPC network of the clusters and the firewall rule."""
     ttl: str | None = None
+    """Expiry of an ephemeral mesh, e.g. 6h or 1d12h; the reaper deletes it afterwards."""
     istio: IstioSpec = Field(default_factory=IstioSpec)
+    """Which Istio, from which charts, with which root CA."""
     clusters: list[ClusterSpec] = Field(min_length=1)
+    """GKE clusters; a cluster without `primary` is a primary."""
     bookinfo: BookinfoSpec | None = None
+    """Where each Bookinfo workload runs."""
 
     @field_validator("name")
     @classmethod

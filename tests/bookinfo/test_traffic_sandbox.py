@@ -3,13 +3,20 @@ client at the ingress gateway's loopback address, and breakages made with the re
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
 import kubernetes.client
 import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.logging import disable_run_logger
+from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+from prefect.testing.utilities import prefect_test_harness
 
+from flows.verify import verify_mesh
 from meshwright import clients, naming
 from meshwright.spec import MeshSpec, validate_spec
 from tasks.network import ensure_firewall
@@ -157,3 +164,30 @@ def test_a_missing_remote_secret_hides_west_from_central(built: Built) -> None:
         }
         core.create_namespaced_secret(naming.ISTIO_NAMESPACE, body)
     assert traffic(built, requests=6).ok
+
+
+def test_verify_mesh_flow_checks_traffic_and_publishes_it(
+    built: Built, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _, target, mesh, _ = built
+    path = tmp_path_factory.mktemp("spec") / "mesh.yaml"
+    path.write_text(yaml.safe_dump(mesh.model_dump(mode="json", exclude_none=True)))
+    storage = tmp_path_factory.mktemp("prefect-storage")
+    with (
+        temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: storage}),
+        prefect_test_harness(server_startup_timeout=60),
+    ):
+        report = verify_mesh(spec=str(path), connection=target, settle=5.0, requests=10)
+        with get_client(sync_client=True) as client:
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mesh-bkt-traffic"]))
+            )
+    assert report.ok
+    assert report.traffic is not None
+    assert report.traffic.served["west"]["v3"] > 0
+    rows = json.loads(str(artifacts[0].data))
+    assert {
+        "cluster": "west",
+        "workload": "reviews-v3",
+        "answers": str(report.traffic.served["west"]["v3"]),
+    } in rows

@@ -11,7 +11,8 @@ from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import ClusterAccess, CreateResult, ProvisionReport
-from meshwright.spec import MeshSpec, load_spec
+from meshwright.runs import as_spec
+from meshwright.spec import MeshSpec
 from tasks.access import check_kubeconfig, write_kubeconfig
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.network import check_network, ensure_firewall
@@ -20,7 +21,7 @@ from tasks.report import publish_report
 
 @flow(name="provision-mesh", task_runner=bounded_runner(), log_prints=False)
 def provision_mesh(
-    spec: str,
+    spec: MeshSpec | str,
     kubeconfig: str | None = None,
     connection: MeshwrightTarget | str | None = None,
     force: bool = False,
@@ -29,7 +30,7 @@ def provision_mesh(
     a kubeconfig with one context per cluster.
 
     Args:
-        spec: path of the mesh spec (YAML).
+        spec: the mesh spec itself (the UI's form) or the path of its YAML file.
         kubeconfig: where to write the kubeconfig; default `.meshwright/<mesh>/kubeconfig`.
         connection: a MeshwrightTarget block or the name of a saved one; default: the spec's
             target in its usual place (the sandbox of $MESHWRIGHT_SANDBOX_STATE, or GKE with
@@ -37,7 +38,7 @@ def provision_mesh(
         force: overwrite a kubeconfig that holds another mesh's contexts.
     """
     started = time.time()
-    mesh = load_spec(spec)
+    mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)
     path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
     check_network(mesh, target=target)

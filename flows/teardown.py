@@ -11,7 +11,8 @@ from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import TeardownReport
-from meshwright.spec import load_spec
+from meshwright.runs import as_spec
+from meshwright.spec import MeshSpec
 from tasks.access import remove_kubeconfig
 from tasks.clusters import delete_cluster, find_mesh_clusters, wait_deleted
 from tasks.network import delete_firewall
@@ -19,7 +20,7 @@ from tasks.network import delete_firewall
 
 @flow(name="teardown-mesh", task_runner=bounded_runner())
 def teardown_mesh(
-    spec: str,
+    spec: MeshSpec | str,
     wait: bool = True,
     kubeconfig: str | None = None,
     connection: MeshwrightTarget | str | None = None,
@@ -27,14 +28,14 @@ def teardown_mesh(
     """Delete every cluster labelled with the mesh and the mesh's firewall rule.
 
     Args:
-        spec: path of the mesh spec (YAML).
+        spec: the mesh spec itself (the UI's form) or the path of its YAML file.
         wait: return only when the clusters are gone (like `terraform destroy`).
         kubeconfig: the kubeconfig `provision_mesh` wrote, removed at the end (if it is this mesh's).
         connection: a MeshwrightTarget block or the name of a saved one; default: the spec's
             target in its usual place.
     """
     started = time.time()
-    mesh = load_spec(spec)
+    mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)
     refs = find_mesh_clusters(target, mesh.project, mesh.name)
     deletes = {r.name: delete_cluster.submit(target, mesh.project, r.location, r.name) for r in refs}

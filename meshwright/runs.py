@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from meshwright.spec import MeshSpec, load_spec
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 POLL_SECONDS = 0.2
+LOG_LOOKBACK = timedelta(seconds=10)
 EXIT_CANCELLED = 130
 _PREFECT_PREFIXES = ("Flow run encountered an exception: ", "Task run encountered an exception: ")
 
@@ -74,19 +75,29 @@ class Follower:
     run_id: str
     seen: set[str] = field(default_factory=set)
     task_names: dict[str, str] = field(default_factory=dict)
+    subflows: dict[str, str] = field(default_factory=dict)
     after: str | None = None
 
     def state(self) -> dict[str, Any]:
         return _json(self.client.get(f"/flow_runs/{self.run_id}"))
 
+    def _find_subflows(self) -> None:
+        """Runs started inside the run (up, verify and down of the smoke test) log under their own id."""
+        parents = [self.run_id, *self.subflows]
+        body = {"flow_runs": {"parent_flow_run_id": {"any_": parents}}, "limit": 200}
+        for run in _json(self.client.post("/flow_runs/filter", json=body)):
+            self.subflows.setdefault(run["id"], run["name"])
+
     def new_logs(self) -> list[str]:
+        self._find_subflows()
         body: dict[str, Any] = {
-            "logs": {"flow_run_id": {"any_": [self.run_id]}},
+            "logs": {"flow_run_id": {"any_": [self.run_id, *self.subflows]}},
             "sort": "TIMESTAMP_ASC",
             "limit": 200,
         }
-        if self.after:
-            body["logs"]["timestamp"] = {"after_": self.after}
+        if self.after:  # logs arrive in batches, a subflow's a little late: look back, drop the seen
+            since = datetime.fromisoformat(self.after.replace("Z", "+00:00")) - LOG_LOOKBACK
+            body["logs"]["timestamp"] = {"after_": since.isoformat()}
         lines = []
         for log in _json(self.client.post("/logs/filter", json=body)):
             if log["id"] in self.seen:
@@ -100,7 +111,9 @@ class Follower:
         stamp = (
             datetime.fromisoformat(log["timestamp"].replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
         )
-        who = self._task_name(log.get("task_run_id"))
+        who = self._task_name(log.get("task_run_id")) or (
+            f"{self.subflows[log['flow_run_id']]}: " if log.get("flow_run_id") in self.subflows else ""
+        )
         return f"{stamp} {_LEVELS.get(log['level'], str(log['level'])):<7} {who}{log['message']}"
 
     def _task_name(self, task_run_id: str | None) -> str:
@@ -175,6 +188,8 @@ def follow(client: httpx.Client, run_id: str, *, echo: Callable[[str], None]) ->
             for line in follower.new_logs():
                 echo(line)
             if run["state"]["type"] in FINAL:
+                for line in follower.new_logs():  # what was sent while the state changed
+                    echo(line)
                 return _outcome(run, started)
             time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:

@@ -3,6 +3,7 @@ client at the ingress gateway's loopback address, and breakages made with the re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from prefect.testing.utilities import prefect_test_harness
 from flows.verify import verify_mesh
 from meshwright import clients, naming
 from meshwright.spec import MeshSpec, validate_spec
+from meshwright.verify import ControlPlaneBroken
 from tasks.network import ensure_firewall
 from tasks.verify import ingress_address
 from tests.bookinfo.conftest import Built, running_mesh, traffic
@@ -141,18 +143,17 @@ def test_a_remote_without_reachable_istiod_cannot_create_injected_pods(built: Bu
         custom.create_namespaced_custom_object("networking.istio.io", "v1", "istio-system", "gateways", saved)
 
 
-def test_a_missing_remote_secret_hides_west_from_central(built: Built) -> None:
+@contextlib.contextmanager
+def _without_remote_secret(built: Built, source: str) -> Iterator[None]:
     _, target, _, clusters = built
     core = kubernetes.client.CoreV1Api(
         clients.cloud(target).kube(clusters["central"].endpoint, clusters["central"].ca_certificate)
     )
-    name = naming.remote_secret_name("west")
+    name = naming.remote_secret_name(source)
     saved = core.read_namespaced_secret(name, naming.ISTIO_NAMESPACE)
     core.delete_namespaced_secret(name, naming.ISTIO_NAMESPACE)
     try:
-        report = traffic(built, requests=6)
-        assert "west" not in report.served
-        assert any(p.startswith("reviews-v3 on west never answered") for p in report.problems)
+        yield
     finally:
         body = {
             "metadata": {
@@ -163,6 +164,13 @@ def test_a_missing_remote_secret_hides_west_from_central(built: Built) -> None:
             "data": saved.data,
         }
         core.create_namespaced_secret(naming.ISTIO_NAMESPACE, body)
+
+
+def test_a_missing_remote_secret_hides_west_from_central(built: Built) -> None:
+    with _without_remote_secret(built, "west"):
+        report = traffic(built, requests=6)
+        assert "west" not in report.served
+        assert any(p.startswith("reviews-v3 on west never answered") for p in report.problems)
     assert traffic(built, requests=6).ok
 
 
@@ -182,6 +190,12 @@ def test_verify_mesh_flow_checks_traffic_and_publishes_it(
             artifacts = client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mesh-bkt-traffic"]))
             )
+        with _without_remote_secret(built, "west"), pytest.raises(ControlPlaneBroken) as broken:
+            verify_mesh(spec=str(path), connection=target, settle=0.5, requests=10)
+    assert "central does not see west" in broken.value.message
+    assert (
+        "reviews-v3 on west never answered" in broken.value.message
+    )  # traffic joins the control plane's lines
     assert report.ok
     assert report.traffic is not None
     assert report.traffic.served["west"]["v3"] > 0

@@ -102,11 +102,11 @@ def _service(
 class Builder:
     """Adds objects to a snapshot, with pod IPs taken from each cluster's pod range."""
 
-    def __init__(self, spec: MeshSpec) -> None:
+    def __init__(self, spec: MeshSpec, *, lb_base: str = "127.1.0") -> None:
         self.spec = spec
         self.mesh = Mesh(clusters={}, firewalls=[], synced={})
         self._ips: dict[str, Any] = {}
-        self._lb = iter(f"127.1.0.{i}" for i in range(1, 250))
+        self._lb = iter(f"{lb_base}.{i}" for i in range(1, 250))
         self.addresses: dict[tuple[str, str], str] = {}
 
     def add(self, cluster: str, type_key: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -264,9 +264,9 @@ class Builder:
                 self.add(name, kinds[m["kind"]], copy.deepcopy(m))
 
 
-def healthy(spec: MeshSpec) -> tuple[Mesh, str]:
+def healthy(spec: MeshSpec, *, lb_base: str = "127.1.0") -> tuple[Mesh, str]:
     """A mesh as meshwright builds it, all remote secrets synced; returns it and the ingress address."""
-    b = Builder(spec)
+    b = Builder(spec, lb_base=lb_base)
     for c in spec.clusters:
         b.cluster(c.name)
     eastwest = {}

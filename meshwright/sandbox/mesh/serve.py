@@ -211,7 +211,7 @@ class DataPlane:
         self.refresh()
         wanted = self.wanted()
         for key in set(self._listeners) - wanted:
-            self._listeners.pop(key).shutdown()
+            _close(self._listeners.pop(key))
         for key in sorted(wanted - set(self._listeners)):
             self._listen(*key)
 
@@ -228,7 +228,12 @@ class DataPlane:
                 self._refused.add((address, port))
             return
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name=f"gateway-{address}:{port}", daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"gateway-{address}:{port}",
+            daemon=True,
+        ).start()
         self._listeners[(address, port)] = server
 
     def _reconcile_guarded(self) -> None:
@@ -250,9 +255,13 @@ class DataPlane:
     def stop(self) -> None:
         self._stop.set()
         for server in self._listeners.values():
-            server.shutdown()
-            server.server_close()
+            _close(server)
         self._listeners.clear()
+
+
+def _close(server: http.server.ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
 
 
 def _loopback(ip: str) -> bool:
@@ -319,6 +328,12 @@ def _handler(traffic: Traffic, address: str, port: int) -> type[http.server.Base
         sys_version = ""
 
         def do_GET(self) -> None:
+            self._answer(with_body=True)
+
+        def do_HEAD(self) -> None:
+            self._answer(with_body=False)
+
+        def _answer(self, *, with_body: bool) -> None:
             started = time.monotonic()
             status, body, content_type = traffic.request(
                 address, port, self.path, self.headers.get("Host", "")
@@ -331,7 +346,8 @@ def _handler(traffic: Traffic, address: str, port: int) -> type[http.server.Base
             self.send_header("content-length", str(len(body)))
             self.send_header("x-envoy-upstream-service-time", str(int((time.monotonic() - started) * 1000)))
             self.end_headers()
-            self.wfile.write(body)
+            if with_body:
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("gateway %s:%d: " + format, address, port, *args)

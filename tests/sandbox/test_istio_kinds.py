@@ -237,7 +237,9 @@ def test_every_kind_the_charts_render_is_created_and_read_back(dynamic: DynamicC
 
 
 def test_a_crd_keeps_its_full_schema_and_serves_its_kind(dynamic: DynamicClient) -> None:
-    schema = _schema(depth=4, width=6)  # about 700 KB of JSON, in one request
+    hosts = {"type": "array", "items": {"type": "string"}}
+    spec = {"type": "object", "properties": {"hosts": hosts, "big": _schema(depth=4, width=6)}}
+    schema = {"type": "object", "properties": {"spec": spec}}  # about 700 KB of JSON, in one request
     crd = istio_crd("virtualservices", "VirtualService", schema)
     assert 500_000 < len(json.dumps(crd)) < 3 * 1024 * 1024
     crds = dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
@@ -497,3 +499,55 @@ def test_crd_printer_columns_replace_the_default_age(sandbox: Sandbox) -> None:
     name, hosts, age = table["rows"][0]["cells"]
     assert (name, hosts) == ("r", ["a"])
     assert age.endswith("s")
+
+
+WASM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["url"],
+            "properties": {
+                "url": {"type": "string", "minLength": 1},
+                "phase": {"type": "string", "enum": ["UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"]},
+                "priority": {"type": "integer", "nullable": True, "maximum": 100},
+                "pluginName": {"type": "string"},
+                "imagePullPolicy": {"type": "string", "default": "UNSPECIFIED_POLICY"},
+                "pluginConfig": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+        },
+        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    },
+}
+
+
+def test_custom_resources_are_checked_against_their_schema(sandbox: Sandbox) -> None:
+    raw = sandbox.raw()
+    crd = istio_crd("wasmplugins", "WasmPlugin", WASM_SCHEMA)
+    crd["spec"]["group"], crd["metadata"]["name"] = "extensions.istio.io", "wasmplugins.extensions.istio.io"
+    assert raw.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201
+    path = "/apis/extensions.istio.io/v1/namespaces/default/wasmplugins"
+    bad = {"metadata": {"name": "w"}, "spec": {"pluginName": "x", "phase": "BOGUS", "priority": "high"}}
+    status, answer = raw.call("POST", path, bad)
+    assert status == 422
+    assert sorted(c["field"] for c in answer["details"]["causes"]) == [
+        "spec.phase",
+        "spec.priority",
+        "spec.url",
+    ]
+    unknown = {
+        "metadata": {"name": "w"},
+        "spec": {"url": "oci://x", "bogusField": 1, "pluginConfig": {"any": 1}},
+    }
+    status, answer = raw.call("POST", f"{path}?fieldValidation=Strict", unknown)
+    assert (status, answer["message"]) == (400, 'strict decoding error: unknown field "spec.bogusField"')
+    status, stored = raw.call("POST", path, unknown)
+    assert status == 201
+    assert stored["spec"] == {
+        "url": "oci://x",
+        "pluginConfig": {"any": 1},
+        "imagePullPolicy": "UNSPECIFIED_POLICY",
+    }
+    merge = "application/merge-patch+json"
+    assert raw.call("PATCH", f"{path}/w", {"spec": {"priority": 500}}, content_type=merge)[0] == 422
+    assert raw.call("GET", f"{path}/w")[1]["spec"] == stored["spec"]

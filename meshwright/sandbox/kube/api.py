@@ -208,7 +208,12 @@ class ClusterApi:
             return Response(201, access_review(path.rt, r))
         opts = _options(r)
         created = self.state.create(
-            path.rt, path.namespace, request_body(r), manager=opts.manager, dry_run=opts.dry_run
+            path.rt,
+            path.namespace,
+            request_body(r),
+            manager=opts.manager,
+            dry_run=opts.dry_run,
+            strict=opts.strict,
         )
         return Response(201, created)
 
@@ -358,6 +363,7 @@ def _options(r: Request, path: ResourcePath | None = None, *, apply: bool = Fals
         subresource="status" if path is not None and path.sub == "status" else None,
         dry_run=r.query.get("dryRun") == "All",
         force=r.query.get("force") == "true",
+        strict=r.query.get("fieldValidation") == "Strict",
     )
 
 

@@ -52,6 +52,7 @@ class WriteOptions:
     subresource: str | None = None
     dry_run: bool = False
     force: bool = False
+    strict: bool = False  # fieldValidation=Strict: unknown fields are an error, not pruned
 
 
 def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
@@ -78,14 +79,18 @@ def _fresh(rt: ResourceType, obj: dict[str, Any], current: dict[str, Any]) -> No
         raise conflict(rt.plural, current["metadata"]["name"], rt.group)
 
 
+def _next_generation(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """A spec that differs once defaulted bumps the generation; a write that changes nothing else keeps it."""
+    if old is not None and _spec_part(obj) != _spec_part(old):
+        obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
+
+
 def _keep_status(rt: ResourceType, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """The main endpoint never changes status; a changed spec bumps the generation."""
+    """The main endpoint never changes status."""
     if rt.has_status:
         new["status"] = current.get("status")
         if new["status"] is None:
             new.pop("status")
-    if _spec_part(new) != _spec_part(current):
-        new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
     return new
 
 
@@ -179,6 +184,7 @@ class ClusterState:
         manager: str = "",
         dry_run: bool = False,
         applied: bool = False,
+        strict: bool = False,
     ) -> dict[str, Any]:
         obj = self._check_body(rt, namespace, body)
         _name_new(obj["metadata"])
@@ -194,7 +200,7 @@ class ClusterState:
                 obj["metadata"]["managedFields"] = [p.managed_entry(manager, "Apply", rt.api_version, paths)]
             else:
                 p.record_update(obj, manager=manager or "unknown", changed=obj)
-            return self._commit(rt, key, obj, None, dry_run=dry_run)
+            return self._commit(rt, key, obj, None, dry_run=dry_run, strict=strict)
 
     def _stamp_new(self, rt: ResourceType, obj: dict[str, Any], namespace: str | None) -> None:
         """What the server sets on a new object, whatever the client sent in its place."""
@@ -252,10 +258,14 @@ class ClusterState:
         *,
         dry_run: bool = False,
         check: bool = True,
+        strict: bool = False,
     ) -> dict[str, Any]:
+        if check and rt.custom:
+            obj = decoding.against_schema(rt, obj, strict=strict)
         defaults.apply(rt, obj)
         if self.hooks:
             self.hooks.admit(rt, obj, old)
+        _next_generation(obj, old)
         if check:
             validation.validate(rt, obj)
         if dry_run:
@@ -303,7 +313,7 @@ class ClusterState:
         else:
             result = _keep_status(rt, new, current)
         key = self.key(rt, namespace, current["metadata"]["name"])
-        return self._commit(rt, key, result, current, dry_run=opts.dry_run)
+        return self._commit(rt, key, result, current, dry_run=opts.dry_run, strict=opts.strict)
 
     def patch(
         self,
@@ -345,7 +355,13 @@ class ClusterState:
             if not opts.manager:
                 raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
             created = self.create(
-                rt, namespace, applied, manager=opts.manager, dry_run=opts.dry_run, applied=True
+                rt,
+                namespace,
+                applied,
+                manager=opts.manager,
+                dry_run=opts.dry_run,
+                applied=True,
+                strict=opts.strict,
             )
             return 201, created
         result = decoding.patched_shape(rt, p.server_side_apply(current, applied, manager=opts.manager))

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from meshwright.sandbox.kube import fielderrors, fieldtypes, shapes
+from meshwright.sandbox.kube import fielderrors, fieldtypes, openapi, shapes
 from meshwright.sandbox.kube import patch as p
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.status import KubeError, bad_request
@@ -89,3 +89,16 @@ def patch_body(body: bytes, content_type: str) -> Any:
         return json.loads(body)
     except (ValueError, RecursionError) as e:
         raise bad_request(f"error decoding JSON: {str(e)[:200]}") from None
+
+
+def against_schema(rt: ResourceType, obj: dict[str, Any], *, strict: bool) -> dict[str, Any]:
+    """A custom resource as its CRD's schema leaves it (defaults in, unknown fields out), or its 400/422."""
+    outcome = openapi.check(rt.schema, obj)
+    if strict and outcome.unknown:
+        raise bad_request(
+            "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in outcome.unknown)
+        )
+    if outcome.errors:
+        raise fielderrors.rejected(rt, (obj.get("metadata") or {}).get("name", ""), outcome.errors)
+    result: dict[str, Any] = outcome.obj
+    return result

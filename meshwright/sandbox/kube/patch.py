@@ -31,6 +31,7 @@ MERGE_KEYS = {
     "hostAliases": "ip",
     "topologySpreadConstraints": "topologyKey",
     "secrets": "name",
+    "webhooks": "name",  # admissionregistration webhooks: patchMergeKey=name
 }
 Path = tuple[str, ...]
 

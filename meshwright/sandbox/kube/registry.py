@@ -23,6 +23,9 @@ class ResourceType:
     # Resources whose writes never change .status through the main endpoint.
     has_status: bool = True
     categories: tuple[str, ...] = ()
+    schema: dict[str, Any] | None = field(
+        default=None, compare=False, hash=False
+    )  # a CRD version's openAPIV3Schema
 
     @property
     def api_version(self) -> str:
@@ -205,6 +208,7 @@ class Registry:
                 custom=True,
                 printer_columns=tuple(v.get("additionalPrinterColumns") or ()),
                 has_status="status" in subs,
+                schema=(v.get("schema") or {}).get("openAPIV3Schema"),
             )
             self._add(rt)
             added.append(rt)

@@ -164,6 +164,16 @@ ROLE_BINDING: dict[str, FieldType] = {
     "roleRef": _s("v1.RoleRef", apiGroup=STRING, kind=STRING, name=STRING),
     "subjects": ListOf(_s("v1.Subject", kind=STRING, apiGroup=STRING, name=STRING, namespace=STRING)),
 }
+JSON_SCHEMA = _s(
+    "v1.JSONSchemaProps",
+    type=STRING,
+    required=STRINGS,
+    properties=MapOf(Struct("v1.JSONSchemaProps")),
+    items=Struct("v1.JSONSchemaProps"),
+    enum=ListOf(ANY),
+    pattern=STRING,
+    nullable=BOOL,
+)
 CRD_SPEC = _s(
     "v1.CustomResourceDefinitionSpec",
     group=STRING,
@@ -184,8 +194,8 @@ CRD_SPEC = _s(
             served=BOOL,
             storage=BOOL,
             deprecated=BOOL,
-            schema=ANY,
-            subresources=ANY,
+            schema=_s("v1.CustomResourceValidation", openAPIV3Schema=JSON_SCHEMA),
+            subresources=_s("v1.CustomResourceSubresources", status=MapOf(ANY), scale=MapOf(ANY)),
             additionalPrinterColumns=ListOf(
                 _s(
                     "v1.CustomResourceColumnDefinition",

@@ -23,7 +23,8 @@ from meshwright import istio_values, naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.helm import ChartRef, ReleaseResult
 from meshwright.models import ClusterAccess, FirewallResult, ProvisionReport, Timing
-from meshwright.spec import ClusterSpec, MeshSpec, load_spec
+from meshwright.runs import as_spec
+from meshwright.spec import ClusterSpec, MeshSpec
 from tasks.access import check_kubeconfig, write_kubeconfig
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.istio import (
@@ -142,7 +143,7 @@ def _istio(
 
 @flow(name="up-mesh", task_runner=ThreadPoolTaskRunner(max_workers=MESH_WORKERS), log_prints=False)  # type: ignore[arg-type]
 def up_mesh(
-    spec: str,
+    spec: MeshSpec | str,
     kubeconfig: str | None = None,
     connection: MeshwrightTarget | str | None = None,
     force: bool = False,
@@ -151,14 +152,14 @@ def up_mesh(
     CA, cacerts, istio-base, istiod and the east-west gateways, wired per the spec's topology.
 
     Args:
-        spec: path of the mesh spec (YAML).
+        spec: the mesh spec itself (the UI's form) or the path of its YAML file.
         kubeconfig: where to write the kubeconfig; default `.meshwright/<mesh>/kubeconfig`.
         connection: a MeshwrightTarget block or the name of a saved one; default: the spec's
             target in its usual place.
         force: overwrite a kubeconfig that holds another mesh's contexts.
     """
     started = time.time()
-    mesh = load_spec(spec)
+    mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)
     path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
     check_network(mesh, target=target)

@@ -1,0 +1,88 @@
+"""The ephemeral mesh test as one flow run on the sandbox: a fault at verification fails the run
+after the teardown, nothing is left, and the markdown report says what happened."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import ArtifactSort
+from prefect.states import Cancelled, Crashed
+
+from flows.provision import provision_mesh
+from flows.smoke import _teardown_hook, mesh_smoke_test
+from meshwright.clients import MeshwrightTarget
+from meshwright.errors import MeshwrightError
+from meshwright.sandbox.faults import FaultRule
+from meshwright.sandbox.world import World
+from meshwright.spec import validate_spec
+from tests.flows.test_provision_teardown import world_counts
+
+SPEC = {
+    "name": "smokemesh",
+    "project": "demo-project",
+    "ttl": "1h",
+    "clusters": [
+        {"name": "central", "location": "us-central1-a"},
+        {"name": "west", "location": "us-west1-b", "primary": "central"},
+    ],
+}
+
+
+def latest_markdown(key: str) -> str:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC
+        )
+    return str(found[0].data)
+
+
+def test_fault_at_verification_fails_the_run_after_teardown_leaving_nothing(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
+) -> None:
+    spec = tmp_path / "mesh.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    sandbox.faults.replace([FaultRule(api="kube", cluster="central", path="/proxy/", status=503)])
+    with pytest.raises(MeshwrightError, match="clusterz") as failed:
+        mesh_smoke_test(spec=str(spec), connection=target, settle=0)
+    assert world_counts(sandbox) == ([], [])
+    report = latest_markdown("mesh-smokemesh-smoke-test")
+    assert "# Smoke test of mesh `smokemesh`: **failed**" in report
+    assert re.findall(r"^\| (\w+) \| [\d.]+ \|", report, re.MULTILINE) == ["up", "verify", "down"]
+    assert "failed: " in report.split("| verify |")[1].splitlines()[0]
+    assert "Deleted clusters: central, west" in report
+    assert str(failed.value).splitlines()[0][:40] in report.replace("\\|", "|")
+
+
+def test_a_healthy_mesh_passes_from_the_spec_itself_and_is_gone_afterwards(
+    sandbox: World, target: MeshwrightTarget
+) -> None:
+    # One cluster: up_mesh does not exchange remote secrets yet, so a remote would not be seen.
+    one = {**SPEC, "clusters": SPEC["clusters"][:1]}
+    result = mesh_smoke_test(spec=validate_spec(one), connection=target, settle=0)
+    assert result.passed
+    assert [s.step for s in result.stages] == ["up", "verify", "down"]
+    assert world_counts(sandbox) == ([], [])
+    report = latest_markdown(result.report_key)
+    assert "**passed**" in report
+    assert "| central | istiod | " in report
+    assert "Roots: central `" in report
+
+
+@pytest.mark.parametrize("ended", [Cancelled, Crashed])
+def test_cancelled_or_crashed_run_hook_starts_the_teardown(
+    sandbox: World, target: MeshwrightTarget, ended: type
+) -> None:
+    provision_mesh(spec=validate_spec(SPEC), connection=target)
+    target.save("smoke-hook", overwrite=True)
+    run = FlowRun(flow_id=uuid4(), parameters={"spec": SPEC, "connection": "smoke-hook"})
+    _teardown_hook(mesh_smoke_test, run, ended())
+    clusters, rules = world_counts(sandbox)
+    assert rules == []
+    assert all(c.endswith(":STOPPING") for c in clusters) or clusters == [], clusters

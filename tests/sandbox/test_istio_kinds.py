@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from meshwright.sandbox.http import Request, Response
+from meshwright.sandbox.kube.workloads import REVISION
 from tests.sandbox.kube_fixtures import Sandbox
 from tests.sandbox.kube_fixtures import sandbox as sandbox
 
@@ -551,3 +552,37 @@ def test_custom_resources_are_checked_against_their_schema(sandbox: Sandbox) -> 
     merge = "application/merge-patch+json"
     assert raw.call("PATCH", f"{path}/w", {"spec": {"priority": 500}}, content_type=merge)[0] == 422
     assert raw.call("GET", f"{path}/w")[1]["spec"] == stored["spec"]
+
+
+def test_a_rollout_keeps_the_old_replica_set_at_zero_with_revisions(sandbox: Sandbox) -> None:
+    apps = kubernetes.client.AppsV1Api(sandbox.kube())
+    labels = {"app": "web"}
+    body = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1"}]},
+            },
+        },
+    }
+    apps.create_namespaced_deployment("default", body)
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}}
+    apps.patch_namespaced_deployment("web", "default", patch)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        dep = apps.read_namespaced_deployment("web", "default")
+        if dep.status.ready_replicas == 1 and dep.status.observed_generation == 2:
+            break
+        time.sleep(0.05)
+    sets = {rs.metadata.annotations[REVISION]: rs for rs in apps.list_namespaced_replica_set("default").items}
+    assert sorted(sets) == ["1", "2"]
+    assert (sets["1"].spec.replicas, sets["2"].spec.replicas) == (0, 1)
+    assert sets["2"].spec.template.spec.containers[0].image == "nginx:2"
+    assert dep.metadata.annotations[REVISION] == "2"
+    assert dep.status.ready_replicas == 1
+    pods = kubernetes.client.CoreV1Api(sandbox.kube()).list_namespaced_pod("default").items
+    assert [p.metadata.labels["pod-template-hash"] for p in pods] == [
+        sets["2"].metadata.labels["pod-template-hash"]
+    ]

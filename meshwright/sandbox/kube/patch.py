@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
 
 import jsonpatch
 
+from meshwright.sandbox import clock
 from meshwright.sandbox.kube.status import KubeError, bad_request
 
 # List fields whose items merge by a key (strategic merge patch and server-side apply).
@@ -205,7 +205,7 @@ def managed_entry(
         "manager": manager,
         "operation": operation,
         "apiVersion": api_version,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "time": clock.rfc3339(),
         "fieldsType": "FieldsV1",
         "fieldsV1": to_fields_v1(paths),
     }

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from meshwright.sandbox import dotted
 from meshwright.sandbox.kube.status import bad_request
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -54,10 +55,7 @@ def label_selector(selector: str | None) -> Predicate:
 
 
 def _field(obj: dict[str, Any], path: str) -> str:
-    node: Any = obj
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return "" if node is None else str(node)
+    return str(dotted.get(obj, path, ""))
 
 
 def field_selector(selector: str | None) -> Predicate:

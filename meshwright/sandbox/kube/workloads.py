@@ -4,6 +4,7 @@ follow the ready Pods behind each Service. Also the timer wheel all controllers 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import heapq
 import ipaddress
@@ -22,6 +23,7 @@ from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)
+REVISION = "deployment.kubernetes.io/revision"
 MAX_PODS = 330  # per ReplicaSet: what three nodes of 110 pods can hold; more stay unscheduled (not made)
 
 
@@ -82,20 +84,25 @@ class Workloads:
             return
         meta = dep["metadata"]
         rs = self._replica_set_for(dep)
-        self._drop_other_replica_sets(meta, keep=rs["metadata"]["name"])
+        name = rs["metadata"]["name"]
+        revision = self._revision(meta, name)
+        rs["metadata"]["annotations"] = {REVISION: revision}
+        self._retire_other_replica_sets(dep, keep=name)
         self.cluster.put_internal(self.rt("apps/v1", "ReplicaSet"), rs)
+        self._annotate_revision(meta, revision)
         self._set_status("apps/v1", "Deployment", meta["namespace"], meta["name"], _rolling_out(dep, rs))
         self.later(
-            self.latency.rollout,
-            lambda: self._deployment_ready(meta["namespace"], meta["name"], rs["metadata"]["name"]),
+            self.latency.rollout, lambda: self._deployment_ready(meta["namespace"], meta["name"], name)
         )
 
     def _replica_set_for(self, dep: dict[str, Any]) -> dict[str, Any]:
         """The ReplicaSet of the Deployment's current template, named after its hash as a real one is."""
         meta, spec = dep["metadata"], dep.get("spec") or {}
         template = spec.get("template") or {}
-        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        digest = safe_suffix(json.dumps(template, sort_keys=True), 10)
         labels = {**((template.get("metadata") or {}).get("labels") or {}), "pod-template-hash": digest}
+        selector = copy.deepcopy(spec.get("selector") or {})
+        selector.setdefault("matchLabels", {})["pod-template-hash"] = digest
         return {
             "metadata": {
                 "name": f"{meta['name']}-{digest}",
@@ -105,16 +112,41 @@ class Workloads:
             },
             "spec": {
                 "replicas": spec.get("replicas", 1),
-                "selector": spec.get("selector"),
+                "selector": selector,
                 "template": {**template, "metadata": {**(template.get("metadata") or {}), "labels": labels}},
             },
         }
 
-    def _drop_other_replica_sets(self, meta: dict[str, Any], *, keep: str) -> None:
-        rs_rt = self.rt("apps/v1", "ReplicaSet")
-        for rs in self._owned(rs_rt, meta["namespace"], meta["uid"]):
-            if rs["metadata"]["name"] != keep:
+    def _revision(self, meta: dict[str, Any], rs_name: str) -> str:
+        """The rollout's revision: the current ReplicaSet keeps its own if newest, else one past the newest."""
+        revisions = {
+            rs["metadata"]["name"]: int((rs["metadata"].get("annotations") or {}).get(REVISION, "0") or 0)
+            for rs in self._owned(self.rt("apps/v1", "ReplicaSet"), meta["namespace"], meta["uid"])
+        }
+        mine = revisions.pop(rs_name, 0)
+        newest = max(revisions.values(), default=0)
+        return str(mine if mine > newest else newest + 1)
+
+    def _annotate_revision(self, meta: dict[str, Any], revision: str) -> None:
+        def change(obj: dict[str, Any]) -> None:
+            obj["metadata"].setdefault("annotations", {})[REVISION] = revision
+
+        self.cluster.modify(self.rt("apps/v1", "Deployment"), meta["namespace"], meta["name"], change)
+
+    def _retire_other_replica_sets(self, dep: dict[str, Any], *, keep: str) -> None:
+        """Old ReplicaSets scale to zero and stay, up to revisionHistoryLimit, for `rollout history` and `undo`."""
+        meta, rs_rt = dep["metadata"], self.rt("apps/v1", "ReplicaSet")
+        others = [
+            rs for rs in self._owned(rs_rt, meta["namespace"], meta["uid"]) if rs["metadata"]["name"] != keep
+        ]
+        others.sort(key=lambda rs: int(rs["metadata"].get("resourceVersion", "0")))
+        limit = (dep.get("spec") or {}).get("revisionHistoryLimit", 10)
+        for n, rs in enumerate(others):
+            if n < len(others) - limit:
                 self.cluster.remove(rs_rt, self.cluster.key(rs_rt, meta["namespace"], rs["metadata"]["name"]))
+            elif (rs.get("spec") or {}).get("replicas") != 0:
+                rs["spec"]["replicas"] = 0
+                self.cluster.put_internal(rs_rt, rs)
 
     def _react_replicaset(self, rs: dict[str, Any], old: dict[str, Any] | None) -> None:
         meta = rs["metadata"]
@@ -199,15 +231,15 @@ class Workloads:
         )
 
     def _deployment_ready(self, ns: str, name: str, rs_name: str) -> None:
+        """The rollout to `rs_name` is done, unless a newer one replaced it meanwhile."""
+        dep = self.cluster.find(self.rt("apps/v1", "Deployment"), ns, name)
         rs = self.cluster.find(self.rt("apps/v1", "ReplicaSet"), ns, rs_name)
-        if rs is None:
+        if dep is None or rs is None or self._replica_set_for(dep)["metadata"]["name"] != rs_name:
             return
         n = self._start_pods(ns, rs["metadata"]["uid"])
         generation = rs["metadata"].get("generation", 1)
         self._set_status("apps/v1", "ReplicaSet", ns, rs_name, _replica_set_ready(n, generation))
-        dep = self.cluster.find(self.rt("apps/v1", "Deployment"), ns, name)
-        if dep is not None:
-            self._set_status("apps/v1", "Deployment", ns, name, _deployment_available(dep, n, rs_name))
+        self._set_status("apps/v1", "Deployment", ns, name, _deployment_available(dep, n, rs_name))
 
     def _start_pods(self, ns: str, owner_uid: str) -> int:
         """The ReplicaSet's pods are Running and Ready; how many there are."""

@@ -14,7 +14,11 @@ import time
 from typing import Any
 
 import kubernetes.client
-import kubernetes.client.api.apps_v1_api  # for kube.wait_rollout; see READY_TIMEOUT
+
+# kubernetes.client loads its API classes lazily, about a second each on first use; imported here,
+# that second is paid once at import instead of inside the first cluster's chain (apps: for
+# kube.wait_rollout).
+import kubernetes.client.api.apps_v1_api
 import kubernetes.watch
 from kubernetes.client.api.core_v1_api import CoreV1Api
 from kubernetes.client.exceptions import ApiException
@@ -30,8 +34,6 @@ from meshwright.spec import MeshSpec, Target
 from meshwright.translate import from_kube
 from tasks.common import RETRYING, Clock
 
-# kubernetes.client loads its API classes lazily, about a second each on first use; imported here,
-# that second is paid once at import instead of inside the first cluster's chain.
 READY_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
 ADDRESS_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
 BUNDLED_HINT = "on the sandbox, omit istio.charts to use the bundled charts"

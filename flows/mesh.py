@@ -86,42 +86,46 @@ def _chain(
     primary_address = primary["address"] if primary else None
     ns = prepare_namespace.submit(spec, ready, target=target)  # type: ignore[call-overload]
     cacerts = ensure_cacerts.submit(spec, ready, root, target=target, wait_for=[ns])  # type: ignore[call-overload]
+    after_primary = [primary["istiod"]] if primary else []
     base = install_release.submit(  # type: ignore[call-overload]
-        spec,
-        ready,
-        naming.BASE_RELEASE,
-        charts,
-        target=target,
-        wait_for=[ns, *([primary["istiod"]] if primary else [])],
+        spec, ready, naming.BASE_RELEASE, charts, target=target, wait_for=[ns, *after_primary]
     )
     istiod = install_release.submit(  # type: ignore[call-overload]
         spec, ready, naming.ISTIOD_RELEASE, charts,
         target=target, remote_pilot_address=primary_address, wait_for=[base, cacerts],
     )  # fmt: skip
-    istiod_ready = wait_release_ready.submit(
+    istiod_ready = wait_release_ready.submit(  # type: ignore[call-overload]
         spec, ready, naming.ISTIOD_RELEASE, target=target, wait_for=[istiod]
-    )  # type: ignore[call-overload]
-    steps: Futures = {
-        "namespace": ns,
-        "cacerts": cacerts,
-        "base": base,
-        "istiod": istiod,
-        "istiod_ready": istiod_ready,
-    }
+    )
+    steps: Futures = {"namespace": ns, "cacerts": cacerts, "base": base, "istiod": istiod}
+    steps["istiod_ready"] = istiod_ready
     if istio_values.needs_eastwest(spec, c):
-        # A gateway's pods are injected by istiod: it goes in once istiod is up. Its address and the
-        # Istio objects on it need only the Service, not the pods.
-        gateway = install_release.submit(  # type: ignore[call-overload]
-            spec, ready, naming.EASTWEST_RELEASE, charts, target=target, wait_for=[istiod_ready]
-        )
-        steps["gateway"] = gateway
-        steps["gateway_ready"] = wait_release_ready.submit(  # type: ignore[call-overload]
-            spec, ready, naming.EASTWEST_RELEASE, target=target, wait_for=[gateway]
-        )
-        if istio_values.serves_remotes(spec, c):
-            steps["address"] = gateway_address.submit(ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
-        if istio_values.exposures(spec, c):
-            steps["expose"] = expose_on_gateway.submit(spec, ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
+        steps |= _gateway(spec, c, ready, charts, after=istiod_ready, target=target)
+    return steps
+
+
+def _gateway(
+    spec: MeshSpec,
+    c: ClusterSpec,
+    ready: PrefectFuture[ClusterAccess],
+    charts: list[ChartRef],
+    *,
+    after: PrefectFuture[bool],
+    target: MeshwrightTarget,
+) -> Futures:
+    """The east-west gateway: its pods are injected by istiod, so it goes in once istiod is up; its
+    address and the Istio objects on it need only the Service, not the pods."""
+    gateway = install_release.submit(  # type: ignore[call-overload]
+        spec, ready, naming.EASTWEST_RELEASE, charts, target=target, wait_for=[after]
+    )
+    steps: Futures = {"gateway": gateway}
+    steps["gateway_ready"] = wait_release_ready.submit(  # type: ignore[call-overload]
+        spec, ready, naming.EASTWEST_RELEASE, target=target, wait_for=[gateway]
+    )
+    if istio_values.serves_remotes(spec, c):
+        steps["address"] = gateway_address.submit(ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
+    if istio_values.exposures(spec, c):
+        steps["expose"] = expose_on_gateway.submit(spec, ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
     return steps
 
 

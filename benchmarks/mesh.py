@@ -12,7 +12,7 @@ side by side); a remote adds no simulated step after its primary's gateway addre
 a Service, its install is not waited for). Everything else (helm, Prefect, key generation, API
 calls) is what the flow adds, about 3 to 6 s on 2 CPUs shared with the sandbox; the ratio
 wall/critical is the figure of merit (goal <= 1.25). Measured on 2 CPUs: with the defaults
-(create 10 s, rollout 2 s, load balancer 2 s) 1.21 for 3 clusters and 1.40 for 10; with
+(create 10 s, rollout 2 s, load balancer 2 s) 1.21 for 3 clusters and 1.40 to 1.45 for 10; with
 `--create 30 --rollout 5 --loadbalancer 5` 1.09 and 1.10 (GKE's own steps take minutes).
 Also printed: RSA 4096 against RSA 2048 key generation, the root's and an intermediate's cost.
 """

@@ -176,7 +176,7 @@ def up_mesh(
     waits = {name: wait_cluster.submit(mesh, future, target=target) for name, future in creates.items()}  # type: ignore[call-overload]
     chains = _istio(mesh, waits, root, charts, target=target)
     created, create_failures = resolve(creates)
-    ready, wait_failures = resolve(waits)
+    ready, wait_failures = resolve(waits, skip=create_failures)
     failures: dict[str, BaseException] = {**create_failures, **wait_failures}
     firewall, path_written = None, path
     if not failures:

@@ -289,3 +289,176 @@ def test_patch_bodies_that_do_not_parse_are_bad_requests(sandbox: Sandbox) -> No
         for body in (b"[" * 100_000, b"{", b"\xff"):
             status, _ = raw.call("PATCH", f"{CM}/cm?fieldManager=t", raw=body, content_type=content_type)
             assert status == 400, (content_type, body[:5])
+
+
+ISTIO = "/api/v1/namespaces/default"
+
+
+def _webhooks(*hooks: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "v"}, "webhooks": list(hooks)}
+
+
+def _hook(name: str, **client: Any) -> dict[str, Any]:
+    config = client or {"service": {"name": "istiod", "namespace": "default", "path": "/validate"}}
+    return {"name": name, "clientConfig": config, "sideEffects": "None", "admissionReviewVersions": ["v1"]}
+
+
+def _with_pod(**pod: Any) -> dict[str, Any]:
+    body = deployment("web")
+    body["spec"]["template"]["spec"].update(pod)
+    return body
+
+
+NEGATIVES: list[tuple[str, dict[str, Any], int, str]] = [
+    (
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+        {
+            "metadata": {"name": "b"},
+            "spec": {"minAvailable": 1, "maxUnavailable": 1, "selector": {"matchLabels": {"a": "b"}}},
+        },
+        422,
+        "minAvailable and maxUnavailable cannot be both set",
+    ),
+    (
+        "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
+        {
+            "metadata": {"name": "h"},
+            "spec": {
+                "minReplicas": 6,
+                "maxReplicas": 5,
+                "scaleTargetRef": {"kind": "Deployment", "name": "x"},
+            },
+        },
+        422,
+        "must be greater than or equal to `minReplicas`",
+    ),
+    (
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        _webhooks(_hook("a.b.c"), _hook("a.b.c")),
+        422,
+        'webhooks[1].name: Duplicate value: "a.b.c"',
+    ),
+    (
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        _webhooks(_hook("validation", url="http://x", service={"name": "s", "namespace": "n"})),
+        422,
+        "exactly one of url or service is required",
+    ),
+    (
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        {
+            "metadata": {"name": "e"},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["300.1.1.1"]}],
+            "ports": [{"name": "Bad_Name", "port": 1}],
+        },
+        422,
+        "must be a valid IPv4 address",
+    ),
+    (
+        f"{ISTIO}/services",
+        {"metadata": {"name": "x"}, "spec": {"type": "ExternalName", "ports": [{"port": 80}]}},
+        422,
+        "spec.externalName: Required value",
+    ),
+    (
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        {
+            "metadata": {"name": "b"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"},
+            "subjects": [{"kind": "ServiceAccount", "name": "x"}],
+        },
+        422,
+        "subjects[0].namespace: Required value",
+    ),
+    (
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        {
+            "metadata": {"name": "xs.example.com"},
+            "spec": {
+                "group": "example.com",
+                "scope": "Namespaced",
+                "names": {"plural": "xs", "kind": "X"},
+                "versions": [{"name": "v1", "served": True, "storage": True}],
+            },
+        },
+        422,
+        "schemas are required",
+    ),
+    (
+        DEPLOYMENTS,
+        _with_pod(
+            containers=[{"name": "c", "image": "i", "volumeMounts": [{"name": "nothere", "mountPath": "/x"}]}]
+        ),
+        422,
+        'Not found: "nothere"',
+    ),
+    (
+        DEPLOYMENTS,
+        _with_pod(volumes=[{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]),
+        422,
+        'volumes[1].name: Duplicate value: "v"',
+    ),
+    (
+        DEPLOYMENTS,
+        _with_pod(
+            containers=[
+                {
+                    "name": "c",
+                    "image": "i",
+                    "ports": [{"name": "https-webhooks-too-long", "containerPort": 1}],
+                }
+            ]
+        ),
+        422,
+        "must be no more than 15 characters",
+    ),
+    (
+        DEPLOYMENTS,
+        _with_pod(containers=[{"name": "c", "image": "i", "resources": {"requests": {"cpu": "abc"}}}]),
+        400,
+        "quantities must match the regular expression",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"), NEGATIVES, ids=[m[:30] for *_, m in NEGATIVES]
+)
+def test_what_a_real_server_refuses_is_refused_and_not_stored(
+    sandbox: Sandbox, path: str, body: dict[str, Any], status: int, message: str
+) -> None:
+    raw = sandbox.raw()
+    got, answer = raw.call("POST", path, body)
+    assert got == status, answer
+    assert message in answer["message"]
+    assert absent(raw, f"{path}/{body['metadata']['name']}")
+
+
+def test_a_deployment_selector_cannot_change(sandbox: Sandbox) -> None:
+    raw = sandbox.raw()
+    assert raw.call("POST", DEPLOYMENTS, deployment("sel"))[0] == 201
+    labels = {"app": "sel", "x": "y"}
+    change = {"spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}}}}
+    status, answer = raw.call(
+        "PATCH", f"{DEPLOYMENTS}/sel", change, content_type="application/merge-patch+json"
+    )
+    assert (status, answer["details"]["causes"][0]["field"]) == (422, "spec.selector")
+    assert "field is immutable" in answer["message"]
+    assert raw.call("GET", f"{DEPLOYMENTS}/sel")[1]["spec"]["selector"] == {"matchLabels": {"app": "sel"}}
+
+
+def test_a_load_balancer_becomes_cluster_ip_and_drops_its_node_ports(sandbox: Sandbox) -> None:
+    raw = sandbox.raw()
+    assert (
+        raw.call("POST", SERVICES, service("lb", {"name": "http", "port": 80}, kind="LoadBalancer"))[0] == 201
+    )
+    status, svc = raw.call(
+        "PATCH",
+        f"{SERVICES}/lb",
+        {"spec": {"type": "ClusterIP"}},
+        content_type="application/strategic-merge-patch+json",
+    )
+    assert status == 200, svc
+    assert [p.get("nodePort") for p in svc["spec"]["ports"]] == [None]
+    assert "externalTrafficPolicy" not in svc["spec"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from typing import Any
@@ -482,3 +483,53 @@ def test_deleted_cluster_stops_answering(
     kube.configuration.retries = 0
     with pytest.raises(urllib3.exceptions.HTTPError):
         core(kube).read_namespace("default", _request_timeout=2)
+
+
+def test_server_side_apply_conflicts_with_another_managers_fields_unless_forced(kube: Client) -> None:
+    api = apps(kube)
+    api.create_namespaced_deployment("default", deployment("mf", replicas=1), field_manager="kubectl-create")
+    applied = {"apiVersion": "apps/v1", "kind": "Deployment", **deployment("mf", replicas=5)}
+    client = DynamicClient(kube).resources.get(api_version="apps/v1", kind="Deployment")
+    with pytest.raises(ApiException) as caught:
+        client.server_side_apply(body=applied, name="mf", namespace="default", field_manager="ssa-x")
+    assert caught.value.status == 409
+    assert json.loads(caught.value.body)["message"] == (
+        'Apply failed with 1 conflict: conflict with "kubectl-create" using apps/v1: .spec.replicas'
+    )
+    assert api.read_namespaced_deployment("mf", "default").spec.replicas == 1
+    client.server_side_apply(
+        body=applied, name="mf", namespace="default", field_manager="ssa-x", force_conflicts=True
+    )
+    fields = {
+        e.manager: e.fields_v1
+        for e in api.read_namespaced_deployment("mf", "default").metadata.managed_fields
+    }
+    assert "f:replicas" in fields["ssa-x"]["f:spec"]
+    assert "f:replicas" not in fields["kubectl-create"].get("f:spec", {})
+
+
+def test_an_update_keeps_what_its_manager_owned_and_records_no_patch_directives(kube: Client) -> None:
+    api = apps(kube)
+    api.create_namespaced_deployment("default", deployment("mf", replicas=1), field_manager="patcher")
+    patch = {
+        "spec": {
+            "replicas": 2,
+            "template": {
+                "spec": {
+                    "$setElementOrder/containers": [{"name": "main"}],
+                    "containers": [{"name": "main", "env": [{"name": "A", "value": "1"}]}],
+                }
+            },
+        }
+    }
+    api.patch_namespaced_deployment("mf", "default", patch, field_manager="patcher")
+    entry = next(
+        e
+        for e in api.read_namespaced_deployment("mf", "default").metadata.managed_fields
+        if e.manager == "patcher"
+    )
+    text = str(entry.fields_v1)
+    assert "$setElementOrder" not in text
+    assert "f:selector" in entry.fields_v1["f:spec"]
+    assert "f:replicas" in entry.fields_v1["f:spec"]
+    assert "f:env" in text

@@ -38,6 +38,23 @@ def _ports(svc: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [p for p in ports if isinstance(p, dict)]
 
 
+NEEDS_NODE_PORTS = ("NodePort", "LoadBalancer")
+
+
+def _drop_type_dependent_fields(svc: dict[str, Any], old: dict[str, Any]) -> None:
+    """A type change that no longer needs node ports clears the ones it still carries unchanged (strategy.go)."""
+    spec, old_spec = svc.get("spec") or {}, old.get("spec") or {}
+    if old_spec.get("type") not in NEEDS_NODE_PORTS or spec.get("type") in NEEDS_NODE_PORTS:
+        return
+    if [p.get("nodePort") for p in _ports(svc)] == [p.get("nodePort") for p in _ports(old)]:
+        for port in _ports(svc):
+            port.pop("nodePort", None)
+    for field in ("externalTrafficPolicy", "allocateLoadBalancerNodePorts", "healthCheckNodePort"):
+        if spec.get(field) == old_spec.get(field):
+            spec.pop(field, None)
+    svc["status"] = {"loadBalancer": {}}
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -163,6 +180,8 @@ class Controllers(Workloads):
 
     def _admit_service(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         spec = obj.setdefault("spec", {})
+        if old is not None:
+            _drop_type_dependent_fields(obj, old)
         ports = [port for port in spec.get("ports") or [] if isinstance(port, dict)]
         for port in ports:
             port.setdefault("protocol", "TCP")

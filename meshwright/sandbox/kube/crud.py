@@ -267,7 +267,7 @@ class ClusterState:
             self.hooks.admit(rt, obj, old)
         _next_generation(obj, old)
         if check:
-            validation.validate(rt, obj)
+            validation.validate(rt, obj, old)
         if dry_run:
             return obj
         stored = self.store.put(key, obj)
@@ -364,7 +364,9 @@ class ClusterState:
                 strict=opts.strict,
             )
             return 201, created
-        result = decoding.patched_shape(rt, p.server_side_apply(current, applied, manager=opts.manager))
+        result = decoding.patched_shape(
+            rt, p.server_side_apply(current, applied, manager=opts.manager, force=opts.force)
+        )
         return 200, self._replace(rt, namespace, self._versioned(rt, current), result, opts)
 
     def delete(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +51,7 @@ class TypeProblem:
     want: str
 
     def message(self) -> str:
-        if self.got.startswith("illegal base64"):
+        if self.got.startswith(("illegal base64", "quantities must")):
             return self.got
         return f"json: cannot unmarshal {self.got} into Go struct field {self.struct}.{self.path} of type {self.want}"
 
@@ -63,6 +64,7 @@ BYTES = Scalar("[]uint8", (str,))  # base64 in JSON
 INT_OR_STRING = Scalar("intstr.IntOrString", (int, str))
 QUANTITY = Scalar("resource.Quantity", (int, float, str))
 ANY = Scalar("", ())  # anything decodes
+QUANTITY_PATTERN = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 STRINGS = ListOf(STRING)
 STRING_MAP = MapOf(STRING)
 
@@ -157,6 +159,13 @@ class _Checker:
         if value is None or _fits(t, value):
             if t is BYTES and isinstance(value, str) and (at := _bad_base64(value)) is not None:
                 self.problem = TypeProblem(struct, path, f"illegal base64 data at input byte {at}", t.go)
+            if t is QUANTITY and isinstance(value, str) and not QUANTITY_PATTERN.match(value):
+                self.problem = TypeProblem(
+                    struct,
+                    path,
+                    f"quantities must match the regular expression '{QUANTITY_PATTERN.pattern}'",
+                    t.go,
+                )
             return int(value) if isinstance(value, float) and t.accepts == (int,) else value
         overflow = _json_type(value) == "number" and int in t.accepts
         got = f"number {value}" if overflow else _json_type(value)

@@ -14,6 +14,7 @@ from typing import Any
 import jsonpatch
 
 from meshwright.sandbox import clock
+from meshwright.sandbox.kube import managed
 from meshwright.sandbox.kube.status import KubeError, bad_request
 
 # List fields whose items merge by a key (strategic merge patch and server-side apply).
@@ -132,6 +133,8 @@ def field_paths(obj: Any, prefix: Path = ()) -> set[Path]:
     if not isinstance(obj, dict):
         return {prefix} if prefix else paths
     for key, value in obj.items():
+        if key.startswith("$"):
+            continue  # patch directives ($setElementOrder/..., $patch) are never owned
         here = (*prefix, f"f:{key}")
         if isinstance(value, dict) and value:
             paths |= field_paths(value, here)
@@ -225,15 +228,19 @@ def ownable(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def server_side_apply(
-    current: dict[str, Any] | None, applied: dict[str, Any], *, manager: str
+    current: dict[str, Any] | None, applied: dict[str, Any], *, manager: str, force: bool = False
 ) -> dict[str, Any]:
-    """The object after `manager` applies `applied` (a full intent) to `current`."""
+    """The object after `manager` applies `applied` (a full intent) to `current`; 409 on conflicts unless forced."""
     if not manager:
         raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
     new_paths = field_paths(ownable(applied))
     base = copy.deepcopy(current) if current else {"metadata": {}}
     entries = list((base.get("metadata") or {}).get("managedFields") or [])
     mine = next((e for e in entries if e["manager"] == manager and e["operation"] == "Apply"), None)
+    clashes = managed.conflicts(entries, mine, new_paths, base, applied)
+    if clashes and not force and not _upgrading_client_side_apply(manager, base, clashes):
+        raise managed.conflict_error(clashes)
+    entries = managed.take_over(entries, mine, {path for _, path in clashes})
     others: set[Path] = set()
     for e in entries:
         if e is not mine:
@@ -253,6 +260,23 @@ def server_side_apply(
     return dict(result)
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _upgrading_client_side_apply(manager: str, live: dict[str, Any], clashes: list[tuple[Any, Path]]) -> bool:
+    """The server's lastAppliedManager: `kubectl` may take over, without conflicts, the fields its
+    client-side last-applied-configuration holds (kubectl apply --server-side after kubectl apply)."""
+    note = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if manager != "kubectl" or not note:
+        return False
+    try:
+        last = json.loads(note)
+    except ValueError:
+        return False
+    allowed = field_paths(ownable(last)) if isinstance(last, dict) else set()
+    return all(path in allowed for _, path in clashes)
+
+
 def _apply_merge(target: Any, applied: Any) -> Any:
     if not isinstance(applied, dict) or not isinstance(target, dict):
         return copy.deepcopy(applied)
@@ -270,14 +294,18 @@ def _apply_merge(target: Any, applied: Any) -> Any:
 def record_update(
     obj: dict[str, Any], *, manager: str, changed: dict[str, Any], subresource: str | None = None
 ) -> None:
-    """Note in managedFields that `manager` set the fields of `changed` (a non-apply write)."""
+    """Note in managedFields that `manager` set the fields of `changed` (a non-apply write).
+
+    The manager keeps what it owned before and gains what it changed; other managers lose those fields.
+    """
     meta = obj.setdefault("metadata", {})
-    entries = [
-        e
-        for e in meta.get("managedFields") or []
-        if not (e["manager"] == manager and e["operation"] == "Update")
-    ]
-    paths = field_paths(ownable(changed))
-    if paths:
-        entries.append(managed_entry(manager, "Update", obj.get("apiVersion", ""), paths, subresource))
+    entries = list(meta.get("managedFields") or [])
+    mine = next((e for e in entries if e["manager"] == manager and e["operation"] == "Update"), None)
+    changed_paths = field_paths(ownable(changed))
+    owned = from_fields_v1(mine.get("fieldsV1") or {}) if mine is not None else set()
+    entries = managed.take_over([e for e in entries if e is not mine], None, changed_paths)
+    if changed_paths | owned:
+        entries.append(
+            managed_entry(manager, "Update", obj.get("apiVersion", ""), changed_paths | owned, subresource)
+        )
     meta["managedFields"] = entries

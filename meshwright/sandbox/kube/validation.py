@@ -7,10 +7,13 @@ real server's, so a client that matches on them behaves the same against the san
 from __future__ import annotations
 
 import base64
+import ipaddress
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
+from meshwright.sandbox import dotted
 from meshwright.sandbox.kube.fielderrors import (
     FieldError,
     duplicate,
@@ -29,6 +32,7 @@ from meshwright.sandbox.kube.names import (
     metadata,
     subdomain,
 )
+from meshwright.sandbox.kube.podrules import workload
 from meshwright.sandbox.kube.registry import ResourceType
 
 MAX_DATA = 1024 * 1024  # ConfigMap and Secret payload (core.MaxSecretSize)
@@ -121,54 +125,6 @@ def _port_number(path: str, value: Any) -> list[FieldError]:
     return []
 
 
-def _selector_matches(selector: dict[str, Any], labels_: dict[str, str]) -> bool:
-    wanted = selector.get("matchLabels") or {}
-    return all(labels_.get(k) == v for k, v in wanted.items()) and bool(
-        wanted or selector.get("matchExpressions")
-    )
-
-
-def workload(obj: dict[str, Any]) -> list[FieldError]:
-    spec = obj.get("spec") or {}
-    errors = []
-    replicas = spec.get("replicas")
-    if isinstance(replicas, int) and replicas < 0:
-        errors.append(invalid("spec.replicas", replicas, "must be greater than or equal to 0"))
-    template = spec.get("template") or {}
-    template_labels = (template.get("metadata") or {}).get("labels") or {}
-    selector = spec.get("selector")
-    if not selector:
-        errors.append(required("spec.selector"))
-    elif not _selector_matches(selector, template_labels):
-        errors.append(
-            invalid(
-                "spec.template.metadata.labels",
-                template_labels,
-                "`selector` does not match template `labels`",
-            )
-        )
-    return errors + pod_spec("spec.template.spec", template.get("spec") or {})
-
-
-def pod_spec(path: str, spec: dict[str, Any]) -> list[FieldError]:
-    containers = spec.get("containers") or []
-    if not containers:
-        return [required(f"{path}.containers")]
-    errors, names = [], set()
-    for i, container in enumerate(containers):
-        here, name = f"{path}.containers[{i}]", container.get("name") or ""
-        if not name:
-            errors.append(required(f"{here}.name"))
-        elif name in names:
-            errors.append(duplicate(f"{here}.name", name))
-        else:
-            errors += label_name(f"{here}.name", name)
-        names.add(name)
-        if not container.get("image"):
-            errors.append(required(f"{here}.image"))
-    return errors
-
-
 def crd(obj: dict[str, Any]) -> list[FieldError]:
     spec = obj.get("spec") or {}
     errors = (
@@ -217,6 +173,9 @@ def _crd_versions(versions: list[dict[str, Any]]) -> list[FieldError]:
         else:
             errors += dns1035(f"spec.versions[{i}].name", version)
         seen.add(version)
+    for i, v in enumerate(versions):
+        if not isinstance((v.get("schema") or {}).get("openAPIV3Schema"), dict):
+            errors.append(required(f"spec.versions[{i}].schema.openAPIV3Schema", "schemas are required"))
     if sum(1 for v in versions if v.get("storage")) != 1:
         errors.append(invalid("spec.versions", [v.get("name") for v in versions], storage))
     return errors
@@ -238,22 +197,74 @@ def endpoint_slice(obj: dict[str, Any]) -> list[FieldError]:
 
 
 def webhooks(obj: dict[str, Any]) -> list[FieldError]:
-    errors = []
+    errors, seen = [], set()
     for i, hook in enumerate(obj.get("webhooks") or []):
-        here = f"webhooks[{i}]"
-        errors += (
-            subdomain(f"{here}.name", hook.get("name") or "")
-            if hook.get("name")
-            else [required(f"{here}.name")]
+        here, name = f"webhooks[{i}]", hook.get("name") or ""
+        if not name:
+            errors.append(required(f"{here}.name"))
+        elif name in seen:
+            errors.append(duplicate(f"{here}.name", name))
+        elif name.count(".") < 2 or subdomain(f"{here}.name", name):
+            errors.append(
+                invalid(
+                    f"{here}.name", name, "should be a domain with at least three segments separated by dots"
+                )
+            )
+        seen.add(name)
+        errors += _webhook_fields(here, hook)
+    return errors
+
+
+def _webhook_fields(here: str, hook: dict[str, Any]) -> list[FieldError]:
+    errors = []
+    effects = hook.get("sideEffects")
+    if not effects:
+        errors.append(required(f"{here}.sideEffects", "must specify one of None, NoneOnDryRun"))
+    elif effects not in ("None", "NoneOnDryRun"):
+        errors.append(not_supported(f"{here}.sideEffects", effects, ("None", "NoneOnDryRun")))
+    if not hook.get("admissionReviewVersions"):
+        errors.append(required(f"{here}.admissionReviewVersions", "must specify one of v1, v1beta1"))
+    policy = hook.get("failurePolicy", "Fail")
+    if policy not in ("Fail", "Ignore"):
+        errors.append(not_supported(f"{here}.failurePolicy", policy, ("Fail", "Ignore")))
+    return errors + _client_config(f"{here}.clientConfig", hook.get("clientConfig") or {})
+
+
+def _client_config(here: str, config: dict[str, Any]) -> list[FieldError]:
+    url, service_ref = config.get("url"), config.get("service")
+    if bool(url) == bool(service_ref):
+        return [required(here, "exactly one of url or service is required")]
+    if url:
+        return (
+            []
+            if str(url).startswith("https://")
+            else [invalid(f"{here}.url", url, "'https' is the only allowed URL scheme")]
         )
-        effects = hook.get("sideEffects")
-        if effects not in ("None", "NoneOnDryRun"):
-            errors.append(not_supported(f"{here}.sideEffects", effects or "", ("None", "NoneOnDryRun")))
-        if not hook.get("admissionReviewVersions"):
-            errors.append(required(f"{here}.admissionReviewVersions", "must specify one of v1, v1beta1"))
-        policy = hook.get("failurePolicy", "Fail")
-        if policy not in ("Fail", "Ignore"):
-            errors.append(not_supported(f"{here}.failurePolicy", policy, ("Fail", "Ignore")))
+    path = (service_ref or {}).get("path")
+    if path and not str(path).startswith("/"):
+        return [invalid(f"{here}.service.path", path, "must start with a '/'")]
+    return []
+
+
+def endpoint_addresses(obj: dict[str, Any]) -> list[FieldError]:
+    family = {"IPv4": ipaddress.IPv4Address, "IPv6": ipaddress.IPv6Address}.get(obj.get("addressType") or "")
+    errors = []
+    for i, endpoint in enumerate(obj.get("endpoints") or []):
+        for j, address in enumerate(endpoint.get("addresses") or []):
+            try:
+                if family is not None:
+                    family(address)
+            except ValueError:
+                errors.append(
+                    invalid(
+                        f"endpoints[{i}].addresses[{j}]",
+                        address,
+                        f"must be a valid {obj['addressType']} address",
+                    )
+                )
+    for i, port in enumerate(obj.get("ports") or []):
+        if port.get("name"):
+            errors += label_name(f"ports[{i}].name", port["name"])
     return errors
 
 
@@ -273,22 +284,63 @@ def role_ref(obj: dict[str, Any]) -> list[FieldError]:
     return errors
 
 
+def pdb(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
+        return [
+            invalid(
+                "spec", "policy.PodDisruptionBudgetSpec", "minAvailable and maxUnavailable cannot be both set"
+            )
+        ]
+    return []
+
+
+def hpa(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
+    errors = [] if low >= 1 else [invalid("spec.minReplicas", low, "must be greater than or equal to 1")]
+    if high is None:
+        errors.append(required("spec.maxReplicas"))
+    elif high < low:
+        errors.append(invalid("spec.maxReplicas", high, "must be greater than or equal to `minReplicas`"))
+    ref = spec.get("scaleTargetRef") or {}
+    errors += [required(f"spec.scaleTargetRef.{f}") for f in ("kind", "name") if not ref.get(f)]
+    return errors
+
+
+def external_name(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    if spec.get("type") == "ExternalName" and not spec.get("externalName"):
+        return [required("spec.externalName")]
+    return []
+
+
+def binding_subjects(obj: dict[str, Any]) -> list[FieldError]:
+    return [
+        required(f"subjects[{i}].namespace")
+        for i, subject in enumerate(obj.get("subjects") or [])
+        if subject.get("kind") == "ServiceAccount" and not subject.get("namespace")
+    ]
+
+
 KIND_RULES: dict[str, Callable[[dict[str, Any]], list[FieldError]]] = {
     "/configmaps": configmap,
     "/secrets": secret,
-    "/services": service,
+    "/services": lambda o: service(o) + external_name(o),
     "apps/deployments": workload,
     "apps/replicasets": workload,
     "apps/statefulsets": workload,
     "apps/daemonsets": workload,
     "apiextensions.k8s.io/customresourcedefinitions": crd,
-    "discovery.k8s.io/endpointslices": endpoint_slice,
+    "discovery.k8s.io/endpointslices": lambda o: endpoint_slice(o) + endpoint_addresses(o),
     "admissionregistration.k8s.io/validatingwebhookconfigurations": webhooks,
     "admissionregistration.k8s.io/mutatingwebhookconfigurations": webhooks,
     "rbac.authorization.k8s.io/roles": rbac_rules,
     "rbac.authorization.k8s.io/clusterroles": rbac_rules,
-    "rbac.authorization.k8s.io/rolebindings": role_ref,
-    "rbac.authorization.k8s.io/clusterrolebindings": role_ref,
+    "rbac.authorization.k8s.io/rolebindings": role_ref,  # a RoleBinding's subjects default to its namespace
+    "rbac.authorization.k8s.io/clusterrolebindings": lambda o: role_ref(o) + binding_subjects(o),
+    "policy/poddisruptionbudgets": pdb,
+    "autoscaling/horizontalpodautoscalers": hpa,
 }
 
 
@@ -299,12 +351,42 @@ def check_metadata(rt: ResourceType, meta: dict[str, Any]) -> None:
         raise rejected(rt, meta.get("name") or "", errors)
 
 
-def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
-    """Raise the real server's 422 when `obj` (decoded and defaulted) may not be stored."""
+IMMUTABLE: dict[str, tuple[str, ...]] = {
+    "apps/deployments": ("spec.selector",),
+    "apps/replicasets": ("spec.selector",),
+    "apps/statefulsets": ("spec.selector",),
+    "apps/daemonsets": ("spec.selector",),
+    "batch/jobs": ("spec.selector", "spec.template"),
+    "/services": ("spec.clusterIP",),
+    "/secrets": ("type",),
+    "apiextensions.k8s.io/customresourcedefinitions": ("spec.scope",),
+    "rbac.authorization.k8s.io/rolebindings": ("roleRef",),
+    "rbac.authorization.k8s.io/clusterrolebindings": ("roleRef",),
+}
+
+
+def immutable(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    """Fields a real server refuses to change once set (an empty new value means "keep")."""
+    errors = []
+    for path in IMMUTABLE.get(rt.key, ()):
+        before, after = dotted.get(old, path), dotted.get(obj, path)
+        if before is not None and after is not None and before != after:
+            errors.append(invalid(path, json.dumps(after, sort_keys=True), "field is immutable"))
+    if rt.key in ("/secrets", "/configmaps") and old.get("immutable") is True:
+        for field in ("data", "binaryData", "immutable"):
+            if obj.get(field) != old.get(field):
+                errors.append(forbidden(field, "field is immutable when `immutable` is set"))
+    return errors
+
+
+def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
+    """Raise the real server's 422 when `obj` (decoded and defaulted) may not be stored (over `old`)."""
     meta = obj.get("metadata") or {}
     errors = metadata(rt, meta)
     rule = KIND_RULES.get(rt.key) if not rt.custom else None
     if rule is not None:
         errors += rule(obj)
+    if old is not None and not rt.custom:
+        errors += immutable(rt, obj, old)
     if errors:
         raise rejected(rt, meta.get("name") or meta.get("generateName") or "", errors)

@@ -533,3 +533,55 @@ def test_an_update_keeps_what_its_manager_owned_and_records_no_patch_directives(
     assert "f:selector" in entry.fields_v1["f:spec"]
     assert "f:replicas" in entry.fields_v1["f:spec"]
     assert "f:env" in text
+
+
+def test_lists_come_in_pages_when_a_limit_is_asked(kube: Client) -> None:
+    api = core(kube)
+    for i in range(5):
+        api.create_namespaced_config_map("default", {"metadata": {"name": f"cm{i}"}})
+    first = api.list_namespaced_config_map("default", limit=2)
+    assert len(first.items) == 2
+    assert first.metadata.remaining_item_count == 4  # five of ours plus kube-root-ca.crt
+    names = [c.metadata.name for c in first.items]
+    token = first.metadata._continue
+    while token:
+        page = api.list_namespaced_config_map("default", limit=2, _continue=token)
+        names += [c.metadata.name for c in page.items]
+        token = page.metadata._continue
+    assert sorted(names) == sorted([f"cm{i}" for i in range(5)] + ["kube-root-ca.crt"])
+    assert status_of(lambda: api.list_namespaced_config_map("default", _continue="garbage")) == 400
+
+
+def test_orphan_deletion_keeps_the_dependents_without_their_owner(kube: Client) -> None:
+    api = apps(kube)
+    api.create_namespaced_deployment("default", deployment("web", replicas=1))
+    deadline = time.monotonic() + 10
+    while not api.list_namespaced_replica_set("default").items and time.monotonic() < deadline:
+        time.sleep(0.05)
+    api.delete_namespaced_deployment("web", "default", propagation_policy="Orphan")
+    sets = api.list_namespaced_replica_set("default").items
+    assert len(sets) == 1
+    assert not sets[0].metadata.owner_references
+    assert len(core(kube).list_namespaced_pod("default").items) == 1
+
+
+def test_a_crd_remembers_every_storage_version(kube: Client) -> None:
+    ext = kubernetes.client.ApiextensionsV1Api(kube)
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    versions = [
+        {"name": "v1alpha1", "served": True, "storage": True, "schema": schema},
+        {"name": "v1", "served": True, "storage": False, "schema": schema},
+    ]
+    spec = {
+        "group": "example.com",
+        "scope": "Namespaced",
+        "names": {"plural": "things", "kind": "Thing"},
+        "versions": versions,
+    }
+    ext.create_custom_resource_definition({"metadata": {"name": "things.example.com"}, "spec": spec})
+    versions[0]["storage"], versions[1]["storage"] = False, True
+    ext.patch_custom_resource_definition("things.example.com", {"spec": {"versions": versions}})
+    assert ext.read_custom_resource_definition("things.example.com").status.stored_versions == [
+        "v1alpha1",
+        "v1",
+    ]

@@ -244,7 +244,8 @@ class ClusterApi:
 
     def _delete(self, r: Request, path: ResourcePath) -> Response:
         assert path.name is not None
-        return Response(200, self.state.delete(path.rt, path.namespace, path.name))
+        orphan = _propagation(r) == "Orphan"
+        return Response(200, self.state.delete(path.rt, path.namespace, path.name, orphan=orphan))
 
     # -- subresources ------------------------------------------------------------------------
 
@@ -344,6 +345,20 @@ SUBRESOURCE_VERBS: dict[str, Callable[[ClusterApi, Request, ResourcePath], Respo
     "scale": ClusterApi._scale,
     "proxy": ClusterApi._service_proxy,
 }
+
+
+def _propagation(r: Request) -> str:
+    """DeleteOptions.propagationPolicy, from the query or the body (kubectl --cascade=orphan sends a body)."""
+    if r.query.get("propagationPolicy"):
+        return r.query["propagationPolicy"]
+    try:
+        body = r.json() if r.body.strip() else None
+    except ValueError:
+        return ""
+    policy = body.get("propagationPolicy") if isinstance(body, dict) else None
+    if body is not None and isinstance(body, dict) and body.get("orphanDependents") is True:
+        return "Orphan"
+    return policy if isinstance(policy, str) else ""
 
 
 def _group_version(parts: list[str]) -> tuple[str, str, list[str]]:

@@ -9,6 +9,7 @@ Workloads (Deployments and friends) live in `workloads.py`.
 from __future__ import annotations
 
 import base64
+import copy
 import ipaddress
 import itertools
 import logging
@@ -286,27 +287,39 @@ class Controllers(Workloads):
                 ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
             )
         ]
+        current = crd.get("status") or {}
+        stored = list(current.get("storedVersions") or [])
+        stored += [
+            v["name"] for v in crd["spec"].get("versions", []) if v.get("storage") and v["name"] not in stored
+        ]
         status = {
             "conditions": conditions,
             "acceptedNames": crd["spec"].get("names", {}),
-            "storedVersions": [v["name"] for v in crd["spec"].get("versions", []) if v.get("storage")],
+            "storedVersions": stored,
         }
-        if (crd.get("status") or {}).get("acceptedNames") != status["acceptedNames"]:
+        if (current.get("acceptedNames"), current.get("storedVersions")) != (status["acceptedNames"], stored):
             self._set_status(
                 "apiextensions.k8s.io/v1", "CustomResourceDefinition", None, crd["metadata"]["name"], status
             )
 
     # -- deletion ----------------------------------------------------------------------------
 
-    def deleted(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+    def deleted(self, rt: ResourceType, obj: dict[str, Any], *, orphan: bool = False) -> None:
+        """The garbage collector: dependents go with their owner, or lose the reference when orphaned."""
         uid, ns = obj["metadata"]["uid"], obj["metadata"].get("namespace")
         if rt.kind == "CustomResourceDefinition" and not rt.custom:
             self._delete_custom_resources(obj)
         for key, dependent in list(self.cluster.store.objects.items()):
-            if (not ns or key[1] == ns) and any(
-                o.get("uid") == uid for o in (dependent.get("metadata") or {}).get("ownerReferences") or []
-            ):
-                self.cluster.remove(self.cluster.type_of(key), key)
+            refs = (dependent.get("metadata") or {}).get("ownerReferences") or []
+            if (ns and key[1] != ns) or not any(o.get("uid") == uid for o in refs):
+                continue
+            kind = self.cluster.type_of(key)
+            if orphan and kind is not None:
+                kept = copy.deepcopy(dependent)
+                kept["metadata"]["ownerReferences"] = [o for o in refs if o.get("uid") != uid]
+                self.cluster.put_internal(kind, kept)
+            else:
+                self.cluster.remove(kind, key)
         if rt.kind == "Service" and ns:
             ep_rt = self.rt("v1", "Endpoints")
             self.cluster.remove(ep_rt, self.cluster.key(ep_rt, ns, obj["metadata"]["name"]))

@@ -7,7 +7,9 @@ step is stored.
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import logging
 import secrets
 import threading
@@ -41,7 +43,7 @@ class Hooks(Protocol):
 
     def react(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None: ...
 
-    def deleted(self, rt: ResourceType, obj: dict[str, Any]) -> None: ...
+    def deleted(self, rt: ResourceType, obj: dict[str, Any], *, orphan: bool = False) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,30 @@ def _fresh(rt: ResourceType, obj: dict[str, Any], current: dict[str, Any]) -> No
     rv = (obj.get("metadata") or {}).get("resourceVersion")
     if rv and rv != current["metadata"]["resourceVersion"]:
         raise conflict(rt.plural, current["metadata"]["name"], rt.group)
+
+
+def _page(query: dict[str, str]) -> tuple[int, int]:
+    """Where a page starts and how long it is (0: everything); a bad `continue` or `limit` is a 400."""
+    limit_text, token = query.get("limit") or "0", query.get("continue") or ""
+    if not limit_text.isdigit():
+        raise bad_request(f"invalid limit {limit_text[:20]!r}")
+    if not token:
+        return 0, int(limit_text)
+    try:
+        start = json.loads(base64.urlsafe_b64decode(token.encode()))["start"]
+    except (ValueError, KeyError, TypeError):
+        raise bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        ) from None
+    if not isinstance(start, int) or start < 0:
+        raise bad_request("continue key is not valid")
+    return start, int(limit_text)
+
+
+def _continue_token(rv: str, start: int) -> str:
+    return base64.urlsafe_b64encode(
+        json.dumps({"v": "meta.k8s.io/v1", "rv": int(rv), "start": start}).encode()
+    ).decode()
 
 
 def _next_generation(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -161,17 +187,19 @@ class ClusterState:
         return [self._versioned(rt, o) for o in matches]
 
     def list(self, rt: ResourceType, namespace: str | None, query: dict[str, str]) -> dict[str, Any]:
+        """One page of the matching objects (`limit`, `continue`), as of one resourceVersion."""
+        start, limit = _page(query)
         with self.lock:
             items = self.select(
                 rt, namespace, labels=query.get("labelSelector"), fields=query.get("fieldSelector")
             )
             rv = str(self.store.rv)
-        return {
-            "kind": f"{rt.kind}List",
-            "apiVersion": rt.api_version,
-            "metadata": {"resourceVersion": rv},
-            "items": items,
-        }
+        meta: dict[str, Any] = {"resourceVersion": rv}
+        page = items[start : start + limit] if limit else items[start:]
+        left = len(items) - start - len(page)
+        if left > 0:
+            meta.update(**{"continue": _continue_token(rv, start + len(page)), "remainingItemCount": left})
+        return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta, "items": page}
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -369,7 +397,9 @@ class ClusterState:
         )
         return 200, self._replace(rt, namespace, self._versioned(rt, current), result, opts)
 
-    def delete(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+    def delete(
+        self, rt: ResourceType, namespace: str | None, name: str, *, orphan: bool = False
+    ) -> dict[str, Any]:
         with self.lock:
             key = self.key(rt, namespace, name)
             obj = self.store.get(key)
@@ -377,7 +407,7 @@ class ClusterState:
                 raise not_found(rt.plural, name, rt.group)
             if rt.kind == "Namespace":
                 return self._delete_namespace(rt, obj)
-            self.remove(rt, key)
+            self.remove(rt, key, orphan=orphan)
         if rt.kind in RETURNS_DELETED and not rt.custom:
             return self._versioned(rt, obj)
         return {
@@ -388,11 +418,11 @@ class ClusterState:
             "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj["metadata"]["uid"]},
         }
 
-    def remove(self, rt: ResourceType | None, key: Key) -> None:
+    def remove(self, rt: ResourceType | None, key: Key, *, orphan: bool = False) -> None:
         """Delete and tell the controllers; an object whose type is gone just goes."""
         obj = self.store.delete(key)
         if obj is not None and rt is not None and self.hooks:
-            self.hooks.deleted(rt, obj)
+            self.hooks.deleted(rt, obj, orphan=orphan)
 
     def _delete_namespace(self, rt: ResourceType, ns: dict[str, Any]) -> dict[str, Any]:
         name = ns["metadata"]["name"]

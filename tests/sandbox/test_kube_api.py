@@ -542,11 +542,11 @@ def test_lists_come_in_pages_when_a_limit_is_asked(kube: Client) -> None:
     first = api.list_namespaced_config_map("default", limit=2)
     assert len(first.items) == 2
     assert first.metadata.remaining_item_count == 4  # five of ours plus kube-root-ca.crt
-    names = [c.metadata.name for c in first.items]
+    names = [str(c.metadata.name) for c in first.items]
     token = first.metadata._continue
     while token:
         page = api.list_namespaced_config_map("default", limit=2, _continue=token)
-        names += [c.metadata.name for c in page.items]
+        names += [str(c.metadata.name) for c in page.items]
         token = page.metadata._continue
     assert sorted(names) == sorted([f"cm{i}" for i in range(5)] + ["kube-root-ca.crt"])
     assert status_of(lambda: api.list_namespaced_config_map("default", _continue="garbage")) == 400

@@ -131,3 +131,44 @@ def test_mutated_creates_never_fail_the_server_and_a_restart_always_works(
     for path in BASES:
         assert raw.call("GET", path)[0] == 200, path
         assert raw.call("POST", path, BASES[path])[0] == 201, path
+
+
+def _patch_for(rng: random.Random, base: dict[str, Any]) -> tuple[str, Any]:
+    """A merge patch setting one odd value somewhere, or a JSON Patch replacing one path."""
+    path = [p for p in rng.choice(_paths(base)) if isinstance(p, str)]
+    value = rng.choice(ODD_VALUES)
+    if rng.random() < 0.5 and path:
+        return "application/json-patch+json", [
+            {"op": "replace", "path": "/" + "/".join(path), "value": value}
+        ]
+    patch: Any = value
+    for part in reversed(path):
+        patch = {part: patch}
+    return "application/merge-patch+json", patch
+
+
+def test_mutated_patches_never_fail_the_server_and_a_restart_always_works(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    rng, raw = random.Random(1125), sandbox.raw()
+    for path, base in BASES.items():
+        assert raw.call("POST", path, base)[0] == 201, path
+    thing = {"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"a": 1}}
+    targets = {**BASES, "/apis/example.com/v1/namespaces/default/things": thing}
+    assert raw.call("POST", "/apis/example.com/v1/namespaces/default/things", thing)[0] == 201
+    deadline = time.monotonic() + TIME_BUDGET
+    for round_ in range(ROUNDS):
+        if time.monotonic() > deadline:
+            break
+        path, base = rng.choice(sorted(targets.items()))
+        content_type, patch = _patch_for(rng, base)
+        name = base["metadata"]["name"]
+        status, answer = raw.call("PATCH", f"{path}/{name}", patch, content_type=content_type)
+        assert status < 500, (round_, path, patch, answer)
+        assert raw.call("GET", f"{path}/{name}")[0] in (200, 404)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    sandbox.restart()
+    raw = sandbox.raw()
+    for path in targets:
+        assert raw.call("GET", path)[0] == 200, path

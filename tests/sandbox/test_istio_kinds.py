@@ -586,3 +586,37 @@ def test_a_rollout_keeps_the_old_replica_set_at_zero_with_revisions(sandbox: San
     assert [p.metadata.labels["pod-template-hash"] for p in pods] == [
         sets["2"].metadata.labels["pod-template-hash"]
     ]
+
+
+def test_nodes_follow_the_node_pools_and_pods_run_on_them(sandbox: Sandbox) -> None:
+    core = kubernetes.client.CoreV1Api(sandbox.kube())
+    nodes = core.list_node().items
+    assert len(nodes) == 2  # the test cluster's default-pool has two nodes in one zone
+    labels = nodes[0].metadata.labels
+    assert labels["cloud.google.com/gke-nodepool"] == "default-pool"
+    assert labels["topology.kubernetes.io/zone"] == "us-central1-a"
+    assert labels["topology.kubernetes.io/region"] == "us-central1"
+    assert labels["node.kubernetes.io/instance-type"] == "e2-standard-4"
+    assert nodes[0].status.capacity["cpu"] == "4"
+    internal = {
+        n.metadata.name: next(a.address for a in n.status.addresses if a.type == "InternalIP") for n in nodes
+    }
+    apps = kubernetes.client.AppsV1Api(sandbox.kube())
+    labels_ = {"app": "spread"}
+    template = {"metadata": {"labels": labels_}, "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}
+    apps.create_namespaced_deployment(
+        "default",
+        {
+            "metadata": {"name": "spread"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels_}, "template": template},
+        },
+    )
+    deadline = time.monotonic() + 10
+    pods: list[Any] = []
+    while len(pods) < 2 and time.monotonic() < deadline:
+        pods = core.list_namespaced_pod("default", label_selector="app=spread").items
+        time.sleep(0.05)
+    assert sorted(str(p.spec.node_name) for p in pods) == sorted(internal)
+    assert all(p.status.host_ip == internal[p.spec.node_name] for p in pods)
+    sandbox.restart()
+    assert len(kubernetes.client.CoreV1Api(sandbox.kube()).list_node().items) == 2

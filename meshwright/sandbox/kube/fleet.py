@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import logging
 import re
 import secrets
@@ -23,6 +24,7 @@ from meshwright.pki import KeyPair, new_root_ca, new_server_cert
 from meshwright.sandbox import store
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import KUBE_MAX_BODY, Request, Response, Server, free_port
+from meshwright.sandbox.kube import nodes
 from meshwright.sandbox.kube.api import ClusterApi, ServiceProxy, refusal
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.controllers import Controllers
@@ -47,6 +49,20 @@ def _bootstrap_or_resync(state: ClusterState, controllers: Controllers) -> None:
             state.put_internal(controllers.rt("v1", "Namespace"), {"metadata": {"name": ns}})
     else:
         controllers.resync()
+
+
+def _node_subnet(cid: str) -> int:
+    """A stable per-cluster index for its nodes' addresses."""
+    return int(hashlib.sha256(cid.encode()).hexdigest()[:8], 16)
+
+
+def _ensure_nodes(state: ClusterState, controllers: Controllers, wanted: list[dict[str, Any]]) -> None:
+    """The nodes of the cluster's pools exist (clusters made before nodes were modelled get theirs too)."""
+    node_rt = controllers.rt("v1", "Node")
+    with state.lock:
+        for node in wanted:
+            if state.find(node_rt, None, node["metadata"]["name"]) is None:
+                state.put_internal(node_rt, node)
 
 
 def _issuer(cluster: dict[str, Any]) -> str:
@@ -151,6 +167,7 @@ class Fleet:
         server = self._serve(port, api, ca, cid)
         self.running_apis[cid] = Running(cluster["name"], state, api, controllers, server)
         _bootstrap_or_resync(state, controllers)
+        _ensure_nodes(state, controllers, nodes.for_cluster(cluster, index=_node_subnet(cid)))
 
     def _authority(self, cid: str, cluster: dict[str, Any]) -> TokenAuthority:
         key = (self.layout.ca_dir(cid) / "token.key").read_bytes()

@@ -80,6 +80,21 @@ COLUMNS: dict[str, list[Column]] = {
         _c("Up-to-date", lambda o: _get(o, "status.updatedReplicas", 0), 0),
         _c("Available", lambda o: _get(o, "status.availableReplicas", 0), 0),
     ],
+    "Node": [
+        _c(
+            "Status",
+            lambda o: (
+                "Ready"
+                if any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in _get(o, "status.conditions", [])
+                )
+                else "NotReady"
+            ),
+        ),
+        _c("Roles", lambda o: "<none>"),
+        _c("Version", lambda o: _get(o, "status.nodeInfo.kubeletVersion")),
+    ],
     "ReplicaSet": [
         _c("Desired", lambda o: _get(o, "spec.replicas", 1)),
         _c("Current", lambda o: _get(o, "status.replicas", 0)),

@@ -157,21 +157,37 @@ class Workloads:
             self.cluster.remove(pod_rt, self.cluster.key(pod_rt, meta["namespace"], pod["metadata"]["name"]))
         template = (rs.get("spec") or {}).get("template") or {}
         for _ in range(want - len(pods)):
-            pod = {
-                "metadata": {
-                    "name": f"{meta['name']}-{secrets.token_hex(3)[:5]}",
-                    "namespace": meta["namespace"],
-                    "labels": (template.get("metadata") or {}).get("labels") or {},
-                    "ownerReferences": [_owner(rs)],
-                },
-                "spec": {
-                    **(template.get("spec") or {}),
-                    "nodeName": f"gke-{self.cluster.name}-default-pool-node",
-                },
-                "status": {"phase": "Pending", "podIP": self._free_pod_ip(), "hostIP": str(self.pod_net[1])},
-            }
-            pod["status"]["podIPs"] = [{"ip": pod["status"]["podIP"]}]
-            self.cluster.put_internal(pod_rt, pod)
+            self.cluster.put_internal(pod_rt, self._new_pod(rs, template))
+
+    def _new_pod(self, rs: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
+        """A pod of the ReplicaSet, placed on the node with the fewest pods."""
+        meta = rs["metadata"]
+        node, host_ip = self._place()
+        ip = self._free_pod_ip()
+        return {
+            "metadata": {
+                "name": f"{meta['name']}-{secrets.token_hex(3)[:5]}",
+                "namespace": meta["namespace"],
+                "labels": (template.get("metadata") or {}).get("labels") or {},
+                "ownerReferences": [_owner(rs)],
+            },
+            "spec": {**(template.get("spec") or {}), "nodeName": node},
+            "status": {"phase": "Pending", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip},
+        }
+
+    def _place(self) -> tuple[str, str]:
+        nodes = self.cluster.store.list("/nodes")
+        if not nodes:
+            return f"gke-{self.cluster.name}-default-pool-node", str(self.pod_net[1])
+        load = {n["metadata"]["name"]: 0 for n in nodes}
+        for pod in self.cluster.store.list("/pods"):
+            name = (pod.get("spec") or {}).get("nodeName")
+            if name in load:
+                load[name] += 1
+        chosen = min(nodes, key=lambda n: (load[n["metadata"]["name"]], n["metadata"]["name"]))
+        addresses = (chosen.get("status") or {}).get("addresses") or []
+        ip = next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "")
+        return chosen["metadata"]["name"], ip
 
     def _free_pod_ip(self) -> str:
         used = {(p.get("status") or {}).get("podIP") for p in self.cluster.store.list("/pods")}

@@ -599,7 +599,8 @@ def test_nodes_follow_the_node_pools_and_pods_run_on_them(sandbox: Sandbox) -> N
     assert labels["node.kubernetes.io/instance-type"] == "e2-standard-4"
     assert nodes[0].status.capacity["cpu"] == "4"
     internal = {
-        n.metadata.name: next(a.address for a in n.status.addresses if a.type == "InternalIP") for n in nodes
+        str(n.metadata.name): next(a.address for a in n.status.addresses if a.type == "InternalIP")
+        for n in nodes
     }
     apps = kubernetes.client.AppsV1Api(sandbox.kube())
     labels_ = {"app": "spread"}

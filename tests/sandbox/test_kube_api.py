@@ -585,3 +585,11 @@ def test_a_crd_remembers_every_storage_version(kube: Client) -> None:
         "v1alpha1",
         "v1",
     ]
+
+
+def test_a_new_cluster_has_the_bootstrap_roles(kube: Client) -> None:
+    rbac = kubernetes.client.RbacAuthorizationV1Api(kube)
+    names = {r.metadata.name for r in rbac.list_cluster_role().items}
+    assert {"cluster-admin", "admin", "edit", "view"} <= names
+    binding = rbac.read_cluster_role_binding("cluster-admin")
+    assert [s.name for s in binding.subjects] == ["system:masters"]

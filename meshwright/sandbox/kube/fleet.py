@@ -24,11 +24,12 @@ from meshwright.pki import KeyPair, new_root_ca, new_server_cert
 from meshwright.sandbox import store
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import KUBE_MAX_BODY, Request, Response, Server, free_port
-from meshwright.sandbox.kube import nodes
+from meshwright.sandbox.kube import bootstrap, nodes
 from meshwright.sandbox.kube.api import ClusterApi, ServiceProxy, refusal
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.controllers import Controllers
 from meshwright.sandbox.kube.crud import ClusterState
+from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.settings import Latency, Layout
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,13 @@ def sandbox_id(value: Any) -> str:
 def _bootstrap_or_resync(state: ClusterState, controllers: Controllers) -> None:
     """A new cluster gets its system namespaces; a restarted one redoes what its timers had pending."""
     if state.store.get(("/namespaces", "", "default")) is None:
-        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        for ns in bootstrap.SYSTEM_NAMESPACES:
             state.put_internal(controllers.rt("v1", "Namespace"), {"metadata": {"name": ns}})
     else:
         controllers.resync()
+    rbac = "rbac.authorization.k8s.io/v1"
+    _ensure(state, controllers.rt(rbac, "ClusterRole"), bootstrap.cluster_roles())
+    _ensure(state, controllers.rt(rbac, "ClusterRoleBinding"), bootstrap.cluster_role_bindings())
 
 
 def _node_subnet(cid: str) -> int:
@@ -56,13 +60,12 @@ def _node_subnet(cid: str) -> int:
     return int(hashlib.sha256(cid.encode()).hexdigest()[:8], 16)
 
 
-def _ensure_nodes(state: ClusterState, controllers: Controllers, wanted: list[dict[str, Any]]) -> None:
-    """The nodes of the cluster's pools exist (clusters made before nodes were modelled get theirs too)."""
-    node_rt = controllers.rt("v1", "Node")
+def _ensure(state: ClusterState, rt: ResourceType, wanted: list[dict[str, Any]]) -> None:
+    """Cluster-scoped objects every cluster has (clusters made before they were modelled get them too)."""
     with state.lock:
-        for node in wanted:
-            if state.find(node_rt, None, node["metadata"]["name"]) is None:
-                state.put_internal(node_rt, node)
+        for obj in wanted:
+            if state.find(rt, None, obj["metadata"]["name"]) is None:
+                state.put_internal(rt, obj)
 
 
 def _issuer(cluster: dict[str, Any]) -> str:
@@ -167,7 +170,7 @@ class Fleet:
         server = self._serve(port, api, ca, cid)
         self.running_apis[cid] = Running(cluster["name"], state, api, controllers, server)
         _bootstrap_or_resync(state, controllers)
-        _ensure_nodes(state, controllers, nodes.for_cluster(cluster, index=_node_subnet(cid)))
+        _ensure(state, controllers.rt("v1", "Node"), nodes.for_cluster(cluster, index=_node_subnet(cid)))
 
     def _authority(self, cid: str, cluster: dict[str, Any]) -> TokenAuthority:
         key = (self.layout.ca_dir(cid) / "token.key").read_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import threading
 import time
@@ -279,7 +280,6 @@ def test_deployment_rolls_out_replica_set_and_pods_with_watch_events(
     pods = core(kube).list_namespaced_pod("default", label_selector="app=web").items
     assert len(pods) == 2
     assert all(p.status.phase == "Running" for p in pods)
-    import ipaddress
 
     assert all(
         ipaddress.ip_address(p.status.pod_ip) in ipaddress.ip_network(central.cluster_ipv4_cidr) for p in pods
@@ -290,7 +290,7 @@ def test_deployment_rolls_out_replica_set_and_pods_with_watch_events(
 
 
 def test_services_get_cluster_and_load_balancer_ips_and_endpoints(
-    kube: Client, central: container_v1.Cluster
+    world: World, kube: Client, central: container_v1.Cluster
 ) -> None:
     svc = {
         "metadata": {"name": "gw"},
@@ -301,7 +301,6 @@ def test_services_get_cluster_and_load_balancer_ips_and_endpoints(
         },
     }
     created = core(kube).create_namespaced_service("default", svc)
-    import ipaddress
 
     assert ipaddress.ip_address(created.spec.cluster_ip) in ipaddress.ip_network(central.services_ipv4_cidr)
     assert (created.spec.ports[0].node_port or 0) >= 30000
@@ -313,12 +312,9 @@ def test_services_get_cluster_and_load_balancer_ips_and_endpoints(
     ):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert (
-        core(kube)
-        .read_namespaced_service("gw", "default")
-        .status.load_balancer.ingress[0]
-        .ip.startswith("203.0.113.")
-    )
+    address = core(kube).read_namespaced_service("gw", "default").status.load_balancer.ingress[0].ip
+    assert ipaddress.IPv4Address(address) in world.fleet.lb_pool  # loopback: nothing ever leaves the machine
+    assert ipaddress.ip_address(address).is_loopback
 
 
 def test_secrets_string_data_and_service_account_tokens(
@@ -593,3 +589,58 @@ def test_a_new_cluster_has_the_bootstrap_roles(kube: Client) -> None:
     assert {"cluster-admin", "admin", "edit", "view"} <= names
     binding = rbac.read_cluster_role_binding("cluster-admin")
     assert [s.name for s in binding.subjects] == ["system:masters"]
+
+
+def test_load_balancer_addresses_are_loopback_and_distinct_across_clusters(
+    world: World, gke: container_v1.ClusterManagerClient, kube: Client
+) -> None:
+    other = kube_client(world, running_cluster(gke, "west"))
+    port = [{"name": "tls", "port": 15443}]
+    for client in (kube, other):
+        core(client).create_namespaced_service(
+            "default", {"metadata": {"name": "gw"}, "spec": {"type": "LoadBalancer", "ports": port}}
+        )
+    addresses = []
+    for client in (kube, other):
+        deadline = time.monotonic() + 5
+        while not core(client).read_namespaced_service("gw", "default").status.load_balancer.ingress:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        addresses.append(
+            core(client).read_namespaced_service("gw", "default").status.load_balancer.ingress[0].ip
+        )
+    assert len(set(addresses)) == 2
+    assert all(ipaddress.IPv4Address(a) in world.fleet.lb_pool for a in addresses)
+
+
+def test_a_refused_pod_is_a_replica_failure_until_admission_lets_it_in(world: World, kube: Client) -> None:
+    calls: list[str] = []
+
+    def admit(cluster_id: str, pod: dict[str, Any]) -> str | None:
+        calls.append(cluster_id)
+        if len(calls) == 1:
+            return 'Internal error occurred: failed calling webhook "namespace.sidecar-injector.istio.io"'
+        pod["spec"]["containers"].append({"name": "istio-proxy", "image": "proxyv2"})
+        return None
+
+    world.fleet.pod_admission = admit
+    apps(kube).create_namespaced_deployment("default", deployment("web", replicas=1))
+    deadline = time.monotonic() + 5
+    failure = None
+    while failure is None and time.monotonic() < deadline:
+        sets = apps(kube).list_namespaced_replica_set("default").items
+        conditions = (sets[0].status.conditions or []) if sets else []
+        failure = next((c for c in conditions if c.type == "ReplicaFailure"), None)
+        time.sleep(0.02)
+    assert failure is not None
+    assert (failure.reason, failure.message) == (
+        "FailedCreate",
+        'Internal error occurred: failed calling webhook "namespace.sidecar-injector.istio.io"',
+    )
+    deadline = time.monotonic() + 10
+    while (apps(kube).read_namespaced_deployment("web", "default").status.ready_replicas or 0) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pods = core(kube).list_namespaced_pod("default", label_selector="app=web").items
+    assert [c.name for c in pods[0].spec.containers] == ["main", "istio-proxy"]
+    assert not apps(kube).list_namespaced_replica_set("default").items[0].status.conditions

@@ -17,17 +17,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from meshwright.sandbox import clock
+from meshwright.sandbox import clock, dotted
 from meshwright.sandbox.kube import fielderrors
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.crud import ClusterState
 from meshwright.sandbox.kube.registry import ResourceType
-from meshwright.sandbox.kube.workloads import Workloads
+from meshwright.sandbox.kube.workloads import PodAdmission, Workloads
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)
 SA_TOKEN = "kubernetes.io/service-account-token"
-LB_POOL = ipaddress.ip_network("203.0.113.0/24")  # documentation range: clearly not routable
 
 
 NODE_PORTS = range(30000, 32768)
@@ -70,12 +69,13 @@ class Controllers(Workloads):
         ca_pem: str,
         pod_cidr: str,
         services_cidr: str,
-        lb_offset: int,
+        lb_address: Callable[[], str],
+        admit_pod: PodAdmission = lambda pod: None,
     ) -> None:
         self.cluster, self.latency, self.authority, self.ca_pem = cluster, latency, authority, ca_pem
         self.pod_net = ipaddress.ip_network(pod_cidr)
         self.svc_net = ipaddress.ip_network(services_cidr)
-        self.lb_offset = lb_offset
+        self.lb_address, self.admit_pod = lb_address, admit_pod
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._timer_lock = threading.Lock()
@@ -264,10 +264,10 @@ class Controllers(Workloads):
 
     def _react_service(self, svc: dict[str, Any], old: dict[str, Any] | None) -> None:
         ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
-        if svc["spec"].get("type") == "LoadBalancer" and not (svc.get("status") or {}).get(
-            "loadBalancer", {}
-        ).get("ingress"):
-            ip = str(LB_POOL[1 + (self.lb_offset + len(self.cluster.store.list("/services"))) % 250])
+        ingress = dotted.get(svc, "status.loadBalancer.ingress") or []
+        on_loopback = bool(ingress) and all(str(i.get("ip", "")).startswith("127.") for i in ingress)
+        if svc["spec"].get("type") == "LoadBalancer" and not on_loopback:
+            ip = self.lb_address()  # loopback only: an address that leaves the machine is never handed out
             self.later(
                 self.latency.loadbalancer,
                 lambda: self._set_status(

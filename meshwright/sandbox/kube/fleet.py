@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import re
 import secrets
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from meshwright.pki import KeyPair, new_root_ca, new_server_cert
-from meshwright.sandbox import store
+from meshwright.sandbox import dotted, store
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import KUBE_MAX_BODY, Request, Response, Server, free_port
 from meshwright.sandbox.kube import bootstrap, nodes
@@ -102,6 +103,16 @@ class Running:
         self.cluster.close()
 
 
+PodAdmissionHook = Callable[[str, dict[str, Any]], "str | None"]
+"""(cluster_id, pod about to be created, mutable) -> None when admitted, else the refusal message."""
+
+
+def loopback_pool(layout: Layout) -> ipaddress.IPv4Network:
+    """This sandbox's /16 of 127.0.0.0/8 for load-balancer addresses (two sandboxes on one host differ)."""
+    second = 1 + int(hashlib.sha256(str(layout.root).encode()).hexdigest(), 16) % 254
+    return ipaddress.IPv4Network(f"127.{second}.0.0/16")
+
+
 ProxyBackend = Callable[[str, str, str, str, Request], "Response | None"]
 """(cluster_id, namespace, "name[:port]", path, request) -> an answer, or None when nothing backs the service."""
 
@@ -118,6 +129,10 @@ class Fleet:
         self.token = operator_token(layout)
         self.running_apis: dict[str, Running] = {}
         self.service_proxy: ProxyBackend | None = None
+        self.pod_admission: PodAdmissionHook | None = None
+        self.lb_pool = loopback_pool(layout)
+        self._lb_reserved: set[str] = set()
+        self._lb_lock = threading.Lock()
         self._ticker_stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="kube-controllers", daemon=True)
         self._ticker.start()
@@ -186,8 +201,33 @@ class Fleet:
             ca_pem=ca.cert_pem.decode(),
             pod_cidr=cluster["clusterIpv4Cidr"],
             services_cidr=cluster["servicesIpv4Cidr"],
-            lb_offset=len(self.running_apis) * 7,
+            lb_address=self._lb_address,
+            admit_pod=self._admission_for(sandbox_id(cluster["id"])),
         )
+
+    def _admission_for(self, cid: str) -> Callable[[dict[str, Any]], str | None]:
+        """The cluster's view of `pod_admission`, read at each pod creation."""
+
+        def admit(pod: dict[str, Any]) -> str | None:
+            hook = self.pod_admission
+            return None if hook is None else hook(cid, pod)
+
+        return admit
+
+    def _lb_address(self) -> str:
+        """A load-balancer address on loopback, distinct across the fleet (never one that leaves the machine)."""
+        with self._lb_lock:
+            taken = self._lb_reserved | {
+                str(i.get("ip"))
+                for running in list(self.running_apis.values())
+                for svc in running.cluster.store.list("/services")
+                for i in (dotted.get(svc, "status.loadBalancer.ingress") or [])
+            }
+            ip = next(
+                str(a) for a in self.lb_pool.hosts() if a.packed[3] not in (0, 255) and str(a) not in taken
+            )
+            self._lb_reserved.add(ip)
+            return ip
 
     def _proxy_for(self, cid: str) -> ServiceProxy:
         """The cluster's view of `service_proxy`, read at each call so a backend may come and go."""

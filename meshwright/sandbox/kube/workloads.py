@@ -27,10 +27,15 @@ REVISION = "deployment.kubernetes.io/revision"
 MAX_PODS = 330  # per ReplicaSet: what three nodes of 110 pods can hold; more stay unscheduled (not made)
 
 
+PodAdmission = Callable[[dict[str, Any]], "str | None"]
+"""A pod about to be created (mutable: an injector adds its containers) -> None, or why it is refused."""
+
+
 class Workloads:
     """Base of the cluster's controllers; `Controllers` adds the rest."""
 
     cluster: ClusterState
+    admit_pod: PodAdmission
     latency: Latency
     pod_net: ipaddress.IPv4Network | ipaddress.IPv6Network
     _timers: list[tuple[float, int, Callable[[], None]]]
@@ -157,7 +162,32 @@ class Workloads:
             self.cluster.remove(pod_rt, self.cluster.key(pod_rt, meta["namespace"], pod["metadata"]["name"]))
         template = (rs.get("spec") or {}).get("template") or {}
         for _ in range(want - len(pods)):
-            self.cluster.put_internal(pod_rt, self._new_pod(rs, template))
+            pod = self._new_pod(rs, template)
+            refused = self.admit_pod(pod)
+            if refused:  # as the ReplicaSet controller reports a webhook that failed with failurePolicy Fail
+                self._creation_failed(rs, refused)
+                return
+            self.cluster.put_internal(pod_rt, pod)
+
+    def _creation_failed(self, rs: dict[str, Any], message: str) -> None:
+        """ReplicaFailure on the ReplicaSet, and another try a second later (a real controller retries too)."""
+        ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
+        failure = [_condition("ReplicaFailure", "True", "FailedCreate", message)]
+        have = len(self._owned(self.rt("v1", "Pod"), ns, rs["metadata"]["uid"]))
+        self._set_status("apps/v1", "ReplicaSet", ns, name, {"replicas": have, "conditions": failure})
+        self.later(1.0, lambda: self._retry_replicaset(ns, name))
+
+    def _retry_replicaset(self, ns: str, name: str) -> None:
+        """Create the pods a refusal held back; once created they become ready like any rollout's."""
+        rs = self.cluster.find(self.rt("apps/v1", "ReplicaSet"), ns, name)
+        if rs is None:
+            return
+        self._react_replicaset({**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}, rs)
+        owner = next(
+            (o for o in rs["metadata"].get("ownerReferences") or [] if o.get("kind") == "Deployment"), None
+        )
+        if owner is not None:
+            self.later(self.latency.rollout, lambda: self._deployment_ready(ns, owner["name"], name))
 
     def _new_pod(self, rs: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
         """A pod of the ReplicaSet, placed on the node with the fewest pods."""
@@ -402,25 +432,42 @@ def _replica_set_ready(n: int, generation: int) -> dict[str, Any]:
         "readyReplicas": n,
         "availableReplicas": n,
         "fullyLabeledReplicas": n,
+        "conditions": None,  # a ReplicaFailure is over once the pods exist
         "observedGeneration": generation,
     }
 
 
 def _deployment_available(dep: dict[str, Any], n: int, rs_name: str) -> dict[str, Any]:
-    progressed = f'ReplicaSet "{rs_name}" has successfully progressed.'
+    """The Deployment's status once `n` pods of `rs_name` run: available only if they are all it wants."""
+    want = (dep.get("spec") or {}).get("replicas", 1)
+    if n >= want:
+        available = _condition(
+            "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."
+        )
+        progressing = _condition(
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            f'ReplicaSet "{rs_name}" has successfully progressed.',
+        )
+    else:
+        available = _condition(
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
+        progressing = _condition(
+            "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.'
+        )
     return {
         "observedGeneration": dep["metadata"].get("generation", 1),
         "replicas": n,
         "updatedReplicas": n,
-        "readyReplicas": n,
-        "availableReplicas": n,
-        "unavailableReplicas": None,
-        "conditions": [
-            _condition(
-                "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."
-            ),
-            _condition("Progressing", "True", "NewReplicaSetAvailable", progressed),
-        ],
+        "readyReplicas": n or None,
+        "availableReplicas": n or None,
+        "unavailableReplicas": (want - n) if want > n else None,
+        "conditions": [available, progressing],
     }
 
 

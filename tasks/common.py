@@ -1,11 +1,15 @@
-"""What every task shares: the retry rule, backoff settings and timing."""
+"""What every task shares: the retry rule, backoff settings, the once-per-run cache and timing."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
+from prefect.cache_policies import RUN_ID, TASK_SOURCE, Inputs
+from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
+from pydantic import BaseModel
 
 from meshwright.errors import is_transient
 from meshwright.models import Timing
@@ -49,3 +53,30 @@ class Clock:
 
     def done(self) -> Timing:
         return Timing(step=self.step, cluster=self.cluster, started=self.started, finished=time.time())
+
+
+def _without_timing(value: Any) -> Any:
+    """A result model as an input, less its timing: a rerun wait gives the same cluster new times."""
+    if isinstance(value, BaseModel) and "timing" in type(value).model_fields:
+        return value.model_dump(mode="json", exclude={"timing"})
+    return value
+
+
+@dataclass
+class StableInputs(Inputs):
+    """INPUTS, where a model's `timing` does not count (it changes whenever a wait runs again)."""
+
+    def compute_key(
+        self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        stable = {key: _without_timing(value) for key, value in (inputs or {}).items()}
+        return super().compute_key(task_ctx, stable, flow_parameters, **kwargs)
+
+
+# A step that changes the world once per flow run: a retry of the same run (the UI's Retry,
+# `prefect flow-run retry`) takes its persisted result instead of doing it again, while a new run
+# looks at the world afresh (RUN_ID differs). Only for results that hold no secret.
+ONCE_PER_RUN: dict[str, Any] = {
+    "persist_result": True,
+    "cache_policy": StableInputs() + TASK_SOURCE + RUN_ID,
+}

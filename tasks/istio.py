@@ -32,7 +32,7 @@ from meshwright.helm import ChartRef, ReleaseResult
 from meshwright.models import ClusterAccess
 from meshwright.spec import MeshSpec, Target
 from meshwright.translate import from_kube
-from tasks.common import RETRYING, Clock
+from tasks.common import ONCE_PER_RUN, RETRYING, Clock
 
 READY_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
 ADDRESS_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
@@ -69,7 +69,7 @@ def _kube(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.
     return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
 
 
-@task(task_run_name="prepare_namespace[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+@task(task_run_name="prepare_namespace[{access.name}]", **ONCE_PER_RUN, **RETRYING)
 def prepare_namespace(spec: MeshSpec, access: ClusterAccess, *, target: MeshwrightTarget) -> str:
     """Create or update istio-system with its network label and control-plane annotation (server-side apply).
 
@@ -83,7 +83,7 @@ def prepare_namespace(spec: MeshSpec, access: ClusterAccess, *, target: Meshwrig
     return naming.ISTIO_NAMESPACE
 
 
-@task(task_run_name="install_{release}[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+@task(task_run_name="install_{release}[{access.name}]", **ONCE_PER_RUN, **RETRYING)
 def install_release(
     spec: MeshSpec,
     access: ClusterAccess,
@@ -225,7 +225,7 @@ def _ingress(service: Any) -> str | None:
     return next((i.ip or i.hostname for i in ingress if i.ip or i.hostname), None)
 
 
-@task(task_run_name="expose_on_gateway[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+@task(task_run_name="expose_on_gateway[{access.name}]", **ONCE_PER_RUN, **RETRYING)
 def expose_on_gateway(spec: MeshSpec, access: ClusterAccess, *, target: MeshwrightTarget) -> list[str]:
     """Apply the Gateways (and VirtualService) that expose istiod to remotes and services to other networks.
 

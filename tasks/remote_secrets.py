@@ -16,7 +16,6 @@ import kubernetes.client
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from meshwright import clients, kube, naming
 from meshwright import remote_secrets as rs
@@ -25,7 +24,7 @@ from meshwright.errors import NotFound, PermanentError, PermissionDenied, Transi
 from meshwright.models import ClusterAccess
 from meshwright.remote_secrets import RemoteSecretResult
 from meshwright.translate import from_connection, from_kube
-from tasks.common import RETRYING
+from tasks.common import ONCE_PER_RUN, RETRYING
 
 STEP = "exchange_remote_secret"
 TOKEN_TIMEOUT = 60.0
@@ -136,10 +135,10 @@ def _store(core: kubernetes.client.CoreV1Api, primary: ClusterAccess, wanted: di
         return "updated"
 
 
+# The result holds names, an action and a fingerprint, never the token: it may be persisted.
 @task(
     task_run_name="exchange_remote_secret[{source.name}->{primary.name}]",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    **ONCE_PER_RUN,
     **RETRYING,
 )
 def exchange_remote_secret(

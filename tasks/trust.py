@@ -25,7 +25,7 @@ from meshwright.errors import Conflict, PermanentError, TransientError
 from meshwright.models import ClusterAccess, Timing
 from meshwright.spec import MeshSpec
 from meshwright.translate import from_kube
-from tasks.common import RETRYING, Clock
+from tasks.common import ONCE_PER_RUN, RETRYING, Clock
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshwright"}
 
@@ -105,7 +105,7 @@ def _kept(existing: dict[str, bytes], root: pki.KeyPair, *, cluster: str) -> str
     return pki.fingerprint(existing["ca-cert.pem"])
 
 
-@task(task_run_name="ensure_cacerts[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+@task(task_run_name="ensure_cacerts[{access.name}]", **ONCE_PER_RUN, **RETRYING)
 def ensure_cacerts(
     spec: MeshSpec, access: ClusterAccess, root: RootInfo, *, target: MeshwrightTarget
 ) -> CacertsResult:

@@ -19,14 +19,17 @@ from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import Request, Response
 from meshwright.sandbox.kube import discovery, tables
 from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.crud import ClusterState, WriteOptions
+from meshwright.sandbox.kube.crud import ClusterState
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.requests import (
+    NOT_FOUND,
     access_review,
     bearer_token,
+    group_version,
     int_field,
-    manager_from_agent,
     object_body,
+    options,
+    propagation,
     request_body,
 )
 from meshwright.sandbox.kube.status import KubeError, bad_request, not_found, status_body
@@ -35,7 +38,6 @@ from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)
 PUBLIC = {"/version", "/healthz", "/livez", "/readyz"}
-NOT_FOUND = "the server could not find the requested resource"
 ServiceProxy = Callable[[str, str, str, Request], "Response | None"]
 """(namespace, "name[:port]", path, request) -> the backend's answer, or None when nothing backs it."""
 
@@ -131,7 +133,7 @@ class ClusterApi:
             if found is None:
                 raise KubeError(404, NOT_FOUND)
             return Response(200, found)
-        group, version, rest = _group_version(parts)
+        group, version, rest = group_version(parts)
         if not rest:
             return self._resource_list(group, version)
         return self._resource(r, self._resource_path(group, version, rest))
@@ -206,7 +208,7 @@ class ClusterApi:
             return Response(201, self._token_review(object_body(r)))
         if path.rt.kind in ("SubjectAccessReview", "SelfSubjectAccessReview"):
             return Response(201, access_review(path.rt, r))
-        opts = _options(r)
+        opts = options(r)
         created = self.state.create(
             path.rt,
             path.namespace,
@@ -232,19 +234,19 @@ class ClusterApi:
 
     def _update(self, r: Request, path: ResourcePath) -> Response:
         assert path.name is not None
-        opts = _options(r, path)
+        opts = options(r, path.sub)
         return Response(200, self.state.update(path.rt, path.namespace, path.name, request_body(r), opts))
 
     def _patch(self, r: Request, path: ResourcePath) -> Response:
         assert path.name is not None
         content_type = r.content_type or "application/json"
-        opts = _options(r, path, apply=content_type == "application/apply-patch+yaml")
+        opts = options(r, path.sub, apply=content_type == "application/apply-patch+yaml")
         code, obj = self.state.patch(path.rt, path.namespace, path.name, r.body, content_type, opts)
         return Response(code, obj)
 
     def _delete(self, r: Request, path: ResourcePath) -> Response:
         assert path.name is not None
-        orphan = _propagation(r) == "Orphan"
+        orphan = propagation(r) == "Orphan"
         return Response(200, self.state.delete(path.rt, path.namespace, path.name, orphan=orphan))
 
     # -- subresources ------------------------------------------------------------------------
@@ -302,7 +304,7 @@ class ClusterApi:
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise bad_request("spec.replicas must be a non-negative integer")
             obj.setdefault("spec", {})["replicas"] = replicas
-            obj = self.state.update(path.rt, path.namespace, path.name, obj, _options(r))
+            obj = self.state.update(path.rt, path.namespace, path.name, obj, options(r))
         return Response(200, _scale_body(obj))
 
     def _service_proxy(self, r: Request, path: ResourcePath) -> Response:
@@ -345,41 +347,6 @@ SUBRESOURCE_VERBS: dict[str, Callable[[ClusterApi, Request, ResourcePath], Respo
     "scale": ClusterApi._scale,
     "proxy": ClusterApi._service_proxy,
 }
-
-
-def _propagation(r: Request) -> str:
-    """DeleteOptions.propagationPolicy, from the query or the body (kubectl --cascade=orphan sends a body)."""
-    if r.query.get("propagationPolicy"):
-        return r.query["propagationPolicy"]
-    try:
-        body = r.json() if r.body.strip() else None
-    except ValueError:
-        return ""
-    policy = body.get("propagationPolicy") if isinstance(body, dict) else None
-    if body is not None and isinstance(body, dict) and body.get("orphanDependents") is True:
-        return "Orphan"
-    return policy if isinstance(policy, str) else ""
-
-
-def _group_version(parts: list[str]) -> tuple[str, str, list[str]]:
-    if parts[0] == "api" and len(parts) >= 2:
-        return "", parts[1], parts[2:]
-    if parts[0] == "apis" and len(parts) >= 3:
-        return parts[1], parts[2], parts[3:]
-    raise KubeError(404, NOT_FOUND)
-
-
-def _options(r: Request, path: ResourcePath | None = None, *, apply: bool = False) -> WriteOptions:
-    """Field manager (the user agent's program when none is given; apply must name one), dry run, subresource."""
-    agent = "" if apply else manager_from_agent(r.headers.get("user-agent", ""))
-    manager = r.query.get("fieldManager") or agent
-    return WriteOptions(
-        manager=manager,
-        subresource="status" if path is not None and path.sub == "status" else None,
-        dry_run=r.query.get("dryRun") == "All",
-        force=r.query.get("force") == "true",
-        strict=r.query.get("fieldValidation") == "Strict",
-    )
 
 
 def _token_request_body(

@@ -7,11 +7,8 @@ step is stored.
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
 import logging
-import secrets
 import threading
 import uuid
 from collections.abc import Callable
@@ -20,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from meshwright.sandbox import clock
-from meshwright.sandbox.kube import decoding, defaults, validation
+from meshwright.sandbox.kube import decoding, defaults, validation, writes
 from meshwright.sandbox.kube import patch as p
 from meshwright.sandbox.kube.objects import Key, ObjectStore
 from meshwright.sandbox.kube.registry import Registry, ResourceType
@@ -29,7 +26,6 @@ from meshwright.sandbox.kube.status import (
     KubeError,
     already_exists,
     bad_request,
-    conflict,
     not_found,
 )
 
@@ -55,69 +51,6 @@ class WriteOptions:
     dry_run: bool = False
     force: bool = False
     strict: bool = False  # fieldValidation=Strict: unknown fields are an error, not pruned
-
-
-def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
-
-
-def _name_new(meta: dict[str, Any]) -> None:
-    """A name from generateName when none is given (validation then checks either)."""
-    if not meta.get("name") and meta.get("generateName"):
-        meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
-
-
-def _same_name(obj: dict[str, Any], name: str) -> None:
-    if obj["metadata"].get("name") not in (None, name):
-        raise bad_request(
-            f"the name of the object ({obj['metadata'].get('name')}) does not match the name on the URL ({name})"
-        )
-
-
-def _fresh(rt: ResourceType, obj: dict[str, Any], current: dict[str, Any]) -> None:
-    """A write that names a resourceVersion must name the current one."""
-    rv = (obj.get("metadata") or {}).get("resourceVersion")
-    if rv and rv != current["metadata"]["resourceVersion"]:
-        raise conflict(rt.plural, current["metadata"]["name"], rt.group)
-
-
-def _page(query: dict[str, str]) -> tuple[int, int]:
-    """Where a page starts and how long it is (0: everything); a bad `continue` or `limit` is a 400."""
-    limit_text, token = query.get("limit") or "0", query.get("continue") or ""
-    if not limit_text.isdigit():
-        raise bad_request(f"invalid limit {limit_text[:20]!r}")
-    if not token:
-        return 0, int(limit_text)
-    try:
-        start = json.loads(base64.urlsafe_b64decode(token.encode()))["start"]
-    except (ValueError, KeyError, TypeError):
-        raise bad_request(
-            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
-        ) from None
-    if not isinstance(start, int) or start < 0:
-        raise bad_request("continue key is not valid")
-    return start, int(limit_text)
-
-
-def _continue_token(rv: str, start: int) -> str:
-    return base64.urlsafe_b64encode(
-        json.dumps({"v": "meta.k8s.io/v1", "rv": int(rv), "start": start}).encode()
-    ).decode()
-
-
-def _next_generation(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-    """A spec that differs once defaulted bumps the generation; a write that changes nothing else keeps it."""
-    if old is not None and _spec_part(obj) != _spec_part(old):
-        obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
-
-
-def _keep_status(rt: ResourceType, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """The main endpoint never changes status."""
-    if rt.has_status:
-        new["status"] = current.get("status")
-        if new["status"] is None:
-            new.pop("status")
-    return new
 
 
 class ClusterState:
@@ -188,7 +121,7 @@ class ClusterState:
 
     def list(self, rt: ResourceType, namespace: str | None, query: dict[str, str]) -> dict[str, Any]:
         """One page of the matching objects (`limit`, `continue`), as of one resourceVersion."""
-        start, limit = _page(query)
+        start, limit = writes.page(query)
         with self.lock:
             items = self.select(
                 rt, namespace, labels=query.get("labelSelector"), fields=query.get("fieldSelector")
@@ -198,7 +131,9 @@ class ClusterState:
         page = items[start : start + limit] if limit else items[start:]
         left = len(items) - start - len(page)
         if left > 0:
-            meta.update(**{"continue": _continue_token(rv, start + len(page)), "remainingItemCount": left})
+            meta.update(
+                **{"continue": writes.continue_token(rv, start + len(page)), "remainingItemCount": left}
+            )
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta, "items": page}
 
     # -- writes ------------------------------------------------------------------------------
@@ -215,7 +150,7 @@ class ClusterState:
         strict: bool = False,
     ) -> dict[str, Any]:
         obj = self._check_body(rt, namespace, body)
-        _name_new(obj["metadata"])
+        writes.name_new(obj["metadata"])
         validation.check_metadata(rt, obj["metadata"])
         with self.lock:
             self._check_namespace(rt, namespace)
@@ -293,7 +228,7 @@ class ClusterState:
         defaults.apply(rt, obj)
         if self.hooks:
             self.hooks.admit(rt, obj, old)
-        _next_generation(obj, old)
+        writes.next_generation(obj, old)
         if check:
             validation.validate(rt, obj, old)
         if dry_run:
@@ -312,10 +247,10 @@ class ClusterState:
         opts: WriteOptions = WriteOptions(),
     ) -> dict[str, Any]:
         obj = self._check_body(rt, namespace, body)
-        _same_name(obj, name)
+        writes.same_name(obj, name)
         with self.lock:
             current = self.get(rt, namespace, name)
-            _fresh(rt, obj, current)
+            writes.fresh(rt, obj, current)
             changed = obj if opts.subresource is None else {"status": obj.get("status")}
             p.record_update(
                 obj, manager=opts.manager or "unknown", changed=changed, subresource=opts.subresource
@@ -339,7 +274,7 @@ class ClusterState:
             result = {**copy.deepcopy(current), "status": new.get("status")}
             result["metadata"]["managedFields"] = meta["managedFields"]
         else:
-            result = _keep_status(rt, new, current)
+            result = writes.keep_status(rt, new, current)
         key = self.key(rt, namespace, current["metadata"]["name"])
         return self._commit(rt, key, result, current, dry_run=opts.dry_run, strict=opts.strict)
 
@@ -360,7 +295,7 @@ class ClusterState:
                 raise not_found(rt.plural, name, rt.group)
             patch_body = decoding.patch_body(body, content_type)
             patched = decoding.patched_shape(rt, decoding.patched(rt, current, patch_body, content_type))
-            _fresh(rt, patched, current)
+            writes.fresh(rt, patched, current)
             changed = patch_body if isinstance(patch_body, dict) else {}
             p.record_update(
                 patched, manager=opts.manager or "unknown", changed=changed, subresource=opts.subresource
@@ -377,7 +312,7 @@ class ClusterState:
         opts: WriteOptions,
     ) -> tuple[int, dict[str, Any]]:
         applied = self._check_body(rt, namespace, decoding.patch_body(body, "application/apply-patch+yaml"))
-        _same_name(applied, name)
+        writes.same_name(applied, name)
         applied["metadata"]["name"] = name
         if current is None:
             if not opts.manager:

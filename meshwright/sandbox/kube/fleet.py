@@ -285,9 +285,6 @@ class Fleet:
         running = self.running_apis.get(cluster_id)
         return f"https://127.0.0.1:{running.server.port}" if running else None
 
-    def endpoints(self) -> dict[str, str]:
-        return {r.name: f"https://127.0.0.1:{r.server.port}" for r in self.running_apis.values()}
-
     def close(self) -> None:
         self._ticker_stop.set()
         for running in self.running_apis.values():

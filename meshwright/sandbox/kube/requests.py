@@ -12,9 +12,11 @@ import yaml
 
 from meshwright.sandbox.http import Request
 from meshwright.sandbox.kube import protobuf
+from meshwright.sandbox.kube.crud import WriteOptions
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.status import KubeError, bad_request
 
+NOT_FOUND = "the server could not find the requested resource"
 BODY_TYPES = ("", "application/json", "application/yaml", "*/*")
 
 
@@ -87,3 +89,38 @@ def access_review(rt: ResourceType, r: Request) -> dict[str, Any]:
 def manager_from_agent(agent: str) -> str:
     """What the real API server records as manager when none is given: the user agent's program."""
     return agent.split("/")[0] or "unknown"
+
+
+def propagation(r: Request) -> str:
+    """DeleteOptions.propagationPolicy, from the query or the body (kubectl --cascade=orphan sends a body)."""
+    if r.query.get("propagationPolicy"):
+        return r.query["propagationPolicy"]
+    try:
+        body = r.json() if r.body.strip() else None
+    except ValueError:
+        return ""
+    policy = body.get("propagationPolicy") if isinstance(body, dict) else None
+    if body is not None and isinstance(body, dict) and body.get("orphanDependents") is True:
+        return "Orphan"
+    return policy if isinstance(policy, str) else ""
+
+
+def group_version(parts: list[str]) -> tuple[str, str, list[str]]:
+    if parts[0] == "api" and len(parts) >= 2:
+        return "", parts[1], parts[2:]
+    if parts[0] == "apis" and len(parts) >= 3:
+        return parts[1], parts[2], parts[3:]
+    raise KubeError(404, NOT_FOUND)
+
+
+def options(r: Request, sub: str | None = None, *, apply: bool = False) -> WriteOptions:
+    """Field manager (the user agent's program when none is given; apply must name one), dry run, subresource."""
+    agent = "" if apply else manager_from_agent(r.headers.get("user-agent", ""))
+    manager = r.query.get("fieldManager") or agent
+    return WriteOptions(
+        manager=manager,
+        subresource="status" if sub == "status" else None,
+        dry_run=r.query.get("dryRun") == "All",
+        force=r.query.get("force") == "true",
+        strict=r.query.get("fieldValidation") == "Strict",
+    )

@@ -5,7 +5,6 @@ follow the ready Pods behind each Service. Also the timer wheel all controllers 
 from __future__ import annotations
 
 import copy
-import hashlib
 import heapq
 import ipaddress
 import itertools
@@ -20,6 +19,17 @@ from typing import Any
 from meshwright.sandbox import clock
 from meshwright.sandbox.kube.crud import ClusterState
 from meshwright.sandbox.kube.registry import ResourceType
+from meshwright.sandbox.kube.workload_objects import (
+    condition,
+    deployment_available,
+    endpoint_slice,
+    owner,
+    replica_set_ready,
+    rolling_out,
+    safe_suffix,
+    selected,
+    subsets,
+)
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)
@@ -95,7 +105,7 @@ class Workloads:
         self._retire_other_replica_sets(dep, keep=name)
         self.cluster.put_internal(self.rt("apps/v1", "ReplicaSet"), rs)
         self._annotate_revision(meta, revision)
-        self._set_status("apps/v1", "Deployment", meta["namespace"], meta["name"], _rolling_out(dep, rs))
+        self._set_status("apps/v1", "Deployment", meta["namespace"], meta["name"], rolling_out(dep, rs))
         self.later(
             self.latency.rollout, lambda: self._deployment_ready(meta["namespace"], meta["name"], name)
         )
@@ -113,7 +123,7 @@ class Workloads:
                 "name": f"{meta['name']}-{digest}",
                 "namespace": meta["namespace"],
                 "labels": labels,
-                "ownerReferences": [_owner(dep)],
+                "ownerReferences": [owner(dep)],
             },
             "spec": {
                 "replicas": spec.get("replicas", 1),
@@ -172,7 +182,7 @@ class Workloads:
     def _creation_failed(self, rs: dict[str, Any], message: str) -> None:
         """ReplicaFailure on the ReplicaSet, and another try a second later (a real controller retries too)."""
         ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
-        failure = [_condition("ReplicaFailure", "True", "FailedCreate", message)]
+        failure = [condition("ReplicaFailure", "True", "FailedCreate", message)]
         have = len(self._owned(self.rt("v1", "Pod"), ns, rs["metadata"]["uid"]))
         self._set_status("apps/v1", "ReplicaSet", ns, name, {"replicas": have, "conditions": failure})
         self.later(1.0, lambda: self._retry_replicaset(ns, name))
@@ -199,7 +209,7 @@ class Workloads:
                 "name": f"{meta['name']}-{secrets.token_hex(3)[:5]}",
                 "namespace": meta["namespace"],
                 "labels": (template.get("metadata") or {}).get("labels") or {},
-                "ownerReferences": [_owner(rs)],
+                "ownerReferences": [owner(rs)],
             },
             "spec": {**(template.get("spec") or {}), "nodeName": node},
             "status": {"phase": "Pending", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip},
@@ -253,7 +263,7 @@ class Workloads:
         if old is None:
             status = {
                 "succeeded": 1,
-                "conditions": [_condition("Complete", "True", "", "")],
+                "conditions": [condition("Complete", "True", "", "")],
                 "completionTime": clock.rfc3339(),
             }
             self.later(
@@ -284,14 +294,14 @@ class Workloads:
             return
         n = self._start_pods(ns, rs["metadata"]["uid"])
         generation = rs["metadata"].get("generation", 1)
-        self._set_status("apps/v1", "ReplicaSet", ns, rs_name, _replica_set_ready(n, generation))
-        self._set_status("apps/v1", "Deployment", ns, name, _deployment_available(dep, n, rs_name))
+        self._set_status("apps/v1", "ReplicaSet", ns, rs_name, replica_set_ready(n, generation))
+        self._set_status("apps/v1", "Deployment", ns, name, deployment_available(dep, n, rs_name))
 
     def _start_pods(self, ns: str, owner_uid: str) -> int:
         """The ReplicaSet's pods are Running and Ready; how many there are."""
         pod_rt = self.rt("v1", "Pod")
         pods = self._owned(pod_rt, ns, owner_uid)
-        ready = [_condition("Ready", "True", "", ""), _condition("ContainersReady", "True", "", "")]
+        ready = [condition("Ready", "True", "", ""), condition("ContainersReady", "True", "", "")]
         for pod in pods:
             pod["status"].update(phase="Running", conditions=ready, startTime=clock.rfc3339())
             self.cluster.put_internal(pod_rt, pod)
@@ -308,8 +318,8 @@ class Workloads:
         for svc in services:
             selector = (svc.get("spec") or {}).get("selector")
             if selector:
-                chosen = [p for p in running if _selected(p, selector)]
-                self._write_endpoints(svc, _subsets(svc, chosen))
+                chosen = [p for p in running if selected(p, selector)]
+                self._write_endpoints(svc, subsets(svc, chosen))
                 self._write_endpoint_slice(svc, chosen)
 
     def _write_endpoint_slice(self, svc: dict[str, Any], pods: list[dict[str, Any]]) -> None:
@@ -336,159 +346,3 @@ class Workloads:
             "subsets": subsets,
         }
         self.cluster.put_internal(ep_rt, endpoints)
-
-
-SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString
-
-
-def safe_suffix(seed: str, length: int = 5) -> str:
-    digest = hashlib.sha256(seed.encode()).digest()
-    return "".join(SAFE_ALPHABET[b % len(SAFE_ALPHABET)] for b in digest[:length])
-
-
-def endpoint_slice(svc: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
-    meta = svc["metadata"]
-    endpoints = [
-        {
-            "addresses": [p["status"]["podIP"]],
-            "conditions": {"ready": True, "serving": True, "terminating": False},
-            "nodeName": p["spec"].get("nodeName"),
-            "targetRef": {
-                "kind": "Pod",
-                "name": p["metadata"]["name"],
-                "namespace": meta["namespace"],
-                "uid": p["metadata"]["uid"],
-            },
-        }
-        for p in pods
-    ]
-    ports = [
-        {k: v for k, v in _endpoint_port(pt).items() if v != ""} for pt in svc["spec"].get("ports") or []
-    ]
-    labels = {
-        **(meta.get("labels") or {}),
-        "kubernetes.io/service-name": meta["name"],
-        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
-    }
-    return {
-        "metadata": {
-            "name": f"{meta['name']}-{safe_suffix(meta['uid'])}",
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "generateName": f"{meta['name']}-",
-            "ownerReferences": [
-                {**_owner({**svc, "apiVersion": "v1", "kind": "Service"}), "blockOwnerDeletion": True}
-            ],
-        },
-        "addressType": "IPv4",
-        "endpoints": endpoints,
-        "ports": ports,
-    }
-
-
-def _selected(pod: dict[str, Any], selector: dict[str, str]) -> bool:
-    labels = pod["metadata"].get("labels") or {}
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def _endpoint_port(port: dict[str, Any]) -> dict[str, Any]:
-    target = port.get("targetPort")
-    return {
-        "name": port.get("name", ""),
-        "port": target if isinstance(target, int) else port.get("port"),
-        "protocol": port.get("protocol", "TCP"),
-    }
-
-
-def _subsets(svc: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not pods:
-        return []
-    ns = svc["metadata"]["namespace"]
-    addresses = [
-        {
-            "ip": p["status"]["podIP"],
-            "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": ns},
-        }
-        for p in pods
-    ]
-    return [{"addresses": addresses, "ports": [_endpoint_port(pt) for pt in svc["spec"].get("ports") or []]}]
-
-
-def _rolling_out(dep: dict[str, Any], rs: dict[str, Any]) -> dict[str, Any]:
-    replicas = (dep.get("spec") or {}).get("replicas", 1)
-    message = f'ReplicaSet "{rs["metadata"]["name"]}" is progressing.'
-    return {
-        "observedGeneration": dep["metadata"].get("generation", 1),
-        "replicas": replicas,
-        "updatedReplicas": replicas,
-        "unavailableReplicas": replicas,
-        "conditions": [_condition("Progressing", "True", "ReplicaSetUpdated", message)],
-    }
-
-
-def _replica_set_ready(n: int, generation: int) -> dict[str, Any]:
-    return {
-        "replicas": n,
-        "readyReplicas": n,
-        "availableReplicas": n,
-        "fullyLabeledReplicas": n,
-        "conditions": None,  # a ReplicaFailure is over once the pods exist
-        "observedGeneration": generation,
-    }
-
-
-def _deployment_available(dep: dict[str, Any], n: int, rs_name: str) -> dict[str, Any]:
-    """The Deployment's status once `n` pods of `rs_name` run: available only if they are all it wants."""
-    want = (dep.get("spec") or {}).get("replicas", 1)
-    if n >= want:
-        available = _condition(
-            "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."
-        )
-        progressing = _condition(
-            "Progressing",
-            "True",
-            "NewReplicaSetAvailable",
-            f'ReplicaSet "{rs_name}" has successfully progressed.',
-        )
-    else:
-        available = _condition(
-            "Available",
-            "False",
-            "MinimumReplicasUnavailable",
-            "Deployment does not have minimum availability.",
-        )
-        progressing = _condition(
-            "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.'
-        )
-    return {
-        "observedGeneration": dep["metadata"].get("generation", 1),
-        "replicas": n,
-        "updatedReplicas": n,
-        "readyReplicas": n or None,
-        "availableReplicas": n or None,
-        "unavailableReplicas": (want - n) if want > n else None,
-        "conditions": [available, progressing],
-    }
-
-
-def _owner(obj: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": obj["apiVersion"],
-        "kind": obj["kind"],
-        "name": obj["metadata"]["name"],
-        "uid": obj["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def _condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
-    stamp = clock.rfc3339()
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastUpdateTime": stamp,
-        "lastTransitionTime": stamp,
-    }

@@ -35,7 +35,7 @@ FLOW_MODULES = [
     "flows.provision",
     "flows.reap",
 ]
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 
 
 def _fork_runs() -> None:

@@ -26,7 +26,7 @@ from meshwright.errors import PermanentError
 from meshwright.spec import MeshSpec, load_spec
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1
 LOG_LOOKBACK = timedelta(seconds=10)
 EXIT_CANCELLED = 130
 _PREFECT_PREFIXES = ("Flow run encountered an exception: ", "Task run encountered an exception: ")

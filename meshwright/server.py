@@ -147,7 +147,9 @@ def start(root: Path, *, port: int = DEFAULT_PORT) -> Api:
     url = f"http://127.0.0.1:{chosen}/api"
     prefect = str(Path(sys.executable).with_name("prefect"))
     args = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(chosen)]
-    pid = _spawn(args, env=_prefect_env(root), log=root / "server.log")
+    # The UI asks the API at PREFECT_UI_API_URL, which otherwise stays :4200 whatever --port says.
+    env = {**_prefect_env(root), "PREFECT_SERVER_API_PORT": str(chosen), "PREFECT_UI_API_URL": url}
+    pid = _spawn(args, env=env, log=root / "server.log")
     (root / SERVER_FILE).write_text(json.dumps({"pid": pid, "url": url, "started": time.time()}))
     _wait(lambda: healthy(url), pid, SERVER_START_TIMEOUT, f"the Prefect server ({root / 'server.log'})")
     return Api(url=url, local=True)

@@ -1,5 +1,7 @@
 """up_mesh: clusters, then per cluster as soon as it is ready: istio-system -> cacerts + base ->
-istiod -> east-west gateway; a remote waits only for its own primary's gateway address.
+istiod -> east-west gateway; a remote waits only for its own primary's gateway address. Each remote
+secret goes in once both of its clusters' control planes are installed, Bookinfo in each cluster once
+its mesh side is ready, and the verification (control plane, then traffic) comes last.
 
 The DAG, not stages: every step is submitted at once with futures as arguments (or `wait_for`),
 so each cluster's chain moves on its own. The root CA is settled while the clusters are created;
@@ -19,13 +21,17 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from flows._futures import raise_failures, resolve
+from flows.verify import verify_control_plane, verify_traffic
 from meshwright import istio_values, naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.helm import ChartRef, ReleaseResult
 from meshwright.models import ClusterAccess, FirewallResult, ProvisionReport, Timing
+from meshwright.remote_secrets import RemoteSecretResult, pairs
 from meshwright.runs import as_spec
 from meshwright.spec import ClusterSpec, MeshSpec
+from meshwright.verify import VerifyReport
 from tasks.access import check_kubeconfig, write_kubeconfig
+from tasks.bookinfo import BookinfoResult, deploy_bookinfo
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.istio import (
     expose_on_gateway,
@@ -36,6 +42,7 @@ from tasks.istio import (
     wait_release_ready,
 )
 from tasks.network import check_network, ensure_firewall
+from tasks.remote_secrets import exchange_remote_secret
 from tasks.report import publish_report
 from tasks.trust import CacertsResult, RootInfo, ensure_cacerts, ensure_root_ca
 
@@ -58,6 +65,9 @@ class MeshReport(BaseModel):
     releases: list[ReleaseResult]
     gateways: dict[str, str]
     exposed: dict[str, list[str]]
+    remote_secrets: list[RemoteSecretResult] = []
+    bookinfo: list[BookinfoResult] = []
+    verification: VerifyReport | None = None
     steps: list[Timing]
     started: float
     finished: float
@@ -122,8 +132,8 @@ def _gateway(
     steps["gateway_ready"] = wait_release_ready.submit(  # type: ignore[call-overload]
         spec, ready, naming.EASTWEST_RELEASE, target=target, wait_for=[gateway]
     )
-    if istio_values.serves_remotes(spec, c):
-        steps["address"] = gateway_address.submit(ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
+    # Every east-west gateway needs its address: remotes dial their primary's, other networks all.
+    steps["address"] = gateway_address.submit(ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
     if istio_values.exposures(spec, c):
         steps["expose"] = expose_on_gateway.submit(spec, ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
     return steps
@@ -145,6 +155,59 @@ def _istio(
     return chains
 
 
+def _remote_secrets(
+    spec: MeshSpec,
+    waits: Mapping[str, PrefectFuture[ClusterAccess]],
+    chains: Mapping[str, Futures],
+    *,
+    target: MeshwrightTarget,
+) -> Futures:
+    """Each pair once both control planes are installed: the source's reader account comes with its
+    base chart and its ClusterRole with its istiod chart; the primary's istiod reads the secret."""
+    return {
+        f"{source}->{primary}": exchange_remote_secret.submit(  # type: ignore[call-overload]
+            waits[source],
+            waits[primary],
+            target=target,
+            wait_for=[chains[source]["istiod"], chains[primary]["istiod"]],
+        )
+        for source, primary in pairs(spec)
+    }
+
+
+def _bookinfo(
+    spec: MeshSpec,
+    waits: Mapping[str, PrefectFuture[ClusterAccess]],
+    charts: list[ChartRef],
+    chains: Mapping[str, Futures],
+    secrets: Futures,
+    *,
+    target: MeshwrightTarget,
+) -> Futures:
+    """Bookinfo in each cluster once its mesh side is ready: its own Istio chain, its primary's (a
+    remote's pods are injected by the primary's istiod through the east-west gateway) and the remote
+    secrets it takes part in (a primary learns the endpoints of the clusters it reads)."""
+    if spec.bookinfo is None:
+        return {}
+    deployed: Futures = {}
+    for c in spec.clusters:
+        after = [*chains[c.name].values(), *(chains[c.primary].values() if c.primary else ())]
+        after += [f for pair, f in secrets.items() if c.name in pair.split("->")]
+        deployed[c.name] = deploy_bookinfo.submit(  # type: ignore[call-overload]
+            spec, waits[c.name], charts, target=target, wait_for=after
+        )
+    return deployed
+
+
+def _verify(mesh: MeshSpec, ready: dict[str, ClusterAccess], *, target: MeshwrightTarget) -> VerifyReport:
+    """The proof, as `meshwright verify` gives it: the control plane, then Bookinfo's traffic."""
+    clusters: dict[str, ClusterAccess | None] = dict(ready)
+    report = verify_control_plane(mesh, clusters, target=target)
+    if mesh.bookinfo is not None:
+        report.traffic = verify_traffic(mesh, clusters, target=target)
+    return report
+
+
 @flow(name="up-mesh", task_runner=ThreadPoolTaskRunner(max_workers=MESH_WORKERS), log_prints=False)  # type: ignore[arg-type]
 def up_mesh(
     spec: MeshSpec | str,
@@ -152,8 +215,9 @@ def up_mesh(
     connection: MeshwrightTarget | str | None = None,
     force: bool = False,
 ) -> MeshReport:
-    """Create the mesh's clusters and install Istio on each as soon as it is ready: a shared root
-    CA, cacerts, istio-base, istiod and the east-west gateways, wired per the spec's topology.
+    """Create the mesh's clusters and install Istio on each as soon as it is ready (a shared root
+    CA, cacerts, istio-base, istiod and the east-west gateways, wired per the spec's topology),
+    exchange the remote secrets, deploy Bookinfo and prove that the mesh works.
 
     Args:
         spec: the mesh spec itself (the UI's form) or the path of its YAML file.
@@ -175,6 +239,8 @@ def up_mesh(
     }
     waits = {name: wait_cluster.submit(mesh, future, target=target) for name, future in creates.items()}  # type: ignore[call-overload]
     chains = _istio(mesh, waits, root, charts, target=target)
+    secrets = _remote_secrets(mesh, waits, chains, target=target)
+    apps = _bookinfo(mesh, waits, charts, chains, secrets, target=target)
     created, create_failures = resolve(creates)
     ready, wait_failures = resolve(waits, skip=create_failures)
     failures: dict[str, BaseException] = {**create_failures, **wait_failures}
@@ -187,9 +253,15 @@ def up_mesh(
     steps, step_failures = resolve(
         {f"{cluster}/{step}": f for cluster, chain in chains.items() for step, f in chain.items()}
     )
-    raise_failures({**failures, **root_failures, **step_failures})
+    exchanged, secret_failures = resolve(secrets)
+    deployed, app_failures = resolve(apps)
+    raise_failures({**failures, **root_failures, **step_failures, **secret_failures, **app_failures})
     assert firewall is not None
-    return _report(mesh, started, created, ready, firewall, path_written, roots["root"], charts, steps)
+    report = _report(mesh, started, created, ready, firewall, path_written, roots["root"], charts, steps)
+    report.remote_secrets, report.bookinfo = list(exchanged.values()), list(deployed.values())
+    report.verification = _verify(mesh, ready, target=target)
+    report.finished = time.time()
+    return report
 
 
 def _report(

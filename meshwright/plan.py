@@ -1,7 +1,9 @@
 """What the workflow would do for a spec, computed without touching any network.
 
-The stages follow the mission's DAG; inside a stage the steps are independent and run in
-parallel. `meshwright plan` renders this; the flows follow the same order.
+`up_mesh` runs a DAG: each step starts as soon as the steps it comes `after` are done, so one
+cluster's chain never waits for another's unless it needs it. Stages group the steps for reading;
+the dependencies are what the flow follows. The decisions (which cluster gets an east-west gateway,
+which secret goes where, what Bookinfo puts where) come from the same functions the tasks use.
 """
 
 from __future__ import annotations
@@ -10,12 +12,9 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, Field
 
-from meshwright import bookinfo, naming
+from meshwright import bookinfo, istio_values, naming
+from meshwright.remote_secrets import pairs
 from meshwright.spec import ClusterSpec, MeshSpec
-
-NOT_YET = "(not yet implemented)"
-# Stages `plan` shows that no flow runs yet; a stage leaves this set when a flow runs it.
-NOT_YET_RUN = frozenset({"trust", "istio-primaries", "istio-remotes", "remote-secrets", "bookinfo", "verify"})
 
 
 class Resource(BaseModel):
@@ -31,16 +30,16 @@ class Step(BaseModel):
     name: str
     cluster: str | None = None
     resources: list[Resource] = Field(default_factory=list)
+    after: list[str] = Field(default_factory=list)  # the steps it waits for, as `name [cluster]`
 
 
 class Stage(BaseModel):
-    """Steps that may run together; `implemented` is False while no flow runs the stage yet."""
+    """Steps of one kind, for reading; each starts on its own once its `after` steps are done."""
 
     name: str
     description: str
     parallel: bool
     steps: list[Step]
-    implemented: bool = True
 
 
 class Plan(BaseModel):
@@ -73,7 +72,12 @@ def build_plan(spec: MeshSpec) -> Plan:
     if spec.bookinfo:
         stages += [
             _stage("bookinfo", "deploy Bookinfo split across clusters", _bookinfo(spec)),
-            _stage("verify", "prove that traffic crosses clusters", [Step(name="verify_cross_cluster")]),
+            _stage(
+                "verify",
+                "every primary sees every other cluster synced, one root everywhere, Bookinfo's "
+                "traffic crosses clusters through the ingress",
+                [_verify(spec)],
+            ),
         ]
     return Plan(
         mesh=spec.name,
@@ -85,17 +89,18 @@ def build_plan(spec: MeshSpec) -> Plan:
 
 
 def _stage(name: str, description: str, steps: list[Step]) -> Stage:
-    return Stage(
-        name=name,
-        description=description,
-        parallel=len(steps) > 1,
-        steps=steps,
-        implemented=name not in NOT_YET_RUN,
-    )
+    return Stage(name=name, description=description, parallel=len(steps) > 1, steps=steps)
+
+
+def _ref(step: str, cluster: str | None = None) -> str:
+    return f"{step} [{cluster}]" if cluster else step
 
 
 def _waits(spec: MeshSpec) -> list[Step]:
-    return [Step(name="wait_cluster", cluster=c.name) for c in spec.clusters]
+    return [
+        Step(name="wait_cluster", cluster=c.name, after=[_ref("create_cluster", c.name)])
+        for c in spec.clusters
+    ]
 
 
 def _create_cluster(spec: MeshSpec, c: ClusterSpec) -> Step:
@@ -128,7 +133,7 @@ def _firewall(spec: MeshSpec) -> Step:
             "allow": ", ".join(naming.FIREWALL_PROTOCOLS),
         },
     )
-    return Step(name="ensure_firewall", resources=[rule])
+    return Step(name="ensure_firewall", resources=[rule], after=_all_running(spec))
 
 
 def _kubeconfig(spec: MeshSpec) -> Step:
@@ -138,7 +143,11 @@ def _kubeconfig(spec: MeshSpec) -> Step:
         name=str(naming.default_kubeconfig(spec.name)),
         details={"contexts": contexts, "mode": "0600"},
     )
-    return Step(name="write_kubeconfig", resources=[f])
+    return Step(name="write_kubeconfig", resources=[f], after=_all_running(spec))
+
+
+def _all_running(spec: MeshSpec) -> list[str]:
+    return [_ref("wait_cluster", c.name) for c in spec.clusters]
 
 
 def _trust(spec: MeshSpec) -> list[Step]:
@@ -151,6 +160,7 @@ def _trust(spec: MeshSpec) -> list[Step]:
             Step(
                 name="install_cacerts",
                 cluster=c.name,
+                after=[_ref("wait_cluster", c.name)],
                 resources=[
                     Resource(kind="namespace", name=naming.ISTIO_NAMESPACE, cluster=c.name, details=ns),
                     Resource(
@@ -168,14 +178,17 @@ def _trust(spec: MeshSpec) -> list[Step]:
     return steps
 
 
-def needs_eastwest_gateway(spec: MeshSpec, c: ClusterSpec) -> bool:
-    """A primary with remotes exposes istiod through it; in multi-network meshes every cluster has one."""
-    serves_remotes = any(r.primary == c.name for r in spec.remotes)
-    return spec.multi_network or (c.primary is None and serves_remotes)
-
-
 def _istio(spec: MeshSpec, clusters: list[ClusterSpec]) -> list[Step]:
-    return [Step(name="install_istio", cluster=c.name, resources=_releases(spec, c)) for c in clusters]
+    return [
+        Step(name="install_istio", cluster=c.name, resources=_releases(spec, c), after=_istio_after(c))
+        for c in clusters
+    ]
+
+
+def _istio_after(c: ClusterSpec) -> list[str]:
+    """Its own cacerts; a remote also its primary's control plane (istiod dials its east-west gateway)."""
+    own = [_ref("install_cacerts", c.name)]
+    return [*own, _ref("install_istio", c.primary)] if c.primary else own
 
 
 def _releases(spec: MeshSpec, c: ClusterSpec) -> list[Resource]:
@@ -186,7 +199,7 @@ def _releases(spec: MeshSpec, c: ClusterSpec) -> list[Resource]:
         naming.BASE_RELEASE: {"chart": "base"},
         naming.ISTIOD_RELEASE: {"chart": "istiod", "clusterName": c.name, "network": network},
     }
-    if needs_eastwest_gateway(spec, c):
+    if istio_values.needs_eastwest(spec, c):
         charts[naming.EASTWEST_RELEASE] = {"chart": "gateway", "networkGateway": network}
     return [
         Resource(kind="helm-release", name=release, cluster=c.name, details={**common, **extra})
@@ -194,16 +207,12 @@ def _releases(spec: MeshSpec, c: ClusterSpec) -> list[Resource]:
     ]
 
 
-def remote_secret_pairs(spec: MeshSpec) -> list[tuple[str, str]]:
-    """(source, primary): each cluster's reader secret goes into every primary other than itself."""
-    return [(src.name, p.name) for p in spec.primaries for src in spec.clusters if src.name != p.name]
-
-
 def _remote_secrets(spec: MeshSpec) -> list[Step]:
     return [
         Step(
             name="exchange_remote_secret",
             cluster=primary,
+            after=[_ref("install_istio", src), _ref("install_istio", primary)],
             resources=[
                 Resource(
                     kind="secret",
@@ -217,7 +226,7 @@ def _remote_secrets(spec: MeshSpec) -> list[Step]:
                 )
             ],
         )
-        for src, primary in remote_secret_pairs(spec)
+        for src, primary in pairs(spec)
     ]
 
 
@@ -239,8 +248,33 @@ def _bookinfo(spec: MeshSpec) -> list[Step]:
         resources += [
             Resource(kind="deployment", name=w, cluster=c.name, details={"namespace": ns}) for w in workloads
         ]
-        steps.append(Step(name="deploy_bookinfo", cluster=c.name, resources=resources))
+        if c.name in bookinfo.entry_clusters(spec):
+            resources.insert(0, _ingress(c))
+        steps.append(
+            Step(name="deploy_bookinfo", cluster=c.name, resources=resources, after=_app_after(spec, c))
+        )
     return steps
+
+
+def _ingress(c: ClusterSpec) -> Resource:
+    details = {"namespace": naming.ISTIO_NAMESPACE, "chart": "gateway", "selector": "istio=ingressgateway"}
+    return Resource(kind="helm-release", name=naming.INGRESS_RELEASE, cluster=c.name, details=details)
+
+
+def _app_after(spec: MeshSpec, c: ClusterSpec) -> list[str]:
+    """Its own control plane and its primary's (the injector), and every secret it takes part in."""
+    after = [_ref("install_istio", c.name)] + ([_ref("install_istio", c.primary)] if c.primary else [])
+    return after + [
+        _ref("exchange_remote_secret", primary) + f" reads {src}"
+        for src, primary in pairs(spec)
+        if c.name in (src, primary)
+    ]
+
+
+def _verify(spec: MeshSpec) -> Step:
+    return Step(
+        name="verify", after=["ensure_firewall", *(_ref("deploy_bookinfo", c.name) for c in spec.clusters)]
+    )
 
 
 def render_text(plan: Plan) -> str:
@@ -253,18 +287,16 @@ def render_text(plan: Plan) -> str:
     for i, stage in enumerate(plan.stages, 1):
         lines += _stage_lines(stage, f"{i}/{len(plan.stages)}")
     total = sum(1 for _ in plan.resources())
-    later = sum(1 for s in plan.stages if not s.implemented)
-    note = f" ({later} of them {NOT_YET.strip('()')})" if later else ""
-    lines += ["", f"{total} resources to create in {len(plan.stages)} stages{note}."]
+    lines += ["", f"{total} resources to create; each step starts once the steps it comes after are done."]
     return "\n".join(lines)
 
 
 def _stage_lines(stage: Stage, position: str) -> list[str]:
     mode = f"{len(stage.steps)} in parallel" if stage.parallel else "1 step"
-    later = "" if stage.implemented else f" {NOT_YET}"
-    lines = [f"Stage {position}: {stage.name} — {stage.description} ({mode}){later}"]
+    lines = [f"Stage {position}: {stage.name} — {stage.description} ({mode})"]
     for step in stage.steps:
-        lines.append(f"  {step.name}" + (f" [{step.cluster}]" if step.cluster else ""))
+        after = f"  (after {', '.join(step.after)})" if step.after else ""
+        lines.append(f"  {_ref(step.name, step.cluster)}{after}")
         for r in step.resources:
             details = "  ".join(f"{k}={v}" for k, v in r.details.items())
             lines.append(f"    + {r.kind} {r.name}  {details}".rstrip())

@@ -81,6 +81,7 @@ class World:
             stored.get("compute"), latency=self.latency, faults=self.faults, base_url=self.base_url
         )
         self.dataplane = serve.DataPlane(serve.world_view(self))  # sidecars, gateways, traffic (issue 12)
+        self.fleet.pod_admission = self.dataplane.admit_pod  # the injector webhook, as istiod answers it
         self.router = self._routes()
         self.server: Server | None = None
         self._ticker: threading.Thread | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import shutil
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,16 @@ def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
     address = report.gateways["central"]
     slice_ = get(target, access(report, "west"), "endpointslice", "istiod", namespace=NS)
     assert slice_.endpoints[0].addresses == [address]
+    assert sorted((r.source, r.primary, r.action) for r in report.remote_secrets) == [
+        ("east", "central", "created"),
+        ("west", "central", "created"),
+    ]
+    assert sorted(b.cluster for b in report.bookinfo) == ["central", "east", "west"]
+    proof = report.verification
+    assert proof is not None
+    assert proof.ok
+    assert proof.traffic is not None
+    assert set(proof.traffic.served) == {"central", "west"}  # reviews v1/v2 in central, v3 in west
 
     again = up(path, target, tmp_path)
     assert {(r.cluster, r.name, r.revision, r.action) for r in again.releases} == {
@@ -121,7 +132,10 @@ def test_multi_primary_multi_network_labels_networks_and_crosses_them(
         env = get(target, where, "deployment", "istiod", namespace=NS).spec.template.spec.containers[0].env
         assert {e.name: e.value for e in env}["CLUSTER_ID"] == cluster
         assert report.exposed[cluster] == ["Gateway/cross-network-gateway"]
-    assert not report.gateways  # no primary serves a remote
+    # Each network's gateway has its own address, and every one stays on this machine.
+    assert sorted(report.gateways) == ["alpha", "beta"]
+    assert len(set(report.gateways.values())) == 2
+    assert all(ipaddress.ip_address(a).is_loopback for a in report.gateways.values())
 
 
 def test_primary_remote_across_networks_gives_the_remote_its_own_gateway(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshwright.plan import build_plan, remote_secret_pairs, render_text
+from meshwright.plan import build_plan, render_text
+from meshwright.remote_secrets import pairs
 from meshwright.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def test_plan_lists_every_resource_kind() -> None:
 
 def test_multi_primary_exchanges_secrets_both_ways_with_gateways() -> None:
     spec = load_spec(ROOT / "deployments" / "multi-primary.yaml")
-    assert remote_secret_pairs(spec) == [("beta", "alpha"), ("alpha", "beta")]
+    assert pairs(spec) == [("beta", "alpha"), ("alpha", "beta")]
     gateways = [r for r in build_plan(spec).resources() if r.name == "istio-eastwestgateway"]
     assert sorted(g.cluster or "" for g in gateways) == ["alpha", "beta"]
 
@@ -68,16 +69,18 @@ def test_text_rendering_names_stages_and_labels() -> None:
     assert "+ firewall-rule meshwright-bookinfo-mesh-pods" in text
 
 
-def test_mesh_stages_no_flow_runs_yet_are_marked_in_text_and_json() -> None:
+def test_each_step_names_what_it_waits_for_as_the_flow_does() -> None:
     plan = build_plan(load_spec(ROOT / "deployments" / "sandbox.yaml"))
-    later = [s.name for s in plan.stages if not s.implemented]
-    assert later == ["trust", "istio-primaries", "istio-remotes", "remote-secrets", "bookinfo", "verify"]
-    assert plan.model_dump()["stages"][4]["implemented"] is False
+    after = {(st.name, st.cluster, i): st.after for s in plan.stages for i, st in enumerate(s.steps)}
+    assert after[("install_istio", "west", 0)] == ["install_cacerts [west]", "install_istio [central]"]
+    assert after[("install_istio", "central", 0)] == ["install_cacerts [central]"]
+    assert after[("exchange_remote_secret", "central", 1)] == [
+        "install_istio [east]",
+        "install_istio [central]",
+    ]
+    assert "exchange_remote_secret [central] reads east" in after[("deploy_bookinfo", "east", 2)]
     text = render_text(plan)
-    assert (
-        "Stage 5/10: trust — shared root CA: istio-system and cacerts in every cluster (3 in parallel) (not yet implemented)"
-        in text
-    )
+    assert "  install_istio [west]  (after install_cacerts [west], install_istio [central])\n" in text
     assert "Stage 1/10: create-clusters — create the GKE clusters (3 in parallel)\n" in text
 
 

@@ -1,4 +1,5 @@
-"""`meshwright up` killed midway, rerun, `status`, `down`: the real CLI in subprocesses."""
+"""`meshwright up` cancelled midway with Ctrl-C, rerun, `status`, `down`: the real CLI in subprocesses,
+running the served deployments of one local Prefect server."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,8 @@ SPEC = {
     "project": "demo-project",
     "clusters": [
         {"name": "central", "location": "us-central1-a"},
-        {"name": "west", "location": "us-west1-b", "primary": "central"},
-        {"name": "east", "location": "us-east1-b", "primary": "central"},
+        {"name": "west", "location": "us-west1-b"},
+        {"name": "east", "location": "us-east1-b"},
     ],
 }
 
@@ -34,8 +36,6 @@ def cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.Com
 
 def world(root: Path) -> tuple[list[str], list[str]]:
     info = daemon.status(root)
-    import urllib.request
-
     with urllib.request.urlopen(f"{info['gcp']}/v1/projects/demo-project/locations/-/clusters") as r:
         clusters = sorted(f"{c['name']}:{c['status']}" for c in json.loads(r.read()).get("clusters", []))
     with urllib.request.urlopen(f"{info['gcp']}/compute/v1/projects/demo-project/global/firewalls") as r:
@@ -44,9 +44,11 @@ def world(root: Path) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.slow
-def test_up_killed_midway_then_rerun_converges_and_down_removes_everything(tmp_path: Path) -> None:
+def test_ctrl_c_cancels_the_run_then_rerun_converges_and_down_removes_everything(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     root = tmp_path / "sandbox"
-    env = {**os.environ, "MESHWRIGHT_SANDBOX_STATE": str(root), "PREFECT_HOME": str(tmp_path / "prefect")}
+    env = {**cli_env, "MESHWRIGHT_SANDBOX_STATE": str(root)}
     spec = tmp_path / "mesh.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
     daemon.start(root, latency="create=4,delete=0.3")
@@ -55,22 +57,29 @@ def test_up_killed_midway_then_rerun_converges_and_down_removes_everything(tmp_p
             [sys.executable, "-m", "meshwright", "up", str(spec)],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 120
         while len(world(root)[0]) < 3:
             assert time.monotonic() < deadline, "the clusters never started"
             time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert all(c.endswith(":PROVISIONING") for c in world(root)[0])
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 130, stderr[-2000:]
+        assert "cancelling the run" in stderr
+        assert "error: up-mesh: the run was cancelled" in stderr
+        run_url = next(line.split(": ", 1)[1] for line in stderr.splitlines() if "/runs/flow-run/" in line)
+        api = json.loads((Path(env["MESHWRIGHT_PREFECT_HOME"]) / "server.json").read_text())["url"]
+        with urllib.request.urlopen(f"{api}/flow_runs/{run_url.rsplit('/', 1)[1]}") as r:
+            assert json.loads(r.read())["state"]["type"] in ("CANCELLING", "CANCELLED")
 
         up = cli("up", "--json", str(spec), env=env)
         assert up.returncode == 0, up.stderr[-2000:]
         report = json.loads(up.stdout)
-        assert [c["name"] for c in report["clusters"]] == ["central", "west", "east"]
+        assert [c["name"] for c in report["provision"]["clusters"]] == ["central", "west", "east"]
         assert all(s["finished"] >= s["started"] for s in report["steps"])
+        assert {r["name"] for r in report["releases"]} == {"istio-base", "istiod"}
         assert world(root) == (["central:RUNNING", "east:RUNNING", "west:RUNNING"], ["meshwright-clim-pods"])
         token = (root / "operator-token").read_text().strip()
         assert token not in up.stdout + up.stderr
@@ -88,7 +97,11 @@ def test_up_killed_midway_then_rerun_converges_and_down_removes_everything(tmp_p
 
 def test_up_with_an_invalid_spec_exits_2_and_creates_nothing(tmp_path: Path) -> None:
     root = tmp_path / "sandbox"
-    env = {**os.environ, "MESHWRIGHT_SANDBOX_STATE": str(root)}
+    env = {
+        **os.environ,
+        "MESHWRIGHT_SANDBOX_STATE": str(root),
+        "MESHWRIGHT_PREFECT_HOME": str(tmp_path / "p"),
+    }
     spec = tmp_path / "bad.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "clusters": [{"name": "central", "location": "mars"}]}))
     result = cli("up", str(spec), env=env, timeout=60)
@@ -97,10 +110,11 @@ def test_up_with_an_invalid_spec_exits_2_and_creates_nothing(tmp_path: Path) -> 
     assert not root.exists()
 
 
-def test_up_failing_preflight_is_one_clear_line_with_what_to_do(tmp_path: Path) -> None:
+def test_up_failing_preflight_is_one_clear_line_with_what_to_do(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     root = tmp_path / "sandbox"
-    env = {k: v for k, v in os.environ.items() if k != "MESHWRIGHT_SANDBOX_STATE"}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    env = cli_env
     spec = tmp_path / "mesh.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "network": "mesh-vpc"}))
     try:

@@ -5,12 +5,13 @@ The tasks read the world through these too, so `status` and the flows see it the
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from google.cloud import compute_v1, container_v1
 
 from meshwright import clients, naming
-from meshwright.errors import NotFound
+from meshwright.errors import MeshwrightError, NotFound
 from meshwright.naming import MESH_LABEL
 from meshwright.spec import MeshSpec
 
@@ -42,7 +43,11 @@ def get_firewall(
 
 
 def mesh_status(spec: MeshSpec, target: clients.MeshwrightTarget) -> dict[str, Any]:
-    """What exists of the mesh of `spec` on `target`: its clusters, missing ones, its firewall rule."""
+    """What exists of the mesh of `spec` on `target`: its clusters with their Helm releases, missing
+    clusters, its firewall rule."""
+    found = mesh_clusters(target, spec.project, spec.name, step="status")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        releases = list(pool.map(lambda c: _releases(target, c), found))
     clusters = [
         {
             "name": c.name,
@@ -50,8 +55,9 @@ def mesh_status(spec: MeshSpec, target: clients.MeshwrightTarget) -> dict[str, A
             "status": c.status.name,
             "endpoint": c.endpoint,
             "pod_cidr": c.cluster_ipv4_cidr,
+            "releases": r,
         }
-        for c in mesh_clusters(target, spec.project, spec.name, step="status")
+        for c, r in zip(found, releases, strict=True)
     ]
     rule = get_firewall(target, spec.project, naming.firewall_name(spec.name), step="status")
     firewall = {"name": rule.name, "source_ranges": list(rule.source_ranges)} if rule else None
@@ -64,3 +70,21 @@ def mesh_status(spec: MeshSpec, target: clients.MeshwrightTarget) -> dict[str, A
         "missing": missing,
         "firewall": firewall,
     }
+
+
+def _releases(target: clients.MeshwrightTarget, c: container_v1.Cluster) -> list[dict[str, Any]] | str:
+    """`helm list` in istio-system of a RUNNING cluster; a failure is shown, not raised."""
+    if c.status != container_v1.Cluster.Status.RUNNING:
+        return []
+    from meshwright import helm  # pyhelm3 loads only when a cluster is there to ask
+
+    try:
+        return helm.cluster_releases(
+            cluster=c.name,
+            endpoint=c.endpoint,
+            ca_certificate=c.master_auth.cluster_ca_certificate,
+            token=clients.cloud(target).kube_token(),
+            namespace=naming.ISTIO_NAMESPACE,
+        )
+    except MeshwrightError as e:
+        return f"releases unknown: {e}"

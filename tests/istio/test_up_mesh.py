@@ -20,7 +20,7 @@ from meshwright.errors import InvalidRequest, NotFound
 from meshwright.sandbox.contract import BUNDLED_CHARTS
 from meshwright.sandbox.world import World
 from meshwright.spec import load_spec
-from meshwright.status import list_clusters
+from meshwright.status import list_clusters, mesh_status
 from tasks.istio import list_releases
 from tasks.verify import locate_clusters
 from tests.flows.conftest import harness, prefect_storage
@@ -103,6 +103,10 @@ def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
     assert proof.ok
     assert proof.traffic is not None
     assert set(proof.traffic.served) == {"central", "west"}  # reviews v1/v2 in central, v3 in west
+
+    shown = {c["name"]: c["releases"] for c in mesh_status(load_spec(path), target)["clusters"]}
+    assert {(r["name"], r["revision"]) for r in shown["west"]} == {("istio-base", "1"), ("istiod", "1")}
+    assert {r["app_version"] for r in shown["central"]} == {"1.30.3"}
 
     again = up(path, target, tmp_path)
     assert {(r.cluster, r.name, r.revision, r.action) for r in again.releases} == {

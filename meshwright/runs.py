@@ -28,6 +28,7 @@ from meshwright.spec import MeshSpec, load_spec
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 POLL_SECONDS = 0.1
 LOG_LOOKBACK = timedelta(seconds=10)
+RETRY_DELAYS = (0.5, 1, 2, 4, 8)
 EXIT_CANCELLED = 130
 _PREFECT_PREFIXES = ("Flow run encountered an exception: ", "Task run encountered an exception: ")
 
@@ -138,9 +139,23 @@ def _json(response: httpx.Response) -> Any:
     return response.json()
 
 
+class _Retrying(httpx.HTTPTransport):
+    """Retries what Prefect's own client retries: a busy server's 503 and 429 (SQLite under load
+    answers 503 "database is locked"), with the same short backoff, five times at most."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for delay in RETRY_DELAYS:
+            response = super().handle_request(request)
+            if response.status_code not in (429, 503):
+                return response
+            response.close()
+            time.sleep(delay)
+        return super().handle_request(request)
+
+
 @contextmanager
 def connect(api_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_url, timeout=30) as client:
+    with httpx.Client(base_url=api_url, timeout=30, transport=_Retrying()) as client:
         yield client
 
 

@@ -93,7 +93,7 @@ def mesh_smoke_test(
     verified: VerifyReport | None = None
     try:
         built = _timed(stages, "up", lambda: up_mesh(spec=given, connection=connection))
-        verified = _timed(
+        verified = built.verification or _timed(  # up_mesh verifies what it built as its last step
             stages, "verify", lambda: verify_mesh(spec=verify_given, connection=connection, settle=settle)
         )
     except Exception as e:
@@ -183,7 +183,11 @@ def render_markdown(
         "|---|---|---|",
         *(f"| {s.step} | {s.seconds:.1f} | {_outcome(failures.get(s.step))} |" for s in stages),
     ]
-    lines += _versions(built) + _verification(verified, failures.get("verify")) + _teardown(down, failures)
+    lines += (
+        _versions(built)
+        + _verification(verified, failures.get("verify") or failures.get("up"))
+        + _teardown(down, failures)
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -26,14 +26,16 @@ browser:
 server: $(STAMP)
 	$(BIN)/meshwright server start
 
+# The whole mission on the sandbox; `up` prints the run's UI link, the Bookinfo URL and the verification.
 demo: $(STAMP) helm
 	$(BIN)/meshwright up deployments/sandbox.yaml
 	@echo
 	@$(BIN)/meshwright server status | head -1
-	@echo "The run in the UI:     the flow run link printed above (Runs -> up-mesh); nightly test: meshwright test deployments/sandbox.yaml"
+	@echo "The run in the UI:     the 'flow run ...' link printed above (Runs -> up-mesh)"
 	@echo "Look at the clusters:  kubectl --kubeconfig .meshwright/bookinfo-mesh/kubeconfig --context central get ns"
 	@echo "What exists:           $(BIN)/meshwright status deployments/sandbox.yaml"
 	@echo "Check it again:        $(BIN)/meshwright verify deployments/sandbox.yaml"
+	@echo "The nightly test:      $(BIN)/meshwright test deployments/sandbox.yaml  (up, verify, down as one run)"
 	@echo "Tear it down:          $(BIN)/meshwright down deployments/sandbox.yaml; $(BIN)/meshwright server stop"
 
 test: $(STAMP) helm browser
@@ -48,6 +50,8 @@ lock: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.provision
 	$(BIN)/python -m benchmarks.sandbox
+	$(BIN)/python -m benchmarks.mesh
+	$(BIN)/python -m benchmarks.verify
 	$(BIN)/python -m benchmarks.cli
 
 clean:

@@ -147,6 +147,7 @@ def _run(flow: str, mesh: MeshSpec, spec: Path, *, hint: str = "", **params: Any
             outcome = runs.follow(client, run["id"], echo=lambda line: typer.echo(line, err=True))
     except MeshwrightError as e:
         fail(e)
+    typer.echo(f"flow run {run['name']} {outcome.state.lower()}: {api.ui}/runs/flow-run/{run['id']}", err=True)
     if outcome.exit_code == runs.EXIT_CANCELLED:
         fail(f"{flow}: the run was cancelled", code=runs.EXIT_CANCELLED)
     if outcome.exit_code:
@@ -214,9 +215,23 @@ def _print_up(report: dict[str, Any]) -> None:
     for cluster, address in (report.get("gateways") or {}).items():
         typer.echo(f"  east-west gateway {cluster}: {address}")
     typer.echo(f"  kubeconfig {p['kubeconfig']} (contexts: {', '.join(c['name'] for c in p['clusters'])})")
+    _print_verification(report.get("verification"))
     typer.echo(
         f"\n  kubectl --kubeconfig {p['kubeconfig']} --context {p['clusters'][0]['name']} get namespaces"
     )
+
+
+def _print_verification(verification: dict[str, Any] | None) -> None:
+    if not verification:
+        return
+    typer.echo(
+        f"  verified: control plane ok, roots {', '.join(sorted(set(verification['roots'].values())))}"
+    )
+    traffic = verification.get("traffic")
+    if traffic and traffic.get("address"):
+        typer.echo(
+            f"  Bookinfo: http://{traffic['address']}/productpage ({traffic['requests']} requests checked)"
+        )
 
 
 @app.command()
@@ -328,6 +343,13 @@ def status(
         typer.echo(
             f"  {c['name']:<16} {c['location']:<16} {c['status']:<12} {c['endpoint'] or '-':<22} pods {c['pod_cidr'] or '-'}"
         )
+        releases = c.get("releases")
+        if isinstance(releases, str):
+            typer.echo(f"    {releases}")
+        for r in releases if isinstance(releases, list) else []:
+            typer.echo(
+                f"    {r.get('name', '?'):<24} {r.get('chart', '?'):<20} rev {r.get('revision', '?'):<4} {r.get('status', '?')}"
+            )
     for name in info["missing"]:
         typer.echo(f"  {name:<16} (absent)")
     fw = info["firewall"]

@@ -621,3 +621,31 @@ def test_nodes_follow_the_node_pools_and_pods_run_on_them(sandbox: Sandbox) -> N
     assert all(p.status.host_ip == internal[p.spec.node_name] for p in pods)
     sandbox.restart()
     assert len(kubernetes.client.CoreV1Api(sandbox.kube()).list_node().items) == 2
+
+
+def test_an_autoscaler_keeps_its_deployment_at_min_replicas(sandbox: Sandbox) -> None:
+    apps = kubernetes.client.AppsV1Api(sandbox.kube())
+    labels = {"app": "istiod"}
+    template = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "pilot:1"}]}}
+    apps.create_namespaced_deployment(
+        "default",
+        {"metadata": {"name": "istiod"}, "spec": {"selector": {"matchLabels": labels}, "template": template}},
+    )
+    hpa = {
+        "metadata": {"name": "istiod"},
+        "spec": {
+            "minReplicas": 2,
+            "maxReplicas": 5,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "istiod"},
+        },
+    }
+    kubernetes.client.AutoscalingV2Api(sandbox.kube()).create_namespaced_horizontal_pod_autoscaler(
+        "default", hpa
+    )
+    assert apps.read_namespaced_deployment("istiod", "default").spec.replicas == 2
+    status = (
+        kubernetes.client.AutoscalingV2Api(sandbox.kube())
+        .read_namespaced_horizontal_pod_autoscaler("istiod", "default")
+        .status
+    )
+    assert (status.current_replicas, status.desired_replicas) == (1, 2)

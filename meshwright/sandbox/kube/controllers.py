@@ -276,6 +276,27 @@ class Controllers(Workloads):
             )
         self._endpoints(ns, svc)
 
+    def _react_horizontalpodautoscaler(self, hpa: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """The autoscaler keeps its target between minReplicas and maxReplicas (no metrics: it never goes further)."""
+        spec, ns = hpa.get("spec") or {}, hpa["metadata"]["namespace"]
+        ref = spec.get("scaleTargetRef") or {}
+        if ref.get("kind") != "Deployment":
+            return
+        dep_rt = self.rt("apps/v1", "Deployment")
+        dep = self.cluster.find(dep_rt, ns, ref.get("name", ""))
+        if dep is None:
+            return
+        low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 1)
+        current = (dep.get("spec") or {}).get("replicas", 1)
+        desired = min(max(current, low), high)
+        if desired != current:
+            self.cluster.modify(
+                dep_rt, ns, dep["metadata"]["name"], lambda d: d["spec"].update(replicas=desired)
+            )
+        status = {"currentReplicas": current, "desiredReplicas": desired, "lastScaleTime": clock.rfc3339()}
+        if (hpa.get("status") or {}).get("desiredReplicas") != desired:
+            self._set_status("autoscaling/v2", "HorizontalPodAutoscaler", ns, hpa["metadata"]["name"], status)
+
     def _react_customresourcedefinition(self, crd: dict[str, Any], old: dict[str, Any] | None) -> None:
         if old is not None:
             self.cluster.registry.unregister_crd(old)

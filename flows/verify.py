@@ -33,6 +33,7 @@ from tasks.verify import (
     observe_control_plane,
     read_firewalls,
     send_traffic,
+    warmup_seconds,
 )
 
 REQUESTS = 30
@@ -66,7 +67,7 @@ def verify_traffic(
     them. `control_plane` problems, if any, are offered as explanations too.
     """
     address = ingress_address(mesh, clusters, target=target)
-    replies = send_traffic(address, requests=requests) if address else []
+    replies = send_traffic(address, requests=requests, warmup=warmup_seconds(target)) if address else []
     error = None if address else "the ingress gateway has no load-balancer address (istio-ingressgateway)"
     report = check_traffic(mesh, address, replies, [], error=error)
     if not report.ok:

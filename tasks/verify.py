@@ -37,10 +37,11 @@ from meshwright.clients import MeshwrightTarget
 from meshwright.errors import MeshwrightError, is_transient
 from meshwright.models import ClusterAccess, Timing
 from meshwright.remote_secrets import pairs
-from meshwright.spec import MeshSpec, Role
+from meshwright.spec import MeshSpec, Role, Target
 from meshwright.verify import PAGE_PATH, REVIEWS_PATH, SYNCED, BookinfoState, Observation, Reply, read_reply
 from tasks.clusters import get_cluster
 from tasks.common import RETRYING
+from tasks.istio import ADDRESS_TIMEOUT
 from tasks.remote_secrets import kube_call, kube_client, read_or_none
 
 STEP = "verify"
@@ -267,27 +268,50 @@ def observe_control_plane(
 # -- traffic (issue 12) ----------------------------------------------------------------------
 
 REQUEST_TIMEOUT = 10.0
+WARMUP_SECONDS = 30.0
+WARMUP = {Target.GKE: 120.0, Target.SANDBOX: 2.0}  # a new GCP load balancer takes a minute or two
+
+
+def warmup_seconds(target: MeshwrightTarget) -> float:
+    """How long `send_traffic` may wait for a first good answer on this target."""
+    return WARMUP[clients.cloud(target).target]
+
+
 GATEWAYS = ("networking.istio.io", "v1", "gateways")
 VIRTUAL_SERVICES = ("networking.istio.io", "v1", "virtualservices")
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, **RETRYING)
 def ingress_address(
-    spec: MeshSpec, clusters: dict[str, ClusterAccess | None], *, target: MeshwrightTarget
+    spec: MeshSpec,
+    clusters: dict[str, ClusterAccess | None],
+    *,
+    target: MeshwrightTarget,
+    timeout: float | None = None,
 ) -> str | None:
-    """The load-balancer address of the ingress gateway where productpage runs; None without one."""
-    for name in bookinfo.entry_clusters(spec):
-        access = clusters.get(name)
-        if access is None:
-            continue
-        svc = _ingress_service(target, access)
-        ingress = (
-            svc.status.load_balancer.ingress if svc and svc.status and svc.status.load_balancer else None
-        ) or []
-        found = next((str(i.ip or i.hostname) for i in ingress if i.ip or i.hostname), None)
-        if found:
+    """The load-balancer address of the ingress gateway where productpage runs.
+
+    A Service still waiting for its address is waited for (a cloud load balancer takes a while);
+    None when there is no ingress gateway Service, or no address within `timeout` (default: the
+    target's, as for the east-west gateways).
+    """
+    wait = ADDRESS_TIMEOUT[clients.cloud(target).target] if timeout is None else timeout
+    deadline, poll = time.monotonic() + wait, max(clients.cloud(target).poll_seconds, 0.2)
+    while True:
+        services = [
+            _ingress_service(target, c) for n in bookinfo.entry_clusters(spec) if (c := clusters.get(n))
+        ]
+        found = next((a for svc in services if (a := _address(svc))), None)
+        if found or not any(services) or time.monotonic() > deadline:
             return found
-    return None
+        time.sleep(poll)
+
+
+def _address(svc: Any) -> str | None:
+    ingress = (
+        svc.status.load_balancer.ingress if svc and svc.status and svc.status.load_balancer else None
+    ) or []
+    return next((str(i.ip or i.hostname) for i in ingress if i.ip or i.hostname), None)
 
 
 def _ingress_service(target: MeshwrightTarget, access: ClusterAccess) -> Any:
@@ -324,15 +348,27 @@ def get(url: str, *, timeout: float = REQUEST_TIMEOUT) -> tuple[int, bytes]:
 
 
 @task(task_run_name="send_traffic[{address}]", cache_policy=NO_CACHE, persist_result=False)
-def send_traffic(address: str, *, requests: int = 30, port: int = 80) -> list[Reply]:
+def send_traffic(
+    address: str, *, requests: int = 30, port: int = 80, warmup: float = WARMUP_SECONDS
+) -> list[Reply]:
     """`requests` GETs of the reviews API and `requests` of the product page, as a user's curl would.
+
+    A fresh load balancer may refuse or fail for a while after it got its address, and the gateway's
+    configuration arrives a little after the objects: the product page is first asked until it
+    answers 200 (at most `warmup` seconds); what follows is counted, whatever it gets.
 
     Args:
         address: the ingress gateway's load-balancer address.
         requests: how many of each.
         port: the gateway Service's HTTP port.
+        warmup: seconds to wait for a first good answer before counting.
     """
     base = f"http://{address}" if port == 80 else f"http://{address}:{port}"
+    deadline = time.monotonic() + warmup
+    while (
+        get(base + PAGE_PATH, timeout=min(REQUEST_TIMEOUT, warmup))[0] != 200 and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
     replies = []
     for _ in range(requests):
         for path in (REVIEWS_PATH, PAGE_PATH):

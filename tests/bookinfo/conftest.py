@@ -51,7 +51,7 @@ def traffic(built: Built, requests: int = 30) -> TrafficReport:
     with disable_run_logger():
         address = ingress_address.fn(mesh, clusters, target=target)
         assert address is not None
-        replies = send_traffic.fn(address, requests=requests)
+        replies = send_traffic.fn(address, requests=requests, warmup=2.0)
         states = {n: observe_bookinfo.fn(mesh, a, target=target) for n, a in clusters.items()}
         found = findings(mesh, states, read_firewalls.fn(mesh, target=target))
     return check_traffic(mesh, address, replies, found)

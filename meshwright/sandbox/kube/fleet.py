@@ -18,6 +18,7 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,19 +84,15 @@ def operator_token(layout: Layout) -> str:
     return path.read_text().strip()
 
 
+@dataclass
 class Running:
-    """One cluster's API: its objects, controllers and HTTPS server."""
+    """One cluster's API: its objects (`cluster`, read by the data plane), controllers and HTTPS server."""
 
-    def __init__(
-        self, name: str, cluster: ClusterState, api: ClusterApi, controllers: Controllers, server: Server
-    ) -> None:
-        self.name, self.cluster, self.api, self.controllers, self.server = (
-            name,
-            cluster,
-            api,
-            controllers,
-            server,
-        )
+    name: str
+    cluster: ClusterState
+    api: ClusterApi
+    controllers: Controllers
+    server: Server
 
     def stop(self) -> None:
         self.api.stopping = True

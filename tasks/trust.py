@@ -16,7 +16,6 @@ import kubernetes.client
 from kubernetes.client.api.core_v1_api import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from meshwright import clients, naming, pki, trust
@@ -45,7 +44,7 @@ class CacertsResult(BaseModel):
     timing: Timing
 
 
-@task(task_run_name="ensure_root_ca[{spec.name}]", cache_policy=NO_CACHE, **RETRYING)
+@task(task_run_name="ensure_root_ca[{spec.name}]", **ONCE_PER_RUN, **RETRYING)  # fingerprint + source: no key
 def ensure_root_ca(spec: MeshSpec) -> RootInfo:
     """Load the mesh's root CA, or make and store it (RSA 4096) the first time.
 

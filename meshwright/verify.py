@@ -254,8 +254,8 @@ def read_reply(path: str, status: int, body: bytes) -> Reply:
         m = re.search(r"Reviews served by:</em>\s*<u>([^<]+)</u>(?:\s*on cluster <u>([^<]+)</u>)?", text)
         if m:
             reply.version, reply.cluster = _version(m[1]), m[2]
-        elif REVIEWS_ERROR in text:
-            reply.first_line = REVIEWS_ERROR
+        errors = [e for e in (DETAILS_ERROR, REVIEWS_ERROR) if e in text]
+        reply.first_line = " ".join(errors) or "(page complete)"
     return reply
 
 
@@ -320,6 +320,7 @@ def check_traffic(
         if bad:
             what = Counter(f"{r.status or 'no answer'} {r.first_line}".strip() for r in bad)
             problems.append(f"{len(bad)}/{len(sent)} requests to {path} failed: " + "; ".join(what))
+    problems += _details(spec, [r for r in replies if r.path == PAGE_PATH], findings)
     failed = Counter(r.status for r in reviews if r.status != 200)
     for cluster, versions in bookinfo.reviews_placement(spec).items():
         for v in versions:
@@ -348,6 +349,21 @@ def check_traffic(
         findings=findings,
         problems=problems,
     )
+
+
+def _details(spec: MeshSpec, pages: list[Reply], findings: list[str]) -> list[str]:
+    """details runs where placed; product pages without its section say it never answered there."""
+    missing = [p for p in pages if p.status == 200 and p.details is False]
+    if not missing or any(p.details for p in pages):
+        return []
+    where = [
+        c.name for c in spec.clusters if any(w.service == "details" for w in bookinfo.placed(spec, c.name))
+    ]
+    return [
+        f"details-v1 on {c} never answered: {len(missing)}/{len(pages)} product pages show '{DETAILS_ERROR}'"
+        + (f" ({'; '.join(why)})" if (why := _about(findings, c)) else "")
+        for c in where
+    ]
 
 
 def traffic_failure(report: TrafficReport) -> TrafficBroken:

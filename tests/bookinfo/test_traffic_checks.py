@@ -10,6 +10,7 @@ from meshwright.sandbox.mesh.dataplane import Mesh
 from meshwright.sandbox.mesh.serve import Traffic
 from meshwright.spec import MeshSpec
 from meshwright.verify import (
+    DETAILS_ERROR,
     PAGE_PATH,
     REVIEWS_PATH,
     BookinfoState,
@@ -76,9 +77,9 @@ def test_without_firewall_rule_the_failure_names_the_version_the_cluster_and_why
     assert not report.ok
     line = next(p for p in report.problems if p.startswith("reviews-v3 on west never answered"))
     assert "no firewall rule lets 10.8.0.0/14 reach west's nodes on tcp:9080" in line
-    assert any(
-        p.startswith(f"{N}/{N} requests to /productpage failed") for p in report.problems
-    )  # details in east
+    assert f"{N}/{N} requests to /productpage failed: 200 {DETAILS_ERROR}" in report.problems
+    details = next(p for p in report.problems if p.startswith("details-v1 on east never answered"))
+    assert "no firewall rule lets 10.8.0.0/14 reach east's nodes on tcp:9080" in details
 
 
 def test_firewall_findings_name_only_the_missing_range() -> None:

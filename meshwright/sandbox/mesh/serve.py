@@ -324,8 +324,9 @@ class Traffic:
 def _handler(traffic: Traffic, address: str, port: int) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        server_version = "istio-envoy"
-        sys_version = ""
+
+        def version_string(self) -> str:
+            return "istio-envoy"
 
         def do_GET(self) -> None:
             self._answer(with_body=True)

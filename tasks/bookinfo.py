@@ -3,14 +3,17 @@
 One task per cluster, independent of the others, so a flow runs them in parallel. Everything is
 idempotent: the ingress gateway is a Helm release (pyhelm3's ensure_release makes no revision when
 nothing changed), the manifests go in with server-side apply, and readiness is the existing
-rollout watch. Manifests come from meshwright.bookinfo (pure).
+rollout watch. Manifests come from meshwright.bookinfo (pure). Pods that run without a sidecar (started while
+the namespace lacked its label) are replaced with a rollout restart, as an operator would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import kubernetes.client
+from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
@@ -21,6 +24,7 @@ from meshwright.errors import OperationFailed, TransientError
 from meshwright.helm import ChartRef
 from meshwright.models import ClusterAccess, Timing
 from meshwright.spec import MeshSpec, Target
+from meshwright.translate import from_kube
 from tasks.common import RETRYING, Clock
 
 STEP = "deploy_bookinfo"
@@ -31,6 +35,7 @@ class BookinfoResult(BaseModel):
     cluster: str
     applied: list[str]  # "Kind/name" in apply order
     ingress: str | None = None  # the ingress gateway release's action, where there is one
+    restarted: list[str] = []  # Deployments restarted because their pods ran without sidecar
     timing: Timing
 
 
@@ -77,6 +82,33 @@ def _wait(
         ) from None
 
 
+def _restart_without_sidecar(
+    client: kubernetes.client.ApiClient, namespace: str, workloads: list[bookinfo.Workload], *, cluster: str
+) -> list[str]:
+    """`kubectl rollout restart` for each placed Deployment with a pod that has no istio-proxy.
+
+    Injection happens only when a pod is created: pods started while the namespace lacked its label
+    (or while istiod was unreachable and the webhook ignored) keep running without a sidecar until
+    they are replaced, and a mesh without their sidecars cannot reach them.
+    """
+    core, apps = kubernetes.client.CoreV1Api(client), kubernetes.client.AppsV1Api(client)
+    try:
+        pods = core.list_namespaced_pod(namespace).items
+        bare = {
+            (p.metadata.labels or {}).get("app", "") + "-" + (p.metadata.labels or {}).get("version", "")
+            for p in pods
+            if p.metadata and not any(c.name == "istio-proxy" for c in (p.spec.containers if p.spec else []))
+        }
+        restarted = [w.name for w in workloads if w.name in bare]
+        stamp = {"kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        for name in restarted:
+            body = {"spec": {"template": {"metadata": {"annotations": stamp}}}}
+            apps.patch_namespaced_deployment(name, namespace, body)
+    except ApiException as e:
+        raise from_kube(e, cluster=cluster, step=STEP, what=f"deployments in {namespace}") from e
+    return restarted
+
+
 @task(task_run_name="deploy_bookinfo[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
 def deploy_bookinfo(
     spec: MeshSpec, access: ClusterAccess, charts: list[ChartRef], *, target: MeshwrightTarget
@@ -100,6 +132,9 @@ def deploy_bookinfo(
     applied = kube.apply(client, bookinfo.manifests(spec, access.name), cluster=access.name, step=STEP)
     for w in bookinfo.placed(spec, access.name):
         _wait(client, ns, w.name, cluster=access.name, timeout=timeout)
+    restarted = _restart_without_sidecar(client, ns, bookinfo.placed(spec, access.name), cluster=access.name)
+    for name in restarted:
+        _wait(client, ns, name, cluster=access.name, timeout=timeout)
     get_run_logger().info(
         "bookinfo in %s: %d object(s) applied, %s ready%s",
         access.name,
@@ -107,4 +142,6 @@ def deploy_bookinfo(
         ", ".join(w.name for w in bookinfo.placed(spec, access.name)) or "no workload",
         f", ingress gateway {ingress}" if ingress else "",
     )
-    return BookinfoResult(cluster=access.name, applied=applied, ingress=ingress, timing=clock.done())
+    return BookinfoResult(
+        cluster=access.name, applied=applied, ingress=ingress, restarted=restarted, timing=clock.done()
+    )

@@ -19,8 +19,11 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.verify import verify_mesh
 from meshwright import clients, naming
+from meshwright.helm import resolve_charts
+from meshwright.sandbox.contract import BUNDLED_CHARTS
 from meshwright.spec import MeshSpec, validate_spec
 from meshwright.verify import ControlPlaneBroken
+from tasks.bookinfo import deploy_bookinfo
 from tasks.network import ensure_firewall
 from tasks.verify import ingress_address
 from tests.bookinfo.conftest import Built, running_mesh, traffic
@@ -205,3 +208,24 @@ def test_verify_mesh_flow_checks_traffic_and_publishes_it(
         "workload": "reviews-v3",
         "answers": str(report.traffic.served["west"]["v3"]),
     } in rows
+
+
+def test_pods_started_without_injection_fail_then_deploy_bookinfo_restarts_them(built: Built) -> None:
+    _, target, mesh, clusters = built
+    west = clients.cloud(target).kube(clusters["west"].endpoint, clusters["west"].ca_certificate)
+    core, apps = kubernetes.client.CoreV1Api(west), kubernetes.client.AppsV1Api(west)
+    core.patch_namespace("bookinfo", {"metadata": {"labels": {"istio-injection": None}}})
+    restart = {
+        "spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}
+    }
+    apps.patch_namespaced_deployment("reviews-v3", "bookinfo", restart)
+    time.sleep(1.0)  # the rollout (FAST latencies)
+    report = traffic(built, requests=6)
+    line = next(p for p in report.problems if p.startswith("reviews-v3 on west never answered"))
+    assert "namespace bookinfo in west is not labelled istio-injection=enabled" in line
+    with disable_run_logger():
+        repaired = deploy_bookinfo.fn(
+            mesh, clusters["west"], resolve_charts(str(BUNDLED_CHARTS), "1.30.3", hint=""), target=target
+        )
+    assert repaired.restarted == ["reviews-v3"]
+    assert traffic(built, requests=6).ok

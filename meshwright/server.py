@@ -12,6 +12,7 @@ warm `meshwright up` pays neither for Prefect's import nor for the flows'.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -19,6 +20,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,12 +140,26 @@ def _spawn(args: list[str], *, env: dict[str, str], log: Path, cwd: Path | None 
     return proc.pid
 
 
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One starter at a time per home: two commands started together must not start two servers
+    (or two runners), of which the state file would remember only one."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def start(root: Path, *, port: int = DEFAULT_PORT) -> Api:
     """Start the local server of `root` unless it already answers; wait until it is healthy."""
     running = status(root)
     if running:
         return running
-    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        return status(root) or _start(root, port)
+
+
+def _start(root: Path, port: int) -> Api:
     chosen = _free_port(port)
     url = f"http://127.0.0.1:{chosen}/api"
     prefect = str(Path(sys.executable).with_name("prefect"))
@@ -218,8 +235,15 @@ def ensure_runner(root: Path, target: Api, project: Path) -> dict[str, object]:
     info = runner_status(root, target)
     if info and info.get("code") == version:
         return info
-    if info:
-        _terminate(info.get("pid"))
+    with _locked(root):
+        return _restart_runner(root, target, project, version)
+
+
+def _restart_runner(root: Path, target: Api, project: Path, version: str) -> dict[str, object]:
+    info = runner_status(root, target)
+    if info and info.get("code") == version:
+        return info  # another command started it while this one waited
+    _terminate(_read(root / RUNNER_FILE).get("pid"))  # old code, or serving an API that is gone
     # Not `-m flows.serve`: its module must be importable as flows.serve for the runs' processes.
     args = [sys.executable, "-c", "from flows.serve import main; main()"]
     pid = _spawn(args, env=_prefect_env(root, target.url), log=root / "runner.log", cwd=project)

@@ -12,19 +12,8 @@ from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import PermanentError
 from meshwright.models import ClusterAccess
 from meshwright.spec import MeshSpec, load_spec
-from meshwright.verify import (
-    ControlPlaneBroken,
-    Observation,
-    TrafficReport,
-    VerifyReport,
-    check,
-    check_traffic,
-    failure,
-    findings,
-    table_rows,
-    traffic_failure,
-    traffic_rows,
-)
+from meshwright.traffic import TrafficReport, check_traffic, findings, traffic_failure, traffic_rows
+from meshwright.verify import ControlPlaneBroken, Observation, VerifyReport, check, failure, table_rows
 from tasks.verify import (
     SETTLE_SECONDS,
     ingress_address,

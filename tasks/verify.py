@@ -1,4 +1,5 @@
-"""Observing a mesh's control plane, cluster by cluster, for the pure checks in meshwright.verify.
+"""Observing a mesh's control plane, cluster by cluster, for the pure checks in meshwright.verify
+(control plane) and meshwright.traffic (Bookinfo's traffic).
 
 Each observation is read with the user's credentials. A primary's clusterz is read through the API
 server's service proxy; a remote cluster it does not see as synced gets a diagnosis: its remote
@@ -38,7 +39,8 @@ from meshwright.errors import MeshwrightError, is_transient
 from meshwright.models import ClusterAccess, Timing
 from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec, Role, Target
-from meshwright.verify import PAGE_PATH, REVIEWS_PATH, SYNCED, BookinfoState, Observation, Reply, read_reply
+from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, BookinfoState, Reply, read_reply
+from meshwright.verify import SYNCED, Observation
 from tasks.clusters import get_cluster
 from tasks.common import RETRYING
 from tasks.istio import ADDRESS_TIMEOUT

@@ -17,7 +17,7 @@ from meshwright.models import ClusterAccess
 from meshwright.sandbox.mesh.serve import SNAPSHOT_SECONDS
 from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec, Target
-from meshwright.verify import TrafficReport, check_traffic, findings
+from meshwright.traffic import TrafficReport, check_traffic, findings
 from tasks.verify import ingress_address, observe_bookinfo, read_firewalls, send_traffic
 from tests.sandbox.conftest import FAST, register
 

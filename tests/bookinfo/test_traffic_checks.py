@@ -1,4 +1,4 @@
-"""The traffic checks of `meshwright verify` (pure): replies as the sandbox's data plane gives them,
+"""The traffic checks of `meshwright verify` (meshwright.traffic, pure): replies as the sandbox's data plane gives them,
 findings from state, and the one-line-per-problem verdict."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from meshwright import naming
 from meshwright.sandbox.mesh.dataplane import Mesh
 from meshwright.sandbox.mesh.serve import Traffic
 from meshwright.spec import MeshSpec
-from meshwright.verify import (
+from meshwright.traffic import (
     DETAILS_ERROR,
     PAGE_PATH,
     REVIEWS_PATH,

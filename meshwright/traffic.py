@@ -1,0 +1,326 @@
+"""Checks of Bookinfo's traffic through a mesh's ingress gateway, as a user would see it: pure.
+
+The tasks send N plain HTTP GETs of `/api/v1/products/0/reviews` and `/productpage` to the ingress
+gateway's load-balancer address (the real one on GKE, a loopback address on the sandbox) and read
+each answer with `read_reply`. Every request must succeed, every cluster where the spec places a
+reviews version must have served some, v2/v3 must show their ratings and the product page its
+details. A failure is explained, where the state can tell, by findings read from the clusters and
+the Compute API (`findings`): a firewall rule that does not let one cluster's pod range reach
+another's nodes, a Service missing where a caller resolves it, a namespace without injection, pods
+without sidecar, a missing Gateway or VirtualService, a multi-network mesh without the
+cross-network Gateway. The control plane's problems (meshwright.verify) join them as findings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from meshwright import bookinfo, naming
+from meshwright.errors import PermanentError
+from meshwright.spec import MeshSpec
+
+REVIEWS_PATH = "/api/v1/products/0/reviews"
+PAGE_PATH = "/productpage"
+DETAILS_ERROR = "Sorry, product details are currently unavailable for this book."
+REVIEWS_ERROR = "Sorry, product reviews are currently unavailable for this book."
+TRAFFIC_PORT = bookinfo.PORT
+
+
+class Reply(BaseModel):
+    """One answer seen at the ingress gateway, reduced to what the checks read."""
+
+    path: str
+    status: int  # 0: no HTTP answer at all
+    first_line: str = ""
+    cluster: str | None = None  # the reviews' clustername
+    version: str | None = None  # the reviews' version, from its podname (reviews-v3-...)
+    ratings_error: str | None = None  # v2/v3: the rating's error instead of stars
+    details: bool | None = None  # product page: the details section answered
+
+
+class BookinfoState(BaseModel):
+    """What one cluster holds of Bookinfo and its mesh plumbing (for explaining failed traffic)."""
+
+    cluster: str
+    pod_cidr: str = ""
+    error: str | None = None
+    namespace: bool = False
+    injection: bool = False
+    services: list[str] = Field(default_factory=list)
+    without_sidecar: list[str] = Field(default_factory=list)
+    gateways: list[str] = Field(default_factory=list)  # "namespace/name"
+    virtual_services: list[str] = Field(default_factory=list)
+    cross_network: bool = False  # a Gateway passing *.local through on 15443 (AUTO_PASSTHROUGH)
+
+
+class TrafficReport(BaseModel):
+    mesh: str
+    address: str | None
+    requests: int
+    served: dict[str, dict[str, int]]  # cluster -> reviews version -> answers
+    failures: list[str]  # "k x GET path: status first line"
+    findings: list[str]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class TrafficBroken(PermanentError):
+    """Requests through the ingress gateway do not all succeed or miss a placed workload."""
+
+
+def read_reply(path: str, status: int, body: bytes) -> Reply:
+    """The facts of one answer: which reviews served it (JSON) or whether the page shows details."""
+    text = body.decode(errors="replace")
+    reply = Reply(path=path, status=status, first_line=(text.strip().splitlines() or [""])[0][:200])
+    if path == REVIEWS_PATH and status == 200:
+        _read_reviews(reply, text)
+    if path == PAGE_PATH and status == 200:
+        reply.details = DETAILS_ERROR not in text
+        m = re.search(r"Reviews served by:</em>\s*<u>([^<]+)</u>(?:\s*on cluster <u>([^<]+)</u>)?", text)
+        if m:
+            reply.version, reply.cluster = _version(m[1]), m[2]
+        errors = [e for e in (DETAILS_ERROR, REVIEWS_ERROR) if e in text]
+        reply.first_line = " ".join(errors) or "(page complete)"
+    return reply
+
+
+def _version(podname: str) -> str | None:
+    m = re.match(r"reviews-(v\d+)-", podname)
+    return m[1] if m else None
+
+
+def _read_reviews(reply: Reply, text: str) -> None:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return
+    if not isinstance(doc, dict):
+        return
+    reply.cluster, reply.version = doc.get("clustername"), _version(str(doc.get("podname", "")))
+    ratings = [r.get("rating") for r in doc.get("reviews") or [] if isinstance(r, dict) and r.get("rating")]
+    reply.ratings_error = next(
+        (str(r["error"]) for r in ratings if isinstance(r, dict) and "error" in r), None
+    )
+
+
+def _good(reply: Reply) -> bool:
+    if reply.status != 200:
+        return False
+    if reply.path == PAGE_PATH:
+        return bool(reply.details) and reply.first_line != REVIEWS_ERROR
+    return True
+
+
+def _about(findings: list[str], cluster: str) -> list[str]:
+    return [f for f in findings if re.search(rf"\b{re.escape(cluster)}\b", f)]
+
+
+def _failure_lines(replies: list[Reply]) -> list[str]:
+    grouped = Counter((r.path, r.status, r.first_line) for r in replies if r.status != 200)
+    return [
+        f"{k} x GET {path}: {status or 'no answer'} {line}".rstrip()
+        for (path, status, line), k in grouped.items()
+    ]
+
+
+def check_traffic(
+    spec: MeshSpec,
+    address: str | None,
+    replies: list[Reply],
+    findings: list[str],
+    *,
+    error: str | None = None,
+) -> TrafficReport:
+    """Every request good, every placed reviews version seen, ratings shown; why not, where known."""
+    reviews = [r for r in replies if r.path == REVIEWS_PATH]
+    served: dict[str, dict[str, int]] = {}
+    for r in replies:
+        if r.status == 200 and r.cluster and r.version:
+            served.setdefault(r.cluster, {}).setdefault(r.version, 0)
+            served[r.cluster][r.version] += 1
+    problems = [error] if error else []
+    for path in (REVIEWS_PATH, PAGE_PATH):
+        sent = [r for r in replies if r.path == path]
+        bad = [r for r in sent if not _good(r)]
+        if bad:
+            what = Counter(f"{r.status or 'no answer'} {r.first_line}".strip() for r in bad)
+            problems.append(f"{len(bad)}/{len(sent)} requests to {path} failed: " + "; ".join(what))
+    problems += _details(spec, [r for r in replies if r.path == PAGE_PATH], findings)
+    failed = Counter(r.status for r in reviews if r.status != 200)
+    for cluster, versions in bookinfo.reviews_placement(spec).items():
+        for v in versions:
+            if served.get(cluster, {}).get(v):
+                continue
+            line = f"reviews-{v} on {cluster} never answered"
+            if failed:
+                line += ": " + ", ".join(
+                    f"{k}/{len(reviews)} requests got {s or 'no answer'}" for s, k in failed.items()
+                )
+            why = _about(findings, cluster)
+            problems.append(line + (f" ({'; '.join(why)})" if why else ""))
+    without = Counter((r.cluster, r.version, r.ratings_error) for r in reviews if r.ratings_error)
+    for (where, ver, err), k in without.items():
+        why = _about(findings, str(where))
+        line = f"reviews-{ver} on {where} answered without ratings {k} time(s): {err}"
+        problems.append(line + (f" ({'; '.join(why)})" if why else ""))
+    if problems and findings:
+        problems += [f"found: {f}" for f in findings if not any(f in p for p in problems)]
+    return TrafficReport(
+        mesh=spec.name,
+        address=address,
+        requests=len(replies),
+        served=served,
+        failures=_failure_lines(replies),
+        findings=findings,
+        problems=problems,
+    )
+
+
+def _details(spec: MeshSpec, pages: list[Reply], findings: list[str]) -> list[str]:
+    """details runs where placed; product pages without its section say it never answered there."""
+    missing = [p for p in pages if p.status == 200 and p.details is False]
+    if not missing or any(p.details for p in pages):
+        return []
+    where = [
+        c.name for c in spec.clusters if any(w.service == "details" for w in bookinfo.placed(spec, c.name))
+    ]
+    return [
+        f"details-v1 on {c} never answered: {len(missing)}/{len(pages)} product pages show '{DETAILS_ERROR}'"
+        + (f" ({'; '.join(why)})" if (why := _about(findings, c)) else "")
+        for c in where
+    ]
+
+
+def traffic_failure(report: TrafficReport) -> TrafficBroken:
+    lines = "\n".join(f"  {p}" for p in report.problems)
+    return TrafficBroken(
+        f"traffic through the ingress of mesh {report.mesh} ({report.address}) has "
+        f"{len(report.problems)} problem(s):\n{lines}",
+        step="verify",
+    )
+
+
+def traffic_rows(spec: MeshSpec, report: TrafficReport) -> list[dict[str, str]]:
+    """One row per placed reviews version (answers seen), then one per kind of failure."""
+    rows = [
+        {"cluster": c, "workload": f"reviews-{v}", "answers": str(report.served.get(c, {}).get(v, 0))}
+        for c, versions in bookinfo.reviews_placement(spec).items()
+        for v in versions
+    ]
+    return rows + [{"cluster": "-", "workload": "failed", "answers": f} for f in report.failures]
+
+
+# -- findings: what the state says about a failure -------------------------------------------
+
+
+def _covers(ranges: list[str], cidr: str) -> bool:
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+    for r in ranges:
+        try:
+            if net.subnet_of(ipaddress.ip_network(r, strict=False)):  # type: ignore[arg-type]
+                return True
+        except (ValueError, TypeError):
+            continue
+    return False
+
+
+def _ports(entries: list[dict[str, Any]] | None, port: int) -> bool:
+    for e in entries or []:
+        if str(e.get("IPProtocol", "")).lower() not in ("tcp", "all", "6"):
+            continue
+        ranges = e.get("ports") or []
+        if not ranges or any(
+            int(p.split("-")[0]) <= port <= int(p.split("-")[-1])
+            for p in map(str, ranges)
+            if p.split("-")[0].isdigit()
+        ):
+            return True
+    return False
+
+
+def firewall_lets(rules: list[dict[str, Any]], *, vpc: str, source: str, tag: str, port: int) -> bool:
+    """VPC firewall semantics (INGRESS, enabled, lowest priority number decides, deny wins ties)."""
+    verdicts = []
+    for rule in rules:
+        tags = rule.get("targetTags") or []
+        if (
+            str(rule.get("network", "")).rsplit("/", 1)[-1] != vpc
+            or rule.get("direction", "INGRESS") != "INGRESS"
+            or rule.get("disabled")
+            or not _covers(rule.get("sourceRanges") or [], source)
+            or (tags and tag not in tags)
+        ):
+            continue
+        if rule.get("denied") and _ports(rule["denied"], port):
+            verdicts.append((int(rule.get("priority", 1000)), 0))
+        elif _ports(rule.get("allowed"), port):
+            verdicts.append((int(rule.get("priority", 1000)), 1))
+    return bool(verdicts) and min(verdicts)[1] == 1
+
+
+def findings(
+    spec: MeshSpec, states: dict[str, BookinfoState], rules: list[dict[str, Any]] | None
+) -> list[str]:
+    """Everything in the clusters and the VPC that keeps Bookinfo's traffic from flowing."""
+    assert spec.bookinfo is not None
+    ns, found = spec.bookinfo.namespace, []
+    for c in spec.clusters:
+        s = states.get(c.name)
+        if s is None or s.error:
+            found.append(f"{c.name}: {s.error if s else 'not observed'}")
+            continue
+        found += _cluster_findings(spec, s, ns)
+    if rules is not None:
+        found += _firewall_findings(spec, states, rules)
+    return found
+
+
+def _cluster_findings(spec: MeshSpec, s: BookinfoState, ns: str) -> list[str]:
+    found = []
+    if not s.namespace:
+        return [f"{s.cluster}: namespace {ns} does not exist"]
+    if not s.injection:
+        found.append(f"namespace {ns} in {s.cluster} is not labelled istio-injection=enabled")
+    for svc in bookinfo.SERVICES:
+        if svc not in s.services:
+            found.append(f"Service {ns}/{svc} is missing in {s.cluster}: callers there cannot resolve {svc}")
+    if s.without_sidecar:
+        found.append(f"{s.cluster}: pod(s) without istio-proxy sidecar: {', '.join(s.without_sidecar)}")
+    if s.cluster in bookinfo.config_clusters(spec):
+        if f"{ns}/{bookinfo.GATEWAY}" not in s.gateways:
+            found.append(f"{s.cluster}: Gateway {ns}/{bookinfo.GATEWAY} is missing")
+        if f"{ns}/{bookinfo.VIRTUAL_SERVICE}" not in s.virtual_services:
+            found.append(f"{s.cluster}: VirtualService {ns}/{bookinfo.VIRTUAL_SERVICE} is missing")
+    c = spec.cluster(s.cluster)
+    if spec.multi_network and c.primary is None and not s.cross_network:
+        found.append(
+            f"{s.cluster}: no Gateway passes *.local through on 15443 (AUTO_PASSTHROUGH, cross-network-gateway): "
+            "other networks cannot reach the workloads it configures"
+        )
+    return found
+
+
+def _firewall_findings(
+    spec: MeshSpec, states: dict[str, BookinfoState], rules: list[dict[str, Any]]
+) -> list[str]:
+    found, tag = [], naming.node_tag(spec.name)
+    for src in spec.clusters:
+        for dst in spec.clusters:
+            cidr = states[src.name].pod_cidr if src.name in states else ""
+            if src.name == dst.name or not cidr or spec.istio_network(src) != spec.istio_network(dst):
+                continue
+            if not firewall_lets(rules, vpc=spec.network, source=cidr, tag=tag, port=TRAFFIC_PORT):
+                found.append(f"no firewall rule lets {cidr} reach {dst.name}'s nodes on tcp:{TRAFFIC_PORT}")
+    return found

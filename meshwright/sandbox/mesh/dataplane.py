@@ -17,11 +17,7 @@ istiod has synced), with the rules Istio and the VPC apply:
   `reachability`). Other network: through an east-west gateway of the endpoint's network (an
   address, port 15443, a Gateway with `AUTO_PASSTHROUGH` for `*.local`), then gateway pod to pod.
   Mutual TLS: the caller's and the endpoint's control planes sign with the same root.
-- **Ingress.** An address belongs to a LoadBalancer Service; its pods (ready, with their proxy)
-  take the config of their control plane's cluster: Gateways selecting them with a server on the
-  port, VirtualServices bound to those Gateways; exact/prefix/regex URI matches in order; no
-  match is Envoy's 404 with an empty body. No Gateway server on the port: no listener, so the
-  connection is reset without an answer (status 0 here).
+- **Ingress.** An address belongs to a LoadBalancer Service: see `ingress`.
 
 A failed connection is Envoy's 503 `upstream connect error or disconnect/reset before headers.
 reset reason: connection failure`, after a short delay. Divergence, on purpose: Istio's default
@@ -31,7 +27,6 @@ endpoint shows in the traffic instead of only in latency.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,11 +107,16 @@ def has_sidecar(pod: dict[str, Any]) -> bool:
     return any(c.get("name") == "istio-proxy" for c in dotted.get(pod, "spec.containers", []) or [])
 
 
-def _selected(labels: dict[str, str], selector: dict[str, str] | None) -> bool:
+def selected(labels: dict[str, str], selector: dict[str, str] | None) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in (selector or {}).items())
 
 
-def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+def selecting(config: Cluster, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The Gateways of a control plane's cluster whose selector picks pods with these labels."""
+    return [gw for gw in config.list(GATEWAYS) if selected(labels, dotted.get(gw, "spec.selector"))]
+
+
+def named(items: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     return next((o for o in items if o["metadata"]["name"] == name), None)
 
 
@@ -145,14 +145,14 @@ class Mesh:
         return [
             p
             for p in pods
-            if _selected(p["metadata"].get("labels") or {}, selector)
+            if selected(p["metadata"].get("labels") or {}, selector)
             and ready(p)
             and (has_sidecar(p) or not proxied)
         ]
 
     def istiod_behind(self, cluster: str, svc: dict[str, Any]) -> bool:
         selector = dotted.get(svc, "spec.selector")
-        return any(_selected(i.pod_labels, selector) for i in istiod_model.istiods(self.clusters[cluster]))
+        return any(selected(i.pod_labels, selector) for i in istiod_model.istiods(self.clusters[cluster]))
 
     def service_addresses(self, cluster: str, svc: dict[str, Any]) -> list[str]:
         """Where a selector-less Service leads: ExternalName, EndpointSlices, or v1 Endpoints."""
@@ -166,23 +166,27 @@ class Mesh:
             for e in s.get("endpoints") or []
             for a in e.get("addresses") or []
         ]
-        endpoints = _named(c.list("/endpoints", ns), name) or {}
+        endpoints = named(c.list("/endpoints", ns), name) or {}
         found += [a.get("ip") for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []]
         return [str(a) for a in dict.fromkeys(found) if a]
 
-    def _passes_through(self, cluster: str, gateway_pods: list[dict[str, Any]], port: int, mode: str) -> bool:
+    def _gateway_servers(self, cluster: str, gateway_pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The servers of the Gateways that configure these gateway pods (from their control plane)."""
         config = self.control_plane(cluster)
         if config is None or not gateway_pods:
-            return False
+            return []
         labels = gateway_pods[0]["metadata"].get("labels") or {}
-        for gw in self.clusters[config].list(GATEWAYS):
-            if not _selected(labels, dotted.get(gw, "spec.selector")):
-                continue
-            for server in dotted.get(gw, "spec.servers", []) or []:
-                tls = (server.get("tls") or {}).get("mode")
-                if dotted.get(server, "port.number") == port and tls == mode:
-                    return True
-        return False
+        return [
+            server
+            for gw in selecting(self.clusters[config], labels)
+            for server in dotted.get(gw, "spec.servers", []) or []
+        ]
+
+    def _passes_through(self, cluster: str, gateway_pods: list[dict[str, Any]], port: int, mode: str) -> bool:
+        return any(
+            dotted.get(server, "port.number") == port and (server.get("tls") or {}).get("mode") == mode
+            for server in self._gateway_servers(cluster, gateway_pods)
+        )
 
     def exposed_istiod(self, address: str) -> str | None:
         """The cluster whose ready istiod answers at an east-west gateway address (expose-istiod)."""
@@ -205,7 +209,7 @@ class Mesh:
             return None
         if istiod_model.istiods(c):
             return cluster
-        svc = _named(c.list("/services", ISTIO_NS), "istiod")
+        svc = named(c.list("/services", ISTIO_NS), "istiod")
         if svc is None:
             return None
         return next((p for a in self.service_addresses(cluster, svc) if (p := self.exposed_istiod(a))), None)
@@ -214,7 +218,7 @@ class Mesh:
 
     def network(self, cluster: str) -> str:
         """A cluster's Istio network: the label on its istio-system namespace ("" = the default)."""
-        ns = _named(self.clusters[cluster].list("/namespaces"), ISTIO_NS) or {}
+        ns = named(self.clusters[cluster].list("/namespaces"), ISTIO_NS) or {}
         return str(dotted.get(ns, "metadata.labels", {}).get(NETWORK_LABEL, ""))
 
     def root(self, control_plane: str) -> str:
@@ -231,10 +235,10 @@ class Mesh:
         for cluster in self.registry(control_plane):
             if cluster not in self.clusters:
                 continue
-            svc = _named(self.clusters[cluster].list("/services", namespace), name)
+            svc = named(self.clusters[cluster].list("/services", namespace), name)
             if svc is None:
                 continue
-            target = _target_port(svc, port)
+            target = target_port(svc, port)
             found += [Endpoint(cluster, p, target) for p in self.pods_behind(cluster, svc) if target]
         return found
 
@@ -252,25 +256,15 @@ class Mesh:
         return None
 
     def _auto_passthrough(self, cluster: str, pods: list[dict[str, Any]]) -> bool:
-        config = self.control_plane(cluster)
-        if config is None or not pods:
-            return False
-        labels = pods[0]["metadata"].get("labels") or {}
-        for gw in self.clusters[config].list(GATEWAYS):
-            if not _selected(labels, dotted.get(gw, "spec.selector")):
-                continue
-            for server in dotted.get(gw, "spec.servers", []) or []:
-                hosts = server.get("hosts") or []
-                if (
-                    dotted.get(server, "port.number") == CROSS_NETWORK_PORT
-                    and (server.get("tls") or {}).get("mode") == "AUTO_PASSTHROUGH"
-                    and any(h in ("*.local", "*") for h in hosts)
-                ):
-                    return True
-        return False
+        return any(
+            dotted.get(server, "port.number") == CROSS_NETWORK_PORT
+            and (server.get("tls") or {}).get("mode") == "AUTO_PASSTHROUGH"
+            and any(h in ("*.local", "*") for h in server.get("hosts") or [])
+            for server in self._gateway_servers(cluster, pods)
+        )
 
 
-def _target_port(svc: dict[str, Any], port: int) -> int | None:
+def target_port(svc: dict[str, Any], port: int) -> int | None:
     for p in dotted.get(svc, "spec.ports", []) or []:
         if p.get("port") == port:
             target = p.get("targetPort", port)
@@ -278,7 +272,7 @@ def _target_port(svc: dict[str, Any], port: int) -> int | None:
     return None
 
 
-def _service_of(host: str, namespace: str) -> tuple[str, str]:
+def service_of(host: str, namespace: str) -> tuple[str, str]:
     """`reviews`, `reviews.bookinfo`, `reviews.bookinfo.svc.cluster.local` -> (namespace, name)."""
     parts = host.split(".")
     return (parts[1] if len(parts) > 1 else namespace), parts[0]
@@ -332,16 +326,16 @@ def connect(
 
     `dns=False` for a gateway, whose proxy routes by istiod's registry without resolving the name.
     """
-    namespace, name = _service_of(host, source_pod["metadata"].get("namespace", "default"))
+    namespace, name = service_of(host, source_pod["metadata"].get("namespace", "default"))
     c = mesh.clusters[source]
-    svc = _named(c.list("/services", namespace), name)
+    svc = named(c.list("/services", namespace), name)
     if svc is None:
         return Failure(
             0, b"", f"{name}.{namespace} does not resolve in {source}: no Service {namespace}/{name} there"
         )
     key = (source, source_pod["metadata"]["name"], namespace, name, str(port))
     if not has_sidecar(source_pod) and svc is not None:
-        target = _target_port(svc, port)
+        target = target_port(svc, port)
         local = (
             [Endpoint(source, p, target) for p in mesh.pods_behind(source, svc, proxied=False)]
             if target
@@ -362,108 +356,3 @@ def connect(
         )
     ep = found[pick(key, len(found))]
     return _path(mesh, source, source_pod, ep, control_plane) or ep
-
-
-# -- ingress ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A request accepted by an ingress gateway pod and routed to a destination host."""
-
-    cluster: str
-    gateway_pod: dict[str, Any]
-    host: str  # destination host, qualified with the VirtualService's namespace
-    port: int
-
-
-def _uri_matches(match: dict[str, Any], path: str) -> bool:
-    uri = match.get("uri")
-    if not uri:
-        return True
-    if "exact" in uri:
-        return bool(path == uri["exact"])
-    if "prefix" in uri:
-        return path.startswith(uri["prefix"])
-    if "regex" in uri:
-        return re.fullmatch(uri["regex"], path) is not None
-    return False
-
-
-def _host_matches(patterns: list[str], host: str) -> bool:
-    host = host.split(":")[0]
-    for p in patterns:
-        p = p.split("/", 1)[-1]
-        if p == "*" or p == host or (p.startswith("*.") and host.endswith(p[1:])):
-            return True
-    return False
-
-
-def _listening(svc: dict[str, Any], target: int) -> set[int]:
-    """Gateway server ports that land on the pods' `target`: itself, and each Service port mapped to it
-    (istiod translates a Gateway port equal to a Service port into that port's targetPort)."""
-    return {target} | {
-        int(p["port"])
-        for p in dotted.get(svc, "spec.ports", []) or []
-        if _target_port(svc, p.get("port", 0)) == target
-    }
-
-
-def _bound_gateways(mesh: Mesh, config: str, labels: dict[str, str], ports: set[int], host: str) -> list[str]:
-    names = []
-    for gw in mesh.clusters[config].list(GATEWAYS):
-        if not _selected(labels, dotted.get(gw, "spec.selector")):
-            continue
-        for server in dotted.get(gw, "spec.servers", []) or []:
-            if dotted.get(server, "port.number") in ports and _host_matches(server.get("hosts") or [], host):
-                names.append(f"{gw['metadata'].get('namespace', 'default')}/{gw['metadata']['name']}")
-    return names
-
-
-def _destination(mesh: Mesh, config: str, bound: list[str], host: str, path: str) -> tuple[str, int] | None:
-    for vs in mesh.clusters[config].list(VIRTUAL_SERVICES):
-        ns = vs["metadata"].get("namespace", "default")
-        refs = {g if "/" in g else f"{ns}/{g}" for g in dotted.get(vs, "spec.gateways", []) or []}
-        if not refs & set(bound) or not _host_matches(dotted.get(vs, "spec.hosts", []) or [], host):
-            continue
-        for route in dotted.get(vs, "spec.http", []) or []:
-            if not route.get("match") or any(_uri_matches(m, path) for m in route["match"]):
-                dest = ((route.get("route") or [{}])[0]).get("destination") or {}
-                target, dest_ns = str(dest.get("host", "")), ns
-                dest_host = target if "." in target else f"{target}.{dest_ns}"
-                return dest_host, int(dotted.get(dest, "port.number", 0) or 0)
-    return None
-
-
-def ingress(mesh: Mesh, address: str, port: int, host: str, path: str, *, pick: Pick) -> Entry | Failure:
-    """How the ingress gateway at `address`:`port` routes `path`; Envoy's 404 when nothing matches."""
-    owner = mesh.load_balancer(address)
-    if owner is None:
-        return Failure(0, b"", f"no load balancer at {address}")
-    cluster, svc = owner
-    target = _target_port(svc, port)
-    pods = mesh.pods_behind(cluster, svc)
-    if target is None or not pods:
-        return Failure(
-            503,
-            NO_UPSTREAM,
-            f"no ready gateway pod with its proxy behind {svc['metadata']['name']} in {cluster}",
-        )
-    pod = pods[pick((address, str(port)), len(pods))]
-    config = mesh.control_plane(cluster)
-    if config is None:
-        return Failure(503, NO_UPSTREAM, f"the gateway in {cluster} has no control plane")
-    bound = _bound_gateways(mesh, config, pod["metadata"].get("labels") or {}, _listening(svc, target), host)
-    if not bound:  # Envoy opens a listener only for a Gateway server: nothing accepts on this port
-        why = f"no Gateway server selects the gateway in {cluster} on port {target} (connection reset)"
-        return Failure(0, b"", why)
-    dest = _destination(mesh, config, bound, host, path)
-    if dest is None:
-        return Failure(404, b"", f"no VirtualService bound to {', '.join(bound)} matches {path}")
-    dest_host, dest_port = dest
-    if not dest_port:
-        ns, name = _service_of(dest_host, "default")
-        dsvc = _named(mesh.clusters[cluster].list("/services", ns), name)
-        ports = dotted.get(dsvc or {}, "spec.ports", []) or []
-        dest_port = int(ports[0].get("port", 0)) if len(ports) == 1 else 0
-    return Entry(cluster, pod, dest_host, dest_port)

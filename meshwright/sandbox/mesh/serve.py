@@ -4,8 +4,9 @@
   pod (the injector webhook; see `injection`). It reads the clusters' object stores only, never the
   world lock and never the network, because the emulator calls it with a cluster's lock held.
 - `Traffic.request(address, port, path, host)` is a request reaching an ingress gateway: routed
-  by `dataplane`, answered by `apps`, hop by hop, with Envoy's 503 (after `FAILURE_DELAY`) where a
-  connection would fail. Why each failure happened is logged (the sandbox's own diagnosis).
+  by `ingress` and `dataplane`, answered by `apps`, hop by hop, with Envoy's 503 (after
+  `FAILURE_DELAY`) where a connection would fail. Why each failure happened is logged (the
+  sandbox's own diagnosis).
 - A poller keeps one HTTP listener on every port of every LoadBalancer Service whose address is a
   loopback address (127.x.y.z). Port 80 needs root; when a bind is refused, one clear log line.
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meshwright.sandbox import dotted
-from meshwright.sandbox.mesh import apps, dataplane, injection, probe
+from meshwright.sandbox.mesh import apps, dataplane, ingress, injection, probe
 from meshwright.sandbox.mesh import istiod as istiod_model
 from meshwright.sandbox.mesh.dataplane import Cluster, Endpoint, Failure, Mesh
 from meshwright.sandbox.mesh.reachability import Node
@@ -199,8 +200,8 @@ class DataPlane:
             for svc in s.store.list("/services"):
                 if dotted.get(svc, "spec.type") != "LoadBalancer":
                     continue
-                for ingress in dotted.get(svc, "status.loadBalancer.ingress", []) or []:
-                    ip = ingress.get("ip") or ""
+                for lb in dotted.get(svc, "status.loadBalancer.ingress", []) or []:
+                    ip = lb.get("ip") or ""
                     if _loopback(ip):
                         found |= {
                             (ip, int(p["port"])) for p in svc["spec"].get("ports") or [] if p.get("port")
@@ -296,7 +297,7 @@ class Traffic:
         """A GET reaching the ingress gateway at address:port: (status, body, content type); status 0
         means no answer (the listener resets the connection)."""
         mesh = self.snapshot()
-        entry = dataplane.ingress(mesh, address, port, host or address, path.split("?")[0], pick=self.pick)
+        entry = ingress.route(mesh, address, port, host or address, path.split("?")[0], pick=self.pick)
         if isinstance(entry, Failure):
             status, body = self._failed(entry)
             return status, body, apps.TEXT  # 0: the connection is reset without an answer

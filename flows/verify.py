@@ -11,7 +11,8 @@ from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import PermanentError
 from meshwright.models import ClusterAccess
-from meshwright.spec import MeshSpec, load_spec
+from meshwright.runs import as_spec
+from meshwright.spec import MeshSpec
 from meshwright.traffic import TrafficReport, check_traffic, findings, traffic_failure, traffic_rows
 from meshwright.verify import ControlPlaneBroken, Observation, VerifyReport, check, failure, table_rows
 from tasks.verify import (
@@ -119,7 +120,7 @@ def verify_control_plane(
 
 @flow(name="verify-mesh", task_runner=bounded_runner(), log_prints=False)
 def verify_mesh(
-    spec: str,
+    spec: MeshSpec | str,
     connection: MeshwrightTarget | str | None = None,
     settle: float = SETTLE_SECONDS,
     requests: int = REQUESTS,
@@ -131,14 +132,14 @@ def verify_mesh(
     primary's east-west gateway, and east-west gateways must have addresses.
 
     Args:
-        spec: path of the mesh spec (YAML).
+        spec: the mesh spec itself (the UI's form) or the path of its YAML file.
         connection: a MeshwrightTarget block or the name of a saved one; default: the spec's target
             in its usual place.
         settle: seconds a primary may keep a working remote `syncing` before it counts as a problem.
         requests: with a `bookinfo` section, how many requests of each kind go through the ingress
             gateway (0: no traffic check).
     """
-    mesh = load_spec(spec)
+    mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)
     clusters = locate_clusters(mesh, target=target)
     try:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prefect.cache_policies import RUN_ID, TASK_SOURCE, Inputs
+from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
@@ -63,14 +63,17 @@ def _without_timing(value: Any) -> Any:
 
 
 @dataclass
-class StableInputs(Inputs):
-    """INPUTS, where a model's `timing` does not count (it changes whenever a wait runs again)."""
+class StableInputs(CachePolicy):
+    """INPUTS, where a model's `timing` does not count (it changes whenever a wait runs again).
+
+    Not a subclass of Inputs: a compound policy replaces every Inputs it holds by a plain one.
+    """
 
     def compute_key(
         self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
     ) -> str | None:
         stable = {key: _without_timing(value) for key, value in (inputs or {}).items()}
-        return super().compute_key(task_ctx, stable, flow_parameters, **kwargs)
+        return INPUTS.compute_key(task_ctx, stable, flow_parameters, **kwargs)
 
 
 # A step that changes the world once per flow run: a retry of the same run (the UI's Retry,

@@ -9,7 +9,7 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from meshwright.models import ClusterAccess, Timing
-from tasks.common import StableInputs
+from tasks.common import ONCE_PER_RUN, StableInputs
 
 
 def _access(endpoint: str = "127.0.0.1:4443", *, started: float = 1.0) -> ClusterAccess:
@@ -47,3 +47,9 @@ def test_models_without_timing_are_hashed_whole() -> None:
         fingerprint: str
 
     assert _key(root=Root(fingerprint="a")) != _key(root=Root(fingerprint="b"))
+
+
+def test_the_once_per_run_policy_keeps_its_timing_blind_inputs() -> None:
+    # Prefect's compound policy swaps any Inputs it holds for a plain one; ours must survive.
+    policies = ONCE_PER_RUN["cache_policy"].policies
+    assert [type(p).__name__ for p in policies if "Inputs" in type(p).__name__] == ["StableInputs"]

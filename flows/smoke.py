@@ -10,13 +10,10 @@ the run, after the teardown.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import FlowRun, State
@@ -86,15 +83,14 @@ def mesh_smoke_test(
         settle: seconds a primary may keep a working remote `syncing` before it counts as a problem.
     """
     mesh = as_spec(spec)
-    given, verify_given = _spec_for(up_mesh, spec), _spec_for(verify_mesh, spec)
     stages: list[Timing] = []
     failures: dict[str, BaseException] = {}
     built: MeshReport | None = None
     verified: VerifyReport | None = None
     try:
-        built = _timed(stages, "up", lambda: up_mesh(spec=given, connection=connection))
+        built = _timed(stages, "up", lambda: up_mesh(spec=spec, connection=connection))
         verified = built.verification or _timed(  # up_mesh verifies what it built as its last step
-            stages, "verify", lambda: verify_mesh(spec=verify_given, connection=connection, settle=settle)
+            stages, "verify", lambda: verify_mesh(spec=spec, connection=connection, settle=settle)
         )
     except Exception as e:
         failures[stages[-1].step if stages else "up"] = e
@@ -103,19 +99,6 @@ def mesh_smoke_test(
     key = publish_smoke_report(mesh, built, verified, down, stages, failures)
     raise_failures(failures)
     return SmokeReport(mesh=mesh.name, passed=True, problems=[], stages=stages, report_key=key)
-
-
-def _spec_for(subflow: Any, spec: MeshSpec | str) -> Any:
-    """The spec as `subflow` takes it: itself, or (a flow that still takes only a path) a YAML file.
-
-    Transitional, until up_mesh and verify_mesh take `MeshSpec | str` as this flow does.
-    """
-    kinds = subflow.parameters.properties.get("spec", {})
-    if isinstance(spec, str) or "anyOf" in kinds or "$ref" in kinds:
-        return spec
-    path = Path(tempfile.mkdtemp(prefix="meshwright-spec-")) / f"{spec.name}.yaml"
-    path.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
-    return str(path)
 
 
 def _down(

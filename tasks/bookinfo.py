@@ -9,7 +9,6 @@ the namespace lacked its label) are replaced with a rollout restart, as an opera
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import kubernetes.client
@@ -18,7 +17,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from meshwright import bookinfo, clients, helm, kube, naming
+from meshwright import bookinfo, clients, kube, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import OperationFailed, TransientError
 from meshwright.helm import ChartRef
@@ -26,6 +25,7 @@ from meshwright.models import ClusterAccess, Timing
 from meshwright.spec import MeshSpec, Target
 from meshwright.translate import from_kube
 from tasks.common import RETRYING, Clock
+from tasks.istio import ensure_helm_release
 
 STEP = "deploy_bookinfo"
 READY_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
@@ -45,27 +45,8 @@ def _kube(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.
 
 def _ensure_ingress(target: MeshwrightTarget, access: ClusterAccess, charts: list[ChartRef]) -> str:
     ref = next(r for r in charts if r.chart == "gateway")
-    cloud = clients.cloud(target)
-    with (
-        helm.cluster_client(
-            cluster=access.name,
-            endpoint=access.endpoint,
-            ca_certificate=access.ca_certificate,
-            token=cloud.kube_token(),
-        ) as client,
-        helm.helm_call(cluster=access.name, step=STEP),
-    ):
-        result = asyncio.run(
-            helm.ensure_release(
-                client,
-                ref,
-                naming.INGRESS_RELEASE,
-                bookinfo.ingress_values(),
-                cluster=access.name,
-                namespace=naming.ISTIO_NAMESPACE,
-            )
-        )
-    return result.action
+    values = bookinfo.ingress_values()
+    return ensure_helm_release(target, access, ref, naming.INGRESS_RELEASE, values, step=STEP).action
 
 
 def _wait(

@@ -109,7 +109,7 @@ def install_release(
     clock, cluster = Clock(f"install_{release}", access.name), spec.cluster(access.name)
     plan = istio_values.release(spec, cluster, release, remote_pilot_address=remote_pilot_address)
     ref = next(r for r in charts if r.chart == plan.chart)
-    result = _ensure(target, access, ref, plan.name, plan.values, step=clock.step)
+    result = ensure_helm_release(target, access, ref, plan.name, plan.values, step=clock.step)
     get_run_logger().info(
         "%s %s in %s: %s %s, revision %d",
         result.action, release, access.name, ref.chart, result.version, result.revision,
@@ -137,7 +137,7 @@ def wait_release_ready(
     return True
 
 
-def _ensure(
+def ensure_helm_release(
     target: MeshwrightTarget,
     access: ClusterAccess,
     ref: ChartRef,
@@ -146,6 +146,7 @@ def _ensure(
     *,
     step: str,
 ) -> ReleaseResult:
+    """One Helm release in the cluster's istio-system, helm's failures as meshwright's (for `step`)."""
     cloud = clients.cloud(target)
     with (
         helm.cluster_client(

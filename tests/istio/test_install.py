@@ -20,7 +20,7 @@ from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec, Target
 from tasks.istio import (
     READY_TIMEOUT,
-    _ensure,
+    ensure_helm_release,
     expose_on_gateway,
     gateway_address,
     install_release,
@@ -183,7 +183,7 @@ def test_a_values_key_the_chart_rejects_is_one_line_naming_cluster_and_step(
     prepare_namespace.fn(spec, central, target=target)
     gateway = next(r for r in bundled if r.chart == "gateway")
     with pytest.raises(InvalidRequest) as raised:
-        _ensure(
+        ensure_helm_release(
             target,
             central,
             gateway,

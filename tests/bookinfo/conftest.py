@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prefect.logging import disable_run_logger
 
 from benchmarks.verify import bring_up_bookinfo
@@ -27,9 +26,6 @@ Built = tuple[World, MeshwrightTarget, MeshSpec, dict[str, ClusterAccess]]
 def running_mesh(root: Path, mesh: MeshSpec) -> Iterator[Built]:
     """One sandbox at a time: it owns the loopback gateway addresses while it runs."""
     world = World(root / "sandbox", latency=FAST).start()
-    if getattr(world.fleet, "pod_admission", None) is None:  # H3's hook, wired by the World (issue 12)
-        world.stop()
-        pytest.skip("the Kubernetes emulator does not call the sidecar injector yet (Fleet.pod_admission)")
     register(world)
     clients.reset_cache()
     here = Path.cwd()

@@ -9,31 +9,24 @@ from prefect.logging import disable_run_logger
 from meshwright.clients import MeshwrightTarget
 from meshwright.helm import ChartRef
 from meshwright.models import ClusterAccess
-from meshwright.spec import MeshSpec, validate_spec
+from meshwright.spec import MeshSpec
 from tasks.bookinfo import BookinfoResult, deploy_bookinfo
 from tasks.istio import expose_on_gateway, gateway_address, install_release, prepare_namespace
 from tasks.trust import ensure_cacerts, ensure_root_ca
+from tests.dataplane.meshes import CENTRAL, WEST, mesh_spec
 from tests.istio.conftest import api, bring_up, bundled, shared_target
 
 __all__ = ["bundled", "shared_target"]  # fixtures used by name
 
 
 def spec() -> MeshSpec:
-    return validate_spec(
+    return mesh_spec(
+        "bk",
+        [CENTRAL, WEST],
         {
-            "name": "bk",
-            "project": "demo-project",
-            "clusters": [
-                {"name": "central", "location": "us-central1-a", "pod_cidr": "10.8.0.0/14"},
-                {"name": "west", "location": "us-west1-b", "pod_cidr": "10.16.0.0/14", "primary": "central"},
-            ],
-            "bookinfo": {
-                "placement": {
-                    "central": ["productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "ratings-v1"],
-                    "west": ["reviews-v3"],
-                }
-            },
-        }
+            "central": ["productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "ratings-v1"],
+            "west": ["reviews-v3"],
+        },
     )
 
 

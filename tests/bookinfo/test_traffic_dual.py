@@ -10,37 +10,13 @@ import kubernetes.client
 import pytest
 
 from meshwright import clients, naming
-from meshwright.spec import MeshSpec, validate_spec
 from tests.bookinfo.conftest import Built, running_mesh, traffic
-
-
-def dual() -> MeshSpec:
-    return validate_spec(
-        {
-            "name": "bkd",
-            "project": "demo-project",
-            "clusters": [
-                {
-                    "name": "alpha",
-                    "location": "europe-west4-a",
-                    "network": "net-a",
-                    "pod_cidr": "10.8.0.0/14",
-                },
-                {"name": "beta", "location": "us-east4-c", "network": "net-b", "pod_cidr": "10.16.0.0/14"},
-            ],
-            "bookinfo": {
-                "placement": {
-                    "alpha": ["productpage-v1", "details-v1", "reviews-v1"],
-                    "beta": ["reviews-v2", "reviews-v3", "ratings-v1"],
-                }
-            },
-        }
-    )
+from tests.dataplane.meshes import multi_network
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    yield from running_mesh(tmp_path_factory.mktemp("dual"), dual())
+    yield from running_mesh(tmp_path_factory.mktemp("dual"), multi_network("bkd"))
 
 
 def test_multi_network_needs_the_cross_network_gateway(built: Built) -> None:

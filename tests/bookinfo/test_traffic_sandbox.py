@@ -21,38 +21,17 @@ from flows.verify import verify_mesh
 from meshwright import clients, naming
 from meshwright.helm import resolve_charts
 from meshwright.sandbox.contract import BUNDLED_CHARTS
-from meshwright.spec import MeshSpec, validate_spec
 from meshwright.verify import ControlPlaneBroken
 from tasks.bookinfo import deploy_bookinfo
 from tasks.network import ensure_firewall
 from tasks.verify import ingress_address
 from tests.bookinfo.conftest import Built, running_mesh, traffic
-
-
-def spec() -> MeshSpec:
-    return validate_spec(
-        {
-            "name": "bkt",
-            "project": "demo-project",
-            "clusters": [
-                {"name": "central", "location": "us-central1-a", "pod_cidr": "10.8.0.0/14"},
-                {"name": "west", "location": "us-west1-b", "pod_cidr": "10.16.0.0/14", "primary": "central"},
-                {"name": "east", "location": "us-east1-b", "pod_cidr": "10.24.0.0/14", "primary": "central"},
-            ],
-            "bookinfo": {
-                "placement": {
-                    "central": ["productpage-v1", "reviews-v1", "reviews-v2", "ratings-v1"],
-                    "west": ["reviews-v3"],
-                    "east": ["details-v1"],
-                }
-            },
-        }
-    )
+from tests.dataplane.meshes import primary_remote
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    yield from running_mesh(tmp_path_factory.mktemp("traffic"), spec())
+    yield from running_mesh(tmp_path_factory.mktemp("traffic"), primary_remote("bkt"))
 
 
 def test_the_ingress_gateway_listens_on_a_loopback_address(built: Built) -> None:

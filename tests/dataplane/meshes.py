@@ -23,48 +23,45 @@ EASTWEST_LABELS = {"app": "istio-eastwestgateway", "istio": "eastwestgateway"}
 RUNNING = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
 
 
-def primary_remote() -> MeshSpec:
-    return validate_spec(
+CENTRAL = {"name": "central", "location": "us-central1-a", "pod_cidr": "10.8.0.0/14"}
+WEST = {"name": "west", "location": "us-west1-b", "pod_cidr": "10.16.0.0/14", "primary": "central"}
+EAST = {"name": "east", "location": "us-east1-b", "pod_cidr": "10.24.0.0/14", "primary": "central"}
+ALPHA = {"name": "alpha", "location": "europe-west4-a", "network": "net-a", "pod_cidr": "10.8.0.0/14"}
+BETA = {"name": "beta", "location": "us-east4-c", "network": "net-b", "pod_cidr": "10.16.0.0/14"}
+
+
+def mesh_spec(
+    name: str, clusters: list[dict[str, str]], placement: dict[str, list[str]] | None = None
+) -> MeshSpec:
+    """A valid spec in project demo-project; with `placement`, a bookinfo section that places the sample so."""
+    doc: dict[str, Any] = {"name": name, "project": "demo-project", "clusters": [dict(c) for c in clusters]}
+    if placement is not None:
+        doc["bookinfo"] = {"placement": placement}
+    return validate_spec(doc)
+
+
+def primary_remote(name: str = "m1") -> MeshSpec:
+    """central and its remotes west and east, one network; details-v1 away from productpage, on east."""
+    return mesh_spec(
+        name,
+        [CENTRAL, WEST, EAST],
         {
-            "name": "m1",
-            "project": "demo-project",
-            "clusters": [
-                {"name": "central", "location": "us-central1-a", "pod_cidr": "10.8.0.0/14"},
-                {"name": "west", "location": "us-west1-b", "pod_cidr": "10.16.0.0/14", "primary": "central"},
-                {"name": "east", "location": "us-east1-b", "pod_cidr": "10.24.0.0/14", "primary": "central"},
-            ],
-            "bookinfo": {
-                "placement": {
-                    "central": ["productpage-v1", "reviews-v1", "reviews-v2", "ratings-v1"],
-                    "west": ["reviews-v3"],
-                    "east": ["details-v1"],
-                }
-            },
-        }
+            "central": ["productpage-v1", "reviews-v1", "reviews-v2", "ratings-v1"],
+            "west": ["reviews-v3"],
+            "east": ["details-v1"],
+        },
     )
 
 
-def multi_network() -> MeshSpec:
-    return validate_spec(
+def multi_network(name: str = "dual") -> MeshSpec:
+    """Two primaries on two networks; reviews-v2/v3 and ratings only across the east-west gateways."""
+    return mesh_spec(
+        name,
+        [ALPHA, BETA],
         {
-            "name": "dual",
-            "project": "demo-project",
-            "clusters": [
-                {
-                    "name": "alpha",
-                    "location": "europe-west4-a",
-                    "network": "net-a",
-                    "pod_cidr": "10.8.0.0/14",
-                },
-                {"name": "beta", "location": "us-east4-c", "network": "net-b", "pod_cidr": "10.16.0.0/14"},
-            ],
-            "bookinfo": {
-                "placement": {
-                    "alpha": ["productpage-v1", "details-v1", "reviews-v1"],
-                    "beta": ["reviews-v2", "reviews-v3", "ratings-v1"],
-                }
-            },
-        }
+            "alpha": ["productpage-v1", "details-v1", "reviews-v1"],
+            "beta": ["reviews-v2", "reviews-v3", "ratings-v1"],
+        },
     )
 
 

@@ -16,8 +16,9 @@ from meshwright.helm import ChartRef, resolve_charts
 from meshwright.models import ClusterAccess
 from meshwright.sandbox.contract import BUNDLED_CHARTS
 from meshwright.sandbox.world import World
-from meshwright.spec import MeshSpec, Target, validate_spec
+from meshwright.spec import MeshSpec, Target
 from tasks.clusters import create_cluster, wait_cluster
+from tests.dataplane.meshes import CENTRAL, WEST, mesh_spec
 from tests.sandbox.conftest import FAST, register
 from tests.tasks.conftest import no_run_logger, sandbox, target
 
@@ -25,16 +26,8 @@ __all__ = ["no_run_logger", "sandbox", "target"]
 
 
 def primary_remote() -> MeshSpec:
-    return validate_spec(
-        {
-            "name": "m1",
-            "project": "demo-project",
-            "clusters": [
-                {"name": "central", "location": "us-central1-a", "pod_cidr": "10.8.0.0/14"},
-                {"name": "west", "location": "us-west1-b", "pod_cidr": "10.16.0.0/14", "primary": "central"},
-            ],
-        }
-    )
+    """central and its remote west, without Bookinfo."""
+    return mesh_spec("m1", [CENTRAL, WEST])
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import kubernetes.client
@@ -212,6 +213,24 @@ def _observe_primary(
         client.close()
 
 
+@contextlib.contextmanager
+def _observing(
+    target: MeshwrightTarget, access: ClusterAccess, what: str, *, into: Observation | BookinfoState
+) -> Iterator[kubernetes.client.ApiClient]:
+    """A client for observing one cluster. A permanent failure becomes `into.error`, so the checks
+    report that cluster among the others; a transient one is raised for the task's retries."""
+    client = kube_client(target, access)
+    try:
+        with kube_call(cluster=access.name, what=what, endpoint=access.endpoint, step=STEP):
+            yield client
+    except MeshwrightError as e:
+        if is_transient(e):
+            raise
+        into.error = e.message
+    finally:
+        client.close()
+
+
 def _proxy_error(e: ApiException) -> str:
     body = (e.body or b"").decode() if isinstance(e.body, bytes) else str(e.body or "")
     with contextlib.suppress(ValueError, AttributeError):
@@ -246,24 +265,14 @@ def observe_control_plane(
     """
     seen = Observation(cluster=access.name)
     role = spec.cluster(access.name).role
-    client = kube_client(target, access)
-    core = kubernetes.client.CoreV1Api(client)
-    try:
-        with kube_call(
-            cluster=access.name, what="control-plane objects", endpoint=access.endpoint, step=STEP
-        ):
-            seen.root = root_fingerprint(core)
-            seen.eastwest_addresses = eastwest_addresses(core)
-            if role is Role.REMOTE:
-                seen.istiod_addresses = istiod_addresses(client)
-            if role is Role.PRIMARY:
-                _observe_primary(spec, access, seen, others, target=target, settle=settle)
-    except MeshwrightError as e:
-        if is_transient(e):
-            raise
-        seen.error = e.message
-    finally:
-        client.close()
+    with _observing(target, access, "control-plane objects", into=seen) as client:
+        core = kubernetes.client.CoreV1Api(client)
+        seen.root = root_fingerprint(core)
+        seen.eastwest_addresses = eastwest_addresses(core)
+        if role is Role.REMOTE:
+            seen.istiod_addresses = istiod_addresses(client)
+        if role is Role.PRIMARY:
+            _observe_primary(spec, access, seen, others, target=target, settle=settle)
     return seen
 
 
@@ -425,16 +434,8 @@ def observe_bookinfo(spec: MeshSpec, access: ClusterAccess, *, target: Meshwrigh
     """What one cluster holds of Bookinfo (namespace label, Services, sidecars, Gateways)."""
     assert spec.bookinfo is not None
     state = BookinfoState(cluster=access.name, pod_cidr=access.pod_cidr)
-    client = kube_client(target, access)
-    try:
-        with kube_call(cluster=access.name, what="bookinfo objects", endpoint=access.endpoint, step=STEP):
-            _bookinfo_state(client, state, spec.bookinfo.namespace)
-    except MeshwrightError as e:
-        if is_transient(e):
-            raise
-        state.error = e.message
-    finally:
-        client.close()
+    with _observing(target, access, "bookinfo objects", into=state) as client:
+        _bookinfo_state(client, state, spec.bookinfo.namespace)
     return state
 
 

@@ -29,17 +29,27 @@ from tasks.verify import (
 REQUESTS = 30
 
 
+def _verdict(problems: list[str]) -> str:
+    return (f"{len(problems)} problem(s): " + "; ".join(problems)) if problems else "healthy"
+
+
+def _publish_table(key: str, rows: list[dict[str, str]], empty: dict[str, str], description: str) -> str:
+    """A table artifact under a key per mesh, so the UI keeps its history; `empty` stands in for no rows."""
+    key = key[:60].lower()
+    create_table_artifact(table=rows or [empty], key=key, description=description)
+    return key
+
+
 @task(cache_policy=NO_CACHE)
 def publish_traffic(mesh: MeshSpec, report: TrafficReport) -> str:
     """Answers per cluster and reviews version, and the failures, under a key per mesh."""
-    key = f"mesh-{report.mesh}-traffic"[:60].lower()
-    verdict = "healthy" if report.ok else f"{len(report.problems)} problem(s): " + "; ".join(report.problems)
-    create_table_artifact(
-        table=traffic_rows(mesh, report) or [{"cluster": "-", "workload": "-", "answers": "-"}],
-        key=key,
-        description=f"Traffic of mesh {report.mesh} through {report.address}, {report.requests} requests: {verdict}",
+    return _publish_table(
+        f"mesh-{report.mesh}-traffic",
+        traffic_rows(mesh, report),
+        {"cluster": "-", "workload": "-", "answers": "-"},
+        f"Traffic of mesh {report.mesh} through {report.address}, {report.requests} requests: "
+        + _verdict(report.problems),
     )
-    return key
 
 
 def verify_traffic(
@@ -76,14 +86,12 @@ def verify_traffic(
 @task(cache_policy=NO_CACHE)
 def publish_verification(report: VerifyReport) -> str:
     """The table of what each primary sees, under a key per mesh so the UI keeps its history."""
-    key = f"mesh-{report.mesh}-control-plane"[:60].lower()
-    verdict = "healthy" if report.ok else f"{len(report.problems)} problem(s): " + "; ".join(report.problems)
-    create_table_artifact(
-        table=table_rows(report) or [{"primary": "-", "cluster": "-", "status": "-", "root": "-"}],
-        key=key,
-        description=f"Control plane of mesh {report.mesh}: {verdict}",
+    return _publish_table(
+        f"mesh-{report.mesh}-control-plane",
+        table_rows(report),
+        {"primary": "-", "cluster": "-", "status": "-", "root": "-"},
+        f"Control plane of mesh {report.mesh}: {_verdict(report.problems)}",
     )
-    return key
 
 
 def verify_control_plane(

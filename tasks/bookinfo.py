@@ -14,7 +14,6 @@ import time
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from meshwright import bookinfo, clients, kube, naming
@@ -24,7 +23,7 @@ from meshwright.helm import ChartRef
 from meshwright.models import ClusterAccess, Timing
 from meshwright.spec import MeshSpec, Target
 from meshwright.translate import from_kube
-from tasks.common import RETRYING, Clock
+from tasks.common import ONCE_PER_RUN, RETRYING, Clock
 from tasks.istio import ensure_helm_release
 
 STEP = "deploy_bookinfo"
@@ -90,7 +89,7 @@ def _restart_without_sidecar(
     return restarted
 
 
-@task(task_run_name="deploy_bookinfo[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
+@task(task_run_name="deploy_bookinfo[{access.name}]", **ONCE_PER_RUN, **RETRYING)
 def deploy_bookinfo(
     spec: MeshSpec, access: ClusterAccess, charts: list[ChartRef], *, target: MeshwrightTarget
 ) -> BookinfoResult:

@@ -142,36 +142,10 @@ def check_traffic(
 ) -> TrafficReport:
     """Every request good, every placed reviews version seen, ratings shown; why not, where known."""
     reviews = [r for r in replies if r.path == REVIEWS_PATH]
-    served: dict[str, dict[str, int]] = {}
-    for r in replies:
-        if r.status == 200 and r.cluster and r.version:
-            served.setdefault(r.cluster, {}).setdefault(r.version, 0)
-            served[r.cluster][r.version] += 1
-    problems = [error] if error else []
-    for path in (REVIEWS_PATH, PAGE_PATH):
-        sent = [r for r in replies if r.path == path]
-        bad = [r for r in sent if not _good(r)]
-        if bad:
-            what = Counter(f"{r.status or 'no answer'} {r.first_line}".strip() for r in bad)
-            problems.append(f"{len(bad)}/{len(sent)} requests to {path} failed: " + "; ".join(what))
+    served = _served(replies)
+    problems = ([error] if error else []) + _failed_requests(replies)
     problems += _details(spec, [r for r in replies if r.path == PAGE_PATH], findings)
-    failed = Counter(r.status for r in reviews if r.status != 200)
-    for cluster, versions in bookinfo.reviews_placement(spec).items():
-        for v in versions:
-            if served.get(cluster, {}).get(v):
-                continue
-            line = f"reviews-{v} on {cluster} never answered"
-            if failed:
-                line += ": " + ", ".join(
-                    f"{k}/{len(reviews)} requests got {s or 'no answer'}" for s, k in failed.items()
-                )
-            why = _about(findings, cluster)
-            problems.append(line + (f" ({'; '.join(why)})" if why else ""))
-    without = Counter((r.cluster, r.version, r.ratings_error) for r in reviews if r.ratings_error)
-    for (where, ver, err), k in without.items():
-        why = _about(findings, str(where))
-        line = f"reviews-{ver} on {where} answered without ratings {k} time(s): {err}"
-        problems.append(line + (f" ({'; '.join(why)})" if why else ""))
+    problems += _unanswered(spec, served, reviews, findings) + _without_ratings(reviews, findings)
     if problems and findings:
         problems += [f"found: {f}" for f in findings if not any(f in p for p in problems)]
     return TrafficReport(
@@ -185,6 +159,59 @@ def check_traffic(
     )
 
 
+def _served(replies: list[Reply]) -> dict[str, dict[str, int]]:
+    """Good answers per cluster and reviews version, from the reviews API and the product page alike."""
+    served: dict[str, dict[str, int]] = {}
+    for r in replies:
+        if r.status == 200 and r.cluster and r.version:
+            served.setdefault(r.cluster, {}).setdefault(r.version, 0)
+            served[r.cluster][r.version] += 1
+    return served
+
+
+def _failed_requests(replies: list[Reply]) -> list[str]:
+    problems = []
+    for path in (REVIEWS_PATH, PAGE_PATH):
+        sent = [r for r in replies if r.path == path]
+        bad = [r for r in sent if not _good(r)]
+        if bad:
+            what = Counter(f"{r.status or 'no answer'} {r.first_line}".strip() for r in bad)
+            problems.append(f"{len(bad)}/{len(sent)} requests to {path} failed: " + "; ".join(what))
+    return problems
+
+
+def _explained(line: str, findings: list[str], cluster: str) -> str:
+    """The line, followed by the findings that name the cluster, if any."""
+    why = _about(findings, cluster)
+    return line + (f" ({'; '.join(why)})" if why else "")
+
+
+def _unanswered(
+    spec: MeshSpec, served: dict[str, dict[str, int]], reviews: list[Reply], findings: list[str]
+) -> list[str]:
+    """Each placed reviews version that never answered, with how the reviews requests failed."""
+    failed = Counter(r.status for r in reviews if r.status != 200)
+    got = ", ".join(f"{k}/{len(reviews)} requests got {s or 'no answer'}" for s, k in failed.items())
+    return [
+        _explained(
+            f"reviews-{v} on {cluster} never answered" + (f": {got}" if got else ""), findings, cluster
+        )
+        for cluster, versions in bookinfo.reviews_placement(spec).items()
+        for v in versions
+        if not served.get(cluster, {}).get(v)
+    ]
+
+
+def _without_ratings(reviews: list[Reply], findings: list[str]) -> list[str]:
+    without = Counter((r.cluster, r.version, r.ratings_error) for r in reviews if r.ratings_error)
+    return [
+        _explained(
+            f"reviews-{ver} on {where} answered without ratings {k} time(s): {err}", findings, str(where)
+        )
+        for (where, ver, err), k in without.items()
+    ]
+
+
 def _details(spec: MeshSpec, pages: list[Reply], findings: list[str]) -> list[str]:
     """details runs where placed; product pages without its section say it never answered there."""
     missing = [p for p in pages if p.status == 200 and p.details is False]
@@ -193,11 +220,8 @@ def _details(spec: MeshSpec, pages: list[Reply], findings: list[str]) -> list[st
     where = [
         c.name for c in spec.clusters if any(w.service == "details" for w in bookinfo.placed(spec, c.name))
     ]
-    return [
-        f"details-v1 on {c} never answered: {len(missing)}/{len(pages)} product pages show '{DETAILS_ERROR}'"
-        + (f" ({'; '.join(why)})" if (why := _about(findings, c)) else "")
-        for c in where
-    ]
+    shown = f"{len(missing)}/{len(pages)} product pages show '{DETAILS_ERROR}'"
+    return [_explained(f"details-v1 on {c} never answered: {shown}", findings, c) for c in where]
 
 
 def traffic_failure(report: TrafficReport) -> TrafficBroken:

@@ -286,37 +286,45 @@ def _path(
     mesh: Mesh, source: str, source_pod: dict[str, Any], ep: Endpoint, control_plane: str
 ) -> Failure | None:
     """Why a connection from the caller's proxy to `ep` fails; None when it gets through."""
-    nodes, firewalls = mesh.clusters, mesh.firewalls
-    src_net, dst_net = mesh.network(source), mesh.network(ep.cluster)
-    if src_net == dst_net:
-        why = connects(
-            firewalls,
-            source=nodes[source].node,
-            source_ip=_node_ip(source_pod),
-            target=nodes[ep.cluster].node,
-            port=ep.port,
-        )
-    else:
-        gateway = mesh.eastwest(dst_net, control_plane)
-        if gateway is None:
-            why = f"{control_plane}'s istiod knows no east-west gateway of network {dst_net or 'default'} with AUTO_PASSTHROUGH for *.local on {CROSS_NETWORK_PORT}"
-            return Failure(503, NO_UPSTREAM, why, ep)
-        g, pods = gateway
-        why = connects(
-            firewalls,
-            source=nodes[g].node,
-            source_ip=_node_ip(pods[0]),
-            target=nodes[ep.cluster].node,
-            port=ep.port,
-        )
+    sender = _sender(mesh, source, source_pod, ep, control_plane)
+    if isinstance(sender, Failure):
+        return sender
+    cluster, pod = sender
+    why = connects(
+        mesh.firewalls,
+        source=mesh.clusters[cluster].node,
+        source_ip=_node_ip(pod),
+        target=mesh.clusters[ep.cluster].node,
+        port=ep.port,
+    )
     if why:
         return Failure(503, UPSTREAM_FAILURE, why, ep, delayed=True)
+    return _mtls(mesh, source, ep, control_plane)
+
+
+def _sender(
+    mesh: Mesh, source: str, source_pod: dict[str, Any], ep: Endpoint, control_plane: str
+) -> tuple[str, dict[str, Any]] | Failure:
+    """The pod whose packets reach `ep`: the caller on its own network, else an east-west gateway's."""
+    src_net, dst_net = mesh.network(source), mesh.network(ep.cluster)
+    if src_net == dst_net:
+        return source, source_pod
+    gateway = mesh.eastwest(dst_net, control_plane)
+    if gateway is None:
+        why = f"{control_plane}'s istiod knows no east-west gateway of network {dst_net or 'default'} with AUTO_PASSTHROUGH for *.local on {CROSS_NETWORK_PORT}"
+        return Failure(503, NO_UPSTREAM, why, ep)
+    cluster, pods = gateway
+    return cluster, pods[0]
+
+
+def _mtls(mesh: Mesh, source: str, ep: Endpoint, control_plane: str) -> Failure | None:
+    """Mutual TLS holds when the caller's and the endpoint's control planes sign with the same root."""
     theirs = mesh.control_plane(ep.cluster)
-    if theirs is None or mesh.root(theirs) != mesh.root(control_plane):
-        mine, other = mesh.root(control_plane)[:16], mesh.root(theirs)[:16] if theirs else "none"
-        why = f"mTLS between {source} and {ep.cluster} fails: roots {mine} and {other} differ"
-        return Failure(503, TLS_FAILURE, why, ep, delayed=True)
-    return None
+    if theirs is not None and mesh.root(theirs) == mesh.root(control_plane):
+        return None
+    mine, other = mesh.root(control_plane)[:16], mesh.root(theirs)[:16] if theirs else "none"
+    why = f"mTLS between {source} and {ep.cluster} fails: roots {mine} and {other} differ"
+    return Failure(503, TLS_FAILURE, why, ep, delayed=True)
 
 
 def connect(
@@ -334,16 +342,8 @@ def connect(
             0, b"", f"{name}.{namespace} does not resolve in {source}: no Service {namespace}/{name} there"
         )
     key = (source, source_pod["metadata"]["name"], namespace, name, str(port))
-    if not has_sidecar(source_pod) and svc is not None:
-        target = target_port(svc, port)
-        local = (
-            [Endpoint(source, p, target) for p in mesh.pods_behind(source, svc, proxied=False)]
-            if target
-            else []
-        )
-        if not local:
-            return Failure(0, b"", f"no pod of {namespace}/{name} in {source} (caller has no sidecar)")
-        return local[pick(key, len(local))]
+    if not has_sidecar(source_pod):
+        return _plaintext(mesh, source, svc, port, key, pick=pick)
     control_plane = mesh.control_plane(source)
     if control_plane is None:
         return Failure(503, NO_UPSTREAM, f"the proxies of {source} have no control plane")
@@ -356,3 +356,17 @@ def connect(
         )
     ep = found[pick(key, len(found))]
     return _path(mesh, source, source_pod, ep, control_plane) or ep
+
+
+def _plaintext(
+    mesh: Mesh, source: str, svc: dict[str, Any], port: int, key: tuple[str, ...], *, pick: Pick
+) -> Endpoint | Failure:
+    """A caller without sidecar goes through kube-proxy: its own cluster's ready pods only."""
+    target = target_port(svc, port)
+    local = (
+        [Endpoint(source, p, target) for p in mesh.pods_behind(source, svc, proxied=False)] if target else []
+    )
+    if not local:
+        what = f"{svc['metadata'].get('namespace')}/{svc['metadata']['name']}"
+        return Failure(0, b"", f"no pod of {what} in {source} (caller has no sidecar)")
+    return local[pick(key, len(local))]

@@ -119,9 +119,12 @@ def route(mesh: Mesh, address: str, port: int, host: str, path: str, *, pick: Pi
     if dest is None:
         return Failure(404, b"", f"no VirtualService bound to {', '.join(bound)} matches {path}")
     dest_host, dest_port = dest
-    if not dest_port:
-        ns, name = service_of(dest_host, "default")
-        dsvc = named(mesh.clusters[cluster].list("/services", ns), name)
-        ports = dotted.get(dsvc or {}, "spec.ports", []) or []
-        dest_port = int(ports[0].get("port", 0)) if len(ports) == 1 else 0
-    return Entry(cluster, pod, dest_host, dest_port)
+    return Entry(cluster, pod, dest_host, dest_port or _only_port(mesh, cluster, dest_host))
+
+
+def _only_port(mesh: Mesh, cluster: str, host: str) -> int:
+    """A destination without a port goes to its Service's only port (0 when it has none or several)."""
+    ns, name = service_of(host, "default")
+    svc = named(mesh.clusters[cluster].list("/services", ns), name)
+    ports = dotted.get(svc or {}, "spec.ports", []) or []
+    return int(ports[0].get("port", 0)) if len(ports) == 1 else 0

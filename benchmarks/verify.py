@@ -88,7 +88,7 @@ def main() -> None:
     from meshwright.sandbox.settings import Latency, Layout
     from meshwright.sandbox.world import World
     from meshwright.spec import Target, validate_spec
-    from meshwright.verify import check_traffic
+    from meshwright.traffic import check_traffic
     from tasks.verify import ingress_address, send_traffic
 
     data = yaml.safe_load(Path(args.spec).resolve().read_text())

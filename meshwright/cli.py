@@ -147,7 +147,9 @@ def _run(flow: str, mesh: MeshSpec, spec: Path, *, hint: str = "", **params: Any
             outcome = runs.follow(client, run["id"], echo=lambda line: typer.echo(line, err=True))
     except MeshwrightError as e:
         fail(e)
-    typer.echo(f"flow run {run['name']} {outcome.state.lower()}: {api.ui}/runs/flow-run/{run['id']}", err=True)
+    typer.echo(
+        f"flow run {run['name']} {outcome.state.lower()}: {api.ui}/runs/flow-run/{run['id']}", err=True
+    )
     if outcome.exit_code == runs.EXIT_CANCELLED:
         fail(f"{flow}: the run was cancelled", code=runs.EXIT_CANCELLED)
     if outcome.exit_code:

@@ -35,9 +35,6 @@ from meshwright.errors import PermanentError
 from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec, Role
 from meshwright.traffic import TrafficReport
-from meshwright.traffic import (
-    check_traffic as check_traffic,  # until benchmarks/verify.py imports it from there
-)
 
 SYNCED = "synced"
 NOT_LISTED = "not listed"

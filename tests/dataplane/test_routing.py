@@ -170,3 +170,15 @@ def test_multi_network_without_cross_network_gateway_never_reaches_the_other_net
     for c in ("alpha", "beta"):
         _drop(mesh, c, "networking.istio.io/gateways", "cross-network-gateway")
     assert served(mesh, address) == Counter({"alpha/v1": 6, "503": 6})
+
+
+def test_the_ingress_gateway_routes_by_istiods_registry_not_by_its_own_clusters_dns() -> None:
+    # productpage's Service gone from central (the gateway's cluster) but kept in west and east: the
+    # gateway's Envoy still knows the host from istiod, and finds no endpoint behind it (503), where
+    # a sidecar's DNS lookup would have failed.
+    mesh, address = healthy(primary_remote())
+    _drop(mesh, "central", "/services", "productpage")
+    traffic = _traffic(mesh)
+    assert traffic.request(address, 80, "/productpage")[0] == 503
+    assert not any("does not resolve" in f for f in traffic.failures)
+    assert any("knows no ready endpoint of bookinfo/productpage" in f for f in traffic.failures)

@@ -337,12 +337,13 @@ def connect(
     namespace, name = service_of(host, source_pod["metadata"].get("namespace", "default"))
     c = mesh.clusters[source]
     svc = named(c.list("/services", namespace), name)
-    if svc is None:
+    if svc is None and (dns or not has_sidecar(source_pod)):
         return Failure(
             0, b"", f"{name}.{namespace} does not resolve in {source}: no Service {namespace}/{name} there"
         )
     key = (source, source_pod["metadata"]["name"], namespace, name, str(port))
     if not has_sidecar(source_pod):
+        assert svc is not None
         return _plaintext(mesh, source, svc, port, key, pick=pick)
     control_plane = mesh.control_plane(source)
     if control_plane is None:

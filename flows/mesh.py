@@ -18,14 +18,13 @@ from typing import Any
 from prefect import flow
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel
 
 from flows._futures import raise_failures, resolve
 from flows.verify import verify_control_plane, verify_traffic
 from meshwright import istio_values, naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.helm import ChartRef, ReleaseResult
-from meshwright.models import ClusterAccess, FirewallResult, ProvisionReport, Timing
+from meshwright.models import ClusterAccess, FirewallResult, ProvisionReport, Span, Timing
 from meshwright.remote_secrets import RemoteSecretResult, pairs
 from meshwright.runs import as_spec
 from meshwright.spec import ClusterSpec, MeshSpec
@@ -54,7 +53,7 @@ Futures = dict[str, PrefectFuture[Any]]
 MESH_WORKERS = 256
 
 
-class MeshReport(BaseModel):
+class MeshReport(Span):
     """What `up` built: the clusters (provision report), the root's fingerprint, the charts that
     were installed, each cluster's cacerts and releases, and the gateways' addresses."""
 
@@ -69,12 +68,6 @@ class MeshReport(BaseModel):
     bookinfo: list[BookinfoResult] = []
     verification: VerifyReport | None = None
     steps: list[Timing]
-    started: float
-    finished: float
-
-    @property
-    def seconds(self) -> float:
-        return self.finished - self.started
 
 
 def _chain(
@@ -278,17 +271,13 @@ def _report(
     clusters = [ready[c.name] for c in mesh.clusters]
     cacerts = [v for k, v in steps.items() if k.endswith("/cacerts")]
     releases = [v for v in steps.values() if isinstance(v, ReleaseResult)]
-    timings = [r.timing for r in created.values()] + [c.timing for c in clusters] + [firewall.timing]
-    provision = ProvisionReport(
-        mesh=mesh.name,
-        target=mesh.target.value,
-        project=mesh.project,
+    provision = ProvisionReport.of(
+        mesh,
+        created=created.values(),
         clusters=clusters,
         firewall=firewall,
         kubeconfig=kubeconfig,
-        steps=timings,
         started=started,
-        finished=time.time(),
     )
     publish_report(provision)
     return MeshReport(
@@ -299,7 +288,7 @@ def _report(
         releases=releases,
         gateways={k.split("/")[0]: v for k, v in steps.items() if k.endswith("/address")},
         exposed={k.split("/")[0]: v for k, v in steps.items() if k.endswith("/expose")},
-        steps=timings + [c.timing for c in cacerts] + [r.timing for r in releases if r.timing],
+        steps=provision.steps + [c.timing for c in cacerts] + [r.timing for r in releases if r.timing],
         started=started,
         finished=time.time(),
     )

@@ -46,17 +46,8 @@ def provision_mesh(
     created, clusters = _create_and_wait(mesh, target, expires)
     firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=expires)
     path = write_kubeconfig(mesh, clusters, path, target=target, force=force)
-    steps = [r.timing for r in created] + [c.timing for c in clusters] + [firewall.timing]
-    report = ProvisionReport(
-        mesh=mesh.name,
-        target=mesh.target.value,
-        project=mesh.project,
-        clusters=clusters,
-        firewall=firewall,
-        kubeconfig=path,
-        steps=steps,
-        started=started,
-        finished=time.time(),
+    report = ProvisionReport.of(
+        mesh, created=created, clusters=clusters, firewall=firewall, kubeconfig=path, started=started
     )
     publish_report(report)
     return report

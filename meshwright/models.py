@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
+from typing import Self
+
 from pydantic import BaseModel, Field
+
+from meshwright.spec import MeshSpec
 
 
 class Timing(BaseModel):
@@ -54,7 +60,18 @@ class FirewallResult(BaseModel):
     timing: Timing
 
 
-class ProvisionReport(BaseModel):
+class Span(BaseModel):
+    """A run's start and end (unix seconds)."""
+
+    started: float
+    finished: float
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+
+class ProvisionReport(Span):
     mesh: str
     target: str
     project: str
@@ -62,12 +79,31 @@ class ProvisionReport(BaseModel):
     firewall: FirewallResult
     kubeconfig: str
     steps: list[Timing]
-    started: float
-    finished: float
 
-    @property
-    def seconds(self) -> float:
-        return self.finished - self.started
+    @classmethod
+    def of(
+        cls,
+        spec: MeshSpec,
+        *,
+        created: Iterable[CreateResult],
+        clusters: list[ClusterAccess],
+        firewall: FirewallResult,
+        kubeconfig: str,
+        started: float,
+    ) -> Self:
+        """The report of what a run built; its steps are the creates, the waits and the firewall."""
+        steps = [r.timing for r in created] + [c.timing for c in clusters] + [firewall.timing]
+        return cls(
+            mesh=spec.name,
+            target=spec.target.value,
+            project=spec.project,
+            clusters=clusters,
+            firewall=firewall,
+            kubeconfig=kubeconfig,
+            steps=steps,
+            started=started,
+            finished=time.time(),
+        )
 
 
 class TeardownReport(BaseModel):

@@ -37,13 +37,10 @@ def cluster_key(project: str, location: str, name: str) -> str:
     return f"{project}/{location}/{name}"
 
 
-@dataclass
-class ClusterRecord:
-    """A GKE cluster: its API view, its project and whether the user chose its pod range."""
+class _Located:
+    """A GKE record whose API view carries its name and location."""
 
-    project: str
     view: dict[str, Any]
-    explicit_range: bool = False
 
     @property
     def name(self) -> str:
@@ -52,6 +49,15 @@ class ClusterRecord:
     @property
     def location(self) -> str:
         return str(self.view["location"])
+
+
+@dataclass
+class ClusterRecord(_Located):
+    """A GKE cluster: its API view, its project and whether the user chose its pod range."""
+
+    project: str
+    view: dict[str, Any]
+    explicit_range: bool = False
 
     @property
     def id(self) -> str:
@@ -96,7 +102,7 @@ class ClusterRecord:
 
 
 @dataclass
-class GkeOperation:
+class GkeOperation(_Located):
     """A GKE long-running operation: due at `due`, then DONE, failed if `fail` says why."""
 
     project: str
@@ -106,14 +112,6 @@ class GkeOperation:
     view: dict[str, Any]
     done: bool = False
     fail: str | None = None
-
-    @property
-    def name(self) -> str:
-        return str(self.view["name"])
-
-    @property
-    def location(self) -> str:
-        return str(self.view["location"])
 
     @property
     def kind(self) -> str:

@@ -15,7 +15,7 @@ from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 from meshwright import clients, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, NotFound, OperationFailed, TransientError
-from meshwright.models import ClusterAccess, ClusterRef, CreateResult
+from meshwright.models import ClusterAccess, ClusterRef, CreateResult, Timing
 from meshwright.naming import EXPIRES_LABEL, MESH_LABEL
 from meshwright.spec import ClusterSpec, MeshSpec
 from meshwright.status import list_clusters, mesh_clusters
@@ -172,6 +172,11 @@ def wait_cluster(
 def _access(cluster: container_v1.Cluster, clock: Clock, *, started: float) -> ClusterAccess:
     timing = clock.done()
     timing.started = started  # from the create request to RUNNING: what the report's column means
+    return access_of(cluster, timing)
+
+
+def access_of(cluster: container_v1.Cluster, timing: Timing) -> ClusterAccess:
+    """How to reach a cluster, read off GKE's record of it (no credentials)."""
     return ClusterAccess(
         name=cluster.name,
         location=cluster.location,

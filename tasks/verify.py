@@ -42,7 +42,7 @@ from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec, Role, Target
 from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, BookinfoState, Reply, read_reply
 from meshwright.verify import SYNCED, Observation
-from tasks.clusters import get_cluster
+from tasks.clusters import access_of, get_cluster
 from tasks.common import RETRYING
 from tasks.istio import ADDRESS_TIMEOUT
 from tasks.remote_secrets import kube_call, kube_client, read_or_none
@@ -63,16 +63,7 @@ def locate_clusters(spec: MeshSpec, *, target: MeshwrightTarget) -> dict[str, Cl
             found[c.name] = None
             continue
         now = time.time()
-        found[c.name] = ClusterAccess(
-            name=c.name,
-            location=c.location,
-            status=cluster.status.name,
-            endpoint=cluster.endpoint,
-            ca_certificate=cluster.master_auth.cluster_ca_certificate,
-            pod_cidr=cluster.cluster_ipv4_cidr,
-            services_cidr=cluster.services_ipv4_cidr,
-            timing=Timing(step=STEP, cluster=c.name, started=now, finished=now),
-        )
+        found[c.name] = access_of(cluster, Timing(step=STEP, cluster=c.name, started=now, finished=now))
     return found
 
 

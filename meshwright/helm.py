@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import json
 import logging
 import os
 import re
@@ -65,12 +66,13 @@ _SCHEMA_HINT = "Helm >= 3.18.5 rejects Istio's gateway chart schema, istio/istio
 
 
 class ChartRef(BaseModel):
-    """Where one chart comes from and the version that resolved (what gets installed)."""
+    """Where one chart comes from, its name and the version that resolved (what gets installed)."""
 
     chart: str
     ref: str
     repo: str | None = None
     version: str
+    name: str = ""  # the chart's own name (Chart.yaml); "" means the same as `chart`
 
 
 class ReleaseResult(BaseModel):
@@ -129,6 +131,7 @@ class _Command(pyhelm3.Command):
 
     def __init__(self, *, executable: str, **options: Any) -> None:
         super().__init__(executable=executable, **options)
+        self.executable = executable
         self._version = semver.Version.parse(checked_version(executable).removeprefix("v"))
 
     def client_version(self) -> semver.Version:
@@ -160,10 +163,10 @@ def kubeconfig(*, cluster: str, endpoint: str, ca_certificate: str, token: str) 
 
 
 @contextmanager
-def cluster_client(
+def cluster_command(
     *, cluster: str, endpoint: str, ca_certificate: str, token: str, timeout: str = "5m"
-) -> Iterator[pyhelm3.Client]:
-    """A pyhelm3 client bound to one cluster, its kubeconfig removed on exit."""
+) -> Iterator[_Command]:
+    """pyhelm3's Command (helm's own JSON) bound to one cluster, its kubeconfig removed on exit."""
     helm = executable()
     base64.b64decode(ca_certificate, validate=True)  # a broken CA fails here, not inside helm
     with tempfile.TemporaryDirectory(prefix="meshwright-helm-") as private:  # mode 0700
@@ -174,8 +177,7 @@ def cluster_client(
                 kubeconfig(cluster=cluster, endpoint=endpoint, ca_certificate=ca_certificate, token=token),
                 out,
             )
-        command = _Command(executable=helm, kubeconfig=path, kubecontext=cluster, default_timeout=timeout)
-        yield pyhelm3.Client(command, executable=helm)
+        yield _Command(executable=helm, kubeconfig=path, kubecontext=cluster, default_timeout=timeout)
 
 
 def _last_line(text: str) -> str:
@@ -249,7 +251,8 @@ def resolve_charts(source: str, version: str, *, hint: str) -> list[ChartRef]:
     async def show(chart: str) -> ChartRef:
         ref, repo, pinned = locate(source, chart, version)
         found = await client.get_chart(ref, repo=repo, version=pinned)
-        return ChartRef(chart=chart, ref=ref, repo=repo, version=str(found.metadata.version))
+        meta = found.metadata
+        return ChartRef(chart=chart, ref=ref, repo=repo, version=str(meta.version), name=meta.name)
 
     async def show_all() -> list[ChartRef]:
         return list(await asyncio.gather(*(show(c) for c in CHARTS)))
@@ -262,8 +265,12 @@ def resolve_charts(source: str, version: str, *, hint: str) -> list[ChartRef]:
         ) from None
 
 
+# A release left mid-operation by an interrupted helm: pyhelm3 knows how to settle each of these.
+_STUCK = {"pending-install", "pending-upgrade", "pending-rollback", "uninstalling"}
+
+
 async def ensure_release(
-    client: pyhelm3.Client,
+    command: _Command,
     ref: ChartRef,
     name: str,
     values: dict[str, Any],
@@ -272,36 +279,70 @@ async def ensure_release(
     namespace: str,
     timeout: str = "5m",
 ) -> ReleaseResult:
-    """pyhelm3's ensure_release (a new revision only when chart or values changed), reporting
-    whether it installed, upgraded or left the release as it was. Readiness is the caller's."""
+    """Install or upgrade a release unless it is deployed with this chart version and these values
+    (pyhelm3's ensure_release rule), reporting whether it installed, upgraded or left it as it was.
+
+    pyhelm3's Client.ensure_release starts four helm processes for a new release, and each
+    `helm status` it reads is parsed into resources with pure-Python YAML (istio-base's CRDs:
+    tenths of a second); with ten clusters on two cores that was the larger part of an install.
+    Here `helm get metadata` (no manifest) and, for a deployed release, `helm get values` decide;
+    one `helm upgrade --install` acts. A release stuck mid-operation is settled by pyhelm3 first.
+    Readiness is the caller's.
+    """
+    current = await _metadata(command, name, namespace)
+    if current and current.get("status") in _STUCK:
+        settle = pyhelm3.Client(command, executable=command.executable)
+        await settle.get_proceedable_revision(name, namespace=namespace, timeout=timeout)
+        current = await _metadata(command, name, namespace)
+    if current is not None and _deployed(current, ref) and await _values(command, name, namespace) == values:
+        return _result(cluster, name, ref, current["version"], current["revision"], "unchanged")
     pinned = ref.version if is_remote(ref.ref) or ref.repo else None
-    chart, before = await asyncio.gather(
-        client.get_chart(ref.ref, repo=ref.repo, version=pinned), _revision(client, name, namespace)
-    )
-    revision = await client.ensure_release(
-        name, chart, values, namespace=namespace, create_namespace=False, timeout=timeout
-    )
-    action = "installed" if before is None else "unchanged" if revision.revision == before else "upgraded"
+    release = await command.install_or_upgrade(
+        name, ref.ref, values, repo=ref.repo, version=pinned, namespace=namespace,
+        create_namespace=False, timeout=timeout,
+    )  # fmt: skip
+    action = "installed" if current is None else "upgraded"
+    version = release["chart"]["metadata"]["version"]
+    return _result(cluster, name, ref, version, release["version"], action)
+
+
+def _deployed(current: dict[str, Any], ref: ChartRef) -> bool:
+    """Deployed from this chart at this version."""
+    same = current.get("chart") == (ref.name or ref.chart) and current.get("version") == ref.version
+    return bool(same and current.get("status") == "deployed")
+
+
+async def _values(command: _Command, name: str, namespace: str) -> dict[str, Any]:
+    """The values the release was given (`helm get values`), what pyhelm3 compares too."""
+    return dict(await command.get_values(name, namespace=namespace))
+
+
+def _result(
+    cluster: str, name: str, ref: ChartRef, version: Any, revision: Any, action: str
+) -> ReleaseResult:
     return ReleaseResult(
         cluster=cluster,
         name=name,
         chart=ref.chart,
-        version=str(chart.metadata.version),
-        revision=revision.revision,
+        version=str(version),
+        revision=int(revision),
         action=action,
     )
 
 
-async def _revision(client: pyhelm3.Client, name: str, namespace: str) -> int | None:
+async def _metadata(command: pyhelm3.Command, name: str, namespace: str) -> dict[str, Any] | None:
+    """`helm get metadata` (Helm >= 3.13): chart, version, revision and status, or None when there
+    is no such release."""
     try:
-        return (await client.get_current_revision(name, namespace=namespace)).revision
+        out = await command.run(["get", "metadata", name, "--namespace", namespace, "--output", "json"])
     except helm_errors.ReleaseNotFoundError:
         return None
+    return dict(json.loads(out))
 
 
-def list_releases(client: pyhelm3.Client, namespace: str) -> list[dict[str, Any]]:
+def list_releases(command: pyhelm3.Command, namespace: str) -> list[dict[str, Any]]:
     """`helm list` in a namespace, as helm's JSON (name, revision, chart, app_version, status)."""
-    return list(asyncio.run(client.list_release_definitions(namespace=namespace)))
+    return list(asyncio.run(command.list(namespace=namespace)))
 
 
 def cluster_releases(
@@ -310,9 +351,9 @@ def cluster_releases(
     """What `status` shows per cluster: `helm list` in `namespace` (name, revision, chart, app_version,
     status); a helm failure comes out as meshwright's error for step `status`."""
     with (
-        cluster_client(
+        cluster_command(
             cluster=cluster, endpoint=endpoint, ca_certificate=ca_certificate, token=token
-        ) as client,
+        ) as command,
         helm_call(cluster=cluster, step="status"),
     ):
-        return list_releases(client, namespace)
+        return list_releases(command, namespace)

@@ -1,7 +1,7 @@
 """Bookinfo in one cluster: the ingress gateway where productpage runs, then the sample's objects.
 
 One task per cluster, independent of the others, so a flow runs them in parallel. Everything is
-idempotent: the ingress gateway is a Helm release (pyhelm3's ensure_release makes no revision when
+idempotent: the ingress gateway is a Helm release (meshwright.helm.ensure_release makes no revision when
 nothing changed), the manifests go in with server-side apply, and readiness is the existing
 rollout watch. Manifests come from meshwright.bookinfo (pure). Pods that run without a sidecar (started while
 the namespace lacked its label) are replaced with a rollout restart, as an operator would.

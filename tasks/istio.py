@@ -1,9 +1,9 @@
 """Istio's control planes, per cluster, with pyhelm3 driving a real helm.
 
 Each task does one thing to one cluster: the istio-system namespace (network label, control-plane
-annotation), one Helm release (pyhelm3's ensure_release: no new revision when chart and values are
-unchanged), the Istio objects on a primary's east-west gateway, and the gateway's address that a
-remote's istiod points at. Values and manifests come from meshwright.istio_values (pure). Readiness
+annotation), one Helm release (no new revision when chart and values are unchanged, pyhelm3's
+rule), the Istio objects on a primary's east-west gateway, and the gateway's address that a remote's
+istiod points at. Values and manifests come from meshwright.istio_values (pure). Readiness
 is waited for with watches here rather than `helm --wait`, which polls every two seconds.
 """
 
@@ -44,9 +44,12 @@ def chart_source(spec: MeshSpec, *, target: MeshwrightTarget) -> str:
     return spec.istio.charts or clients.cloud(target).default_charts
 
 
-@task(task_run_name="preflight_charts[{spec.name}]", cache_policy=NO_CACHE, **RETRYING)
+@task(task_run_name="preflight_charts[{spec.name}]", **ONCE_PER_RUN, **RETRYING)
 def preflight_charts(spec: MeshSpec, *, target: MeshwrightTarget) -> list[ChartRef]:
     """Check that helm runs and that base, istiod and gateway can be fetched, before anything is created.
+
+    Once per run: a retry of the run installs the chart versions its first attempt resolved (a
+    repository may have moved on since), and does not ask for them again.
 
     Args:
         spec: the validated mesh spec.
@@ -149,17 +152,17 @@ def ensure_helm_release(
     """One Helm release in the cluster's istio-system, helm's failures as meshwright's (for `step`)."""
     cloud = clients.cloud(target)
     with (
-        helm.cluster_client(
+        helm.cluster_command(
             cluster=access.name,
             endpoint=access.endpoint,
             ca_certificate=access.ca_certificate,
             token=cloud.kube_token(),
-        ) as client,
+        ) as command,
         helm.helm_call(cluster=access.name, step=step),
     ):
         return asyncio.run(
             helm.ensure_release(
-                client, ref, name, values, cluster=access.name, namespace=naming.ISTIO_NAMESPACE
+                command, ref, name, values, cluster=access.name, namespace=naming.ISTIO_NAMESPACE
             )
         )
 

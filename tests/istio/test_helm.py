@@ -130,10 +130,10 @@ def test_chart_sources_map_to_helm_arguments() -> None:
 
 
 def test_the_cluster_kubeconfig_is_private_and_gone_afterwards() -> None:
-    with helm.cluster_client(
+    with helm.cluster_command(
         cluster="west", endpoint="127.0.0.1:1", ca_certificate="Y2E=", token="secret-token"
-    ) as client:
-        path = Path(client._command._kubeconfig)
+    ) as command:
+        path = Path(command._kubeconfig)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         assert "secret-token" in path.read_text()

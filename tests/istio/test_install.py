@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -173,6 +175,34 @@ def test_a_rerun_makes_no_revision_and_a_changed_value_upgrades_only_its_release
     releases = {r["name"]: r for r in list_releases.fn(west, target=target)}
     assert (releases["istio-base"]["revision"], releases["istiod"]["revision"]) == ("1", "2")
     assert releases["istiod"]["chart"] == "istiod-1.30.3"
+
+
+def _mark_release(target: MeshwrightTarget, access: ClusterAccess, name: str, status: str) -> None:
+    """What an interrupted helm leaves: the release record's status stuck mid-operation."""
+    core = kubernetes.client.CoreV1Api(api(target, access))
+    secret = core.read_namespaced_secret(f"sh.helm.release.v1.{name}.v1", NS)
+    # Helm's storage: base64 (Kubernetes) of base64 of gzipped JSON.
+    release = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(secret.data["release"]))))
+    release["info"]["status"] = status
+    packed = base64.b64encode(base64.b64encode(gzip.compress(json.dumps(release).encode()))).decode()
+    secret.data["release"], secret.metadata.labels["status"] = packed, status
+    core.replace_namespaced_secret(secret.metadata.name, NS, secret)
+
+
+def test_a_release_left_pending_by_an_interrupted_helm_is_settled_and_installed(
+    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], in_tmp: Path
+) -> None:
+    spec = primary_remote()
+    west = bring_up(spec, target)["west"]
+    prepare_namespace.fn(spec, west, target=target)
+    install_release.fn(spec, west, "istio-base", bundled, target=target)
+    _mark_release(target, west, "istio-base", "pending-install")
+
+    again = install_release.fn(spec, west, "istio-base", bundled, target=target)
+
+    assert (again.action, again.revision) == ("installed", 1)
+    releases = {r["name"]: r for r in list_releases.fn(west, target=target)}
+    assert releases["istio-base"]["status"] == "deployed"
 
 
 def test_a_values_key_the_chart_rejects_is_one_line_naming_cluster_and_step(

@@ -21,6 +21,7 @@ from flows.verify import verify_mesh
 from meshwright import clients, naming
 from meshwright.helm import resolve_charts
 from meshwright.sandbox.contract import BUNDLED_CHARTS
+from meshwright.sandbox.mesh.serve import SNAPSHOT_SECONDS
 from meshwright.verify import ControlPlaneBroken
 from tasks.bookinfo import deploy_bookinfo
 from tasks.network import ensure_firewall
@@ -134,6 +135,7 @@ def _without_remote_secret(built: Built, source: str) -> Iterator[None]:
     name = naming.remote_secret_name(source)
     saved = core.read_namespaced_secret(name, naming.ISTIO_NAMESPACE)
     core.delete_namespaced_secret(name, naming.ISTIO_NAMESPACE)
+    _pushed()
     try:
         yield
     finally:
@@ -146,6 +148,13 @@ def _without_remote_secret(built: Built, source: str) -> Iterator[None]:
             "data": saved.data,
         }
         core.create_namespaced_secret(naming.ISTIO_NAMESPACE, body)
+        _pushed()
+
+
+def _pushed() -> None:
+    """Wait until the proxies have the change: as istiod's pushes, the sandbox's routing follows
+    the cluster's objects within SNAPSHOT_SECONDS, not at once."""
+    time.sleep(2 * SNAPSHOT_SECONDS)
 
 
 def test_a_missing_remote_secret_hides_west_from_central(built: Built) -> None:

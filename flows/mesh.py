@@ -17,9 +17,8 @@ from typing import Any
 
 from prefect import flow
 from prefect.futures import PrefectFuture
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._futures import raise_failures, resolve
+from flows._futures import LocalThreadPoolTaskRunner, raise_failures, resolve
 from flows.verify import verify_control_plane, verify_traffic
 from meshwright import istio_values, naming
 from meshwright.clients import MeshwrightTarget, resolve_target
@@ -201,7 +200,7 @@ def _verify(mesh: MeshSpec, ready: dict[str, ClusterAccess], *, target: Meshwrig
     return report
 
 
-@flow(name="up-mesh", task_runner=ThreadPoolTaskRunner(max_workers=MESH_WORKERS), log_prints=False)  # type: ignore[arg-type]
+@flow(name="up-mesh", task_runner=LocalThreadPoolTaskRunner(max_workers=MESH_WORKERS), log_prints=False)  # type: ignore[arg-type]
 def up_mesh(
     spec: MeshSpec | str,
     kubeconfig: str | None = None,
@@ -252,7 +251,12 @@ def up_mesh(
     assert firewall is not None
     report = _report(mesh, started, created, ready, firewall, path_written, roots["root"], charts, steps)
     report.remote_secrets, report.bookinfo = list(exchanged.values()), list(deployed.values())
-    report.verification = _verify(mesh, ready, target=target)
+    published = publish_report.submit(report.provision)  # alongside the verification
+    try:
+        report.verification = _verify(mesh, ready, target=target)
+    finally:
+        published.wait()  # the cluster table is published whatever the verification finds
+    raise_failures(resolve({"publish_report": published})[1])
     report.finished = time.time()
     return report
 
@@ -279,7 +283,6 @@ def _report(
         kubeconfig=kubeconfig,
         started=started,
     )
-    publish_report(provision)
     return MeshReport(
         provision=provision,
         root=root,

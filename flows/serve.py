@@ -26,14 +26,15 @@ from typing import Any
 
 from prefect import Flow
 
-# The modules every run needs, imported once by the forkserver its children fork from.
-FLOW_MODULES = [
-    "flows.mesh",
-    "flows.verify",
-    "flows.smoke",
-    "flows.teardown",
-    "flows.provision",
-    "flows.reap",
+# Besides the flows, what a run imports on first use (measured in a child: the engines, Prefect's
+# concurrency limits, anyio's backend under httpx, the API class of EndpointSlices); imported
+# once by the forkserver, they cost its children nothing.
+RUN_MODULES = [
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "prefect.concurrency.sync",
+    "anyio._backends._asyncio",
+    "kubernetes.client.api.discovery_v1_api",
 ]
 POLL_SECONDS = 0.1
 
@@ -49,7 +50,7 @@ def _fork_runs() -> None:
     import prefect.flow_engine
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__, *SERVED])
+    ctx.set_forkserver_preload([__name__, *SERVED, *RUN_MODULES])
     prefect.flow_engine.multiprocessing = types.SimpleNamespace(  # type: ignore[assignment]
         get_context=lambda method: ctx, context=multiprocessing.context
     )

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kubernetes.client
@@ -271,6 +272,7 @@ def observe_control_plane(
 
 REQUEST_TIMEOUT = 10.0
 WARMUP_SECONDS = 30.0
+IN_FLIGHT = 8  # requests of send_traffic in flight at once
 WARMUP = {Target.GKE: 120.0, Target.SANDBOX: 2.0}  # a new GCP load balancer takes a minute or two
 
 
@@ -353,7 +355,8 @@ def get(url: str, *, timeout: float = REQUEST_TIMEOUT) -> tuple[int, bytes]:
 def send_traffic(
     address: str, *, requests: int = 30, port: int = 80, warmup: float = WARMUP_SECONDS
 ) -> list[Reply]:
-    """`requests` GETs of the reviews API and `requests` of the product page, as a user's curl would.
+    """`requests` GETs of the reviews API and `requests` of the product page, as a user's curl would,
+    IN_FLIGHT at a time (one after another, 60 round trips to a distant load balancer take seconds).
 
     A fresh load balancer may refuse or fail for a while after it got its address, and the gateway's
     configuration arrives a little after the objects: the product page is first asked until it
@@ -371,11 +374,9 @@ def send_traffic(
         get(base + PAGE_PATH, timeout=min(REQUEST_TIMEOUT, warmup))[0] != 200 and time.monotonic() < deadline
     ):
         time.sleep(0.2)
-    replies = []
-    for _ in range(requests):
-        for path in (REVIEWS_PATH, PAGE_PATH):
-            replies.append(read_reply(path, *get(base + path)))
-    return replies
+    paths = [path for _ in range(requests) for path in (REVIEWS_PATH, PAGE_PATH)]
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+        return list(pool.map(lambda path: read_reply(path, *get(base + path)), paths))
 
 
 def _names(items: Any) -> list[str]:

@@ -20,6 +20,7 @@ import http.server
 import ipaddress
 import itertools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -153,6 +154,7 @@ class DataPlane:
         self._known: list[Source] = []
         self._cached: tuple[float, Mesh] | None = None
         self._lock = threading.Lock()
+        self._building = threading.Lock()
         self._listeners: dict[tuple[str, int], http.server.ThreadingHTTPServer] = {}
         self._refused: set[tuple[str, int]] = set()
         self._stop = threading.Event()
@@ -169,17 +171,29 @@ class DataPlane:
         return Mesh(clusters, firewalls)
 
     def snapshot(self) -> Mesh:
-        """The mesh as the proxies see it now (cached for SNAPSHOT_SECONDS)."""
+        """The mesh as the proxies see it now (cached for SNAPSHOT_SECONDS).
+
+        One request builds it; requests arriving meanwhile wait for that one instead of each
+        building their own (concurrent requests made eight at once, every one probing clusters).
+        """
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        with self._building:
+            fresh = self._fresh()
+            if fresh is not None:
+                return fresh
+            self.refresh()
+            mesh = self._mesh(self.sources.firewalls())
+            mesh.synced = synced_clusters(mesh, self.model)
+            with self._lock:
+                self._cached = (time.monotonic(), mesh)
+            return mesh
+
+    def _fresh(self) -> Mesh | None:
         with self._lock:
             cached = self._cached
-        if cached and time.monotonic() - cached[0] < SNAPSHOT_SECONDS:
-            return cached[1]
-        self.refresh()
-        mesh = self._mesh(self.sources.firewalls())
-        mesh.synced = synced_clusters(mesh, self.model)
-        with self._lock:
-            self._cached = (time.monotonic(), mesh)
-        return mesh
+        return cached[1] if cached and time.monotonic() - cached[0] < SNAPSHOT_SECONDS else None
 
     def admit_pod(self, cluster_id: str, pod: dict[str, Any]) -> str | None:
         """The injector webhook for a pod the emulator creates in `cluster_id` (mutates it, or refuses)."""
@@ -218,7 +232,7 @@ class DataPlane:
 
     def _listen(self, address: str, port: int) -> None:
         try:
-            server = http.server.ThreadingHTTPServer((address, port), _handler(self.traffic, address, port))
+            server = _Listener((address, port), _handler(self.traffic, address, port))
         except OSError as e:
             if (address, port) not in self._refused:
                 denied = isinstance(e, PermissionError)
@@ -228,7 +242,6 @@ class DataPlane:
                 )
                 self._refused.add((address, port))
             return
-        server.daemon_threads = True
         threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -258,6 +271,14 @@ class DataPlane:
         for server in self._listeners.values():
             _close(server)
         self._listeners.clear()
+
+
+class _Listener(http.server.ThreadingHTTPServer):
+    """A gateway's load-balancer address: takes a burst of connections as a cloud LB does (the
+    stdlib's backlog of 5 drops the rest's SYNs, and each pays a one-second retransmission)."""
+
+    daemon_threads = True
+    request_queue_size = socket.SOMAXCONN
 
 
 def _close(server: http.server.ThreadingHTTPServer) -> None:

@@ -59,7 +59,7 @@ def gated(gate: threading.Event) -> int:
     return 1
 
 
-@flow(task_runner=LocalThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
+@flow(task_runner=LocalThreadPoolTaskRunner(max_workers=4))
 def local_states() -> tuple[str, str, int]:
     gate = threading.Event()
     first = gated.submit(gate)

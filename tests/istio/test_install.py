@@ -155,12 +155,18 @@ def test_the_remote_points_at_its_primarys_gateway_and_runs_no_istiod(
     assert get(target, west, "serviceaccount", "istio-reader-service-account", namespace=NS)
 
 
-def test_a_rerun_makes_no_revision_and_a_changed_value_upgrades_only_its_release(
-    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], in_tmp: Path
-) -> None:
+def _west(target: MeshwrightTarget) -> tuple[MeshSpec, ClusterAccess]:
+    """A primary-remote mesh's remote, RUNNING, with its istio-system."""
     spec = primary_remote()
     west = bring_up(spec, target)["west"]
     prepare_namespace.fn(spec, west, target=target)
+    return spec, west
+
+
+def test_a_rerun_makes_no_revision_and_a_changed_value_upgrades_only_its_release(
+    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], in_tmp: Path
+) -> None:
+    spec, west = _west(target)
 
     def ensure(address: str) -> list[tuple[str, int]]:
         results = [
@@ -192,9 +198,7 @@ def _mark_release(target: MeshwrightTarget, access: ClusterAccess, name: str, st
 def test_a_release_left_pending_by_an_interrupted_helm_is_settled_and_installed(
     sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], in_tmp: Path
 ) -> None:
-    spec = primary_remote()
-    west = bring_up(spec, target)["west"]
-    prepare_namespace.fn(spec, west, target=target)
+    spec, west = _west(target)
     install_release.fn(spec, west, "istio-base", bundled, target=target)
     _mark_release(target, west, "istio-base", "pending-install")
 

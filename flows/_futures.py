@@ -21,7 +21,7 @@ class _LocalFuture(PrefectConcurrentFuture[Any]):
     """A thread-pool future that answers `state` from its own thread: the final state once the
     task is done, Pending before.
 
-    Prefect's asks the API whenever the state is not final yet, and it does so for every future
+    Prefect's future asks the API whenever the state is not final yet, and it does so for every future
     passed as a parameter when the task that takes it is created (to find "parent" task runs). A
     flow that submits its whole DAG at once makes one API read per edge at that moment; in a
     retried `up`, where nothing else is slow, that was a third of a second. None of these
@@ -30,8 +30,11 @@ class _LocalFuture(PrefectConcurrentFuture[Any]):
 
     @property
     def state(self) -> State:
-        if self._final_state is None and self._wrapped_future.done():
-            outcome = self._wrapped_future.result()
+        done = self._wrapped_future
+        if self._final_state is None and done.done():
+            if done.cancelled() or done.exception() is not None:  # the engine itself failed: ask the API
+                return super().state
+            outcome = done.result()
             if isinstance(outcome, State):
                 self._final_state = outcome
         return self._final_state or Pending()

@@ -1,10 +1,11 @@
 """Which `helm` runs, how pyhelm3 reaches one cluster, and what helm's failures mean.
 
 One place decides the executable (MESHWRIGHT_HELM, else the Helm that `make` installs beside the
-venv's Python, else `helm` on PATH) and checks its version before anything is installed. A client
+venv's Python, else `helm` on PATH) and checks its version before anything is installed. pyhelm3's Command
 for one cluster gets a kubeconfig of its own, written 0600 in a private temporary directory and
-removed when the client is done: it holds a bearer token, so it never lands anywhere else and is
-never logged (pyhelm3 logs commands with values replaced by `<stdin>`; the token is in the file).
+removed when the command is done with: it holds a bearer token, so it never lands anywhere else and
+is never logged (pyhelm3 logs commands with values replaced by `<stdin>`; the token is in the file).
+`ensure_release` installs or upgrades a release only when its chart or values changed.
 
 pyhelm3's exceptions become meshwright's error tree here, with helm's own message in one line.
 """
@@ -290,12 +291,18 @@ async def ensure_release(
     Readiness is the caller's.
     """
     current = await _metadata(command, name, namespace)
-    if current and current.get("status") in _STUCK:
+    settled = current is not None and current.get("status") in _STUCK
+    if settled:  # pending-*: uninstalled or rolled back (a new revision)
         settle = pyhelm3.Client(command, executable=command.executable)
         await settle.get_proceedable_revision(name, namespace=namespace, timeout=timeout)
         current = await _metadata(command, name, namespace)
-    if current is not None and _deployed(current, ref) and await _values(command, name, namespace) == values:
-        return _result(cluster, name, ref, current["version"], current["revision"], "unchanged")
+    if (
+        current is not None
+        and _deployed(current, ref)
+        and await _values(command, current, namespace) == values
+    ):
+        action = "upgraded" if settled else "unchanged"  # a rollback to these values made a revision
+        return _result(cluster, name, ref, current["version"], current["revision"], action)
     pinned = ref.version if is_remote(ref.ref) or ref.repo else None
     release = await command.install_or_upgrade(
         name, ref.ref, values, repo=ref.repo, version=pinned, namespace=namespace,
@@ -312,9 +319,10 @@ def _deployed(current: dict[str, Any], ref: ChartRef) -> bool:
     return bool(same and current.get("status") == "deployed")
 
 
-async def _values(command: _Command, name: str, namespace: str) -> dict[str, Any]:
-    """The values the release was given (`helm get values`), what pyhelm3 compares too."""
-    return dict(await command.get_values(name, namespace=namespace))
+async def _values(command: _Command, current: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The values the release was given at that revision (`helm get values`), what pyhelm3 compares."""
+    revision = int(current["revision"])
+    return dict(await command.get_values(current["name"], namespace=namespace, revision=revision))
 
 
 def _result(

@@ -267,8 +267,11 @@ class DataPlane:
         return self
 
     def stop(self) -> None:
+        """Stop polling first (a reconcile in progress may still open a listener), then close them all."""
         self._stop.set()
-        for server in self._listeners.values():
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        for server in list(self._listeners.values()):
             _close(server)
         self._listeners.clear()
 

@@ -11,26 +11,23 @@ once every cluster is RUNNING, alongside the Istio chains.
 
 from __future__ import annotations
 
-import contextvars
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prefect import flow
 from prefect.futures import PrefectFuture
 
 from flows._futures import LocalThreadPoolTaskRunner, raise_failures, resolve
-from flows.verify import verify_control_plane, verify_traffic
+from flows.verify import verify_all
 from meshwright import istio_values, naming
 from meshwright.clients import MeshwrightTarget, resolve_target
-from meshwright.errors import PermanentError
 from meshwright.helm import ChartRef, ReleaseResult
 from meshwright.models import ClusterAccess, FirewallResult, ProvisionReport, Span, Timing
 from meshwright.remote_secrets import RemoteSecretResult, pairs
 from meshwright.runs import as_spec
 from meshwright.spec import ClusterSpec, MeshSpec
-from meshwright.verify import ControlPlaneBroken, VerifyReport
+from meshwright.verify import VerifyReport
 from tasks.access import check_kubeconfig, write_kubeconfig
 from tasks.bookinfo import BookinfoResult, deploy_bookinfo
 from tasks.clusters import create_cluster, wait_cluster
@@ -194,25 +191,6 @@ def _bookinfo(
     return deployed
 
 
-def _verify(mesh: MeshSpec, ready: dict[str, ClusterAccess], *, target: MeshwrightTarget) -> VerifyReport:
-    """The proof, as `meshwright verify` gives it: the control plane and Bookinfo's traffic, side by
-    side (both only read); a broken control plane's lines come first, the traffic's follow."""
-    clusters: dict[str, ClusterAccess | None] = dict(ready)
-    if mesh.bookinfo is None:
-        return verify_control_plane(mesh, clusters, target=target)
-    with ThreadPoolExecutor(max_workers=1) as pool:  # the run's context goes along: its tasks are the run's
-        traffic = pool.submit(contextvars.copy_context().run, verify_traffic, mesh, clusters, target=target)
-        try:
-            report = verify_control_plane(mesh, clusters, target=target)
-        except ControlPlaneBroken as broken:
-            failed = traffic.exception()  # waits for the traffic check
-            if isinstance(failed, PermanentError):
-                broken.message += "\n" + failed.message
-            raise
-        report.traffic = traffic.result()
-    return report
-
-
 @flow(name="up-mesh", task_runner=LocalThreadPoolTaskRunner(max_workers=MESH_WORKERS), log_prints=False)  # type: ignore[arg-type]
 def up_mesh(
     spec: MeshSpec | str,
@@ -266,7 +244,7 @@ def up_mesh(
     report.remote_secrets, report.bookinfo = list(exchanged.values()), list(deployed.values())
     published = publish_report.submit(report.provision)  # alongside the verification
     try:
-        report.verification = _verify(mesh, ready, target=target)
+        report.verification = verify_all(mesh, dict(ready), target=target)  # as `meshwright verify`
     finally:
         published.wait()  # the cluster table is published whatever the verification finds
     raise_failures(resolve({"publish_report": published})[1])

@@ -149,7 +149,22 @@ def verify_mesh(
     """
     mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)
-    clusters = locate_clusters(mesh, target=target)
+    return verify_all(
+        mesh, locate_clusters(mesh, target=target), target=target, settle=settle, requests=requests
+    )
+
+
+def verify_all(
+    mesh: MeshSpec,
+    clusters: dict[str, ClusterAccess | None],
+    *,
+    target: MeshwrightTarget,
+    settle: float = SETTLE_SECONDS,
+    requests: int = REQUESTS,
+) -> VerifyReport:
+    """The control plane, then (with a `bookinfo` section and `requests`) Bookinfo's traffic; a
+    broken control plane still gets its traffic checked, whose lines join its error. `verify` and
+    `up` both end with this."""
     try:
         report = verify_control_plane(mesh, clusters, target=target, settle=settle)
     except ControlPlaneBroken as broken:

@@ -22,14 +22,19 @@ from flows._futures import LocalThreadPoolTaskRunner, raise_failures, resolve
 from flows.verify import verify_all
 from meshwright import istio_values, naming
 from meshwright.clients import MeshwrightTarget, resolve_target
-from meshwright.helm import ChartRef, ReleaseResult
-from meshwright.models import ClusterAccess, FirewallResult, ProvisionReport, Span, Timing
-from meshwright.remote_secrets import RemoteSecretResult, pairs
-from meshwright.runs import as_spec
-from meshwright.spec import ClusterSpec, MeshSpec
-from meshwright.verify import VerifyReport
+from meshwright.models import (
+    ChartRef,
+    ClusterAccess,
+    FirewallResult,
+    MeshReport,
+    ProvisionReport,
+    ReleaseResult,
+    RootInfo,
+)
+from meshwright.remote_secrets import pairs
+from meshwright.spec import ClusterSpec, MeshSpec, as_spec
 from tasks.access import check_kubeconfig, write_kubeconfig
-from tasks.bookinfo import BookinfoResult, deploy_bookinfo
+from tasks.bookinfo import deploy_bookinfo
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.istio import (
     expose_on_gateway,
@@ -42,7 +47,7 @@ from tasks.istio import (
 from tasks.network import check_network, ensure_firewall
 from tasks.remote_secrets import exchange_remote_secret
 from tasks.report import publish_report
-from tasks.trust import CacertsResult, RootInfo, ensure_cacerts, ensure_root_ca
+from tasks.trust import ensure_cacerts, ensure_root_ca
 
 Futures = dict[str, PrefectFuture[Any]]
 # Prefect runs a submitted task in a pool thread that then waits there for the task's inputs, so a
@@ -50,23 +55,6 @@ Futures = dict[str, PrefectFuture[Any]]
 # and 16 threads: cacerts started 1.6 s after its cluster was RUNNING). Waiting threads cost no API
 # calls; the Google API stays bounded by Cloud.api_slots. About 11 steps per cluster, 20 clusters.
 MESH_WORKERS = 256
-
-
-class MeshReport(Span):
-    """What `up` built: the clusters (provision report), the root's fingerprint, the charts that
-    were installed, each cluster's cacerts and releases, and the gateways' addresses."""
-
-    provision: ProvisionReport
-    root: RootInfo
-    charts: list[ChartRef]
-    cacerts: list[CacertsResult]
-    releases: list[ReleaseResult]
-    gateways: dict[str, str]
-    exposed: dict[str, list[str]]
-    remote_secrets: list[RemoteSecretResult] = []
-    bookinfo: list[BookinfoResult] = []
-    verification: VerifyReport | None = None
-    steps: list[Timing]
 
 
 def _chain(

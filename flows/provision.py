@@ -11,8 +11,7 @@ from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import ClusterAccess, CreateResult, ProvisionReport
-from meshwright.runs import as_spec
-from meshwright.spec import MeshSpec
+from meshwright.spec import MeshSpec, as_spec
 from tasks.access import check_kubeconfig, write_kubeconfig
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.network import check_network, ensure_firewall

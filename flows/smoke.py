@@ -18,30 +18,18 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.logging.loggers import flow_run_logger
-from pydantic import BaseModel
 
 from flows._futures import raise_failures
-from flows.mesh import MeshReport, up_mesh
+from flows.mesh import up_mesh
 from flows.teardown import teardown_mesh
 from flows.verify import verify_mesh
 from meshwright.clients import MeshwrightTarget
-from meshwright.models import TeardownReport, Timing
-from meshwright.runs import as_spec
-from meshwright.spec import MeshSpec
+from meshwright.models import MeshReport, SmokeReport, TeardownReport, Timing
+from meshwright.spec import MeshSpec, as_spec
 from meshwright.verify import VerifyReport
 from tasks.verify import SETTLE_SECONDS
 
 T = TypeVar("T")
-
-
-class SmokeReport(BaseModel):
-    """What the smoke test found: the verification's verdict and how long each stage took."""
-
-    mesh: str
-    passed: bool
-    problems: list[str]
-    stages: list[Timing]
-    report_key: str
 
 
 def _timed(stages: list[Timing], name: str, call: Callable[[], T]) -> T:

@@ -11,8 +11,7 @@ from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import TeardownReport
-from meshwright.runs import as_spec
-from meshwright.spec import MeshSpec
+from meshwright.spec import MeshSpec, as_spec
 from tasks.access import remove_kubeconfig
 from tasks.clusters import delete_cluster, find_mesh_clusters, wait_deleted
 from tasks.network import delete_firewall

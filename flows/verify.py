@@ -11,8 +11,7 @@ from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import PermanentError
 from meshwright.models import ClusterAccess
-from meshwright.runs import as_spec
-from meshwright.spec import MeshSpec
+from meshwright.spec import MeshSpec, as_spec
 from meshwright.traffic import TrafficReport, check_traffic, findings, traffic_failure, traffic_rows
 from meshwright.verify import ControlPlaneBroken, Observation, VerifyReport, check, failure, table_rows
 from tasks.verify import (

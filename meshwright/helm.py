@@ -32,10 +32,9 @@ import pyhelm3
 import pyhelm3.errors as helm_errors
 import semver
 import yaml
-from pydantic import BaseModel
 
 from meshwright import errors as e
-from meshwright.models import Timing
+from meshwright.models import ChartRef, ReleaseResult
 
 HELM_ENV = "MESHWRIGHT_HELM"
 MIN_VERSION = (3, 14, 0)
@@ -64,28 +63,6 @@ logging.getLogger("pyhelm3").setLevel(logging.ERROR)
 
 # Helm 3.18.5's JSON-schema validator refuses the gateway chart's own values.schema.json.
 _SCHEMA_HINT = "Helm >= 3.18.5 rejects Istio's gateway chart schema, istio/istio#57354: use Helm 3.17"
-
-
-class ChartRef(BaseModel):
-    """Where one chart comes from, its name and the version that resolved (what gets installed)."""
-
-    chart: str
-    ref: str
-    repo: str | None = None
-    version: str
-    name: str = ""  # the chart's own name (Chart.yaml); "" means the same as `chart`
-
-
-class ReleaseResult(BaseModel):
-    """A release after `ensure`: installed, upgraded or unchanged, at which revision and chart version."""
-
-    cluster: str
-    name: str
-    chart: str
-    version: str
-    revision: int
-    action: str  # installed | upgraded | unchanged
-    timing: Timing | None = None
 
 
 class HelmMissing(e.PermanentError):

@@ -1,4 +1,5 @@
-"""Plain data the tasks return and the flows report. Nothing here ever holds a credential."""
+"""Plain data the tasks return, the flows report and the CLI reads back. Nothing here ever holds a
+credential: results may be persisted, and runs' results are read through the Prefect API."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Self
 from pydantic import BaseModel, Field
 
 from meshwright.spec import MeshSpec
+from meshwright.verify import VerifyReport
 
 
 class Timing(BaseModel):
@@ -112,3 +114,85 @@ class TeardownReport(BaseModel):
     firewall: str
     waited: bool
     seconds: float
+
+
+class ChartRef(BaseModel):
+    """Where one chart comes from, its name and the version that resolved (what gets installed)."""
+
+    chart: str
+    ref: str
+    repo: str | None = None
+    version: str
+    name: str = ""  # the chart's own name (Chart.yaml); "" means the same as `chart`
+
+
+class ReleaseResult(BaseModel):
+    """A release after `ensure`: installed, upgraded or unchanged, at which revision and chart version."""
+
+    cluster: str
+    name: str
+    chart: str
+    version: str
+    revision: int
+    action: str  # installed | upgraded | unchanged
+    timing: Timing | None = None
+
+
+class RemoteSecretResult(BaseModel):
+    """What one exchange did: names, an action and a fingerprint, never the token."""
+
+    source: str
+    primary: str
+    secret: str
+    action: str  # created | updated | unchanged
+    fingerprint: str
+
+
+class RootInfo(BaseModel):
+    """The mesh's root, as may be shown: its fingerprint and where it is kept."""
+
+    fingerprint: str
+    source: str
+
+
+class CacertsResult(BaseModel):
+    cluster: str
+    root_fingerprint: str
+    intermediate_fingerprint: str
+    action: str  # created | kept
+    timing: Timing
+
+
+class BookinfoResult(BaseModel):
+    cluster: str
+    applied: list[str]  # "Kind/name" in apply order
+    ingress: str | None = None  # the ingress gateway release's action, where there is one
+    restarted: list[str] = []  # Deployments restarted because their pods ran without sidecar
+    timing: Timing
+
+
+class MeshReport(Span):
+    """What `up` built: the clusters (provision report), the root's fingerprint, the charts that
+    were installed, each cluster's cacerts and releases, and the gateways' addresses."""
+
+    provision: ProvisionReport
+    root: RootInfo
+    charts: list[ChartRef]
+    cacerts: list[CacertsResult]
+    releases: list[ReleaseResult]
+    gateways: dict[str, str]
+    exposed: dict[str, list[str]]
+    remote_secrets: list[RemoteSecretResult] = []
+    bookinfo: list[BookinfoResult] = []
+    verification: VerifyReport | None = None
+    steps: list[Timing]
+
+
+class SmokeReport(BaseModel):
+    """What the smoke test found: the verification's verdict and how long each stage took."""
+
+    mesh: str
+    passed: bool
+    problems: list[str]
+    stages: list[Timing]
+    report_key: str

@@ -13,7 +13,6 @@ import hashlib
 from typing import Any
 
 import yaml
-from pydantic import BaseModel
 
 from meshwright import naming
 from meshwright.spec import MeshSpec
@@ -111,12 +110,3 @@ def token_of(secret: dict[str, Any]) -> str | None:
     data = secret.get("data") or {}
     return base64.b64decode(data["token"]).decode() if data.get("token") else None
 
-
-class RemoteSecretResult(BaseModel):
-    """What one exchange did: names, an action and a fingerprint, never the token."""
-
-    source: str
-    primary: str
-    secret: str
-    action: str  # created | updated | unchanged
-    fingerprint: str

@@ -2,8 +2,7 @@
 
 The CLI creates a flow run of a served deployment, streams its logs, prints its result and
 exits with its final state; Ctrl-C asks Prefect to cancel the run (the runner then stops it and
-runs its on_cancellation hook). `as_spec` is the one way a flow turns its `spec` parameter (a
-path or the spec itself) into a MeshSpec.
+runs its on_cancellation hook).
 
 Speaks httpx only (no Prefect import): it runs in the CLI's process, where every import is paid
 by every command.
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 
 from meshwright.errors import PermanentError
-from meshwright.spec import MeshSpec, load_spec
+from meshwright.spec import MeshSpec
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 POLL_SECONDS = 0.1
@@ -31,12 +30,6 @@ LOG_LOOKBACK = timedelta(seconds=10)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8)
 EXIT_CANCELLED = 130
 _PREFECT_PREFIXES = ("Flow run encountered an exception: ", "Task run encountered an exception: ")
-
-
-def as_spec(spec: MeshSpec | str | Path) -> MeshSpec:
-    """The mesh spec a flow was given: a MeshSpec (from the UI's form or the CLI) as is, or a path
-    to a YAML file (read and validated, SpecInvalid listing every problem)."""
-    return spec if isinstance(spec, MeshSpec) else load_spec(spec)
 
 
 class RunError(PermanentError):

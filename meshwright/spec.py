@@ -360,6 +360,12 @@ class MeshSpec(_Model):
 # -- loading ---------------------------------------------------------------------------------
 
 
+def as_spec(spec: MeshSpec | str | Path) -> MeshSpec:
+    """The mesh spec a flow was given: a MeshSpec (from the UI's form or the CLI) as is, or a path
+    to a YAML file (read and validated, SpecInvalid listing every problem)."""
+    return spec if isinstance(spec, MeshSpec) else load_spec(spec)
+
+
 def load_spec(path: str | Path) -> MeshSpec:
     """Read and validate a spec file. Raises SpecInvalid listing every problem.
 

@@ -14,13 +14,11 @@ import time
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
-from pydantic import BaseModel
 
 from meshwright import bookinfo, clients, kube, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import OperationFailed, TransientError
-from meshwright.helm import ChartRef
-from meshwright.models import ClusterAccess, Timing
+from meshwright.models import BookinfoResult, ChartRef, ClusterAccess
 from meshwright.spec import MeshSpec, Target
 from meshwright.translate import from_kube
 from tasks.common import ONCE_PER_RUN, RETRYING, Clock
@@ -28,14 +26,6 @@ from tasks.istio import ensure_helm_release
 
 STEP = "deploy_bookinfo"
 READY_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
-
-
-class BookinfoResult(BaseModel):
-    cluster: str
-    applied: list[str]  # "Kind/name" in apply order
-    ingress: str | None = None  # the ingress gateway release's action, where there is one
-    restarted: list[str] = []  # Deployments restarted because their pods ran without sidecar
-    timing: Timing
 
 
 def _kube(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:

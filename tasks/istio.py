@@ -28,8 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from meshwright import clients, helm, istio_values, kube, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import OperationFailed, TransientError
-from meshwright.helm import ChartRef, ReleaseResult
-from meshwright.models import ClusterAccess
+from meshwright.models import ChartRef, ClusterAccess, ReleaseResult
 from meshwright.spec import MeshSpec, Target
 from meshwright.translate import from_kube
 from tasks.common import ONCE_PER_RUN, RETRYING, Clock

@@ -21,8 +21,7 @@ from meshwright import clients, kube, naming
 from meshwright import remote_secrets as rs
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import NotFound, PermanentError, PermissionDenied, TransientError
-from meshwright.models import ClusterAccess
-from meshwright.remote_secrets import RemoteSecretResult
+from meshwright.models import ClusterAccess, RemoteSecretResult
 from meshwright.translate import from_connection, from_kube
 from tasks.common import ONCE_PER_RUN, RETRYING
 

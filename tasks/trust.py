@@ -16,32 +16,16 @@ import kubernetes.client
 from kubernetes.client.api.core_v1_api import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
-from pydantic import BaseModel
 
 from meshwright import clients, naming, pki, trust
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, PermanentError, TransientError
-from meshwright.models import ClusterAccess, Timing
+from meshwright.models import CacertsResult, ClusterAccess, RootInfo
 from meshwright.spec import MeshSpec
 from meshwright.translate import from_kube
 from tasks.common import ONCE_PER_RUN, RETRYING, Clock
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshwright"}
-
-
-class RootInfo(BaseModel):
-    """The mesh's root, as may be shown: its fingerprint and where it is kept."""
-
-    fingerprint: str
-    source: str
-
-
-class CacertsResult(BaseModel):
-    cluster: str
-    root_fingerprint: str
-    intermediate_fingerprint: str
-    action: str  # created | kept
-    timing: Timing
 
 
 @task(task_run_name="ensure_root_ca[{spec.name}]", **ONCE_PER_RUN, **RETRYING)  # fingerprint + source: no key

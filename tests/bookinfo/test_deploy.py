@@ -7,10 +7,9 @@ import pytest
 from prefect.logging import disable_run_logger
 
 from meshwright.clients import MeshwrightTarget
-from meshwright.helm import ChartRef
-from meshwright.models import ClusterAccess
+from meshwright.models import BookinfoResult, ChartRef, ClusterAccess
 from meshwright.spec import MeshSpec
-from tasks.bookinfo import BookinfoResult, deploy_bookinfo
+from tasks.bookinfo import deploy_bookinfo
 from tasks.istio import expose_on_gateway, gateway_address, install_release, prepare_namespace
 from tasks.trust import ensure_cacerts, ensure_root_ca
 from tests.dataplane.meshes import CENTRAL, WEST, mesh_spec

@@ -12,8 +12,8 @@ import pytest
 
 from meshwright import clients
 from meshwright.clients import MeshwrightTarget
-from meshwright.helm import ChartRef, resolve_charts
-from meshwright.models import ClusterAccess
+from meshwright.helm import resolve_charts
+from meshwright.models import ChartRef, ClusterAccess
 from meshwright.sandbox.contract import BUNDLED_CHARTS
 from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec, Target

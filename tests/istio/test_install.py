@@ -16,8 +16,7 @@ from prefect.logging import disable_run_logger
 from meshwright import clients
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import InvalidRequest, OperationFailed
-from meshwright.helm import ChartRef
-from meshwright.models import ClusterAccess
+from meshwright.models import ChartRef, ClusterAccess
 from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec, Target
 from tasks.istio import (

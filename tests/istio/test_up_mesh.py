@@ -13,10 +13,11 @@ import pytest
 import yaml
 from prefect.blocks.system import Secret
 
-from flows.mesh import MeshReport, up_mesh
+from flows.mesh import up_mesh
 from meshwright import clients, pki
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import InvalidRequest, NotFound
+from meshwright.models import MeshReport
 from meshwright.sandbox.contract import BUNDLED_CHARTS
 from meshwright.sandbox.world import World
 from meshwright.spec import load_spec

@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from meshwright.sandbox.http import Request, Response
-from meshwright.sandbox.kube.workloads import REVISION
+from meshwright.sandbox.kube.controllers.workloads import REVISION
 from tests.sandbox.kube_fixtures import Sandbox
 from tests.sandbox.kube_fixtures import sandbox as sandbox
 

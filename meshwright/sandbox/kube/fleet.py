@@ -26,12 +26,12 @@ from meshwright.pki import KeyPair, new_root_ca, new_server_cert
 from meshwright.sandbox import dotted, store
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import KUBE_MAX_BODY, Request, Response, Server, free_port
-from meshwright.sandbox.kube import bootstrap, nodes
-from meshwright.sandbox.kube.api import ClusterApi, ServiceProxy, refusal
 from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.controllers import Controllers
-from meshwright.sandbox.kube.crud import ClusterState
+from meshwright.sandbox.kube.controllers import bootstrap, nodes
+from meshwright.sandbox.kube.controllers.controllers import Controllers
+from meshwright.sandbox.kube.http.api import ClusterApi, ServiceProxy, refusal
 from meshwright.sandbox.kube.registry import ResourceType
+from meshwright.sandbox.kube.store.crud import ClusterState
 from meshwright.sandbox.settings import Latency, Layout
 
 log = logging.getLogger(__name__)

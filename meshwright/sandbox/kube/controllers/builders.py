@@ -1,5 +1,11 @@
 """What the workload controllers write, as pure functions: owner references, conditions, statuses,
-Endpoints subsets and EndpointSlices, and Kubernetes' safe random-looking suffixes."""
+Endpoints subsets and EndpointSlices, and Kubernetes' safe random-looking suffixes.
+
+Named for what it does, apart from `workloads.py` (once `workload_objects.py`, which read as a second
+workloads module): `workloads.py` holds the controllers, which decide *when* to write and hold the
+cluster, its lock and the timers; this module only builds *what* they write, from its arguments and
+the clock, so it needs no cluster (nodes.py names its Nodes with `safe_suffix` too).
+"""
 
 from __future__ import annotations
 

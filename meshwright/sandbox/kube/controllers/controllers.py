@@ -18,11 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from meshwright.sandbox import clock, dotted
-from meshwright.sandbox.kube import fielderrors
 from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.crud import ClusterState
+from meshwright.sandbox.kube.controllers.workloads import PodAdmission, Workloads
 from meshwright.sandbox.kube.registry import ResourceType
-from meshwright.sandbox.kube.workloads import PodAdmission, Workloads
+from meshwright.sandbox.kube.schema import fielderrors
+from meshwright.sandbox.kube.store.crud import ClusterState
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)

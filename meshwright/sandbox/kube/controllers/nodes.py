@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Any
 
-from meshwright.sandbox.kube.workload_objects import safe_suffix
+from meshwright.sandbox.kube.controllers.builders import safe_suffix
 
 KUBELET = "v1.32.4-gke.1106000"
 VPC = ipaddress.IPv4Network("10.128.0.0/9")

@@ -17,9 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meshwright.sandbox import clock
-from meshwright.sandbox.kube.crud import ClusterState
-from meshwright.sandbox.kube.registry import ResourceType
-from meshwright.sandbox.kube.workload_objects import (
+from meshwright.sandbox.kube.controllers.builders import (
     condition,
     deployment_available,
     endpoint_slice,
@@ -30,6 +28,8 @@ from meshwright.sandbox.kube.workload_objects import (
     selected,
     subsets,
 )
+from meshwright.sandbox.kube.registry import ResourceType
+from meshwright.sandbox.kube.store.crud import ClusterState
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)

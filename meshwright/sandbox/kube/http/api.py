@@ -17,11 +17,9 @@ from urllib.parse import unquote
 from meshwright.sandbox import clock
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import Request, Response
-from meshwright.sandbox.kube import discovery, tables
 from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.crud import ClusterState
-from meshwright.sandbox.kube.registry import ResourceType
-from meshwright.sandbox.kube.requests import (
+from meshwright.sandbox.kube.http import discovery, tables
+from meshwright.sandbox.kube.http.requests import (
     NOT_FOUND,
     access_review,
     bearer_token,
@@ -32,8 +30,10 @@ from meshwright.sandbox.kube.requests import (
     propagation,
     request_body,
 )
+from meshwright.sandbox.kube.http.watch import Watch, WatchFilter
+from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.status import KubeError, bad_request, not_found, status_body
-from meshwright.sandbox.kube.watch import Watch, WatchFilter
+from meshwright.sandbox.kube.store.crud import ClusterState
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)

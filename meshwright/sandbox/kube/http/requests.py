@@ -11,10 +11,10 @@ from typing import Any
 import yaml
 
 from meshwright.sandbox.http import Request
-from meshwright.sandbox.kube import protobuf
-from meshwright.sandbox.kube.crud import WriteOptions
+from meshwright.sandbox.kube.http import protobuf
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.status import KubeError, bad_request
+from meshwright.sandbox.kube.store.crud import WriteOptions
 
 NOT_FOUND = "the server could not find the requested resource"
 BODY_TYPES = ("", "application/json", "application/yaml", "*/*")

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshwright.sandbox.http import Response
-from meshwright.sandbox.kube import tables
-from meshwright.sandbox.kube.crud import ClusterState
-from meshwright.sandbox.kube.objects import Event, Gone, Key
+from meshwright.sandbox.kube.http import tables
 from meshwright.sandbox.kube.registry import ResourceType
-from meshwright.sandbox.kube.selectors import Predicate, field_selector, label_selector
 from meshwright.sandbox.kube.status import bad_request, status_body
+from meshwright.sandbox.kube.store.crud import ClusterState
+from meshwright.sandbox.kube.store.objects import Event, Gone, Key
+from meshwright.sandbox.kube.store.selectors import Predicate, field_selector, label_selector
 
 MAX_WATCH = 1800.0
 HEARTBEAT = 1.0

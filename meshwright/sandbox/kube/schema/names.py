@@ -6,8 +6,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from meshwright.sandbox.kube.fielderrors import FieldError, invalid, required, too_long
 from meshwright.sandbox.kube.registry import ResourceType
+from meshwright.sandbox.kube.schema.fielderrors import FieldError, invalid, required, too_long
 
 MAX_ANNOTATIONS = 256 * 1024
 _SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"

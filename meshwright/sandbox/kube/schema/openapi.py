@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshwright.sandbox.kube.fielderrors import FieldError, invalid, not_supported, required, too_long
+from meshwright.sandbox.kube.schema.fielderrors import FieldError, invalid, not_supported, required, too_long
 
 IMPLICIT = ("apiVersion", "kind", "metadata")
 JSON_TYPES = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from meshwright.sandbox.kube.fielderrors import FieldError, duplicate, invalid, required
-from meshwright.sandbox.kube.names import label_name
+from meshwright.sandbox.kube.schema.fielderrors import FieldError, duplicate, invalid, required
+from meshwright.sandbox.kube.schema.names import label_name
 
 
 def _selector_matches(selector: dict[str, Any], labels_: dict[str, str]) -> bool:

@@ -5,7 +5,7 @@ Looked up by storage key (`group/plural`); kinds without an entry are checked fo
 
 from __future__ import annotations
 
-from meshwright.sandbox.kube.fieldtypes import (
+from meshwright.sandbox.kube.schema.fieldtypes import (
     ANY,
     BOOL,
     BYTES,

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from meshwright.sandbox import dotted
-from meshwright.sandbox.kube.fielderrors import (
+from meshwright.sandbox.kube.registry import ResourceType
+from meshwright.sandbox.kube.schema.fielderrors import (
     FieldError,
     duplicate,
     forbidden,
@@ -24,7 +25,7 @@ from meshwright.sandbox.kube.fielderrors import (
     required,
     too_long,
 )
-from meshwright.sandbox.kube.names import (
+from meshwright.sandbox.kube.schema.names import (
     CONFIG_KEY,
     CONFIG_KEY_MSG,
     dns1035,
@@ -32,8 +33,7 @@ from meshwright.sandbox.kube.names import (
     metadata,
     subdomain,
 )
-from meshwright.sandbox.kube.podrules import workload
-from meshwright.sandbox.kube.registry import ResourceType
+from meshwright.sandbox.kube.schema.podrules import workload
 
 MAX_DATA = 1024 * 1024  # ConfigMap and Secret payload (core.MaxSecretSize)
 

@@ -17,17 +17,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from meshwright.sandbox import clock
-from meshwright.sandbox.kube import decoding, defaults, validation, writes
-from meshwright.sandbox.kube import patch as p
-from meshwright.sandbox.kube.objects import Key, ObjectStore
 from meshwright.sandbox.kube.registry import Registry, ResourceType
-from meshwright.sandbox.kube.selectors import field_selector, label_selector
+from meshwright.sandbox.kube.schema import defaults, validation
 from meshwright.sandbox.kube.status import (
     KubeError,
     already_exists,
     bad_request,
     not_found,
 )
+from meshwright.sandbox.kube.store import decoding, writes
+from meshwright.sandbox.kube.store import patch as p
+from meshwright.sandbox.kube.store.objects import Key, ObjectStore
+from meshwright.sandbox.kube.store.selectors import field_selector, label_selector
 
 log = logging.getLogger(__name__)
 RETURNS_DELETED = {"Service", "Pod"}  # their registries answer a DELETE with the object, not a Status

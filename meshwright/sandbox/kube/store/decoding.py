@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from meshwright.sandbox.kube import fielderrors, fieldtypes, openapi, shapes
-from meshwright.sandbox.kube import patch as p
 from meshwright.sandbox.kube.registry import ResourceType
+from meshwright.sandbox.kube.schema import fielderrors, fieldtypes, openapi, shapes
 from meshwright.sandbox.kube.status import KubeError, bad_request
+from meshwright.sandbox.kube.store import patch as p
 
 
 def problem_of(rt: ResourceType, obj: dict[str, Any]) -> fieldtypes.TypeProblem | None:

@@ -4,6 +4,9 @@ A server-side apply that would change a field another manager owns (by Apply or 
 different value is a 409 Conflict listing every such field, unless the client forces it; forcing
 takes the fields over. An Update adds what it changed to its manager's set and takes those fields
 from the others, without conflicts, as the real server does.
+
+The FieldsV1 codec lives here too (patch.py builds its entries with it): ownership is read and
+written in that form, so this module needs nothing from the patches that use it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,32 @@ from meshwright.sandbox.kube.status import KubeError
 
 Path = tuple[str, ...]
 MISSING = object()
+
+
+# -- FieldsV1: a set of field paths <-> the nested `f:`/`k:` tree a managedFields entry holds ----
+
+
+def to_fields_v1(paths: set[Path]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path in sorted(paths):
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+    return tree
+
+
+def from_fields_v1(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
+    paths: set[Path] = set()
+    for key, sub in tree.items():
+        here = (*prefix, key)
+        if sub:
+            paths |= from_fields_v1(sub, here)
+        else:
+            paths.add(here)
+    return paths
+
+
+# -- ownership and conflicts ------------------------------------------------------------------------
 
 
 def value_at(obj: Any, path: Path) -> Any:
@@ -98,8 +127,6 @@ def take_over(
     entries: list[dict[str, Any]], keep: dict[str, Any] | None, paths: set[Path]
 ) -> list[dict[str, Any]]:
     """Other managers' entries without `paths` (entries left with nothing go)."""
-    from meshwright.sandbox.kube.patch import to_fields_v1
-
     out = []
     for entry in entries:
         if entry is keep:
@@ -112,7 +139,5 @@ def take_over(
 
 
 def _paths(entry: dict[str, Any]) -> set[Path]:
-    from meshwright.sandbox.kube.patch import from_fields_v1
-
     fields = entry.get("fieldsV1")
     return from_fields_v1(fields) if isinstance(fields, dict) else set()

@@ -14,8 +14,8 @@ from typing import Any
 import jsonpatch
 
 from meshwright.sandbox import clock
-from meshwright.sandbox.kube import managed
 from meshwright.sandbox.kube.status import KubeError, bad_request
+from meshwright.sandbox.kube.store import managed
 
 # List fields whose items merge by a key (strategic merge patch and server-side apply).
 MERGE_KEYS = {
@@ -152,26 +152,6 @@ def field_paths(obj: Any, prefix: Path = ()) -> set[Path]:
     return paths
 
 
-def to_fields_v1(paths: set[Path]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for path in sorted(paths):
-        node = tree
-        for part in path:
-            node = node.setdefault(part, {})
-    return tree
-
-
-def from_fields_v1(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
-    paths: set[Path] = set()
-    for key, sub in tree.items():
-        here = (*prefix, key)
-        if sub:
-            paths |= from_fields_v1(sub, here)
-        else:
-            paths.add(here)
-    return paths
-
-
 def _remove(obj: Any, path: Path) -> None:
     """Delete the field at `path` (FieldsV1 parts) if it is there."""
     node, parts = obj, list(path)
@@ -210,7 +190,7 @@ def managed_entry(
         "apiVersion": api_version,
         "time": clock.rfc3339(),
         "fieldsType": "FieldsV1",
-        "fieldsV1": to_fields_v1(paths),
+        "fieldsV1": managed.to_fields_v1(paths),
     }
     if subresource:
         entry["subresource"] = subresource
@@ -244,10 +224,10 @@ def server_side_apply(
     others: set[Path] = set()
     for e in entries:
         if e is not mine:
-            others |= from_fields_v1(e.get("fieldsV1") or {})
+            others |= managed.from_fields_v1(e.get("fieldsV1") or {})
     if mine:
         for path in sorted(
-            from_fields_v1(mine.get("fieldsV1") or {}) - new_paths - others, key=len, reverse=True
+            managed.from_fields_v1(mine.get("fieldsV1") or {}) - new_paths - others, key=len, reverse=True
         ):
             _remove(base, path)
     result = _apply_merge(base, applied)
@@ -302,7 +282,7 @@ def record_update(
     entries = list(meta.get("managedFields") or [])
     mine = next((e for e in entries if e["manager"] == manager and e["operation"] == "Update"), None)
     changed_paths = field_paths(ownable(changed))
-    owned = from_fields_v1(mine.get("fieldsV1") or {}) if mine is not None else set()
+    owned = managed.from_fields_v1(mine.get("fieldsV1") or {}) if mine is not None else set()
     entries = managed.take_over([e for e in entries if e is not mine], None, changed_paths)
     if changed_paths | owned:
         entries.append(

@@ -1,0 +1,1 @@
+"""The API server's HTTP face (routing, bodies, watch, tables, discovery); never imports fleet."""

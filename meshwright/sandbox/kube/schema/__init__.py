@@ -1,0 +1,1 @@
+"""What a valid object is (shapes, field types, defaults, names, validation); imports only root modules."""

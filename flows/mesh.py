@@ -203,7 +203,7 @@ def up_mesh(
     path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
     check_network(mesh, target=target)
     charts = preflight_charts(mesh, target=target)
-    expires = naming.expiry(mesh, now=started)
+    expires = naming.expiry(mesh.ttl_seconds, now=started)
     root = ensure_root_ca.submit(mesh)
     creates = {
         c.name: create_cluster.submit(mesh, c.name, target=target, expires=expires) for c in mesh.clusters

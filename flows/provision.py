@@ -41,7 +41,7 @@ def provision_mesh(
     target = resolve_target(mesh.target, connection)
     path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
     check_network(mesh, target=target)
-    expires = naming.expiry(mesh, now=started)
+    expires = naming.expiry(mesh.ttl_seconds, now=started)
     created, clusters = _create_and_wait(mesh, target, expires)
     firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=expires)
     path = write_kubeconfig(mesh, clusters, path, target=target, force=force)

@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 
 from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright.clients import MeshwrightTarget, resolve_target
-from meshwright.spec import Target
+from meshwright.spec import DEFAULT_TARGET, Target
 from tasks.clusters import delete_cluster, find_expired_clusters
 from tasks.network import delete_firewall, find_expired_firewalls
 
@@ -20,7 +20,7 @@ from tasks.network import delete_firewall, find_expired_firewalls
 @flow(name="reap-expired", task_runner=bounded_runner())
 def reap_expired(
     project: str,
-    target: Target = Target.SANDBOX,
+    target: Target = DEFAULT_TARGET,
     now: float | None = None,
     connection: MeshwrightTarget | str | None = None,
 ) -> dict[str, list[str]]:

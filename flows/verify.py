@@ -3,17 +3,16 @@ ingress gateway; check, report (one artifact each), fail on problems."""
 
 from __future__ import annotations
 
-from prefect import flow, task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
 from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import PermanentError
 from meshwright.models import ClusterAccess
 from meshwright.spec import MeshSpec, as_spec
-from meshwright.traffic import TrafficReport, check_traffic, findings, traffic_failure, traffic_rows
-from meshwright.verify import ControlPlaneBroken, Observation, VerifyReport, check, failure, table_rows
+from meshwright.traffic import TrafficReport, check_traffic, findings, traffic_failure
+from meshwright.verify import ControlPlaneBroken, Observation, VerifyReport, check, failure
+from tasks.report import publish_traffic, publish_verification
 from tasks.verify import (
     SETTLE_SECONDS,
     ingress_address,
@@ -26,29 +25,6 @@ from tasks.verify import (
 )
 
 REQUESTS = 30
-
-
-def _verdict(problems: list[str]) -> str:
-    return (f"{len(problems)} problem(s): " + "; ".join(problems)) if problems else "healthy"
-
-
-def _publish_table(key: str, rows: list[dict[str, str]], empty: dict[str, str], description: str) -> str:
-    """A table artifact under a key per mesh, so the UI keeps its history; `empty` stands in for no rows."""
-    key = key[:60].lower()
-    create_table_artifact(table=rows or [empty], key=key, description=description)
-    return key
-
-
-@task(cache_policy=NO_CACHE)
-def publish_traffic(mesh: MeshSpec, report: TrafficReport) -> str:
-    """Answers per cluster and reviews version, and the failures, under a key per mesh."""
-    return _publish_table(
-        f"mesh-{report.mesh}-traffic",
-        traffic_rows(mesh, report),
-        {"cluster": "-", "workload": "-", "answers": "-"},
-        f"Traffic of mesh {report.mesh} through {report.address}, {report.requests} requests: "
-        + _verdict(report.problems),
-    )
 
 
 def verify_traffic(
@@ -80,17 +56,6 @@ def verify_traffic(
     if not report.ok:
         raise traffic_failure(report)
     return report
-
-
-@task(cache_policy=NO_CACHE)
-def publish_verification(report: VerifyReport) -> str:
-    """The table of what each primary sees, under a key per mesh so the UI keeps its history."""
-    return _publish_table(
-        f"mesh-{report.mesh}-control-plane",
-        table_rows(report),
-        {"primary": "-", "cluster": "-", "status": "-", "root": "-"},
-        f"Control plane of mesh {report.mesh}: {_verdict(report.problems)}",
-    )
 
 
 def verify_control_plane(

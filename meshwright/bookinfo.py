@@ -10,44 +10,21 @@ image versions are built with. The ingress gateway (Istio's `gateway` chart) goe
 running productpage, Bookinfo's own Gateway and VirtualService to their config cluster (the
 primary of a remote).
 
-The spec validates placements against `WORKLOADS`; nothing here reads a cluster.
+The spec validates placements against the catalogue (meshwright.bookinfo_catalog); nothing here
+reads a cluster.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from meshwright import naming
+from meshwright.bookinfo_catalog import ENTRYPOINT, SERVICES, WORKLOADS, Workload
 
-if TYPE_CHECKING:  # spec_checks imports this module: no import cycle at run time
+if TYPE_CHECKING:
     from meshwright.spec import MeshSpec
 
 
-@dataclass(frozen=True)
-class Workload:
-    """One Bookinfo deployment: the service it backs and its version."""
-
-    name: str
-    service: str
-    version: str
-    calls: tuple[str, ...] = ()
-
-
-WORKLOADS: dict[str, Workload] = {
-    w.name: w
-    for w in (
-        Workload("productpage-v1", "productpage", "v1", calls=("details", "reviews")),
-        Workload("details-v1", "details", "v1"),
-        Workload("reviews-v1", "reviews", "v1"),
-        Workload("reviews-v2", "reviews", "v2", calls=("ratings",)),
-        Workload("reviews-v3", "reviews", "v3", calls=("ratings",)),
-        Workload("ratings-v1", "ratings", "v1"),
-    )
-}
-
-SERVICES: tuple[str, ...] = ("productpage", "details", "reviews", "ratings")
-ENTRYPOINT = "productpage-v1"
 PORT = 9080
 IMAGE_TAG = "1.20.3"
 GATEWAY = "bookinfo-gateway"

@@ -4,7 +4,9 @@ Where a mesh is built is a `MeshwrightTarget` block, shaped like prefect-gcp's `
 `gke` uses a service-account key file or application default credentials and Google's endpoints;
 `sandbox` uses REST with anonymous credentials against a local sandbox (found through its
 contract: state directory, endpoint file, operator token) and the operator's token for the
-clusters. Nothing else in meshwright knows which target it is talking to.
+clusters. Nothing else in meshwright knows which target it is talking to: what differs between
+targets (endpoints, credentials, how long a load balancer or a rollout may take, where charts come
+from) is carried by `Cloud`, and every Google, Kubernetes and helm client is made here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,16 +30,16 @@ from google.oauth2 import service_account
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from meshwright import kube
+from meshwright import helm, kube
 from meshwright.errors import PermanentError, PermissionDenied
+from meshwright.models import ClusterAccess
 from meshwright.sandbox import contract
 from meshwright.settings import settings
 from meshwright.spec import Target
-from meshwright.translate import google_call
+from meshwright.translate import google_call, helm_call
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
-POLL_SECONDS = {Target.GKE: 10.0, Target.SANDBOX: 0.1}
 GKE_AUTH_PLUGIN = {
     "apiVersion": "client.authentication.k8s.io/v1beta1",
     "command": "gke-gcloud-auth-plugin",
@@ -46,6 +48,27 @@ GKE_AUTH_PLUGIN = {
     "interactiveMode": "IfAvailable",
 }
 TokenSource = Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Waits:
+    """How long a target's world takes: polling, a rollout, a load balancer's address, first traffic."""
+
+    poll: float  # seconds between two looks at a long-running operation
+    ready: float  # a release's Deployments rolled out
+    address: float  # a LoadBalancer Service's address
+    warmup: float  # a fresh load balancer's first good answer
+
+
+WAITS = {
+    # A new GCP load balancer takes a minute or two to get an address and to answer.
+    Target.GKE: Waits(poll=10.0, ready=600.0, address=600.0, warmup=120.0),
+    Target.SANDBOX: Waits(poll=0.1, ready=120.0, address=120.0, warmup=2.0),
+}
+CHARTS_HINT = {
+    Target.GKE: "check istio.charts and istio.version, and that this machine reaches the chart repository",
+    Target.SANDBOX: "on the sandbox, omit istio.charts to use the bundled charts",
+}
 
 
 class MeshwrightTarget(Block):
@@ -113,9 +136,14 @@ class Cloud:
     operations: compute_v1.GlobalOperationsClient
     networks: compute_v1.NetworksClient
     kube_token: TokenSource
-    poll_seconds: float
+    waits: Waits
     api_slots: threading.BoundedSemaphore
     default_charts: str
+    charts_hint: str  # what to do when charts cannot be fetched from the default source
+
+    @property
+    def poll_seconds(self) -> float:
+        return self.waits.poll
 
     @contextmanager
     def call(self, *, cluster: str | None, step: str) -> Iterator[None]:
@@ -132,6 +160,34 @@ class Cloud:
     def kube(self, endpoint: str, ca_certificate: str) -> kubernetes.client.ApiClient:
         """A Kubernetes API client for a cluster's `endpoint` (host:port) trusting its CA (base64 PEM)."""
         return kube.connect(endpoint, ca_certificate, self.kube_token)
+
+    def kube_for(self, access: ClusterAccess) -> kubernetes.client.ApiClient:
+        """The Kubernetes API client of one RUNNING cluster, with the user's credentials."""
+        return self.kube(access.endpoint, access.ca_certificate)
+
+    def kube_as(
+        self, endpoint: str, ca_certificate: str, token: str, *, timeout: float
+    ) -> kubernetes.client.ApiClient:
+        """A client with someone else's credentials (a remote secret's token), to prove them."""
+        return kube.connect(endpoint, ca_certificate, lambda: token, timeout=timeout)
+
+    def helm_for(self, access: ClusterAccess, *, step: str) -> AbstractContextManager[helm.HelmCommand]:
+        """pyhelm3's Command bound to one RUNNING cluster (helm's failures as meshwright's, for `step`)."""
+        return self.helm(access.name, access.endpoint, access.ca_certificate, step=step)
+
+    @contextmanager
+    def helm(
+        self, cluster: str, endpoint: str, ca_certificate: str, *, step: str
+    ) -> Iterator[helm.HelmCommand]:
+        """pyhelm3's Command bound to a cluster's `endpoint`, with the user's credentials."""
+        token = self.kube_token()
+        with (
+            helm.cluster_command(
+                cluster=cluster, endpoint=endpoint, ca_certificate=ca_certificate, token=token
+            ) as command,
+            helm_call(cluster=cluster, step=step),
+        ):
+            yield command
 
 
 def cloud(target: MeshwrightTarget) -> Cloud:
@@ -152,11 +208,12 @@ def _clients(
         operations=compute_v1.GlobalOperationsClient(**kw),  # type: ignore[arg-type]
         networks=compute_v1.NetworksClient(**kw),  # type: ignore[arg-type]
         kube_token=token,
-        poll_seconds=POLL_SECONDS[target],
+        waits=WAITS[target],
         # At most this many GKE/Compute calls at once from one process, so 20 clusters do not
         # become a burst of 20 x polling against the API quota.
         api_slots=threading.BoundedSemaphore(settings().api_concurrency),
         default_charts=charts,
+        charts_hint=CHARTS_HINT[target],
     )
 
 

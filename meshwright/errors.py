@@ -43,6 +43,10 @@ class Unreachable(TransientError):
     """The API endpoint could not be reached at all."""
 
 
+class NotReady(TransientError):
+    """A wait ran out of time: what was waited for (a rollout, a CRD) is not there yet."""
+
+
 class PermanentError(MeshwrightError):
     """Retrying will not help; a person has to change something."""
 

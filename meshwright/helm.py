@@ -34,35 +34,18 @@ import semver
 import yaml
 
 from meshwright import errors as e
+from meshwright import kubeconfig as kc
 from meshwright.models import ChartRef, ReleaseResult
+from meshwright.translate import helm_message, last_line
 
 HELM_ENV = "MESHWRIGHT_HELM"
 MIN_VERSION = (3, 14, 0)
 FETCH_HINT = "run `make helm` (or `.venv/bin/python scripts/fetch_helm.py`) to install the bundled Helm"
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
-# helm prints these when the API server or the network is briefly unavailable: worth a retry.
-_TRANSIENT = (
-    "connection refused",
-    "connection reset",
-    "i/o timeout",
-    "tls handshake timeout",
-    "eof",
-    "the server is currently unable",
-    "too many requests",
-    "etcdserver",
-    "http2: client connection lost",
-    "another operation (install/upgrade/rollback) is in progress",
-)
-
-
 CHARTS = ("base", "istiod", "gateway")
 # ensure_release's first look at a release that does not exist yet fails by design; pyhelm3 logs
 # every failed command as a warning, which would read as a problem on every first install.
 logging.getLogger("pyhelm3").setLevel(logging.ERROR)
-
-
-# Helm 3.18.5's JSON-schema validator refuses the gateway chart's own values.schema.json.
-_SCHEMA_HINT = "Helm >= 3.18.5 rejects Istio's gateway chart schema, istio/istio#57354: use Helm 3.17"
 
 
 class HelmMissing(e.PermanentError):
@@ -96,14 +79,14 @@ def checked_version(helm: str) -> str:
         raise HelmMissing(f"cannot run helm at {helm}: {error}; {FETCH_HINT}", step="helm") from None
     match = _VERSION.match(done.stdout.strip())
     if done.returncode != 0 or not match:
-        raise HelmMissing(f"{helm} did not report a version ({_last_line(done.stderr)})", step="helm")
+        raise HelmMissing(f"{helm} did not report a version ({last_line(done.stderr)})", step="helm")
     if tuple(int(part) for part in match.groups()) < MIN_VERSION:
         need = ".".join(map(str, MIN_VERSION))
         raise HelmMissing(f"{helm} is Helm {match.group(0)}; meshwright needs >= {need}", step="helm")
     return done.stdout.strip()
 
 
-class _Command(pyhelm3.Command):
+class HelmCommand(pyhelm3.Command):
     """pyhelm3's Command, except that the helm version is asked once per executable, not once per
     client (a client per cluster and step would start one more helm process each time)."""
 
@@ -119,31 +102,13 @@ class _Command(pyhelm3.Command):
 def offline_client() -> pyhelm3.Client:
     """A client for commands that need no cluster (`helm show chart` for preflight)."""
     helm = executable()
-    return pyhelm3.Client(_Command(executable=helm), executable=helm)
-
-
-def kubeconfig(*, cluster: str, endpoint: str, ca_certificate: str, token: str) -> dict[str, Any]:
-    """One cluster, one context named after it, a static bearer token (no exec plugin: helm may
-    run where gcloud is not installed)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": cluster,
-                "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_certificate},
-            }
-        ],
-        "users": [{"name": cluster, "user": {"token": token}}],
-        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
-        "current-context": cluster,
-    }
+    return pyhelm3.Client(HelmCommand(executable=helm), executable=helm)
 
 
 @contextmanager
 def cluster_command(
     *, cluster: str, endpoint: str, ca_certificate: str, token: str, timeout: str = "5m"
-) -> Iterator[_Command]:
+) -> Iterator[HelmCommand]:
     """pyhelm3's Command (helm's own JSON) bound to one cluster, its kubeconfig removed on exit."""
     helm = executable()
     base64.b64decode(ca_certificate, validate=True)  # a broken CA fails here, not inside helm
@@ -151,52 +116,9 @@ def cluster_command(
         path = Path(private) / "kubeconfig"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            yaml.safe_dump(
-                kubeconfig(cluster=cluster, endpoint=endpoint, ca_certificate=ca_certificate, token=token),
-                out,
-            )
-        yield _Command(executable=helm, kubeconfig=path, kubecontext=cluster, default_timeout=timeout)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return (lines[-1] if lines else "no output").removeprefix("Error: ")
-
-
-def helm_message(error: helm_errors.Error) -> str:
-    """Helm's own message, one line (helm puts the error last, after any warnings)."""
-    return e.truncate(_last_line(error.stderr.decode(errors="replace")))
-
-
-def from_helm(error: helm_errors.Error, *, cluster: str | None, step: str) -> e.MeshwrightError:
-    """pyhelm3's exception -> meshwright's error, keeping helm's message."""
-    message = helm_message(error)
-    lowered = message.lower()
-    kind: type[e.MeshwrightError]
-    if isinstance(error, helm_errors.ConnectionError) or any(m in lowered for m in _TRANSIENT):
-        kind = e.TransientError
-    elif isinstance(error, helm_errors.ChartNotFoundError):
-        kind = e.NotFound
-    elif isinstance(error, helm_errors.ResourceAlreadyExistsError):
-        kind = e.Conflict
-    elif "forbidden" in lowered or "unauthorized" in lowered:
-        kind = e.PermissionDenied
-    elif "timed out waiting for the condition" in lowered or "context deadline exceeded" in lowered:
-        kind, message = e.OperationFailed, f"not ready in time: {message}"
-    else:  # render failures, schema rejections, invalid resources: a person must change something
-        kind = e.InvalidRequest
-        if "_internal_defaults_do_not_set" in message:
-            message += f" ({_SCHEMA_HINT})"
-    return kind(message, cluster=cluster, step=step)
-
-
-@contextmanager
-def helm_call(*, cluster: str | None, step: str) -> Iterator[None]:
-    """Run pyhelm3 calls; what they raise comes out as meshwright's own errors."""
-    try:
-        yield
-    except helm_errors.Error as error:
-        raise from_helm(error, cluster=cluster, step=step) from error
+            doc = kc.with_token(cluster, server=f"https://{endpoint}", ca_data=ca_certificate, token=token)
+            yaml.safe_dump(doc, out)
+        yield HelmCommand(executable=helm, kubeconfig=path, kubecontext=cluster, default_timeout=timeout)
 
 
 def is_remote(source: str) -> bool:
@@ -248,7 +170,7 @@ _STUCK = {"pending-install", "pending-upgrade", "pending-rollback", "uninstallin
 
 
 async def ensure_release(
-    command: _Command,
+    command: HelmCommand,
     ref: ChartRef,
     name: str,
     values: dict[str, Any],
@@ -296,7 +218,7 @@ def _deployed(current: dict[str, Any], ref: ChartRef) -> bool:
     return bool(same and current.get("status") == "deployed")
 
 
-async def _values(command: _Command, current: dict[str, Any], namespace: str) -> dict[str, Any]:
+async def _values(command: HelmCommand, current: dict[str, Any], namespace: str) -> dict[str, Any]:
     """The values the release was given at that revision (`helm get values`), what pyhelm3 compares."""
     revision = int(current["revision"])
     return dict(await command.get_values(current["name"], namespace=namespace, revision=revision))
@@ -328,17 +250,3 @@ async def _metadata(command: pyhelm3.Command, name: str, namespace: str) -> dict
 def list_releases(command: pyhelm3.Command, namespace: str) -> list[dict[str, Any]]:
     """`helm list` in a namespace, as helm's JSON (name, revision, chart, app_version, status)."""
     return list(asyncio.run(command.list(namespace=namespace)))
-
-
-def cluster_releases(
-    *, cluster: str, endpoint: str, ca_certificate: str, token: str, namespace: str
-) -> list[dict[str, Any]]:
-    """What `status` shows per cluster: `helm list` in `namespace` (name, revision, chart, app_version,
-    status); a helm failure comes out as meshwright's error for step `status`."""
-    with (
-        cluster_command(
-            cluster=cluster, endpoint=endpoint, ca_certificate=ca_certificate, token=token
-        ) as command,
-        helm_call(cluster=cluster, step="status"),
-    ):
-        return list_releases(command, namespace)

@@ -2,7 +2,9 @@
 
 A client is built from an endpoint, a CA and a token source; the token is fetched on every
 request through the client's refresh hook, so long runs keep a fresh Google token. Manifests are
-applied with server-side apply (CRDs first, then wait until they are Established).
+applied with server-side apply (CRDs first, then wait until they are Established). Every call here
+goes through `translate.kube_call`, so a refused or dropped connection is `Unreachable` (retried)
+and an API error is meshwright's own, naming the cluster and the step.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kubernetes.client
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from kubernetes.dynamic.discovery import LazyDiscoverer
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from meshwright.errors import NotFound, PermanentError, TransientError
-from meshwright.translate import from_kube
+from meshwright.errors import NotFound, NotReady, PermanentError
+from meshwright.translate import kube_call
+
+T = TypeVar("T")
 
 FIELD_MANAGER = "meshwright"
 CRD_KIND = "CustomResourceDefinition"
@@ -56,19 +61,39 @@ def _ca_file(ca_certificate: str) -> str:
     return str(path)
 
 
+def read_or_none(call: Callable[[], T]) -> T | None:
+    """A read that answers None for 404, so callers can look before they act."""
+    try:
+        return call()
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+class _Discovery(LazyDiscoverer):
+    """The dynamic client's discovery, kept in memory for the client's life: the library's default
+    writes a JSON file per API server into $TMPDIR and reads it back, stale, in later runs."""
+
+    def _write_cache(self) -> None:
+        pass
+
+
+# A path that never exists, so the discoverer never reads a file (and, above, never writes one).
+_NO_CACHE_FILE = str(Path(tempfile.gettempdir()) / "meshwright-no-discovery-cache" / "none.json")
+
+
 def dynamic(client: kubernetes.client.ApiClient) -> DynamicClient:
-    cache = (
-        Path(tempfile.gettempdir())
-        / f"meshwright-discovery-{abs(hash(client.configuration.host))}-{time.monotonic_ns()}.json"
-    )
-    return DynamicClient(client, cache_file=str(cache))
+    return DynamicClient(client, cache_file=_NO_CACHE_FILE, discoverer=_Discovery)
 
 
 def _dynamic(client: kubernetes.client.ApiClient, *, cluster: str, step: str) -> DynamicClient:
-    try:
+    with kube_call(cluster=cluster, step=step, what="API discovery", endpoint=_endpoint(client)):
         return dynamic(client)
-    except (ApiException, DynamicApiError) as e:
-        raise from_kube(e, cluster=cluster, step=step, what="API discovery") from e
+
+
+def _endpoint(client: kubernetes.client.ApiClient) -> str:
+    return str(client.configuration.host)
 
 
 def _resource(dyn: DynamicClient, obj: dict[str, Any]) -> Any:
@@ -100,17 +125,16 @@ def apply(
 
 
 def _apply_one(dyn: DynamicClient, obj: dict[str, Any], *, cluster: str, step: str) -> str:
+    what = f"{obj['kind']}/{obj['metadata']['name']}"
     try:
-        resource = _resource(dyn, obj)
-        dyn.server_side_apply(
-            resource,
-            body=obj,
-            namespace=obj["metadata"].get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
-        )
-    except (ApiException, DynamicApiError) as e:
-        raise from_kube(e, cluster=cluster, step=step, what=f"{obj['kind']}/{obj['metadata']['name']}") from e
+        with kube_call(cluster=cluster, step=step, what=what, endpoint=_endpoint(dyn.client)):
+            dyn.server_side_apply(
+                _resource(dyn, obj),
+                body=obj,
+                namespace=obj["metadata"].get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
     except ResourceNotFoundError as e:
         raise PermanentError(
             f"the API has no {obj['kind']} in {obj['apiVersion']}", cluster=cluster, step=step
@@ -124,12 +148,13 @@ def wait_established(
     api = kubernetes.client.ApiextensionsV1Api(client)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        crd = api.read_custom_resource_definition(name)
+        with kube_call(cluster=cluster, step=step, what=f"crd/{name}", endpoint=_endpoint(client)):
+            crd = api.read_custom_resource_definition(name)
         conditions = (crd.status.conditions if crd.status else None) or []
         if any(c.type == "Established" and c.status == "True" for c in conditions):
             return
         time.sleep(0.2)
-    raise TransientError(f"CRD {name} not Established after {timeout:.0f}s", cluster=cluster, step=step)
+    raise NotReady(f"CRD {name} not Established after {timeout:.0f}s", cluster=cluster, step=step)
 
 
 def wait_rollout(
@@ -142,27 +167,36 @@ def wait_rollout(
     timeout: float = 300.0,
 ) -> None:
     """Return when the Deployment has all its replicas updated and available (a watch, no polling)."""
-    apps = kubernetes.client.AppsV1Api(client)
-    deadline = time.monotonic() + timeout
-    watch = kubernetes.watch.Watch()
+    with kube_call(cluster=cluster, step=step, what=f"deployment/{name}", endpoint=_endpoint(client)):
+        if _watch_rollout(kubernetes.client.AppsV1Api(client), namespace, name, timeout=timeout):
+            return
+    raise NotReady(
+        f"deployment {namespace}/{name} not rolled out after {timeout:.0f}s", cluster=cluster, step=step
+    )
+
+
+def _watch_rollout(apps: kubernetes.client.AppsV1Api, namespace: str, name: str, *, timeout: float) -> bool:
+    deadline, watch = time.monotonic() + timeout, kubernetes.watch.Watch()
     try:
         while time.monotonic() < deadline:
-            remaining = max(1, int(deadline - time.monotonic()))
             for event in watch.stream(
                 apps.list_namespaced_deployment,
                 namespace,
                 field_selector=f"metadata.name={name}",
-                timeout_seconds=remaining,
+                timeout_seconds=max(1, int(deadline - time.monotonic())),
             ):
                 if _rolled_out(event["object"]):
-                    return
-    except ApiException as e:
-        raise from_kube(e, cluster=cluster, step=step, what=f"deployment/{name}") from e
+                    return True
     finally:
         watch.stop()
-    raise TransientError(
-        f"deployment {namespace}/{name} not rolled out after {timeout:.0f}s", cluster=cluster, step=step
-    )
+    return False
+
+
+def load_balancer_addresses(service: Any) -> list[str]:
+    """A LoadBalancer Service's addresses (IPs or hostnames), as the kubernetes client reads it."""
+    status = getattr(service, "status", None)
+    ingress = (status.load_balancer.ingress if status and status.load_balancer else None) or []
+    return [str(i.ip or i.hostname) for i in ingress if i.ip or i.hostname]
 
 
 def _rolled_out(dep: Any) -> bool:
@@ -178,16 +212,13 @@ def delete(
     """Delete what `apply` applied, in reverse order; what is already gone counts as deleted."""
     dyn, deleted = _dynamic(client, cluster=cluster, step=step), []
     for obj in reversed(list(manifests)):
-        with contextlib.suppress(NotFound, ResourceNotFoundError):
-            try:
-                dyn.delete(
-                    _resource(dyn, obj),
-                    name=obj["metadata"]["name"],
-                    namespace=obj["metadata"].get("namespace"),
-                )
-            except ApiException as e:
-                raise from_kube(
-                    e, cluster=cluster, step=step, what=f"{obj['kind']}/{obj['metadata']['name']}"
-                ) from e
-            deleted.append(f"{obj['kind']}/{obj['metadata']['name']}")
+        what = f"{obj['kind']}/{obj['metadata']['name']}"
+        with (
+            contextlib.suppress(NotFound, ResourceNotFoundError),
+            kube_call(cluster=cluster, step=step, what=what, endpoint=_endpoint(client)),
+        ):
+            dyn.delete(
+                _resource(dyn, obj), name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace")
+            )
+            deleted.append(what)
     return deleted

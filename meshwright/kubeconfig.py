@@ -59,6 +59,13 @@ def document(entries: Sequence[Entry], *, owner: Owner | None = None) -> dict[st
     }
 
 
+def with_token(cluster: str, *, server: str, ca_data: str, token: str) -> dict[str, Any]:
+    """One cluster with a static bearer token, everything named after it: what a remote secret
+    holds (as `istioctl create-remote-secret` writes it) and what helm is given (no exec plugin:
+    helm may run where gcloud is not installed)."""
+    return document([Entry(cluster, server, ca_data, {"token": token})])
+
+
 def write(path: Path, doc: dict[str, Any]) -> None:
     """Write a kubeconfig with mode 0600: it may hold a token."""
     write_secret(path, yaml.safe_dump(doc, sort_keys=False).encode())

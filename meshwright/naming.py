@@ -2,17 +2,13 @@
 
 The reaper and teardown find resources by these labels, so creation and deletion must agree;
 `plan` renders the same constants the tasks use, so it cannot drift from what the flows do.
-This module imports nothing of meshwright at run time: the spec itself uses its labels.
+This module imports nothing of meshwright and takes plain values: the spec itself uses its labels.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from meshwright.spec import ClusterSpec, MeshSpec
 
 # -- labels on cloud resources ---------------------------------------------------------------
 RESERVED_LABEL_PREFIX = "meshwright-"
@@ -55,18 +51,23 @@ def remote_secret_name(cluster: str) -> str:
     return f"istio-remote-secret-{cluster}"
 
 
-def expiry(spec: MeshSpec, *, now: float | None = None) -> int | None:
-    """Unix time after which a reaper may delete what this run creates."""
-    ttl = spec.ttl_seconds
-    return None if ttl is None else int((time.time() if now is None else now) + ttl)
+def expiry(ttl_seconds: int | None, *, now: float | None = None) -> int | None:
+    """Unix time after which a reaper may delete what a run started at `now` creates."""
+    return None if ttl_seconds is None else int((time.time() if now is None else now) + ttl_seconds)
 
 
-def resource_labels(spec: MeshSpec, cluster: ClusterSpec, *, expires: int | None) -> dict[str, str]:
+def resource_labels(mesh: str, user_labels: dict[str, str], *, expires: int | None) -> dict[str, str]:
     """The labels on every cloud resource of the mesh: the user's, then ours (ours win)."""
-    labels = {**cluster.labels, MESH_LABEL: spec.name}
+    labels = {**user_labels, MESH_LABEL: mesh}
     if expires is not None:
         labels[EXPIRES_LABEL] = str(expires)
     return labels
+
+
+def artifact_key(mesh: str, kind: str = "") -> str:
+    """The key of a mesh's Prefect artifact of `kind` (the cluster table without one): one key per
+    mesh and kind, so the UI keeps each report's history. Prefect keys are lowercase, dashes only."""
+    return (f"mesh-{mesh}-{kind}" if kind else f"mesh-{mesh}")[:60].lower()
 
 
 def default_kubeconfig(mesh: str) -> Path:

@@ -104,7 +104,7 @@ def _waits(spec: MeshSpec) -> list[Step]:
 
 
 def _create_cluster(spec: MeshSpec, c: ClusterSpec) -> Step:
-    labels = naming.resource_labels(spec, c, expires=None)
+    labels = naming.resource_labels(spec.name, c.labels, expires=None)
     if spec.ttl:
         labels[naming.EXPIRES_LABEL] = f"<now + {spec.ttl}>"
     details = {

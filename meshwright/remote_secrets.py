@@ -50,22 +50,6 @@ def reader_token_secret() -> dict[str, Any]:
     }
 
 
-def kubeconfig(cluster: str, *, server: str, ca_data: str, token: str) -> dict[str, Any]:
-    """A kubeconfig whose cluster, context and user are all named after `cluster`.
-
-    `ca_data` is the base64 PEM as GKE reports it; `server` a full https:// URL.
-    """
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
-        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
-        "current-context": cluster,
-        "preferences": {},
-        "users": [{"name": cluster, "user": {"token": token}}],
-    }
-
-
 def render(config: dict[str, Any]) -> bytes:
     """Stable bytes for a kubeconfig: the same inputs give the same secret, so a rerun changes nothing."""
     return yaml.safe_dump(config, sort_keys=True).encode()
@@ -109,4 +93,3 @@ def token_of(secret: dict[str, Any]) -> str | None:
     """The token of a filled service-account-token Secret (as read with `_preload_content=False`)."""
     data = secret.get("data") or {}
     return base64.b64decode(data["token"]).decode() if data.get("token") else None
-

@@ -51,6 +51,10 @@ class Target(StrEnum):
     GKE = "gke"
 
 
+# The sandbox is the embedded default: a spec or a flow that names no target builds locally.
+DEFAULT_TARGET = Target.SANDBOX
+
+
 class Role(StrEnum):
     PRIMARY = "primary"
     REMOTE = "remote"
@@ -260,7 +264,7 @@ class MeshSpec(_Model):
 
     name: str
     """Mesh name: labels every resource, names the firewall rule and the kubeconfig."""
-    target: Target = Target.SANDBOX
+    target: Target = DEFAULT_TARGET
     """Where the mesh is built: sandbox (local) or gke."""
     project: str
     """GCP project id."""

@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
-from meshwright import bookinfo
+from meshwright.bookinfo_catalog import ENTRYPOINT, WORKLOADS
 from meshwright.errors import SpecProblem
 
 
@@ -114,24 +114,24 @@ def _check_workloads(path: str, workloads: list[Any]) -> Iterator[SpecProblem]:
     for j, w in enumerate(workloads):
         if w in seen:
             yield SpecProblem(f"{path}[{j}]", f"{w!r} is listed twice on this cluster")
-        elif isinstance(w, str) and w not in bookinfo.WORKLOADS:
-            known = ", ".join(bookinfo.WORKLOADS)
+        elif isinstance(w, str) and w not in WORKLOADS:
+            known = ", ".join(WORKLOADS)
             yield SpecProblem(f"{path}[{j}]", f"{w!r} is not a Bookinfo workload (known: {known})")
         if isinstance(w, str):
             seen.add(w)
 
 
 def _check_calls(placed: set[str]) -> Iterator[SpecProblem]:
-    known = placed & set(bookinfo.WORKLOADS)
+    known = placed & set(WORKLOADS)
     if not known:
         return
-    if bookinfo.ENTRYPOINT not in known:
+    if ENTRYPOINT not in known:
         yield SpecProblem(
-            "bookinfo.placement", f"{bookinfo.ENTRYPOINT!r} (the entry point) is placed nowhere"
+            "bookinfo.placement", f"{ENTRYPOINT!r} (the entry point) is placed nowhere"
         )
-    served = {bookinfo.WORKLOADS[w].service for w in known}
+    served = {WORKLOADS[w].service for w in known}
     for w in sorted(known):
-        for service in bookinfo.WORKLOADS[w].calls:
+        for service in WORKLOADS[w].calls:
             if service not in served:
                 yield SpecProblem(
                     "bookinfo.placement", f"{w!r} calls {service!r}, but no {service} workload is placed"

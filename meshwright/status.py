@@ -10,7 +10,7 @@ from typing import Any
 
 from google.cloud import compute_v1, container_v1
 
-from meshwright import clients, naming
+from meshwright import clients, helm, naming
 from meshwright.errors import MeshwrightError, NotFound
 from meshwright.naming import MESH_LABEL
 from meshwright.spec import MeshSpec
@@ -76,15 +76,9 @@ def _releases(target: clients.MeshwrightTarget, c: container_v1.Cluster) -> list
     """`helm list` in istio-system of a RUNNING cluster; a failure is shown, not raised."""
     if c.status != container_v1.Cluster.Status.RUNNING:
         return []
-    from meshwright import helm  # pyhelm3 loads only when a cluster is there to ask
-
+    ca = c.master_auth.cluster_ca_certificate
     try:
-        return helm.cluster_releases(
-            cluster=c.name,
-            endpoint=c.endpoint,
-            ca_certificate=c.master_auth.cluster_ca_certificate,
-            token=clients.cloud(target).kube_token(),
-            namespace=naming.ISTIO_NAMESPACE,
-        )
+        with clients.cloud(target).helm(c.name, c.endpoint, ca, step="status") as command:
+            return helm.list_releases(command, naming.ISTIO_NAMESPACE)
     except MeshwrightError as e:
         return f"releases unknown: {e}"

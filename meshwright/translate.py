@@ -1,13 +1,22 @@
-"""SDK errors -> meshwright's error tree, at the edge. Retry decisions look at the result only."""
+"""Every outside system's failures -> meshwright's error tree, at the edge; the one module that does it.
+
+Google's API (google-api-core, requests), Kubernetes (the client's ApiException, the dynamic
+client's errors, and what urllib3 and the socket raise when a connection cannot be made or drops)
+and helm (pyhelm3's errors, with helm's own message). Retry decisions look at the result only:
+a dropped or refused connection is `Unreachable`, a TransientError, wherever it happens.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import re
 from collections.abc import Iterator
 
+import pyhelm3.errors as helm_errors
 import requests
+import urllib3.exceptions
 from google.api_core import exceptions as gx
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
@@ -68,10 +77,43 @@ def from_kube(
     return kind(message, cluster=cluster, step=step)
 
 
+# What the kubernetes client lets through when there is no HTTP answer at all: urllib3's errors
+# (MaxRetryError for a refused port, ProtocolError for a dropped connection), http.client's
+# (an answer cut short), and the socket's own (OSError: reset, timeout, TLS).
+CONNECTION_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+
+
+@contextlib.contextmanager
+def kube_call(
+    *, cluster: str, step: str, what: str = "", endpoint: str = "the cluster's API"
+) -> Iterator[None]:
+    """Kubernetes calls against one cluster; what they raise comes out as meshwright's own errors."""
+    try:
+        yield
+    except (ApiException, DynamicApiError) as error:
+        raise from_kube(error, cluster=cluster, step=step, what=what) from error
+    except CONNECTION_ERRORS as error:
+        raise from_connection(error, cluster=cluster, step=step, endpoint=endpoint) from error
+
+
 def from_connection(error: Exception, *, cluster: str | None, step: str, endpoint: str) -> e.MeshwrightError:
-    return e.Unreachable(
-        f"cannot reach {endpoint}: {e.truncate(str(error), 160)}", cluster=cluster, step=step
-    )
+    return e.Unreachable(f"cannot reach {endpoint}: {_connection_reason(error)}", cluster=cluster, step=step)
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _connection_reason(error: Exception) -> str:
+    """What went wrong on the wire, in a few words ("connection refused"), not urllib3's repr."""
+    text = str(getattr(error, "reason", None) or error)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(1).strip().lower()
+    if "EOF" in text or "RemoteDisconnected" in text or "closed connection" in text.lower():
+        return "the connection was closed before an answer came"
+    if "timed out" in text.lower():
+        return "timed out"
+    return e.truncate(text, 160)
 
 
 @contextlib.contextmanager
@@ -83,3 +125,63 @@ def google_call(*, cluster: str | None, step: str, endpoint: str = "the Google A
         raise from_google(error, cluster=cluster, step=step) from error
     except (requests.ConnectionError, requests.Timeout, gx.RetryError) as error:
         raise from_connection(error, cluster=cluster, step=step, endpoint=endpoint) from error
+
+
+# helm prints these when the API server or the network is briefly unavailable: worth a retry.
+_TRANSIENT = (
+    "connection refused",
+    "connection reset",
+    "i/o timeout",
+    "tls handshake timeout",
+    "eof",
+    "the server is currently unable",
+    "too many requests",
+    "etcdserver",
+    "http2: client connection lost",
+    "another operation (install/upgrade/rollback) is in progress",
+)
+
+
+# Helm 3.18.5's JSON-schema validator refuses the gateway chart's own values.schema.json.
+_SCHEMA_HINT = "Helm >= 3.18.5 rejects Istio's gateway chart schema, istio/istio#57354: use Helm 3.17"
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "no output").removeprefix("Error: ")
+
+
+def helm_message(error: helm_errors.Error) -> str:
+    """Helm's own message, one line (helm puts the error last, after any warnings)."""
+    return e.truncate(last_line(error.stderr.decode(errors="replace")))
+
+
+def from_helm(error: helm_errors.Error, *, cluster: str | None, step: str) -> e.MeshwrightError:
+    """pyhelm3's exception -> meshwright's error, keeping helm's message."""
+    message = helm_message(error)
+    lowered = message.lower()
+    kind: type[e.MeshwrightError]
+    if isinstance(error, helm_errors.ConnectionError) or any(m in lowered for m in _TRANSIENT):
+        kind = e.TransientError
+    elif isinstance(error, helm_errors.ChartNotFoundError):
+        kind = e.NotFound
+    elif isinstance(error, helm_errors.ResourceAlreadyExistsError):
+        kind = e.Conflict
+    elif "forbidden" in lowered or "unauthorized" in lowered:
+        kind = e.PermissionDenied
+    elif "timed out waiting for the condition" in lowered or "context deadline exceeded" in lowered:
+        kind, message = e.OperationFailed, f"not ready in time: {message}"
+    else:  # render failures, schema rejections, invalid resources: a person must change something
+        kind = e.InvalidRequest
+        if "_internal_defaults_do_not_set" in message:
+            message += f" ({_SCHEMA_HINT})"
+    return kind(message, cluster=cluster, step=step)
+
+
+@contextlib.contextmanager
+def helm_call(*, cluster: str | None, step: str) -> Iterator[None]:
+    """Run pyhelm3 calls; what they raise comes out as meshwright's own errors."""
+    try:
+        yield
+    except helm_errors.Error as error:
+        raise from_helm(error, cluster=cluster, step=step) from error

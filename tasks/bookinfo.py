@@ -12,24 +12,18 @@ from __future__ import annotations
 import time
 
 import kubernetes.client
-from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
 
 from meshwright import bookinfo, clients, kube, naming
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import OperationFailed, TransientError
+from meshwright.errors import NotReady, OperationFailed
 from meshwright.models import BookinfoResult, ChartRef, ClusterAccess
-from meshwright.spec import MeshSpec, Target
-from meshwright.translate import from_kube
+from meshwright.spec import MeshSpec
+from meshwright.translate import kube_call
 from tasks.common import ONCE_PER_RUN, RETRYING, Clock
 from tasks.istio import ensure_helm_release
 
 STEP = "deploy_bookinfo"
-READY_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
-
-
-def _kube(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:
-    return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
 
 
 def _ensure_ingress(target: MeshwrightTarget, access: ClusterAccess, charts: list[ChartRef]) -> str:
@@ -43,7 +37,7 @@ def _wait(
 ) -> None:
     try:
         kube.wait_rollout(client, namespace, name, cluster=cluster, step=STEP, timeout=timeout)
-    except TransientError as e:  # pods refused by the injector do not come by retrying the apply
+    except NotReady as e:  # pods refused by the injector do not come by retrying the apply
         raise OperationFailed(
             f"{namespace}/{name}: {e.message}; see `kubectl -n {namespace} describe replicaset -l "
             f"app={name.rsplit('-', 1)[0]}` (a refused sidecar injection shows as FailedCreate)",
@@ -62,7 +56,7 @@ def _restart_without_sidecar(
     they are replaced, and a mesh without their sidecars cannot reach them.
     """
     core, apps = kubernetes.client.CoreV1Api(client), kubernetes.client.AppsV1Api(client)
-    try:
+    with kube_call(cluster=cluster, step=STEP, what=f"deployments in {namespace}"):
         pods = core.list_namespaced_pod(namespace).items
         bare = {
             (p.metadata.labels or {}).get("app", "") + "-" + (p.metadata.labels or {}).get("version", "")
@@ -74,8 +68,6 @@ def _restart_without_sidecar(
         for name in restarted:
             body = {"spec": {"template": {"metadata": {"annotations": stamp}}}}
             apps.patch_namespaced_deployment(name, namespace, body)
-    except ApiException as e:
-        raise from_kube(e, cluster=cluster, step=STEP, what=f"deployments in {namespace}") from e
     return restarted
 
 
@@ -93,8 +85,8 @@ def deploy_bookinfo(
     """
     assert spec.bookinfo is not None
     clock, ns = Clock(STEP, access.name), spec.bookinfo.namespace
-    timeout = READY_TIMEOUT[clients.cloud(target).target]
-    client = _kube(target, access)
+    cloud = clients.cloud(target)
+    timeout, client = cloud.waits.ready, cloud.kube_for(access)
     ingress = None
     if access.name in bookinfo.entry_clusters(spec):
         ingress = _ensure_ingress(target, access, charts)

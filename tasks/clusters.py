@@ -46,7 +46,7 @@ def cluster_request(spec: MeshSpec, c: ClusterSpec, *, expires: int | None) -> c
         network=spec.network,
         node_pools=[pool],
         ip_allocation_policy=policy,
-        resource_labels=naming.resource_labels(spec, c, expires=expires),
+        resource_labels=naming.resource_labels(spec.name, c.labels, expires=expires),
         release_channel=container_v1.ReleaseChannel(channel=RELEASE_CHANNEL),
         workload_identity_config=container_v1.WorkloadIdentityConfig(
             workload_pool=f"{spec.project}.svc.id.goog"

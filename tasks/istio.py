@@ -13,29 +13,22 @@ import asyncio
 import time
 from typing import Any
 
-import kubernetes.client
-
 # kubernetes.client loads its API classes lazily, about a second each on first use; imported here,
 # that second is paid once at import instead of inside the first cluster's chain (apps: for
 # kube.wait_rollout).
 import kubernetes.client.api.apps_v1_api
 import kubernetes.watch
 from kubernetes.client.api.core_v1_api import CoreV1Api
-from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from meshwright import clients, helm, istio_values, kube, naming
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import OperationFailed, TransientError
+from meshwright.errors import NotReady, OperationFailed
 from meshwright.models import ChartRef, ClusterAccess, ReleaseResult
-from meshwright.spec import MeshSpec, Target
-from meshwright.translate import from_kube
+from meshwright.spec import MeshSpec
+from meshwright.translate import kube_call
 from tasks.common import ONCE_PER_RUN, RETRYING, Clock
-
-READY_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
-ADDRESS_TIMEOUT = {Target.GKE: 600.0, Target.SANDBOX: 120.0}
-BUNDLED_HINT = "on the sandbox, omit istio.charts to use the bundled charts"
 
 
 def chart_source(spec: MeshSpec, *, target: MeshwrightTarget) -> str:
@@ -55,7 +48,7 @@ def preflight_charts(spec: MeshSpec, *, target: MeshwrightTarget) -> list[ChartR
         target: where the mesh is built (decides the default chart source).
     """
     source = chart_source(spec, target=target)
-    refs = helm.resolve_charts(source, spec.istio.version, hint=BUNDLED_HINT)
+    refs = helm.resolve_charts(source, spec.istio.version, hint=clients.cloud(target).charts_hint)
     log = get_run_logger()
     for ref in refs:
         if ref.version != spec.istio.version:
@@ -65,10 +58,6 @@ def preflight_charts(spec: MeshSpec, *, target: MeshwrightTarget) -> list[ChartR
             )  # fmt: skip
     log.info("charts from %s: %s", source, ", ".join(f"{r.chart} {r.version}" for r in refs))
     return refs
-
-
-def _kube(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:
-    return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
 
 
 @task(task_run_name="prepare_namespace[{access.name}]", **ONCE_PER_RUN, **RETRYING)
@@ -81,7 +70,8 @@ def prepare_namespace(spec: MeshSpec, access: ClusterAccess, *, target: Meshwrig
         target: where the mesh is built.
     """
     manifest = istio_values.namespace(spec, spec.cluster(access.name))
-    kube.apply(_kube(target, access), [manifest], cluster=access.name, step="prepare_namespace")
+    client = clients.cloud(target).kube_for(access)
+    kube.apply(client, [manifest], cluster=access.name, step="prepare_namespace")
     return naming.ISTIO_NAMESPACE
 
 
@@ -149,16 +139,7 @@ def ensure_helm_release(
     step: str,
 ) -> ReleaseResult:
     """One Helm release in the cluster's istio-system, helm's failures as meshwright's (for `step`)."""
-    cloud = clients.cloud(target)
-    with (
-        helm.cluster_command(
-            cluster=access.name,
-            endpoint=access.endpoint,
-            ca_certificate=access.ca_certificate,
-            token=cloud.kube_token(),
-        ) as command,
-        helm.helm_call(cluster=access.name, step=step),
-    ):
+    with clients.cloud(target).helm_for(access, step=step) as command:
         return asyncio.run(
             helm.ensure_release(
                 command, ref, name, values, cluster=access.name, namespace=naming.ISTIO_NAMESPACE
@@ -168,17 +149,18 @@ def ensure_helm_release(
 
 def _wait_ready(target: MeshwrightTarget, access: ClusterAccess, release: str, *, step: str) -> None:
     deployment = "istiod" if release == naming.ISTIOD_RELEASE else release
-    timeout = READY_TIMEOUT[clients.cloud(target).target]
+    cloud = clients.cloud(target)
+    timeout = cloud.waits.ready
     try:
         kube.wait_rollout(
-            _kube(target, access),
+            cloud.kube_for(access),
             naming.ISTIO_NAMESPACE,
             deployment,
             cluster=access.name,
             step=step,
             timeout=timeout,
         )
-    except TransientError as e:  # a control plane that never comes up is not fixed by retrying
+    except NotReady as e:  # a control plane that never comes up is not fixed by retrying
         raise OperationFailed(
             f"release {release}: {e.message}; see `kubectl -n istio-system describe deployment {deployment}`",
             cluster=access.name,
@@ -194,8 +176,21 @@ def gateway_address(access: ClusterAccess, *, target: MeshwrightTarget) -> str:
         access: a cluster with an east-west gateway.
         target: where the mesh is built.
     """
-    api = CoreV1Api(_kube(target, access))
-    timeout = ADDRESS_TIMEOUT[clients.cloud(target).target]
+    cloud = clients.cloud(target)
+    api, timeout = CoreV1Api(cloud.kube_for(access)), cloud.waits.address
+    what = f"service/{naming.EASTWEST_RELEASE}"
+    with kube_call(cluster=access.name, step="gateway_address", what=what, endpoint=access.endpoint):
+        address = _watch_address(api, timeout=timeout)
+    if address:
+        return address
+    raise OperationFailed(
+        f"service istio-system/{naming.EASTWEST_RELEASE} has no load-balancer address after {timeout:.0f}s",
+        cluster=access.name,
+        step="gateway_address",
+    )
+
+
+def _watch_address(api: CoreV1Api, *, timeout: float) -> str | None:
     deadline, watch = time.monotonic() + timeout, kubernetes.watch.Watch()
     try:
         while time.monotonic() < deadline:
@@ -205,27 +200,12 @@ def gateway_address(access: ClusterAccess, *, target: MeshwrightTarget) -> str:
                 field_selector=f"metadata.name={naming.EASTWEST_RELEASE}",
                 timeout_seconds=max(1, int(deadline - time.monotonic())),
             ):
-                address = _ingress(event["object"])
-                if address:
-                    return address
-    except ApiException as e:
-        raise from_kube(
-            e, cluster=access.name, step="gateway_address", what="service/istio-eastwestgateway"
-        ) from e
+                found = kube.load_balancer_addresses(event["object"])
+                if found:
+                    return found[0]
     finally:
         watch.stop()
-    raise OperationFailed(
-        f"service istio-system/{naming.EASTWEST_RELEASE} has no load-balancer address after {timeout:.0f}s",
-        cluster=access.name,
-        step="gateway_address",
-    )
-
-
-def _ingress(service: Any) -> str | None:
-    ingress = (
-        service.status.load_balancer.ingress if service.status and service.status.load_balancer else None
-    ) or []
-    return next((i.ip or i.hostname for i in ingress if i.ip or i.hostname), None)
+    return None
 
 
 @task(task_run_name="expose_on_gateway[{access.name}]", **ONCE_PER_RUN, **RETRYING)
@@ -238,16 +218,5 @@ def expose_on_gateway(spec: MeshSpec, access: ClusterAccess, *, target: Meshwrig
         target: where the mesh is built.
     """
     manifests = istio_values.exposures(spec, spec.cluster(access.name))
-    return kube.apply(_kube(target, access), manifests, cluster=access.name, step="expose_on_gateway")
-
-
-@task(task_run_name="list_releases[{access.name}]", cache_policy=NO_CACHE, **RETRYING)
-def list_releases(access: ClusterAccess, *, target: MeshwrightTarget) -> list[dict[str, Any]]:
-    """The Helm releases in the cluster's istio-system: name, revision, chart, app_version, status."""
-    return helm.cluster_releases(
-        cluster=access.name,
-        endpoint=access.endpoint,
-        ca_certificate=access.ca_certificate,
-        token=clients.cloud(target).kube_token(),
-        namespace=naming.ISTIO_NAMESPACE,
-    )
+    client = clients.cloud(target).kube_for(access)
+    return kube.apply(client, manifests, cluster=access.name, step="expose_on_gateway")

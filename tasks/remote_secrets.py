@@ -7,42 +7,30 @@ a fingerprint, and persists nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any
 
 import kubernetes.client
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
 
-from meshwright import clients, kube, naming
+from meshwright import clients, naming
+from meshwright import kubeconfig as kc
 from meshwright import remote_secrets as rs
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import NotFound, PermanentError, PermissionDenied, TransientError
+from meshwright.errors import Conflict, NotFound, PermanentError, PermissionDenied, TransientError
+from meshwright.kube import read_or_none
 from meshwright.models import ClusterAccess, RemoteSecretResult
-from meshwright.translate import from_connection, from_kube
+from meshwright.translate import kube_call
 from tasks.common import ONCE_PER_RUN, RETRYING
 
 STEP = "exchange_remote_secret"
 TOKEN_TIMEOUT = 60.0
-T = TypeVar("T")
 
 
-@contextmanager
-def kube_call(*, cluster: str, what: str, endpoint: str, step: str = STEP) -> Iterator[None]:
-    """One Kubernetes call: what the client raises comes out as meshwright's own errors."""
-    try:
-        yield
-    except ApiException as e:
-        raise from_kube(e, cluster=cluster, step=step, what=what) from e
-    except urllib3.exceptions.HTTPError as e:
-        raise from_connection(e, cluster=cluster, step=step, endpoint=endpoint) from e
-
-
-def kube_client(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:
-    return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
+def _core(client: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(client)
 
 
 def _body(manifest: dict[str, Any]) -> Any:
@@ -50,23 +38,13 @@ def _body(manifest: dict[str, Any]) -> Any:
     return manifest
 
 
-def _core(client: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(client)
-
-
-def read_or_none(call: Callable[[], T]) -> T | None:
-    """A read that answers None for 404, so callers can look before they act."""
-    try:
-        return call()
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
+def _call(access: ClusterAccess, what: str) -> AbstractContextManager[None]:
+    return kube_call(cluster=access.name, step=STEP, what=what, endpoint=access.endpoint)
 
 
 def _check_reader_account(core: kubernetes.client.CoreV1Api, access: ClusterAccess) -> None:
     ns, sa = naming.ISTIO_NAMESPACE, naming.READER_SERVICE_ACCOUNT
-    with kube_call(cluster=access.name, what=f"serviceaccount/{sa}", endpoint=access.endpoint):
+    with _call(access, f"serviceaccount/{sa}"):
         found = read_or_none(lambda: core.read_namespaced_service_account(sa, ns))
     if found is None:
         # Creating it here would clash with Helm, which owns it (the base chart renders it).
@@ -80,13 +58,11 @@ def _check_reader_account(core: kubernetes.client.CoreV1Api, access: ClusterAcce
 def _reader_token(core: kubernetes.client.CoreV1Api, access: ClusterAccess) -> str:
     """Create (or adopt) the reader's token Secret and wait until the token controller filled it."""
     name, ns = naming.READER_TOKEN_SECRET, naming.ISTIO_NAMESPACE
-    with kube_call(cluster=access.name, what=f"secret/{name}", endpoint=access.endpoint):
+    with _call(access, f"secret/{name}"):
         if read_or_none(lambda: core.read_namespaced_secret(name, ns)) is None:
-            try:
+            # Conflict: another pair's task created it a moment ago; adopt it.
+            with contextlib.suppress(Conflict), _call(access, f"secret/{name}"):
                 core.create_namespaced_secret(ns, _body(rs.reader_token_secret()))
-            except ApiException as e:
-                if e.status != 409:  # another pair's task created it a moment ago: adopt it
-                    raise
         deadline = time.monotonic() + TOKEN_TIMEOUT
         while time.monotonic() < deadline:
             secret = read_or_none(lambda: core.read_namespaced_secret(name, ns))
@@ -99,11 +75,11 @@ def _reader_token(core: kubernetes.client.CoreV1Api, access: ClusterAccess) -> s
     )
 
 
-def _prove(access: ClusterAccess, token: str) -> None:
+def _prove(cloud: clients.Cloud, access: ClusterAccess, token: str) -> None:
     """A request with the kubeconfig's own credentials, against its own cluster."""
-    client = kube.connect(access.endpoint, access.ca_certificate, lambda: token, timeout=15.0)
+    client = cloud.kube_as(access.endpoint, access.ca_certificate, token, timeout=15.0)
     try:
-        with kube_call(cluster=access.name, what="list namespaces as the reader", endpoint=access.endpoint):
+        with _call(access, "list namespaces as the reader"):
             _core(client).list_namespace(limit=1)
     except PermissionDenied as e:
         raise PermanentError(
@@ -119,7 +95,7 @@ def _store(core: kubernetes.client.CoreV1Api, primary: ClusterAccess, wanted: di
     """Write the remote secret unless the primary already holds the same; returns the action."""
     name, ns = wanted["metadata"]["name"], naming.ISTIO_NAMESPACE
     client = core.api_client
-    with kube_call(cluster=primary.name, what=f"secret/{name}", endpoint=primary.endpoint):
+    with _call(primary, f"secret/{name}"):
         existing = read_or_none(lambda: core.read_namespaced_secret(name, ns))
         if existing is None:
             core.create_namespaced_secret(ns, _body(wanted))
@@ -153,21 +129,22 @@ def exchange_remote_secret(
         primary: the primary whose istio-system receives `istio-remote-secret-<source>`.
         target: where the mesh is built.
     """
-    src = kube_client(target, source)
+    cloud = clients.cloud(target)
+    src = cloud.kube_for(source)
     try:
         _check_reader_account(_core(src), source)
         token = _reader_token(_core(src), source)
     finally:
         src.close()
-    _prove(source, token)
+    _prove(cloud, source, token)
     config = rs.render(
-        rs.kubeconfig(
+        kc.with_token(
             source.name, server=f"https://{source.endpoint}", ca_data=source.ca_certificate, token=token
         )
     )
     del token
     wanted = rs.remote_secret(source.name, config)
-    dst = kube_client(target, primary)
+    dst = cloud.kube_for(primary)
     try:
         action = _store(_core(dst), primary, wanted)
     finally:

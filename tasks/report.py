@@ -1,12 +1,23 @@
-"""The provision report as a Prefect artifact: a table a person reads in the UI."""
+"""A run's reports as Prefect artifacts: tables and markdown a person reads in the UI.
+
+Each artifact has a key per mesh (`naming.artifact_key`), so the UI keeps its history from run to
+run. What the tables and the markdown say is computed by pure modules (meshwright.verify,
+meshwright.traffic, meshwright.smoke); this module only publishes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from meshwright.models import ProvisionReport
+from meshwright import naming, smoke
+from meshwright.models import MeshReport, ProvisionReport, TeardownReport, Timing
+from meshwright.spec import MeshSpec
+from meshwright.traffic import TrafficReport, traffic_rows
+from meshwright.verify import VerifyReport, table_rows
 
 
 def cluster_rows(report: ProvisionReport) -> list[dict[str, str]]:
@@ -23,14 +34,65 @@ def cluster_rows(report: ProvisionReport) -> list[dict[str, str]]:
     ]
 
 
+def _verdict(problems: list[str]) -> str:
+    return (f"{len(problems)} problem(s): " + "; ".join(problems)) if problems else "healthy"
+
+
+def _table(key: str, rows: list[dict[str, str]], empty: dict[str, str], description: str) -> str:
+    """A table artifact; `empty` stands in for no rows (Prefect shows nothing for an empty table)."""
+    create_table_artifact(table=rows or [empty], key=key, description=description)
+    return key
+
+
 @task(cache_policy=NO_CACHE)
 def publish_report(report: ProvisionReport) -> str:
     """Publish the cluster table under a key per mesh, so the UI shows its history."""
-    key = f"mesh-{report.mesh}"[:60].lower()
-    create_table_artifact(
-        table=cluster_rows(report),
-        key=key,
-        description=f"Mesh {report.mesh} on {report.target} ({report.project}): firewall {report.firewall.name} "
+    return _table(
+        naming.artifact_key(report.mesh),
+        cluster_rows(report),
+        {"cluster": "-"},
+        f"Mesh {report.mesh} on {report.target} ({report.project}): firewall {report.firewall.name} "
         f"{report.firewall.action}; provisioned in {report.seconds:.1f}s",
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_verification(report: VerifyReport) -> str:
+    """The table of what each primary sees, under a key per mesh so the UI keeps its history."""
+    return _table(
+        naming.artifact_key(report.mesh, "control-plane"),
+        table_rows(report),
+        {"primary": "-", "cluster": "-", "status": "-", "root": "-"},
+        f"Control plane of mesh {report.mesh}: {_verdict(report.problems)}",
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_traffic(mesh: MeshSpec, report: TrafficReport) -> str:
+    """Answers per cluster and reviews version, and the failures, under a key per mesh."""
+    return _table(
+        naming.artifact_key(report.mesh, "traffic"),
+        traffic_rows(mesh, report),
+        {"cluster": "-", "workload": "-", "answers": "-"},
+        f"Traffic of mesh {report.mesh} through {report.address}, {report.requests} requests: "
+        + _verdict(report.problems),
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_smoke_report(
+    mesh: MeshSpec,
+    built: MeshReport | None,
+    down: TeardownReport | None,
+    stages: list[Timing],
+    failures: Mapping[str, str],
+) -> str:
+    """The smoke test's markdown report (meshwright.smoke), under a key per mesh."""
+    key = naming.artifact_key(mesh.name, "smoke-test")
+    verified = built.verification if built else None
+    create_markdown_artifact(
+        markdown=smoke.render_markdown(mesh, built, verified, down, stages, failures),
+        key=key,
+        description=f"Smoke test of mesh {mesh.name}: {smoke.verdict(failures)}",
     )
     return key

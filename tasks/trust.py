@@ -14,15 +14,14 @@ import base64
 
 import kubernetes.client
 from kubernetes.client.api.core_v1_api import CoreV1Api
-from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
 
-from meshwright import clients, naming, pki, trust
+from meshwright import clients, kube, naming, pki, trust
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, PermanentError, TransientError
 from meshwright.models import CacertsResult, ClusterAccess, RootInfo
 from meshwright.spec import MeshSpec
-from meshwright.translate import from_kube
+from meshwright.translate import kube_call
 from tasks.common import ONCE_PER_RUN, RETRYING, Clock
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshwright"}
@@ -41,18 +40,12 @@ def ensure_root_ca(spec: MeshSpec) -> RootInfo:
     return info
 
 
-def _kube(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:
-    return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
-
-
 def _read(api: CoreV1Api, *, cluster: str) -> dict[str, bytes] | None:
-    try:
-        secret = api.read_namespaced_secret(naming.CACERTS_SECRET, naming.ISTIO_NAMESPACE)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise from_kube(e, cluster=cluster, step="ensure_cacerts", what="secret/cacerts") from e
-    return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    with kube_call(cluster=cluster, step="ensure_cacerts", what="secret/cacerts"):
+        secret = kube.read_or_none(
+            lambda: api.read_namespaced_secret(naming.CACERTS_SECRET, naming.ISTIO_NAMESPACE)
+        )
+    return None if secret is None else {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
 
 def _body(files: dict[str, bytes]) -> kubernetes.client.V1Secret:
@@ -104,7 +97,9 @@ def ensure_cacerts(
     keypair, _ = trust.ensure_root(spec, trust.store_for(spec.name))
     if pki.fingerprint(keypair.cert_pem) != root.fingerprint:
         raise PermanentError("the mesh's root CA changed during the run", cluster=name, step="ensure_cacerts")
-    api = CoreV1Api(_kube(target, access))  # imported eagerly: kubernetes loads it lazily, ~1 s
+    api = CoreV1Api(
+        clients.cloud(target).kube_for(access)
+    )  # imported eagerly: kubernetes loads it lazily, ~1 s
     existing = _read(api, cluster=name)
     if existing is not None:
         kept = _kept(existing, keypair, cluster=name)
@@ -117,13 +112,12 @@ def ensure_cacerts(
         )
     intermediate = pki.new_intermediate(keypair, locality=name)
     try:
-        api.create_namespaced_secret(
-            naming.ISTIO_NAMESPACE, _body(pki.cacerts(intermediate, keypair.cert_pem))
-        )
-    except ApiException as e:
-        if e.status == 409:  # another run made it between our look and our create: look again
-            raise TransientError("cacerts appeared meanwhile", cluster=name, step="ensure_cacerts") from e
-        raise from_kube(e, cluster=name, step="ensure_cacerts", what="secret/cacerts") from e
+        with kube_call(cluster=name, step="ensure_cacerts", what="secret/cacerts"):
+            api.create_namespaced_secret(
+                naming.ISTIO_NAMESPACE, _body(pki.cacerts(intermediate, keypair.cert_pem))
+            )
+    except Conflict as e:  # another run made it between our look and our create: look again
+        raise TransientError("cacerts appeared meanwhile", cluster=name, step="ensure_cacerts") from e
     get_run_logger().info("cacerts created in %s (intermediate L=%s)", name, name)
     return CacertsResult(
         cluster=name,

@@ -29,24 +29,22 @@ from typing import Any
 import kubernetes.client
 import urllib3.exceptions
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from kubernetes.client.exceptions import ApiException
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from meshwright import bookinfo, clients, kube, naming
-from meshwright.clients import MeshwrightTarget
+from meshwright import bookinfo, clients, naming, pki
+from meshwright.clients import Cloud, MeshwrightTarget
 from meshwright.errors import MeshwrightError, is_transient
+from meshwright.kube import load_balancer_addresses, read_or_none
 from meshwright.models import ClusterAccess, Timing
 from meshwright.remote_secrets import pairs
-from meshwright.spec import MeshSpec, Role, Target
+from meshwright.spec import MeshSpec, Role
 from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, BookinfoState, Reply, read_reply
+from meshwright.translate import kube_call
 from meshwright.verify import SYNCED, Observation
 from tasks.clusters import access_of, get_cluster
 from tasks.common import RETRYING
-from tasks.istio import ADDRESS_TIMEOUT
-from tasks.remote_secrets import kube_call, kube_client, read_or_none
 
 STEP = "verify"
 SETTLE_SECONDS = 60.0
@@ -82,18 +80,12 @@ def root_fingerprint(core: kubernetes.client.CoreV1Api) -> str | None:
     secret = read_or_none(lambda: core.read_namespaced_secret(naming.CACERTS_SECRET, naming.ISTIO_NAMESPACE))
     data = (secret.data if secret is not None else None) or {}
     pem = data.get("root-cert.pem") or data.get("ca.crt")
-    if not pem:
-        return None
-    cert = x509.load_pem_x509_certificate(base64.b64decode(pem))
-    return cert.fingerprint(hashes.SHA256()).hex()
+    return pki.fingerprint(base64.b64decode(pem)) if pem else None
 
 
 def eastwest_addresses(core: kubernetes.client.CoreV1Api) -> list[str] | None:
     svc = read_or_none(lambda: core.read_namespaced_service(naming.EASTWEST_RELEASE, naming.ISTIO_NAMESPACE))
-    if svc is None:
-        return None
-    ingress = (svc.status.load_balancer.ingress if svc.status and svc.status.load_balancer else None) or []
-    return [str(i.ip or i.hostname) for i in ingress if i.ip or i.hostname]
+    return None if svc is None else load_balancer_addresses(svc)
 
 
 def istiod_addresses(client: kubernetes.client.ApiClient) -> list[str]:
@@ -115,7 +107,9 @@ def istiod_addresses(client: kubernetes.client.ApiClient) -> list[str]:
     return sorted(found)
 
 
-def diagnose(core: kubernetes.client.CoreV1Api, source: str, source_access: ClusterAccess | None) -> str:
+def diagnose(
+    cloud: Cloud, core: kubernetes.client.CoreV1Api, source: str, source_access: ClusterAccess | None
+) -> str:
     """Why a primary might not see `source`: its remote secret, read and tried. Returns a reason only."""
     name = naming.remote_secret_name(source)
     secret = read_or_none(lambda: core.read_namespaced_secret(name, naming.ISTIO_NAMESPACE))
@@ -137,21 +131,23 @@ def diagnose(core: kubernetes.client.CoreV1Api, source: str, source_access: Clus
         return "kubeconfig cannot be loaded"
     if source_access is not None and server != f"https://{source_access.endpoint}":
         return f"server {server} is not {source}'s endpoint https://{source_access.endpoint}"
-    return _try(server, ca, user.get("token") or "")
+    return _unusable_ca(ca) or _try(cloud, server, ca, user.get("token") or "")
 
 
 def _entry(doc: Any, kind: str, name: Any, key: str) -> dict[str, Any]:
     return next(dict(i[key]) for i in doc[kind] if i.get("name") == name)
 
 
-def _try(server: str, ca: str, token: str) -> str:
+def _unusable_ca(ca: str) -> str | None:
     try:
         pem = base64.b64decode(ca, validate=True)
     except (binascii.Error, ValueError):
         return "CA data is not base64"
-    if b"-----BEGIN CERTIFICATE-----" not in pem:
-        return "CA data is not a PEM certificate"
-    client = kube.connect(server.removeprefix("https://"), ca, lambda: token, timeout=5.0)
+    return None if b"-----BEGIN CERTIFICATE-----" in pem else "CA data is not a PEM certificate"
+
+
+def _try(cloud: Cloud, server: str, ca: str, token: str) -> str:
+    client = cloud.kube_as(server.removeprefix("https://"), ca, token, timeout=5.0)
     try:
         kubernetes.client.CoreV1Api(client).list_namespace(limit=1)
     except ApiException as e:
@@ -184,9 +180,10 @@ def _observe_primary(
     target: MeshwrightTarget,
     settle: float,
 ) -> None:
-    client = kube_client(target, access)
+    cloud = clients.cloud(target)
+    client = cloud.kube_for(access)
     core, expected = kubernetes.client.CoreV1Api(client), [s for s, p in pairs(spec) if p == access.name]
-    deadline, poll = time.monotonic() + settle, max(clients.cloud(target).poll_seconds, 0.5)
+    deadline, poll = time.monotonic() + settle, max(cloud.waits.poll, 0.5)
     try:
         while True:
             try:
@@ -196,7 +193,7 @@ def _observe_primary(
                 return
             lagging = [s for s in expected if seen.clusterz.get(s) != SYNCED]
             for s in lagging:
-                seen.secrets.setdefault(s, diagnose(core, s, others.get(s)))
+                seen.secrets.setdefault(s, diagnose(cloud, core, s, others.get(s)))
             if _settled(seen.clusterz, expected, seen.secrets) or time.monotonic() > deadline:
                 return
             time.sleep(poll)
@@ -211,7 +208,7 @@ def _observing(
 ) -> Iterator[kubernetes.client.ApiClient]:
     """A client for observing one cluster. A permanent failure becomes `into.error`, so the checks
     report that cluster among the others; a transient one is raised for the task's retries."""
-    client = kube_client(target, access)
+    client = clients.cloud(target).kube_for(access)
     try:
         with kube_call(cluster=access.name, what=what, endpoint=access.endpoint, step=STEP):
             yield client
@@ -273,12 +270,11 @@ def observe_control_plane(
 REQUEST_TIMEOUT = 10.0
 WARMUP_SECONDS = 30.0
 IN_FLIGHT = 8  # requests of send_traffic in flight at once
-WARMUP = {Target.GKE: 120.0, Target.SANDBOX: 2.0}  # a new GCP load balancer takes a minute or two
 
 
 def warmup_seconds(target: MeshwrightTarget) -> float:
     """How long `send_traffic` may wait for a first good answer on this target."""
-    return WARMUP[clients.cloud(target).target]
+    return clients.cloud(target).waits.warmup
 
 
 GATEWAYS = ("networking.istio.io", "v1", "gateways")
@@ -299,27 +295,21 @@ def ingress_address(
     None when there is no ingress gateway Service, or no address within `timeout` (default: the
     target's, as for the east-west gateways).
     """
-    wait = ADDRESS_TIMEOUT[clients.cloud(target).target] if timeout is None else timeout
-    deadline, poll = time.monotonic() + wait, max(clients.cloud(target).poll_seconds, 0.2)
+    cloud = clients.cloud(target)
+    wait = cloud.waits.address if timeout is None else timeout
+    deadline, poll = time.monotonic() + wait, max(cloud.waits.poll, 0.2)
     while True:
         services = [
             _ingress_service(target, c) for n in bookinfo.entry_clusters(spec) if (c := clusters.get(n))
         ]
-        found = next((a for svc in services if (a := _address(svc))), None)
+        found = next((a[0] for svc in services if svc and (a := load_balancer_addresses(svc))), None)
         if found or not any(services) or time.monotonic() > deadline:
             return found
         time.sleep(poll)
 
 
-def _address(svc: Any) -> str | None:
-    ingress = (
-        svc.status.load_balancer.ingress if svc and svc.status and svc.status.load_balancer else None
-    ) or []
-    return next((str(i.ip or i.hostname) for i in ingress if i.ip or i.hostname), None)
-
-
 def _ingress_service(target: MeshwrightTarget, access: ClusterAccess) -> Any:
-    client = kube_client(target, access)
+    client = clients.cloud(target).kube_for(access)
     core = kubernetes.client.CoreV1Api(client)
     try:
         with kube_call(cluster=access.name, what="the ingress gateway", endpoint=access.endpoint, step=STEP):

@@ -50,7 +50,7 @@ def test_fault_at_verification_fails_the_run_after_teardown_leaving_nothing(
     spec.write_text(yaml.safe_dump(SPEC))
     sandbox.faults.replace([FaultRule(api="kube", cluster="central", path="/proxy/", status=503)])
     with pytest.raises(MeshwrightError, match="clusterz") as failed:
-        mesh_smoke_test(spec=str(spec), connection=target, settle=0)
+        mesh_smoke_test(spec=str(spec), connection=target)
     assert world_counts(sandbox) == ([], [])
     report = latest_markdown("mesh-smokemesh-smoke-test")
     assert "# Smoke test of mesh `smokemesh`: **failed**" in report
@@ -66,7 +66,7 @@ def test_a_healthy_mesh_passes_from_the_spec_itself_and_is_gone_afterwards(
 ) -> None:
     # One cluster: up_mesh does not exchange remote secrets yet, so a remote would not be seen.
     one = {**SPEC, "clusters": SPEC["clusters"][:1]}
-    result = mesh_smoke_test(spec=validate_spec(one), connection=target, settle=0)
+    result = mesh_smoke_test(spec=validate_spec(one), connection=target)
     assert result.passed
     assert [s.step for s in result.stages][0 :: len(result.stages) - 1] == ["up", "down"]
     assert world_counts(sandbox) == ([], [])

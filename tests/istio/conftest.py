@@ -10,7 +10,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from meshwright import clients
+from meshwright import clients, helm
 from meshwright.clients import MeshwrightTarget
 from meshwright.helm import resolve_charts
 from meshwright.models import ChartRef, ClusterAccess
@@ -66,6 +66,12 @@ def bring_up(spec: MeshSpec, target: MeshwrightTarget) -> dict[str, ClusterAcces
 
 def api(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:
     return clients.cloud(target).kube(access.endpoint, access.ca_certificate)
+
+
+def helm_releases(target: MeshwrightTarget, access: ClusterAccess) -> list[dict[str, Any]]:
+    """`helm list` in the cluster's istio-system (name, revision, chart, app_version, status)."""
+    with clients.cloud(target).helm_for(access, step="test") as command:
+        return helm.list_releases(command, "istio-system")
 
 
 def get(target: MeshwrightTarget, access: ClusterAccess, kind: str, name: str, **kw: Any) -> Any:

@@ -12,6 +12,7 @@ from pyhelm3 import errors as helm_errors
 from meshwright import helm
 from meshwright.errors import InvalidRequest, NotFound, OperationFailed, TransientError
 from meshwright.sandbox.contract import BUNDLED_CHARTS
+from meshwright.translate import from_helm
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +89,7 @@ def error(kind: type[helm_errors.Error], stderr: str) -> helm_errors.Error:
 def test_helm_failures_become_one_line_errors_naming_cluster_and_step(
     raised: helm_errors.Error, expected: type[Exception], message: str
 ) -> None:
-    translated = helm.from_helm(raised, cluster="west", step="install_istiod")
+    translated = from_helm(raised, cluster="west", step="install_istiod")
     assert type(translated) is expected
     assert message in str(translated)
     assert str(translated).startswith("install_istiod [west]: ")

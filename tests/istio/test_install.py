@@ -20,17 +20,15 @@ from meshwright.models import ChartRef, ClusterAccess
 from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec, Target
 from tasks.istio import (
-    READY_TIMEOUT,
     ensure_helm_release,
     expose_on_gateway,
     gateway_address,
     install_release,
-    list_releases,
     prepare_namespace,
     wait_release_ready,
 )
 from tasks.trust import ensure_cacerts, ensure_root_ca
-from tests.istio.conftest import api, bring_up, get, primary_remote
+from tests.istio.conftest import api, bring_up, get, helm_releases, primary_remote
 from tests.sandbox.conftest import FAST, register
 
 NS = "istio-system"
@@ -177,7 +175,7 @@ def test_a_rerun_makes_no_revision_and_a_changed_value_upgrades_only_its_release
     assert ensure("10.0.0.7") == [("installed", 1), ("installed", 1)]
     assert ensure("10.0.0.7") == [("unchanged", 1), ("unchanged", 1)]
     assert ensure("10.9.9.9") == [("unchanged", 1), ("upgraded", 2)]
-    releases = {r["name"]: r for r in list_releases.fn(west, target=target)}
+    releases = {r["name"]: r for r in helm_releases(target, west)}
     assert (releases["istio-base"]["revision"], releases["istiod"]["revision"]) == ("1", "2")
     assert releases["istiod"]["chart"] == "istiod-1.30.3"
 
@@ -204,7 +202,7 @@ def test_a_release_left_pending_by_an_interrupted_helm_is_settled_and_installed(
     again = install_release.fn(spec, west, "istio-base", bundled, target=target)
 
     assert (again.action, again.revision) == ("installed", 1)
-    releases = {r["name"]: r for r in list_releases.fn(west, target=target)}
+    releases = {r["name"]: r for r in helm_releases(target, west)}
     assert releases["istio-base"]["status"] == "deployed"
 
 
@@ -237,7 +235,7 @@ def test_an_istiod_that_never_becomes_ready_names_cluster_and_release(
         register(world)
         clients.reset_cache()
         target = MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(tmp_path / "sandbox"))
-        monkeypatch.setitem(READY_TIMEOUT, Target.SANDBOX, 1.0)
+        monkeypatch.setitem(clients.WAITS, Target.SANDBOX, replace(clients.WAITS[Target.SANDBOX], ready=1.0))
         spec = primary_remote()
         central = bring_up(spec, target)["central"]
         prepare_namespace.fn(spec, central, target=target)

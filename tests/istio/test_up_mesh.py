@@ -22,10 +22,9 @@ from meshwright.sandbox.contract import BUNDLED_CHARTS
 from meshwright.sandbox.world import World
 from meshwright.spec import load_spec
 from meshwright.status import list_clusters, mesh_status
-from tasks.istio import list_releases
 from tasks.verify import locate_clusters
 from tests.flows.conftest import harness, prefect_storage
-from tests.istio.conftest import get
+from tests.istio.conftest import get, helm_releases
 
 __all__ = ["harness", "prefect_storage"]
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
@@ -203,7 +202,7 @@ def test_a_failing_release_fails_the_run_naming_cluster_and_step_and_stops_only_
     assert "not run" not in str(raised.value)
     beta = locate_clusters(load_spec(path), target=target)["beta"]
     assert beta is not None
-    assert {r["name"] for r in list_releases.fn(beta, target=target)} == {
+    assert {r["name"] for r in helm_releases(target, beta)} == {
         "istio-base",
         "istiod",
         "istio-eastwestgateway",

@@ -50,7 +50,7 @@ def test_smoke_test_run_its_task_runs_and_report_are_shown(stack: Stack, tmp_pat
         shots.append(browser.screenshot(tmp_path / "ui-server.png"))
         browser.open(f"{ui}/deployments/deployment/{deployment}", "mesh-smoke-test", "meshwright")
         shots.append(browser.screenshot(tmp_path / "ui-deployment.png"))
-        browser.open(f"{ui}/deployments/deployment/{deployment}/run", "spec", "settle")
+        browser.open(f"{ui}/deployments/deployment/{deployment}/run", "spec", "connection")
         shots.append(browser.screenshot(tmp_path / "ui-run-form.png"))
 
         browser.open(run_url, run["name"], "Completed", "mesh-smoke-test", "Retry")

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import yaml
 
-from meshwright import server
+from meshwright.cli import server
 from meshwright.sandbox import daemon
 
 DEPLOYMENT = Path(__file__).resolve().parents[1] / "deployments" / "sandbox.yaml"

@@ -3,18 +3,20 @@ failed future would let the run end Completed), and every failure is reported, n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectConcurrentFuture, PrefectFuture
 from prefect.states import Pending
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.tasks import Task
 
 from meshwright.errors import MeshwrightError, PermanentError
 from meshwright.settings import settings
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 class _LocalFuture(PrefectConcurrentFuture[Any]):
@@ -62,22 +64,30 @@ class NotRun(PermanentError):
     """A step that never ran because one of its inputs failed (that failure is reported on its own)."""
 
 
+def submit(
+    task: Task[..., Any], *args: Any, after: Iterable[PrefectFuture[Any]] = (), **kwargs: Any
+) -> PrefectFuture[Any]:
+    """`task.submit` with futures among its arguments (Prefect resolves them before the task runs)
+    and the steps it comes `after`; Prefect's stubs know neither, so this is the one place that says so."""
+    return task.submit(*args, wait_for=list(after), **kwargs)
+
+
 def resolve(
-    futures: Mapping[str, PrefectFuture[T]], *, skip: Mapping[str, BaseException] | None = None
-) -> tuple[dict[str, T], dict[str, BaseException]]:
+    futures: Mapping[K, PrefectFuture[T]], *, skip: Mapping[K, BaseException] | None = None
+) -> tuple[dict[K, T], dict[K, BaseException]]:
     """Results and failures by key; keys in `skip` (whose inputs already failed) are only awaited.
 
     A step whose input failed never runs: Prefect leaves it Pending('NotReady'), and its result()
     would raise UnfinishedRun. It counts as a failure (NotRun) unless its key is in `skip`.
     """
-    results: dict[str, T] = {}
-    failures: dict[str, BaseException] = {}
+    results: dict[K, T] = {}
+    failures: dict[K, BaseException] = {}
     for key, future in futures.items():
         future.wait()
         if key in (skip or {}):
             continue
         if not future.state.is_final():
-            failures[key] = NotRun("not run: an earlier step failed", step=key)
+            failures[key] = NotRun("not run: an earlier step failed", step=str(key))
             continue
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
@@ -87,7 +97,7 @@ def resolve(
     return results, failures
 
 
-def raise_failures(failures: Mapping[str, BaseException]) -> None:
+def raise_failures(failures: Mapping[Any, BaseException]) -> None:
     """Raise the failure, or StepsFailed naming each; steps that merely did not run are named only
     when nothing else failed (the failure that stopped them says more)."""
     if not failures:

@@ -3,37 +3,31 @@ istiod -> east-west gateway; a remote waits only for its own primary's gateway a
 secret goes in once both of its clusters' control planes are installed, Bookinfo in each cluster once
 its mesh side is ready, and the verification (control plane, then traffic) comes last.
 
-The DAG, not stages: every step is submitted at once with futures as arguments (or `wait_for`),
-so each cluster's chain moves on its own. The root CA is settled while the clusters are created;
-charts and helm are checked before anything is created. The firewall and the kubeconfig follow
-once every cluster is RUNNING, alongside the Istio chains.
+The DAG, not stages: every step is submitted at once, as meshwright.dag describes it (the same
+description `plan` prints), with futures as arguments and `wait_for`, so each cluster's chain moves
+on its own. The root CA is settled while the clusters are created; charts and helm are checked
+before anything is created. The firewall and the kubeconfig follow once every cluster is RUNNING,
+alongside the Istio chains.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow
 from prefect.futures import PrefectFuture
 
-from flows._futures import LocalThreadPoolTaskRunner, raise_failures, resolve
+from flows._futures import LocalThreadPoolTaskRunner, raise_failures, resolve, submit
+from flows.provision import Preflight, preflight
 from flows.verify import verify_all
-from meshwright import istio_values, naming
-from meshwright.clients import MeshwrightTarget, resolve_target
-from meshwright.models import (
-    ChartRef,
-    ClusterAccess,
-    FirewallResult,
-    MeshReport,
-    ProvisionReport,
-    ReleaseResult,
-    RootInfo,
-)
-from meshwright.remote_secrets import pairs
-from meshwright.spec import ClusterSpec, MeshSpec, as_spec
-from tasks.access import check_kubeconfig, write_kubeconfig
+from meshwright import dag
+from meshwright.clients import MeshwrightTarget
+from meshwright.dag import StepKey
+from meshwright.models import ChartRef, ClusterAccess, FirewallResult, MeshReport, ProvisionReport
+from meshwright.spec import MeshSpec
+from tasks.access import write_kubeconfig
 from tasks.bookinfo import deploy_bookinfo
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.istio import (
@@ -44,139 +38,70 @@ from tasks.istio import (
     prepare_namespace,
     wait_release_ready,
 )
-from tasks.network import check_network, ensure_firewall
+from tasks.network import ensure_firewall
 from tasks.remote_secrets import exchange_remote_secret
 from tasks.report import publish_report
 from tasks.trust import ensure_cacerts, ensure_root_ca
 
-Futures = dict[str, PrefectFuture[Any]]
+Futures = dict[StepKey, PrefectFuture[Any]]
 # Prefect runs a submitted task in a pool thread that then waits there for the task's inputs, so a
 # pool narrower than the DAG stalls ready chains behind blocked steps (measured with 10 clusters
 # and 16 threads: cacerts started 1.6 s after its cluster was RUNNING). Waiting threads cost no API
 # calls; the Google API stays bounded by Cloud.api_slots. About 11 steps per cluster, 20 clusters.
 MESH_WORKERS = 256
+# Joins the flow body makes itself once every cluster is RUNNING (or, for verify, at the end).
+IN_BODY = (dag.FIREWALL, dag.KUBECONFIG, dag.VERIFY)
 
 
-def _chain(
-    spec: MeshSpec,
-    c: ClusterSpec,
-    ready: PrefectFuture[ClusterAccess],
-    root: PrefectFuture[RootInfo],
-    charts: list[ChartRef],
-    *,
-    target: MeshwrightTarget,
-    primary: Futures | None,
-) -> Futures:
-    """One cluster's Istio steps, each waiting only for what it needs.
+@dataclass(frozen=True)
+class _Steps:
+    """Submits meshwright.dag's steps: each with the results it takes and the steps it comes after."""
 
-    A remote installs after its primary's control plane, as Istio's procedure has it: its base once
-    the primary's istiod is installed (that costs the remote nothing: its istiod needs the primary's
-    gateway address, which comes later), its istiod once that gateway has an address.
-    """
-    primary_address = primary["address"] if primary else None
-    ns = prepare_namespace.submit(spec, ready, target=target)  # type: ignore[call-overload]
-    cacerts = ensure_cacerts.submit(spec, ready, root, target=target, wait_for=[ns])  # type: ignore[call-overload]
-    after_primary = [primary["istiod"]] if primary else []
-    base = install_release.submit(  # type: ignore[call-overload]
-        spec, ready, naming.BASE_RELEASE, charts, target=target, wait_for=[ns, *after_primary]
-    )
-    istiod = install_release.submit(  # type: ignore[call-overload]
-        spec, ready, naming.ISTIOD_RELEASE, charts,
-        target=target, remote_pilot_address=primary_address, wait_for=[base, cacerts],
-    )  # fmt: skip
-    istiod_ready = wait_release_ready.submit(  # type: ignore[call-overload]
-        spec, ready, naming.ISTIOD_RELEASE, target=target, wait_for=[istiod]
-    )
-    steps: Futures = {"namespace": ns, "cacerts": cacerts, "base": base, "istiod": istiod}
-    steps["istiod_ready"] = istiod_ready
-    if istio_values.needs_eastwest(spec, c):
-        steps |= _gateway(spec, c, ready, charts, after=istiod_ready, target=target)
-    return steps
+    mesh: MeshSpec
+    charts: list[ChartRef]
+    target: MeshwrightTarget
+    futures: Futures
 
+    def submit_all(self) -> Futures:
+        for step in dag.steps(self.mesh):
+            if step.key not in self.futures and step.key.kind not in IN_BODY:
+                self.futures[step.key] = self.submit(step.key, [self.futures[k] for k in step.after])
+        return self.futures
 
-def _gateway(
-    spec: MeshSpec,
-    c: ClusterSpec,
-    ready: PrefectFuture[ClusterAccess],
-    charts: list[ChartRef],
-    *,
-    after: PrefectFuture[bool],
-    target: MeshwrightTarget,
-) -> Futures:
-    """The east-west gateway: its pods are injected by istiod, so it goes in once istiod is up; its
-    address and the Istio objects on it need only the Service, not the pods."""
-    gateway = install_release.submit(  # type: ignore[call-overload]
-        spec, ready, naming.EASTWEST_RELEASE, charts, target=target, wait_for=[after]
-    )
-    steps: Futures = {"gateway": gateway}
-    steps["gateway_ready"] = wait_release_ready.submit(  # type: ignore[call-overload]
-        spec, ready, naming.EASTWEST_RELEASE, target=target, wait_for=[gateway]
-    )
-    # Every east-west gateway needs its address: remotes dial their primary's, other networks all.
-    steps["address"] = gateway_address.submit(ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
-    if istio_values.exposures(spec, c):
-        steps["expose"] = expose_on_gateway.submit(spec, ready, target=target, wait_for=[gateway])  # type: ignore[call-overload]
-    return steps
+    def submit(self, key: StepKey, after: list[PrefectFuture[Any]]) -> PrefectFuture[Any]:
+        mesh, target, ready = self.mesh, self.target, self._ready(key.cluster)
+        match key.kind:
+            case dag.NAMESPACE:
+                return submit(prepare_namespace, mesh, ready, target=target, after=after)
+            case dag.CACERTS:
+                root = self.futures[StepKey(dag.ROOT)]
+                return submit(ensure_cacerts, mesh, ready, root, target=target, after=after)
+            case dag.INSTALL:
+                pilot = self._pilot(key)
+                return submit(
+                    install_release, mesh, ready, key.release, self.charts,
+                    target=target, remote_pilot_address=pilot, after=after,
+                )  # fmt: skip
+            case dag.READY:
+                return submit(wait_release_ready, mesh, ready, key.release, target=target, after=after)
+            case dag.ADDRESS:
+                return submit(gateway_address, ready, target=target, after=after)
+            case dag.EXPOSE:
+                return submit(expose_on_gateway, mesh, ready, target=target, after=after)
+            case dag.SECRET:
+                source = self._ready(key.source)
+                return submit(exchange_remote_secret, source, ready, target=target, after=after)
+            case dag.BOOKINFO:
+                return submit(deploy_bookinfo, mesh, ready, self.charts, target=target, after=after)
+        raise ValueError(f"up_mesh has no task for step {key}")
 
+    def _ready(self, cluster: str | None) -> PrefectFuture[Any]:
+        return self.futures[StepKey(dag.WAIT, cluster)]
 
-def _istio(
-    spec: MeshSpec,
-    waits: Mapping[str, PrefectFuture[ClusterAccess]],
-    root: PrefectFuture[RootInfo],
-    charts: list[ChartRef],
-    *,
-    target: MeshwrightTarget,
-) -> dict[str, Futures]:
-    """Every cluster's chain; primaries first, so a remote can take its primary's address future."""
-    chains: dict[str, Futures] = {}
-    for c in spec.primaries + spec.remotes:
-        primary = chains[c.primary] if c.primary else None
-        chains[c.name] = _chain(spec, c, waits[c.name], root, charts, target=target, primary=primary)
-    return chains
-
-
-def _remote_secrets(
-    spec: MeshSpec,
-    waits: Mapping[str, PrefectFuture[ClusterAccess]],
-    chains: Mapping[str, Futures],
-    *,
-    target: MeshwrightTarget,
-) -> Futures:
-    """Each pair once both control planes are installed: the source's reader account comes with its
-    base chart and its ClusterRole with its istiod chart; the primary's istiod reads the secret."""
-    return {
-        f"{source}->{primary}": exchange_remote_secret.submit(  # type: ignore[call-overload]
-            waits[source],
-            waits[primary],
-            target=target,
-            wait_for=[chains[source]["istiod"], chains[primary]["istiod"]],
-        )
-        for source, primary in pairs(spec)
-    }
-
-
-def _bookinfo(
-    spec: MeshSpec,
-    waits: Mapping[str, PrefectFuture[ClusterAccess]],
-    charts: list[ChartRef],
-    chains: Mapping[str, Futures],
-    secrets: Futures,
-    *,
-    target: MeshwrightTarget,
-) -> Futures:
-    """Bookinfo in each cluster once its mesh side is ready: its own Istio chain, its primary's (a
-    remote's pods are injected by the primary's istiod through the east-west gateway) and the remote
-    secrets it takes part in (a primary learns the endpoints of the clusters it reads)."""
-    if spec.bookinfo is None:
-        return {}
-    deployed: Futures = {}
-    for c in spec.clusters:
-        after = [*chains[c.name].values(), *(chains[c.primary].values() if c.primary else ())]
-        after += [f for pair, f in secrets.items() if c.name in pair.split("->")]
-        deployed[c.name] = deploy_bookinfo.submit(  # type: ignore[call-overload]
-            spec, waits[c.name], charts, target=target, wait_for=after
-        )
-    return deployed
+    def _pilot(self, key: StepKey) -> PrefectFuture[Any] | None:
+        """A remote's istiod dials its primary's east-west gateway address."""
+        primary = self.mesh.cluster(key.cluster or "").primary
+        return self.futures[StepKey(dag.ADDRESS, primary)] if primary and key.release == "istiod" else None
 
 
 @flow(name="up-mesh", task_runner=LocalThreadPoolTaskRunner(max_workers=MESH_WORKERS), log_prints=False)  # type: ignore[arg-type]
@@ -197,42 +122,37 @@ def up_mesh(
             target in its usual place.
         force: overwrite a kubeconfig that holds another mesh's contexts.
     """
-    started = time.time()
-    mesh = as_spec(spec)
-    target = resolve_target(mesh.target, connection)
-    path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
-    check_network(mesh, target=target)
+    pre = preflight(spec, kubeconfig, connection, force=force)
+    mesh, target = pre.mesh, pre.target
     charts = preflight_charts(mesh, target=target)
-    expires = naming.expiry(mesh.ttl_seconds, now=started)
-    root = ensure_root_ca.submit(mesh)
-    creates = {
-        c.name: create_cluster.submit(mesh, c.name, target=target, expires=expires) for c in mesh.clusters
-    }
-    waits = {name: wait_cluster.submit(mesh, future, target=target) for name, future in creates.items()}  # type: ignore[call-overload]
-    chains = _istio(mesh, waits, root, charts, target=target)
-    secrets = _remote_secrets(mesh, waits, chains, target=target)
-    apps = _bookinfo(mesh, waits, charts, chains, secrets, target=target)
-    created, create_failures = resolve(creates)
-    ready, wait_failures = resolve(waits, skip=create_failures)
-    failures: dict[str, BaseException] = {**create_failures, **wait_failures}
-    firewall, path_written = None, path
-    if not failures:
-        clusters = [ready[c.name] for c in mesh.clusters]
-        firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=expires)
-        path_written = write_kubeconfig(mesh, clusters, path, target=target, force=force)
-    roots, root_failures = resolve({"root": root})
-    steps, step_failures = resolve(
-        {f"{cluster}/{step}": f for cluster, chain in chains.items() for step, f in chain.items()}
+    started: Futures = {StepKey(dag.ROOT): ensure_root_ca.submit(mesh)}
+    for c in mesh.clusters:
+        create = create_cluster.submit(mesh, c.name, target=target, expires=pre.expires)
+        started[StepKey(dag.CREATE, c.name)] = create
+        started[StepKey(dag.WAIT, c.name)] = submit(wait_cluster, mesh, create, target=target)
+    futures = _Steps(mesh, charts, target, started).submit_all()
+    created, failures = resolve({k: f for k, f in futures.items() if k.kind == dag.CREATE})
+    waited = {k: f for k, f in futures.items() if k.kind == dag.WAIT}
+    ready, wait_failures = resolve(
+        waited, skip={StepKey(dag.WAIT, k.cluster): e for k, e in failures.items()}
     )
-    exchanged, secret_failures = resolve(secrets)
-    deployed, app_failures = resolve(apps)
-    raise_failures({**failures, **root_failures, **step_failures, **secret_failures, **app_failures})
+    failures |= wait_failures
+    firewall, path = None, pre.kubeconfig
+    if not failures:
+        clusters = [ready[StepKey(dag.WAIT, c.name)] for c in mesh.clusters]
+        firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=pre.expires)
+        path = write_kubeconfig(mesh, clusters, path, target=target, force=force)
+    results, step_failures = resolve(
+        {k: f for k, f in futures.items() if k.kind not in (dag.CREATE, dag.WAIT)}
+    )
+    raise_failures({**failures, **step_failures})
     assert firewall is not None
-    report = _report(mesh, started, created, ready, firewall, path_written, roots["root"], charts, steps)
-    report.remote_secrets, report.bookinfo = list(exchanged.values()), list(deployed.values())
+    report = _report(pre, list(created.values()), ready, firewall, path, charts, results)
     published = publish_report.submit(report.provision)  # alongside the verification
     try:
-        report.verification = verify_all(mesh, dict(ready), target=target)  # as `meshwright verify`
+        report.verification = verify_all(
+            mesh, {k.cluster: a for k, a in ready.items() if k.cluster}, target=target
+        )
     finally:
         published.wait()  # the cluster table is published whatever the verification finds
     raise_failures(resolve({"publish_report": published})[1])
@@ -241,36 +161,43 @@ def up_mesh(
 
 
 def _report(
-    mesh: MeshSpec,
-    started: float,
-    created: dict[str, Any],
-    ready: dict[str, ClusterAccess],
+    pre: Preflight,
+    created: list[Any],
+    ready: dict[StepKey, ClusterAccess],
     firewall: FirewallResult,
     kubeconfig: str,
-    root: RootInfo,
     charts: list[ChartRef],
-    steps: dict[str, Any],
+    results: dict[StepKey, Any],
 ) -> MeshReport:
-    clusters = [ready[c.name] for c in mesh.clusters]
-    cacerts = [v for k, v in steps.items() if k.endswith("/cacerts")]
-    releases = [v for v in steps.values() if isinstance(v, ReleaseResult)]
+    mesh = pre.mesh
+    clusters = [ready[StepKey(dag.WAIT, c.name)] for c in mesh.clusters]
+
+    def of(kind: str) -> dict[str, Any]:
+        return {str(k.cluster): v for k, v in results.items() if k.kind == kind}
+
+    cacerts, releases = (
+        list(of(dag.CACERTS).values()),
+        [v for k, v in results.items() if k.kind == dag.INSTALL],
+    )
     provision = ProvisionReport.of(
         mesh,
-        created=created.values(),
+        created=created,
         clusters=clusters,
         firewall=firewall,
         kubeconfig=kubeconfig,
-        started=started,
+        started=pre.started,
     )
     return MeshReport(
         provision=provision,
-        root=root,
+        root=results[StepKey(dag.ROOT)],
         charts=charts,
         cacerts=cacerts,
         releases=releases,
-        gateways={k.split("/")[0]: v for k, v in steps.items() if k.endswith("/address")},
-        exposed={k.split("/")[0]: v for k, v in steps.items() if k.endswith("/expose")},
+        gateways=of(dag.ADDRESS),
+        exposed=of(dag.EXPOSE),
+        remote_secrets=[v for k, v in results.items() if k.kind == dag.SECRET],
+        bookinfo=list(of(dag.BOOKINFO).values()),
         steps=provision.steps + [c.timing for c in cacerts] + [r.timing for r in releases if r.timing],
-        started=started,
+        started=pre.started,
         finished=time.time(),
     )

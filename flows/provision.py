@@ -4,10 +4,11 @@ firewall -> kubeconfig -> report."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from prefect import flow
 
-from flows._futures import bounded_runner, raise_failures, resolve
+from flows._futures import bounded_runner, raise_failures, resolve, submit
 from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import ClusterAccess, CreateResult, ProvisionReport
@@ -16,6 +17,30 @@ from tasks.access import check_kubeconfig, write_kubeconfig
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.network import check_network, ensure_firewall
 from tasks.report import publish_report
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What a building flow settles before anything is created."""
+
+    mesh: MeshSpec
+    target: MeshwrightTarget
+    kubeconfig: str  # where it will be written, checked not to hold another mesh's contexts
+    expires: int | None  # the expiry label of everything this run creates
+    started: float
+
+
+def preflight(
+    spec: MeshSpec | str, kubeconfig: str | None, connection: MeshwrightTarget | str | None, *, force: bool
+) -> Preflight:
+    """The spec, the target, the kubeconfig path and the VPC network, checked before anything is
+    created (provision_mesh and up_mesh both start so)."""
+    started = time.time()
+    mesh = as_spec(spec)
+    target = resolve_target(mesh.target, connection)
+    path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
+    check_network(mesh, target=target)
+    return Preflight(mesh, target, path, naming.expiry(mesh.ttl_seconds, now=started), started)
 
 
 @flow(name="provision-mesh", task_runner=bounded_runner(), log_prints=False)
@@ -36,17 +61,13 @@ def provision_mesh(
             application default credentials).
         force: overwrite a kubeconfig that holds another mesh's contexts.
     """
-    started = time.time()
-    mesh = as_spec(spec)
-    target = resolve_target(mesh.target, connection)
-    path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
-    check_network(mesh, target=target)
-    expires = naming.expiry(mesh.ttl_seconds, now=started)
-    created, clusters = _create_and_wait(mesh, target, expires)
-    firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=expires)
-    path = write_kubeconfig(mesh, clusters, path, target=target, force=force)
+    pre = preflight(spec, kubeconfig, connection, force=force)
+    mesh, target = pre.mesh, pre.target
+    created, clusters = _create_and_wait(mesh, target, pre.expires)
+    firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=pre.expires)
+    path = write_kubeconfig(mesh, clusters, pre.kubeconfig, target=target, force=force)
     report = ProvisionReport.of(
-        mesh, created=created, clusters=clusters, firewall=firewall, kubeconfig=path, started=started
+        mesh, created=created, clusters=clusters, firewall=firewall, kubeconfig=path, started=pre.started
     )
     publish_report(report)
     return report
@@ -60,7 +81,7 @@ def _create_and_wait(
         c.name: create_cluster.submit(mesh, c.name, target=target, expires=expires) for c in mesh.clusters
     }
     # A future as argument: the wait starts as soon as its own create is done.
-    waits = {name: wait_cluster.submit(mesh, future, target=target) for name, future in creates.items()}  # type: ignore[call-overload]
+    waits = {name: submit(wait_cluster, mesh, future, target=target) for name, future in creates.items()}
     created, create_failures = resolve(creates)
     ready, wait_failures = resolve(waits, skip=create_failures)
     raise_failures({**create_failures, **wait_failures})

@@ -95,7 +95,7 @@ def served(module: str, name: str) -> Flow:
 def main() -> None:
     from prefect.runner import Runner
 
-    from meshwright.server import READY_FILE, RUNNER_DEPLOYMENT, home
+    from meshwright.cli.server import READY_FILE, RUNNER_DEPLOYMENT, home
 
     _fork_runs()
     runner = Runner(name="meshwright", query_seconds=POLL_SECONDS, pause_on_shutdown=False)

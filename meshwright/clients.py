@@ -98,10 +98,6 @@ class MeshwrightTarget(Block):
         state = str(contract.state_dir()) if target is Target.SANDBOX else None
         return cls(target=target, sandbox_state=state)
 
-    def get_cloud(self) -> Cloud:
-        """The clients for this target (cached per process)."""
-        return cloud(self)
-
 
 def resolve_target(target: Target, given: MeshwrightTarget | str | None) -> MeshwrightTarget:
     """What a flow builds against: a block, the name of a saved one, or the default for `target`."""

@@ -1,19 +1,19 @@
 """What the workflow would do for a spec, computed without touching any network.
 
 `up_mesh` runs a DAG: each step starts as soon as the steps it comes `after` are done, so one
-cluster's chain never waits for another's unless it needs it. Stages group the steps for reading;
-the dependencies are what the flow follows. The decisions (which cluster gets an east-west gateway,
+cluster's chain never waits for another's unless it needs it. The steps and their dependencies are
+meshwright.dag's, which the flow submits as they are; stages only group them for reading. The decisions (which cluster gets an east-west gateway,
 which secret goes where, what Bookinfo puts where) come from the same functions the tasks use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pydantic import BaseModel, Field
 
-from meshwright import bookinfo, istio_values, naming
-from meshwright.remote_secrets import pairs
+from meshwright import bookinfo, dag, istio_values, naming
+from meshwright.dag import StepKey
 from meshwright.spec import ClusterSpec, MeshSpec
 
 
@@ -27,10 +27,11 @@ class Resource(BaseModel):
 
 
 class Step(BaseModel):
-    name: str
+    name: str  # the task it runs: install_istiod, exchange_remote_secret, ...
+    key: str  # as its task run is named in the UI: install_istiod[central]
     cluster: str | None = None
     resources: list[Resource] = Field(default_factory=list)
-    after: list[str] = Field(default_factory=list)  # the steps it waits for, as `name [cluster]`
+    after: list[str] = Field(default_factory=list)  # the steps it waits for, by key
 
 
 class Stage(BaseModel):
@@ -55,30 +56,43 @@ class Plan(BaseModel):
                 yield from step.resources
 
 
+# Stages for reading, in order: (name, description, which steps belong to it).
+_STAGES: tuple[tuple[str, str, Callable[[MeshSpec, StepKey], bool]], ...] = (
+    ("create-clusters", "create the GKE clusters", lambda s, k: k.kind == dag.CREATE),
+    ("wait-clusters", "wait until every cluster is RUNNING", lambda s, k: k.kind == dag.WAIT),
+    ("firewall", "let the pod ranges of all clusters reach each other", lambda s, k: k.kind == dag.FIREWALL),
+    ("kubeconfig", "write a kubeconfig with one context per cluster", lambda s, k: k.kind == dag.KUBECONFIG),
+    (
+        "trust",
+        "shared root CA: istio-system and cacerts in every cluster",
+        lambda s, k: k.kind in (dag.ROOT, dag.NAMESPACE, dag.CACERTS),
+    ),
+    ("istio-primaries", "control planes on the primaries", lambda s, k: _istio(s, k, primary=True)),
+    ("istio-remotes", "remote profile on the remotes", lambda s, k: _istio(s, k, primary=False)),
+    ("remote-secrets", "let every primary read the other clusters", lambda s, k: k.kind == dag.SECRET),
+    ("bookinfo", "deploy Bookinfo split across clusters", lambda s, k: k.kind == dag.BOOKINFO),
+    (
+        "verify",
+        "every primary sees every other cluster synced, one root everywhere, and (with Bookinfo) its "
+        "traffic crosses clusters through the ingress",
+        lambda s, k: k.kind == dag.VERIFY,
+    ),
+)
+_ISTIO = (dag.INSTALL, dag.READY, dag.ADDRESS, dag.EXPOSE)
+
+
+def _istio(spec: MeshSpec, key: StepKey, *, primary: bool) -> bool:
+    return key.kind in _ISTIO and (spec.cluster(key.cluster or "").primary is None) is primary
+
+
 def build_plan(spec: MeshSpec) -> Plan:
-    """The ordered stages of `up` for this spec, each with the resources it creates."""
+    """The stages of `up` for this spec: meshwright.dag's steps (the flow's own), grouped for
+    reading, each with what it waits for and the resources it creates."""
+    steps = dag.steps(spec)
     stages = [
-        _stage(
-            "create-clusters", "create the GKE clusters", [_create_cluster(spec, c) for c in spec.clusters]
-        ),
-        _stage("wait-clusters", "wait until every cluster is RUNNING", _waits(spec)),
-        _stage("firewall", "let the pod ranges of all clusters reach each other", [_firewall(spec)]),
-        _stage("kubeconfig", "write a kubeconfig with one context per cluster", [_kubeconfig(spec)]),
-        _stage("trust", "shared root CA: istio-system and cacerts in every cluster", _trust(spec)),
-        _stage("istio-primaries", "control planes on the primaries", _istio(spec, spec.primaries)),
-        _stage("istio-remotes", "remote profile on the remotes", _istio(spec, spec.remotes)),
-        _stage("remote-secrets", "let every primary read the other clusters", _remote_secrets(spec)),
+        _stage(name, description, [_step(spec, s) for s in steps if belongs(spec, s.key)])
+        for name, description, belongs in _STAGES
     ]
-    if spec.bookinfo:
-        stages += [
-            _stage("bookinfo", "deploy Bookinfo split across clusters", _bookinfo(spec)),
-            _stage(
-                "verify",
-                "every primary sees every other cluster synced, one root everywhere, Bookinfo's "
-                "traffic crosses clusters through the ingress",
-                [_verify(spec)],
-            ),
-        ]
     return Plan(
         mesh=spec.name,
         target=spec.target.value,
@@ -92,18 +106,42 @@ def _stage(name: str, description: str, steps: list[Step]) -> Stage:
     return Stage(name=name, description=description, parallel=len(steps) > 1, steps=steps)
 
 
-def _ref(step: str, cluster: str | None = None) -> str:
-    return f"{step} [{cluster}]" if cluster else step
+def _step(spec: MeshSpec, step: dag.Step) -> Step:
+    key = step.key
+    name = str(key).split("[", 1)[0]
+    return Step(
+        name=name,
+        key=str(key),
+        cluster=key.cluster,
+        resources=_resources(spec, key),
+        after=[str(k) for k in step.after],
+    )
 
 
-def _waits(spec: MeshSpec) -> list[Step]:
-    return [
-        Step(name="wait_cluster", cluster=c.name, after=[_ref("create_cluster", c.name)])
-        for c in spec.clusters
-    ]
+def _resources(spec: MeshSpec, key: StepKey) -> list[Resource]:
+    """What a step creates; waits and reads create nothing."""
+    c = spec.cluster(key.cluster) if key.cluster and key.kind != dag.SECRET else None
+    match key.kind:
+        case dag.CREATE if c:
+            return [_cluster(spec, c)]
+        case dag.FIREWALL:
+            return [_firewall(spec)]
+        case dag.KUBECONFIG:
+            return [_kubeconfig(spec)]
+        case dag.NAMESPACE if c:
+            return [_namespace(spec, c)]
+        case dag.CACERTS if c:
+            return [_cacerts(c)]
+        case dag.INSTALL if c and key.release:
+            return [_release(spec, c, key.release)]
+        case dag.SECRET if key.cluster and key.source:
+            return [_remote_secret(key.source, key.cluster)]
+        case dag.BOOKINFO if c:
+            return _bookinfo(spec, c)
+    return []
 
 
-def _create_cluster(spec: MeshSpec, c: ClusterSpec) -> Step:
+def _cluster(spec: MeshSpec, c: ClusterSpec) -> Resource:
     labels = naming.resource_labels(spec.name, c.labels, expires=None)
     if spec.ttl:
         labels[naming.EXPIRES_LABEL] = f"<now + {spec.ttl}>"
@@ -116,12 +154,11 @@ def _create_cluster(spec: MeshSpec, c: ClusterSpec) -> Step:
         "node_tag": naming.node_tag(spec.name),
         "labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
     }
-    cluster = Resource(kind="gke-cluster", name=c.name, details=details)
-    return Step(name="create_cluster", cluster=c.name, resources=[cluster])
+    return Resource(kind="gke-cluster", name=c.name, details=details)
 
 
-def _firewall(spec: MeshSpec) -> Step:
-    rule = Resource(
+def _firewall(spec: MeshSpec) -> Resource:
+    return Resource(
         kind="firewall-rule",
         name=naming.firewall_name(spec.name),
         details={
@@ -133,148 +170,75 @@ def _firewall(spec: MeshSpec) -> Step:
             "allow": ", ".join(naming.FIREWALL_PROTOCOLS),
         },
     )
-    return Step(name="ensure_firewall", resources=[rule], after=_all_running(spec))
 
 
-def _kubeconfig(spec: MeshSpec) -> Step:
+def _kubeconfig(spec: MeshSpec) -> Resource:
     contexts = ", ".join(c.name for c in spec.clusters)
-    f = Resource(
+    return Resource(
         kind="kubeconfig",
         name=str(naming.default_kubeconfig(spec.name)),
         details={"contexts": contexts, "mode": "0600"},
     )
-    return Step(name="write_kubeconfig", resources=[f], after=_all_running(spec))
 
 
-def _all_running(spec: MeshSpec) -> list[str]:
-    return [_ref("wait_cluster", c.name) for c in spec.clusters]
+def _namespace(spec: MeshSpec, c: ClusterSpec) -> Resource:
+    manifest = istio_values.namespace(spec, c)["metadata"]
+    details = {**(manifest.get("labels") or {}), **(manifest.get("annotations") or {})}
+    return Resource(kind="namespace", name=naming.ISTIO_NAMESPACE, cluster=c.name, details=details)
 
 
-def _trust(spec: MeshSpec) -> list[Step]:
-    steps = []
-    for c in spec.clusters:
-        ns = {naming.NETWORK_LABEL: spec.istio_network(c)} if spec.multi_network else {}
-        if c.primary:
-            ns[naming.CONTROL_PLANE_CLUSTERS_ANNOTATION] = c.primary
-        steps.append(
-            Step(
-                name="install_cacerts",
-                cluster=c.name,
-                after=[_ref("wait_cluster", c.name)],
-                resources=[
-                    Resource(kind="namespace", name=naming.ISTIO_NAMESPACE, cluster=c.name, details=ns),
-                    Resource(
-                        kind="secret",
-                        name=naming.CACERTS_SECRET,
-                        cluster=c.name,
-                        details={
-                            "namespace": naming.ISTIO_NAMESPACE,
-                            "intermediate": f"CN=Intermediate CA, L={c.name}",
-                        },
-                    ),
-                ],
-            )
-        )
-    return steps
+def _cacerts(c: ClusterSpec) -> Resource:
+    details = {"namespace": naming.ISTIO_NAMESPACE, "intermediate": f"CN=Intermediate CA, L={c.name}"}
+    return Resource(kind="secret", name=naming.CACERTS_SECRET, cluster=c.name, details=details)
 
 
-def _istio(spec: MeshSpec, clusters: list[ClusterSpec]) -> list[Step]:
-    return [
-        Step(name="install_istio", cluster=c.name, resources=_releases(spec, c), after=_istio_after(c))
-        for c in clusters
-    ]
-
-
-def _istio_after(c: ClusterSpec) -> list[str]:
-    """Its own cacerts; a remote also its primary's control plane (istiod dials its east-west gateway)."""
-    own = [_ref("install_cacerts", c.name)]
-    return [*own, _ref("install_istio", c.primary)] if c.primary else own
-
-
-def _releases(spec: MeshSpec, c: ClusterSpec) -> list[Resource]:
-    profile = "remote" if c.primary else "default"
-    common = {"namespace": naming.ISTIO_NAMESPACE, "version": spec.istio.version, "profile": profile}
+def _release(spec: MeshSpec, c: ClusterSpec, release: str) -> Resource:
     network = spec.istio_network(c)
-    charts = {
+    extra = {
         naming.BASE_RELEASE: {"chart": "base"},
         naming.ISTIOD_RELEASE: {"chart": "istiod", "clusterName": c.name, "network": network},
-    }
-    if istio_values.needs_eastwest(spec, c):
-        charts[naming.EASTWEST_RELEASE] = {"chart": "gateway", "networkGateway": network}
-    return [
-        Resource(kind="helm-release", name=release, cluster=c.name, details={**common, **extra})
-        for release, extra in charts.items()
-    ]
+        naming.EASTWEST_RELEASE: {"chart": "gateway", "networkGateway": network},
+    }[release]
+    profile = "remote" if c.primary else "default"
+    common = {"namespace": naming.ISTIO_NAMESPACE, "version": spec.istio.version, "profile": profile}
+    return Resource(kind="helm-release", name=release, cluster=c.name, details={**common, **extra})
 
 
-def _remote_secrets(spec: MeshSpec) -> list[Step]:
-    return [
-        Step(
-            name="exchange_remote_secret",
-            cluster=primary,
-            after=[_ref("install_istio", src), _ref("install_istio", primary)],
-            resources=[
-                Resource(
-                    kind="secret",
-                    name=naming.remote_secret_name(src),
-                    cluster=primary,
-                    details={
-                        "namespace": naming.ISTIO_NAMESPACE,
-                        "reads": src,
-                        "label": f"{naming.REMOTE_SECRET_LABEL}=true",
-                    },
-                )
-            ],
-        )
-        for src, primary in pairs(spec)
-    ]
+def _remote_secret(source: str, primary: str) -> Resource:
+    return Resource(
+        kind="secret",
+        name=naming.remote_secret_name(source),
+        cluster=primary,
+        details={
+            "namespace": naming.ISTIO_NAMESPACE,
+            "reads": source,
+            "label": f"{naming.REMOTE_SECRET_LABEL}=true",
+        },
+    )
 
 
-def _bookinfo(spec: MeshSpec) -> list[Step]:
+def _bookinfo(spec: MeshSpec, c: ClusterSpec) -> list[Resource]:
     assert spec.bookinfo is not None
     ns = spec.bookinfo.namespace
-    steps = []
-    for c in spec.clusters:
-        workloads = spec.bookinfo.placement.get(c.name, [])
-        resources = [
-            Resource(kind="namespace", name=ns, cluster=c.name, details={"istio-injection": "enabled"})
-        ]
-        resources += [
-            Resource(
-                kind="service", name=s, cluster=c.name, details={"namespace": ns, "port": str(bookinfo.PORT)}
-            )
-            for s in bookinfo.SERVICES
-        ]
-        resources += [
-            Resource(kind="deployment", name=w, cluster=c.name, details={"namespace": ns}) for w in workloads
-        ]
-        if c.name in bookinfo.entry_clusters(spec):
-            resources.insert(0, _ingress(c))
-        steps.append(
-            Step(name="deploy_bookinfo", cluster=c.name, resources=resources, after=_app_after(spec, c))
+    resources = [Resource(kind="namespace", name=ns, cluster=c.name, details={"istio-injection": "enabled"})]
+    resources += [
+        Resource(
+            kind="service", name=s, cluster=c.name, details={"namespace": ns, "port": str(bookinfo.PORT)}
         )
-    return steps
+        for s in bookinfo.SERVICES
+    ]
+    resources += [
+        Resource(kind="deployment", name=w, cluster=c.name, details={"namespace": ns})
+        for w in spec.bookinfo.placement.get(c.name, [])
+    ]
+    if c.name in bookinfo.entry_clusters(spec):
+        resources.insert(0, _ingress(c))
+    return resources
 
 
 def _ingress(c: ClusterSpec) -> Resource:
     details = {"namespace": naming.ISTIO_NAMESPACE, "chart": "gateway", "selector": "istio=ingressgateway"}
     return Resource(kind="helm-release", name=naming.INGRESS_RELEASE, cluster=c.name, details=details)
-
-
-def _app_after(spec: MeshSpec, c: ClusterSpec) -> list[str]:
-    """Its own control plane and its primary's (the injector), and every secret it takes part in."""
-    after = [_ref("install_istio", c.name)] + ([_ref("install_istio", c.primary)] if c.primary else [])
-    return after + [
-        _ref("exchange_remote_secret", primary) + f" reads {src}"
-        for src, primary in pairs(spec)
-        if c.name in (src, primary)
-    ]
-
-
-def _verify(spec: MeshSpec) -> Step:
-    return Step(
-        name="verify", after=["ensure_firewall", *(_ref("deploy_bookinfo", c.name) for c in spec.clusters)]
-    )
 
 
 def render_text(plan: Plan) -> str:
@@ -296,7 +260,7 @@ def _stage_lines(stage: Stage, position: str) -> list[str]:
     lines = [f"Stage {position}: {stage.name} — {stage.description} ({mode})"]
     for step in stage.steps:
         after = f"  (after {', '.join(step.after)})" if step.after else ""
-        lines.append(f"  {_ref(step.name, step.cluster)}{after}")
+        lines.append(f"  {step.key}{after}")
         for r in step.resources:
             details = "  ".join(f"{k}={v}" for k, v in r.details.items())
             lines.append(f"    + {r.kind} {r.name}  {details}".rstrip())

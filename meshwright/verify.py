@@ -32,8 +32,9 @@ from pydantic import BaseModel, Field
 
 from meshwright import naming
 from meshwright.errors import PermanentError
+from meshwright.istio_values import needs_eastwest
 from meshwright.remote_secrets import pairs
-from meshwright.spec import MeshSpec, Role
+from meshwright.spec import MeshSpec
 from meshwright.traffic import TrafficReport
 
 SYNCED = "synced"
@@ -72,14 +73,6 @@ class VerifyReport(BaseModel):
 
 class ControlPlaneBroken(PermanentError):
     """The mesh's control plane is not whole; the message has one line per problem."""
-
-
-def needs_eastwest(spec: MeshSpec, cluster: str) -> bool:
-    """A primary that serves remotes exposes istiod on it; on a multi-network mesh every cluster has one."""
-    if spec.multi_network:
-        return True
-    c = spec.cluster(cluster)
-    return c.role is Role.PRIMARY and any(r.primary == cluster for r in spec.remotes)
 
 
 def check(spec: MeshSpec, seen: dict[str, Observation]) -> VerifyReport:
@@ -136,7 +129,7 @@ def _eastwest(spec: MeshSpec, seen: dict[str, Observation]) -> list[str]:
     problems = []
     for c in spec.clusters:
         o = seen.get(c.name)
-        if o is None or o.error or not needs_eastwest(spec, c.name):
+        if o is None or o.error or not needs_eastwest(spec, c):
             continue
         if o.eastwest_addresses is None:
             problems.append(f"{c.name}: no Service {naming.EASTWEST_RELEASE} in {naming.ISTIO_NAMESPACE}")

@@ -27,7 +27,7 @@ from tasks.common import ONCE_PER_RUN, RETRYING, Clock
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshwright"}
 
 
-@task(task_run_name="ensure_root_ca[{spec.name}]", **ONCE_PER_RUN, **RETRYING)  # fingerprint + source: no key
+@task(task_run_name="ensure_root_ca", **ONCE_PER_RUN, **RETRYING)  # fingerprint + source: no key
 def ensure_root_ca(spec: MeshSpec) -> RootInfo:
     """Load the mesh's root CA, or make and store it (RSA 4096) the first time.
 

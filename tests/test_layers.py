@@ -17,9 +17,9 @@ CONTRACT = "meshwright.sandbox.contract"
 # Who outside the sandbox may import which of its modules.
 ALLOWED_SANDBOX_IMPORTS = {
     "meshwright/clients.py": {CONTRACT},
-    "meshwright/cli.py": {CONTRACT},
+    "meshwright/cli/commands.py": {CONTRACT},
     # The sandbox's own command line: starts, stops and serves daemons.
-    "meshwright/sandbox_cli.py": {CONTRACT, "meshwright.sandbox.daemon", "meshwright.sandbox.settings"},
+    "meshwright/cli/sandbox.py": {CONTRACT, "meshwright.sandbox.daemon", "meshwright.sandbox.settings"},
 }
 
 

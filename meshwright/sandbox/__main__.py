@@ -4,6 +4,6 @@ It loads only the sandbox, not the CLI with its Google and Prefect imports, whic
 cost the daemon a hundred MiB for nothing.
 """
 
-from meshwright.sandbox_cli import app
+from meshwright.cli.sandbox import app
 
 app()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meshwright import server
+from meshwright.cli import server
 
 
 @pytest.fixture(scope="session")

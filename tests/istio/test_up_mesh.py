@@ -25,6 +25,7 @@ from meshwright.status import list_clusters, mesh_status
 from tasks.verify import locate_clusters
 from tests.flows.conftest import harness, prefect_storage
 from tests.istio.conftest import get, helm_releases
+from tests.istio.flow_graph import planned_graph, recorded_graph
 
 __all__ = ["harness", "prefect_storage"]
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
@@ -69,6 +70,10 @@ def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
     monkeypatch.chdir(tmp_path)
     path = offline("sandbox.yaml", tmp_path)
     report = up(path, target, tmp_path)
+    recorded, planned = recorded_graph(), planned_graph(load_spec(path))
+    assert set(planned) <= set(recorded)  # the plan's steps are the flow's task runs...
+    missing_edges = {step: planned[step] - recorded[step] for step in planned}
+    assert {step: edges for step, edges in missing_edges.items() if edges} == {}  # ...and edges
     assert sorted((r.cluster, r.name, r.revision) for r in report.releases) == [
         ("central", "istio-base", 1),
         ("central", "istio-eastwestgateway", 1),

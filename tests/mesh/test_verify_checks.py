@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from meshwright.istio_values import needs_eastwest
 from meshwright.remote_secrets import pairs, remote_secret, same_secret
 from meshwright.spec import MeshSpec, validate_spec
-from meshwright.verify import Observation, check, failure, needs_eastwest, table_rows
+from meshwright.verify import Observation, check, failure, table_rows
 
 ROOT = "ab" * 32
 
@@ -128,16 +129,14 @@ def test_failure_has_one_line_per_problem() -> None:
 
 @pytest.mark.parametrize(("cluster", "needs"), [("central", True), ("east", False), ("west", False)])
 def test_which_clusters_need_an_eastwest_gateway(cluster: str, needs: bool) -> None:
-    assert needs_eastwest(spec(), cluster) is needs
-    assert needs_eastwest(
-        spec(
-            clusters=[
-                {"name": cluster, "location": "us-east1-b", "network": "n1"},
-                {"name": "other", "location": "us-east1-b", "network": "n2"},
-            ]
-        ),
-        cluster,
+    assert needs_eastwest(spec(), spec().cluster(cluster)) is needs
+    multi_network = spec(
+        clusters=[
+            {"name": cluster, "location": "us-east1-b", "network": "n1"},
+            {"name": "other", "location": "us-east1-b", "network": "n2"},
+        ]
     )
+    assert needs_eastwest(multi_network, multi_network.cluster(cluster))
 
 
 def test_remote_secret_comparison_sees_data_and_label() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from meshwright import dag
 from meshwright.plan import build_plan, render_text
 from meshwright.remote_secrets import pairs
 from meshwright.spec import load_spec
@@ -71,17 +72,36 @@ def test_text_rendering_names_stages_and_labels() -> None:
 
 def test_each_step_names_what_it_waits_for_as_the_flow_does() -> None:
     plan = build_plan(load_spec(ROOT / "deployments" / "sandbox.yaml"))
-    after = {(st.name, st.cluster, i): st.after for s in plan.stages for i, st in enumerate(s.steps)}
-    assert after[("install_istio", "west", 0)] == ["install_cacerts [west]", "install_istio [central]"]
-    assert after[("install_istio", "central", 0)] == ["install_cacerts [central]"]
-    assert after[("exchange_remote_secret", "central", 1)] == [
-        "install_istio [east]",
-        "install_istio [central]",
+    after = {st.key: st.after for s in plan.stages for st in s.steps}
+    assert after["install_istiod[west]"] == [
+        "install_istio-base[west]",
+        "ensure_cacerts[west]",
+        "gateway_address[central]",
     ]
-    assert "exchange_remote_secret [central] reads east" in after[("deploy_bookinfo", "east", 2)]
+    assert after["install_istio-base[west]"] == ["prepare_namespace[west]", "install_istiod[central]"]
+    assert after["install_istiod[central]"] == ["install_istio-base[central]", "ensure_cacerts[central]"]
+    assert after["install_istio-eastwestgateway[central]"] == ["wait_ready_istiod[central]"]
+    assert after["exchange_remote_secret[east->central]"] == [
+        "install_istiod[east]",
+        "install_istiod[central]",
+    ]
+    assert "exchange_remote_secret[east->central]" in after["deploy_bookinfo[east]"]
+    assert "exchange_remote_secret[west->central]" not in after["deploy_bookinfo[east]"]
+    assert "expose_on_gateway[central]" in after["deploy_bookinfo[east]"]
     text = render_text(plan)
-    assert "  install_istio [west]  (after install_cacerts [west], install_istio [central])\n" in text
+    assert (
+        "  install_istiod[west]  (after install_istio-base[west], ensure_cacerts[west], gateway_address[central])\n"
+        in text
+    )
     assert "Stage 1/10: create-clusters — create the GKE clusters (3 in parallel)\n" in text
+
+
+def test_every_step_comes_after_steps_listed_before_it() -> None:
+    for name in ("sandbox.yaml", "multi-primary.yaml"):
+        seen: set[str] = set()
+        for step in dag.steps(load_spec(ROOT / "deployments" / name)):
+            assert {str(k) for k in step.after} <= seen, step.key
+            seen.add(str(step.key))
 
 
 def test_plan_shows_the_firewall_values_the_task_applies() -> None:

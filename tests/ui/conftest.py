@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meshwright import server
+from meshwright.cli import server
 from meshwright.sandbox import daemon
 from tests.ui.browser import chromium
 

@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 CLUSTER_STATUSES = {"PROVISIONING", "RUNNING", "RECONCILING", "STOPPING", "ERROR", "DEGRADED"}
 KEPT_OPERATIONS = 500
 """Finished operations kept per API; older ones are forgotten so gcp.json stays small."""
-SERVING = ("RUNNING", "STOPPING")
-"""Cluster statuses whose Kubernetes API server runs."""
 
 
 def operation_id() -> str:

@@ -4,7 +4,7 @@ Without `PREFECT_API_URL`, the CLI starts (once) a `prefect server` in the backg
 home (database, result storage, logs) under `.meshwright/prefect`, and reuses it afterwards. With
 `PREFECT_API_URL` set (a team server, Prefect Cloud), no server is started. Either way the flows
 run in one long-lived runner process (`flows/serve.py`) that imported them once; the CLI only
-triggers deployment runs through the API (meshwright/runs.py).
+triggers deployment runs through the API (meshwright/cli/runs.py).
 
 This module speaks HTTP with the standard library and httpx only and never imports Prefect, so a
 warm `meshwright up` pays neither for Prefect's import nor for the flows'.

@@ -1,8 +1,9 @@
-"""The `meshwright` command line: validate, plan, sandbox, up, down, status.
+"""The `meshwright` commands: validate, plan, up, verify, test, down, status, and `server ...`.
 
 Every command prints one clear line per problem and exits non-zero on failure; no command
-prints a token, a key or a kubeconfig with credentials. Start-up stays cheap: Google's clients,
-Prefect and the flows load only in the commands that use them, the emulator never (the sandbox
+prints a token, a key or a kubeconfig with credentials. Start-up stays cheap: Google's clients
+and the result models load only in the commands that use them, Prefect and the flows never (a
+run's result comes back over REST and is read as its model), the emulator never (the sandbox
 daemon is a process of its own).
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 
 from meshwright import kubeconfig as kc
 from meshwright import naming
+from meshwright.cli import render, sandbox
 from meshwright.errors import MeshwrightError, SpecInvalid
 from meshwright.naming import MESH_LABEL
 from meshwright.plan import build_plan, render_text
@@ -26,6 +29,8 @@ from meshwright.spec import MeshSpec, Target, load_spec
 if TYPE_CHECKING:
     from meshwright.clients import MeshwrightTarget
 
+Result = TypeVar("Result", bound=BaseModel)
+
 app = typer.Typer(
     name="meshwright",
     help="Stand up a multicluster Istio mesh on GKE (or the local sandbox), prove it works, tear it down.",
@@ -33,10 +38,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-from meshwright import sandbox_cli  # noqa: E402
-
-app.add_typer(sandbox_cli.app, name="sandbox")
+app.add_typer(sandbox.app, name="sandbox")
 
 SpecArg = Annotated[Path, typer.Argument(help="Mesh spec (YAML).", show_default=False)]
 EXIT_INVALID = 2
@@ -70,7 +72,7 @@ def plan(
     typer.echo(json.dumps(the_plan.model_dump(), indent=2) if as_json else render_text(the_plan))
 
 
-PROJECT = Path(__file__).resolve().parents[1]  # where flows/ lives: the runner imports from here
+PROJECT = Path(__file__).resolve().parents[2]  # where flows/ lives: the runner imports from here
 
 StateOpt = Annotated[
     Path | None,
@@ -102,7 +104,7 @@ def _connection(spec: MeshSpec, state: Path | None, connection: str | None) -> s
         return connection
     if spec.target is not Target.SANDBOX:
         return None
-    info = sandbox_cli.ensure_started(state_dir(state))
+    info = sandbox.ensure_started(state_dir(state))
     typer.echo(f"sandbox: GCP at {info['gcp']} (state {info['state']})", err=True)
     return {"target": Target.SANDBOX.value, "sandbox_state": str(state_dir(state))}
 
@@ -129,10 +131,13 @@ def _check_kubeconfig(spec: MeshSpec, path: Path | None, *, force: bool) -> Path
     return where
 
 
-def _run(flow: str, mesh: MeshSpec, spec: Path, *, hint: str = "", **params: Any) -> Any:
-    """Run `flow`'s served deployment, stream its logs to stderr, return its result; on failure one
-    `error:` paragraph (and the hint) and its exit code (1, or 130 when cancelled with Ctrl-C)."""
-    from meshwright import runs, server
+def _run(
+    flow: str, model: type[Result], mesh: MeshSpec, spec: Path, *, hint: str = "", **params: Any
+) -> Result | None:
+    """Run `flow`'s served deployment, stream its logs to stderr, return its result as `model`; on
+    failure one `error:` paragraph (and the hint) and its exit code (1, or 130 when cancelled with
+    Ctrl-C)."""
+    from meshwright.cli import runs, server
 
     root = server.home()
     try:
@@ -155,7 +160,26 @@ def _run(flow: str, mesh: MeshSpec, spec: Path, *, hint: str = "", **params: Any
     if outcome.exit_code:
         code = EXIT_INVALID if "SpecInvalid" in outcome.message else EXIT_FAILED
         fail(f"{outcome.problem}{hint}", code=code)
-    return outcome.result
+    return _read_result(flow, model, outcome.result)
+
+
+def _read_result(flow: str, model: type[Result], result: Any) -> Result | None:
+    """A completed run's result as its model; None (and a line saying so) when this process cannot
+    read it, as when the run's result was not persisted where the CLI looks."""
+    if result is None:
+        typer.echo(f"{flow}: the run's result is not readable here; the run's page shows it", err=True)
+        return None
+    try:
+        return model.model_validate(result)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        fail(f"{flow}: the run's result is not a {model.__name__} ({where}: {first['msg']})")
+
+
+def _echo_json(result: BaseModel | None) -> None:
+    """A run's result as JSON: the model's fields, as the runner persisted them."""
+    typer.echo(json.dumps(None if result is None else result.model_dump(mode="json"), indent=2))
 
 
 @app.command()
@@ -180,6 +204,8 @@ def up(
         force: overwrite a kubeconfig that meshwright did not write for this mesh.
         connection: the name of a saved MeshwrightTarget block to build with.
     """
+    from meshwright.models import MeshReport
+
     mesh = read_spec(spec)
     where = _check_kubeconfig(mesh, kubeconfig, force=force)
     hint = (
@@ -192,48 +218,11 @@ def up(
         "connection": _connection(mesh, state, connection),
         "force": force,
     }
-    report = _run("up-mesh", mesh, spec, hint=hint, **params)
+    report = _run("up-mesh", MeshReport, mesh, spec, hint=hint, **params)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
-    elif report:
-        _print_up(report)
-
-
-def _print_up(report: dict[str, Any]) -> None:
-    p = report.get("provision", report)
-    seconds = p["finished"] - p["started"]
-    typer.echo(f"\nmesh {p['mesh']} is up on {p['target']} ({p['project']}) in {seconds:.1f}s")
-    for c in p["clusters"]:
-        took = c["timing"]["finished"] - c["timing"]["started"]
-        typer.echo(
-            f"  {c['name']:<16} {c['location']:<16} {c['status']:<8} {c['endpoint']:<22} pods {c['pod_cidr']:<16} {took:6.1f}s"
-        )
-    fw = p["firewall"]
-    typer.echo(f"  firewall {fw['name']} {fw['action']}: {', '.join(fw['source_ranges'])}")
-    if "root" in report:
-        typer.echo(f"  root CA {report['root'].get('fingerprint', '')[:23]}")
-        releases = sorted({f"{r.get('release', r.get('name', '?'))}" for r in report.get("releases", [])})
-        typer.echo(f"  Istio releases on every cluster: {', '.join(releases)}")
-    for cluster, address in (report.get("gateways") or {}).items():
-        typer.echo(f"  east-west gateway {cluster}: {address}")
-    typer.echo(f"  kubeconfig {p['kubeconfig']} (contexts: {', '.join(c['name'] for c in p['clusters'])})")
-    _print_verification(report.get("verification"))
-    typer.echo(
-        f"\n  kubectl --kubeconfig {p['kubeconfig']} --context {p['clusters'][0]['name']} get namespaces"
-    )
-
-
-def _print_verification(verification: dict[str, Any] | None) -> None:
-    if not verification:
-        return
-    typer.echo(
-        f"  verified: control plane ok, roots {', '.join(sorted(set(verification['roots'].values())))}"
-    )
-    traffic = verification.get("traffic")
-    if traffic and traffic.get("address"):
-        typer.echo(
-            f"  Bookinfo: http://{traffic['address']}/productpage ({traffic['requests']} requests checked)"
-        )
+        _echo_json(report)
+    elif report is not None:
+        typer.echo(render.mesh_up(report))
 
 
 @app.command()
@@ -248,16 +237,14 @@ def verify(
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
     """
+    from meshwright.verify import VerifyReport
+
     mesh = read_spec(spec)
-    report = _run("verify-mesh", mesh, spec, connection=_connection(mesh, state, connection))
+    report = _run("verify-mesh", VerifyReport, mesh, spec, connection=_connection(mesh, state, connection))
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    for t in report["tables"]:
-        typer.echo(f"{t['primary']} sees:")
-        for cluster, seen in t["clusters"].items():
-            typer.echo(f"  {cluster:<16} {seen}")
-    typer.echo("roots: " + ", ".join(f"{c} {fp}" for c, fp in report["roots"].items()))
+        _echo_json(report)
+    elif report is not None:
+        typer.echo(render.verification(report))
 
 
 @app.command("test")
@@ -273,12 +260,14 @@ def smoke_test(
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
     """
+    from meshwright.models import SmokeReport
+
     mesh = read_spec(spec)
-    result = _run("mesh-smoke-test", mesh, spec, connection=_connection(mesh, state, connection))
+    report = _run("mesh-smoke-test", SmokeReport, mesh, spec, connection=_connection(mesh, state, connection))
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
-    else:
-        typer.echo(f"mesh {mesh.name}: smoke test passed; report artifact mesh-{mesh.name}-smoke-test")
+        _echo_json(report)
+    elif report is not None:
+        typer.echo(render.smoke_test(report))
 
 
 @app.command()
@@ -300,6 +289,8 @@ def down(
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
     """
+    from meshwright.models import TeardownReport
+
     mesh = read_spec(spec)
     where = (kubeconfig or naming.default_kubeconfig(mesh.name)).expanduser().resolve()
     params: dict[str, Any] = {
@@ -307,11 +298,9 @@ def down(
         "kubeconfig": str(where),
         "connection": _connection(mesh, state, connection),
     }
-    report = _run("teardown-mesh", mesh, spec, **params)
-    verb = "deleted" if report["waited"] else "deleting"
-    typer.echo(
-        f"mesh {report['mesh']}: {verb} {len(report['deleted_clusters'])} cluster(s) {', '.join(report['deleted_clusters'])}; firewall rule {report['firewall']}"
-    )
+    report = _run("teardown-mesh", TeardownReport, mesh, spec, **params)
+    if report is not None:
+        typer.echo(render.teardown(report))
 
 
 @app.command()
@@ -337,25 +326,7 @@ def status(
         info = mesh_status(mesh, target)
     except MeshwrightError as e:
         fail(e)
-    if as_json:
-        typer.echo(json.dumps(info, indent=2))
-        return
-    typer.echo(f"mesh {info['mesh']} on {info['target']} ({info['project']}):")
-    for c in info["clusters"]:
-        typer.echo(
-            f"  {c['name']:<16} {c['location']:<16} {c['status']:<12} {c['endpoint'] or '-':<22} pods {c['pod_cidr'] or '-'}"
-        )
-        releases = c.get("releases")
-        if isinstance(releases, str):
-            typer.echo(f"    {releases}")
-        for r in releases if isinstance(releases, list) else []:
-            typer.echo(
-                f"    {r.get('name', '?'):<24} {r.get('chart', '?'):<20} rev {r.get('revision', '?'):<4} {r.get('status', '?')}"
-            )
-    for name in info["missing"]:
-        typer.echo(f"  {name:<16} (absent)")
-    fw = info["firewall"]
-    typer.echo(f"  firewall {fw['name']}: {', '.join(fw['source_ranges'])}" if fw else "  firewall: absent")
+    typer.echo(json.dumps(info, indent=2) if as_json else render.status(info))
 
 
 server_app = typer.Typer(
@@ -368,7 +339,7 @@ app.add_typer(server_app, name="server")
 @server_app.command("start")
 def server_start() -> None:
     """Start (or reuse) the local Prefect server and the flow runner; print where the UI is."""
-    from meshwright import server
+    from meshwright.cli import server
 
     root = server.home()
     try:
@@ -383,7 +354,7 @@ def server_start() -> None:
 @server_app.command("status")
 def server_status() -> None:
     """Where the Prefect API and UI are and whether the flow runner serves them; exit 1 if not."""
-    from meshwright import server
+    from meshwright.cli import server
 
     root = server.home()
     given = os.environ.get("PREFECT_API_URL")
@@ -402,7 +373,7 @@ def server_status() -> None:
 @server_app.command("stop")
 def server_stop() -> None:
     """Stop the local Prefect server and the flow runner (the database stays for the next start)."""
-    from meshwright import server
+    from meshwright.cli import server
 
     root = server.home()
     typer.echo("stopped" if server.stop(root) else f"nothing was running (home {root})")

@@ -1,0 +1,131 @@
+"""The steps of `up` for a spec and what each waits for: the one description of the flow's DAG.
+
+`up_mesh` submits one task per step, in this order, each waiting for exactly its `after` steps
+(and taking the results it needs from them); `plan` renders the same steps with the resources they
+create. So the plan a user reads is the graph the flow runs, and they cannot drift. Pure: no I/O.
+
+A step's key reads as its task run reads in the Prefect UI: `install_istiod[central]`,
+`exchange_remote_secret[west->central]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from meshwright import istio_values, naming
+from meshwright.remote_secrets import pairs
+from meshwright.spec import ClusterSpec, MeshSpec
+
+ROOT = "ensure_root_ca"
+CREATE = "create_cluster"
+WAIT = "wait_cluster"
+FIREWALL = "ensure_firewall"
+KUBECONFIG = "write_kubeconfig"
+NAMESPACE = "prepare_namespace"
+CACERTS = "ensure_cacerts"
+INSTALL = "install_release"
+READY = "wait_release_ready"
+ADDRESS = "gateway_address"
+EXPOSE = "expose_on_gateway"
+SECRET = "exchange_remote_secret"
+BOOKINFO = "deploy_bookinfo"
+VERIFY = "verify"
+# Steps of one cluster's Istio chain: what its Bookinfo (and a remote's Bookinfo) waits for.
+CHAIN = (NAMESPACE, CACERTS, INSTALL, READY, ADDRESS, EXPOSE)
+
+
+@dataclass(frozen=True)
+class StepKey:
+    """Which step: its kind, and the cluster, release or source cluster it is about."""
+
+    kind: str
+    cluster: str | None = None
+    release: str | None = None  # install_release, wait_release_ready
+    source: str | None = None  # exchange_remote_secret: the cluster read (`cluster` is the primary)
+
+    def __str__(self) -> str:
+        name = {INSTALL: f"install_{self.release}", READY: f"wait_ready_{self.release}"}.get(
+            self.kind, self.kind
+        )
+        subject = f"{self.source}->{self.cluster}" if self.source else self.cluster
+        return f"{name}[{subject}]" if subject else name
+
+
+@dataclass(frozen=True)
+class Step:
+    key: StepKey
+    after: tuple[StepKey, ...] = ()
+
+
+def steps(spec: MeshSpec) -> list[Step]:
+    """Every step of `up` in an order where each comes after all it waits for."""
+    found = [Step(StepKey(ROOT))]
+    found += [Step(StepKey(CREATE, c.name)) for c in spec.clusters]
+    found += [Step(StepKey(WAIT, c.name), (StepKey(CREATE, c.name),)) for c in spec.clusters]
+    running = tuple(StepKey(WAIT, c.name) for c in spec.clusters)
+    found += [Step(StepKey(FIREWALL), running), Step(StepKey(KUBECONFIG), running)]
+    for c in spec.primaries + spec.remotes:  # a remote's chain takes its primary's gateway address
+        found += list(_chain(spec, c))
+    found += [_secret(source, primary) for source, primary in pairs(spec)]
+    if spec.bookinfo is not None:
+        found += [Step(StepKey(BOOKINFO, c.name), _bookinfo_after(spec, c, found)) for c in spec.clusters]
+    found.append(Step(StepKey(VERIFY), tuple(s.key for s in found if s.key.kind in (FIREWALL, BOOKINFO))))
+    return found
+
+
+def _chain(spec: MeshSpec, c: ClusterSpec) -> Iterator[Step]:
+    """One cluster's Istio steps, as Istio's procedure orders them.
+
+    A remote installs after its primary's control plane: its base once the primary's istiod is
+    installed, its istiod once the primary's east-west gateway has an address (istiod dials it).
+    The east-west gateway's pods are injected by istiod, so it goes in once istiod is ready; its
+    address and the Istio objects on it need only the Service.
+    """
+    name = c.name
+    ns, base, istiod = (
+        StepKey(NAMESPACE, name),
+        install(name, naming.BASE_RELEASE),
+        install(name, naming.ISTIOD_RELEASE),
+    )
+    yield Step(ns, (StepKey(WAIT, name),))
+    yield Step(StepKey(CACERTS, name), (ns, StepKey(ROOT)))
+    yield Step(base, (ns, *([install(c.primary, naming.ISTIOD_RELEASE)] if c.primary else [])))
+    yield Step(istiod, (base, StepKey(CACERTS, name), *([StepKey(ADDRESS, c.primary)] if c.primary else [])))
+    yield Step(_ready(name, naming.ISTIOD_RELEASE), (istiod,))
+    if not istio_values.needs_eastwest(spec, c):
+        return
+    gateway = install(name, naming.EASTWEST_RELEASE)
+    yield Step(gateway, (_ready(name, naming.ISTIOD_RELEASE),))
+    yield Step(_ready(name, naming.EASTWEST_RELEASE), (gateway,))
+    yield Step(StepKey(ADDRESS, name), (gateway,))
+    if istio_values.exposures(spec, c):
+        yield Step(StepKey(EXPOSE, name), (gateway,))
+
+
+def install(cluster: str, release: str) -> StepKey:
+    return StepKey(INSTALL, cluster, release=release)
+
+
+def _ready(cluster: str, release: str) -> StepKey:
+    return StepKey(READY, cluster, release=release)
+
+
+def _secret(source: str, primary: str) -> Step:
+    """Once both control planes are installed: the source's reader account comes with its base
+    chart and its ClusterRole with its istiod chart; the primary's istiod reads the secret."""
+    after = (install(source, naming.ISTIOD_RELEASE), install(primary, naming.ISTIOD_RELEASE))
+    return Step(StepKey(SECRET, primary, source=source), after)
+
+
+def _bookinfo_after(spec: MeshSpec, c: ClusterSpec, found: list[Step]) -> tuple[StepKey, ...]:
+    """Its own Istio chain, its primary's (a remote's pods are injected by the primary's istiod
+    through the east-west gateway) and the remote secrets it takes part in (a primary learns the
+    endpoints of the clusters it reads)."""
+    mesh_side = {c.name, *([c.primary] if c.primary else [])}
+    return tuple(
+        s.key
+        for s in found
+        if (s.key.kind in CHAIN and s.key.cluster in mesh_side)
+        or (s.key.kind == SECRET and c.name in (s.key.cluster, s.key.source))
+    )

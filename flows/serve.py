@@ -3,7 +3,7 @@
 Prefect's Runner (what `flow.serve()` / `serve()` use) registers one deployment per flow, named
 `<flow>/meshwright`, polls the API for their runs and executes each in a child process; a UI
 "Run", a UI "Retry", `prefect deployment run` and the meshwright CLI all go through it. The CLI
-starts it in the background (meshwright/server.py); it runs until stopped.
+starts it in the background (meshwright/cli/server.py); it runs until stopped.
 
 Why this and not a process worker: a worker starts every run as `python -m prefect.engine`,
 which imports Prefect, Google's clients and the flows again (about 3 s here, for a flow of

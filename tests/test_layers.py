@@ -101,3 +101,111 @@ def test_cli_start_loads_no_emulator_and_no_google_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# What the sandbox may use of the product: plain building blocks, nothing that talks to a cloud.
+SANDBOX_MAY_IMPORT = {"meshwright.errors", "meshwright.files", "meshwright.pki", "meshwright.kubeconfig"}
+# `python -m meshwright.sandbox serve` is the daemon's launcher: it runs the sandbox's command group.
+SANDBOX_LAUNCHER = {"meshwright/sandbox/__main__.py": {"meshwright.cli.sandbox"}}
+
+
+def test_the_sandbox_uses_only_errors_files_pki_and_kubeconfig_of_the_product() -> None:
+    found = []
+    for path in sorted((ROOT / "meshwright" / "sandbox").rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        product = {
+            n for n in imported_modules(path) if n.startswith("meshwright.") and not n.startswith(SANDBOX)
+        }
+        allowed = SANDBOX_MAY_IMPORT | SANDBOX_LAUNCHER.get(rel, set())
+        found += [f"{rel} imports {n}" for n in sorted(product - allowed)]
+    assert found == []
+
+
+def module_graph() -> dict[str, set[str]]:
+    """The product's modules and what each imports of the product, type-only imports included
+    (`from pkg import sub` counts as importing pkg.sub, not pkg's __init__)."""
+    paths = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in production_files()
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = {f"{node.module}.{a.name}" for a in node.names} & paths.keys()
+                deps |= subs if len(subs) == len(node.names) else {node.module, *subs}
+        graph[name] = {d for d in deps if d in paths and d != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while (w := stack.pop()) != v:
+                component.append(w)
+            if component:
+                found.append(sorted([v, *component]))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_in_the_product() -> None:
+    graph = module_graph()
+    assert {"meshwright.spec", "tasks.istio", "flows.mesh"} <= graph.keys()
+    assert cycles(graph) == []
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]  # the check sees one
+
+
+def test_flows_only_compose_they_define_no_task() -> None:
+    found = []
+    for path in sorted((ROOT / "flows").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for d in node.decorator_list:
+                    called = d.func if isinstance(d, ast.Call) else d
+                    if ast.unparse(called).split(".")[-1] == "task":
+                        found.append(f"{path.name}: @task {node.name}")
+    assert found == []
+
+
+# Only the client factory knows which target it talks to and builds clients.
+FACTORY_ONLY = (
+    "Target.SANDBOX",
+    "Target.GKE",
+    "kube.connect(",
+    "cluster_command(",
+    "ApiClient(",
+    "Client(credentials",
+)
+
+
+def test_tasks_and_flows_never_name_a_target_nor_build_a_client() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}: {needle}"
+        for folder in ("tasks", "flows")
+        for path in sorted((ROOT / folder).glob("*.py"))
+        for needle in FACTORY_ONLY
+        if needle in path.read_text()
+    ]
+    assert found == []

@@ -1,7 +1,7 @@
 """`python -m meshwright.sandbox serve ...`: the daemon's own entry point.
 
-It loads only the sandbox, not the CLI with its Google and Prefect imports, which would
-cost the daemon a hundred MiB for nothing.
+It loads the sandbox and the light CLI package (typer, no Google client, no Prefect: the
+`meshwright.cli` package pins that), not the flows, which would cost the daemon a hundred MiB.
 """
 
 from meshwright.cli.sandbox import app

@@ -2,7 +2,8 @@
 
 Strategic merge follows the list merge keys of the built-in types; server-side apply tracks the
 fields each manager applied (managedFields, FieldsV1) and removes those a manager stopped
-applying when no other manager owns them. Apply conflicts between managers are not detected.
+applying when no other manager owns them; whose field is whose, and when an apply conflicts with
+another manager, is decided in `managed.py`.
 """
 
 from __future__ import annotations

@@ -15,13 +15,14 @@ from meshwright.verify import ControlPlaneBroken, Observation, VerifyReport, che
 from tasks.report import publish_traffic, publish_verification
 from tasks.verify import (
     SETTLE_SECONDS,
+    await_traffic,
+    converge_seconds,
     ingress_address,
     locate_clusters,
     observe_bookinfo,
     observe_control_plane,
     read_firewalls,
     send_traffic,
-    warmup_seconds,
 )
 
 REQUESTS = 30
@@ -37,12 +38,16 @@ def verify_traffic(
 ) -> TrafficReport:
     """Bookinfo's traffic through the ingress gateway (`up` calls this after deploying Bookinfo).
 
-    Sends `requests` GETs of the reviews API and of the product page; on problems, reads what may
-    explain them (firewall rules, each cluster's Bookinfo objects) and raises TrafficBroken naming
-    them. `control_plane` problems, if any, are offered as explanations too.
+    Waits until every placed workload has answered once (at most the target's convergence time, from
+    the client factory; not when the control plane is already known broken), then sends `requests`
+    GETs of the reviews API and of the product page and counts every answer. On problems, reads
+    what may explain them (firewall rules, each cluster's Bookinfo objects) and raises TrafficBroken
+    naming them; `control_plane` problems, if any, are offered as explanations too.
     """
     address = ingress_address(mesh, clusters, target=target)
-    replies = send_traffic(address, requests=requests, warmup=warmup_seconds(target)) if address else []
+    if address:
+        await_traffic(mesh, address, within=0.0 if control_plane else converge_seconds(target))
+    replies = send_traffic(address, requests=requests) if address else []
     error = None if address else "the ingress gateway has no load-balancer address (istio-ingressgateway)"
     report = check_traffic(mesh, address, replies, [], error=error)
     if not report.ok:

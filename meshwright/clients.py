@@ -57,13 +57,14 @@ class Waits:
     poll: float  # seconds between two looks at a long-running operation
     ready: float  # a release's Deployments rolled out
     address: float  # a LoadBalancer Service's address
-    warmup: float  # a fresh load balancer's first good answer
+    converge: float  # every placed workload answering through a fresh load balancer
 
 
 WAITS = {
-    # A new GCP load balancer takes a minute or two to get an address and to answer.
-    Target.GKE: Waits(poll=10.0, ready=600.0, address=600.0, warmup=120.0),
-    Target.SANDBOX: Waits(poll=0.1, ready=120.0, address=120.0, warmup=2.0),
+    # A new GCP load balancer takes a minute or two to answer, and istiod's pushes of remote
+    # endpoints reach the gateways seconds later; the sandbox's routing snapshot is 0.3 s old at most.
+    Target.GKE: Waits(poll=10.0, ready=600.0, address=600.0, converge=300.0),
+    Target.SANDBOX: Waits(poll=0.1, ready=120.0, address=120.0, converge=10.0),
 }
 CHARTS_HINT = {
     Target.GKE: "check istio.charts and istio.version, and that this machine reaches the chart repository",

@@ -120,6 +120,27 @@ def _good(reply: Reply) -> bool:
     return True
 
 
+def unanswered(spec: MeshSpec, replies: list[Reply]) -> list[str]:
+    """The placed workloads not yet seen answering through the ingress: every reviews version where
+    it is placed, details (a product page with its section), ratings (where v2 or v3 asks for it)."""
+    served = _served(replies)
+    missing = [
+        f"reviews-{v} on {cluster}"
+        for cluster, versions in bookinfo.reviews_placement(spec).items()
+        for v in versions
+        if not served.get(cluster, {}).get(v)
+    ]
+    if not any(r.path == PAGE_PATH and r.status == 200 and r.details for r in replies):
+        missing.append("details-v1")
+    rating = [
+        v for versions in bookinfo.reviews_placement(spec).values() for v in versions if v in ("v2", "v3")
+    ]
+    rated = any(r.status == 200 and r.version in rating and not r.ratings_error for r in replies)
+    if rating and not rated:
+        missing.append("ratings-v1")
+    return missing
+
+
 def _about(findings: list[str], cluster: str) -> list[str]:
     return [f for f in findings if re.search(rf"\b{re.escape(cluster)}\b", f)]
 

@@ -30,7 +30,7 @@ import kubernetes.client
 import urllib3.exceptions
 import yaml
 from kubernetes.client.exceptions import ApiException
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from meshwright import bookinfo, clients, naming, pki
@@ -40,7 +40,7 @@ from meshwright.kube import load_balancer_addresses, read_or_none
 from meshwright.models import ClusterAccess, Timing
 from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec, Role
-from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, BookinfoState, Reply, read_reply
+from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, BookinfoState, Reply, read_reply, unanswered
 from meshwright.translate import kube_call
 from meshwright.verify import SYNCED, Observation
 from tasks.clusters import access_of, get_cluster
@@ -268,13 +268,13 @@ def observe_control_plane(
 # -- traffic (issue 12) ----------------------------------------------------------------------
 
 REQUEST_TIMEOUT = 10.0
-WARMUP_SECONDS = 30.0
-IN_FLIGHT = 8  # requests of send_traffic in flight at once
+IN_FLIGHT = 8  # requests in flight at once
+CONVERGE_POLL = 0.2  # seconds between two rounds of await_traffic
 
 
-def warmup_seconds(target: MeshwrightTarget) -> float:
-    """How long `send_traffic` may wait for a first good answer on this target."""
-    return clients.cloud(target).waits.warmup
+def converge_seconds(target: MeshwrightTarget) -> float:
+    """How long `await_traffic` may wait for every placed workload to answer on this target."""
+    return clients.cloud(target).waits.converge
 
 
 GATEWAYS = ("networking.istio.io", "v1", "gateways")
@@ -341,32 +341,65 @@ def get(url: str, *, timeout: float = REQUEST_TIMEOUT) -> tuple[int, bytes]:
         return 0, f"no answer from {url}: {reason}".encode()
 
 
-@task(task_run_name="send_traffic[{address}]", cache_policy=NO_CACHE, persist_result=False)
-def send_traffic(
-    address: str, *, requests: int = 30, port: int = 80, warmup: float = WARMUP_SECONDS
-) -> list[Reply]:
-    """`requests` GETs of the reviews API and `requests` of the product page, as a user's curl would,
-    IN_FLIGHT at a time (one after another, 60 round trips to a distant load balancer take seconds).
+def _base(address: str, port: int) -> str:
+    return f"http://{address}" if port == 80 else f"http://{address}:{port}"
 
-    A fresh load balancer may refuse or fail for a while after it got its address, and the gateway's
-    configuration arrives a little after the objects: the product page is first asked until it
-    answers 200 (at most `warmup` seconds); what follows is counted, whatever it gets.
+
+def _ask(base: str, paths: list[str], *, timeout: float = REQUEST_TIMEOUT) -> list[Reply]:
+    """GET each path, IN_FLIGHT at a time (one after another, round trips to a distant load
+    balancer add up to seconds)."""
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+        return list(pool.map(lambda path: read_reply(path, *get(base + path, timeout=timeout)), paths))
+
+
+@task(task_run_name="await_traffic[{address}]", cache_policy=NO_CACHE, persist_result=False)
+def await_traffic(spec: MeshSpec, address: str, *, within: float, port: int = 80) -> list[str]:
+    """Ask the ingress until every placed workload has answered at least once: a fresh load balancer
+    refuses for a while, and the endpoints of remote clusters reach the gateways after istiod's
+    pushes. Nothing is counted here; returns what never answered within `within` seconds (empty
+    when the mesh converged), so that the counted requests that follow meet a settled mesh.
+
+    Args:
+        spec: the validated mesh spec, with a `bookinfo` section.
+        address: the ingress gateway's load-balancer address.
+        within: seconds to wait at most (the target's, from the client factory).
+        port: the gateway Service's HTTP port.
+    """
+    base, started = _base(address, port), time.monotonic()
+    seen: list[Reply] = []
+    while True:
+        seen += [r for r in _ask(base, [REVIEWS_PATH, PAGE_PATH] * (IN_FLIGHT // 2)) if r.status == 200]
+        missing = unanswered(spec, seen)
+        waited = time.monotonic() - started
+        if not missing or waited > within:
+            break
+        time.sleep(CONVERGE_POLL)
+    log = get_run_logger()
+    if missing:
+        log.warning("after %.1fs, still no answer from %s through %s", waited, ", ".join(missing), address)
+    else:
+        log.info("every placed workload answered through %s after %.1fs", address, waited)
+    return missing
+
+
+@task(task_run_name="send_traffic[{address}]", cache_policy=NO_CACHE, persist_result=False)
+def send_traffic(address: str, *, requests: int = 30, port: int = 80, warmup: float = 0.0) -> list[Reply]:
+    """`requests` GETs of the reviews API and `requests` of the product page, as a user's curl would,
+    IN_FLIGHT at a time; every answer counts, whatever it is (`await_traffic` comes first).
 
     Args:
         address: the ingress gateway's load-balancer address.
         requests: how many of each.
         port: the gateway Service's HTTP port.
-        warmup: seconds to wait for a first good answer before counting.
+        warmup: seconds to ask the product page first until it answers 200 (0: not at all).
     """
-    base = f"http://{address}" if port == 80 else f"http://{address}:{port}"
+    base = _base(address, port)
     deadline = time.monotonic() + warmup
-    while (
-        get(base + PAGE_PATH, timeout=min(REQUEST_TIMEOUT, warmup))[0] != 200 and time.monotonic() < deadline
-    ):
+    while warmup > 0 and get(base + PAGE_PATH, timeout=min(REQUEST_TIMEOUT, warmup))[0] != 200:
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.2)
-    paths = [path for _ in range(requests) for path in (REVIEWS_PATH, PAGE_PATH)]
-    with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
-        return list(pool.map(lambda path: read_reply(path, *get(base + path)), paths))
+    return _ask(base, [path for _ in range(requests) for path in (REVIEWS_PATH, PAGE_PATH)])
 
 
 def _names(items: Any) -> list[str]:

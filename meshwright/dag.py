@@ -65,22 +65,24 @@ def steps(spec: MeshSpec) -> list[Step]:
     found += [Step(StepKey(WAIT, c.name), (StepKey(CREATE, c.name),)) for c in spec.clusters]
     running = tuple(StepKey(WAIT, c.name) for c in spec.clusters)
     found += [Step(StepKey(FIREWALL), running), Step(StepKey(KUBECONFIG), running)]
-    for c in spec.primaries + spec.remotes:  # a remote's chain takes its primary's gateway address
-        found += list(_chain(spec, c))
+    for c in spec.primaries:
+        found += [*_control_plane(c), *_gateway(spec, c, after=_ready(c.name, naming.ISTIOD_RELEASE))]
+    for c in spec.remotes:  # after the primaries: a remote's istiod takes its primary's gateway address
+        found += list(_control_plane(c))
     found += [_secret(source, primary) for source, primary in pairs(spec)]
+    for c in spec.remotes:  # Istio's order: a remote's gateways once its remote secret is in
+        found += list(_gateway(spec, c, after=StepKey(SECRET, c.primary, source=c.name)))
     if spec.bookinfo is not None:
         found += [Step(StepKey(BOOKINFO, c.name), _bookinfo_after(spec, c, found)) for c in spec.clusters]
     found.append(Step(StepKey(VERIFY), tuple(s.key for s in found if s.key.kind in (FIREWALL, BOOKINFO))))
     return found
 
 
-def _chain(spec: MeshSpec, c: ClusterSpec) -> Iterator[Step]:
-    """One cluster's Istio steps, as Istio's procedure orders them.
+def _control_plane(c: ClusterSpec) -> Iterator[Step]:
+    """One cluster's istio-system, cacerts, base and istiod, as Istio's procedure orders them.
 
     A remote installs after its primary's control plane: its base once the primary's istiod is
     installed, its istiod once the primary's east-west gateway has an address (istiod dials it).
-    The east-west gateway's pods are injected by istiod, so it goes in once istiod is ready; its
-    address and the Istio objects on it need only the Service.
     """
     name = c.name
     ns, base, istiod = (
@@ -93,10 +95,19 @@ def _chain(spec: MeshSpec, c: ClusterSpec) -> Iterator[Step]:
     yield Step(base, (ns, *([install(c.primary, naming.ISTIOD_RELEASE)] if c.primary else [])))
     yield Step(istiod, (base, StepKey(CACERTS, name), *([StepKey(ADDRESS, c.primary)] if c.primary else [])))
     yield Step(_ready(name, naming.ISTIOD_RELEASE), (istiod,))
+
+
+def _gateway(spec: MeshSpec, c: ClusterSpec, *, after: StepKey) -> Iterator[Step]:
+    """The east-west gateway, where the topology needs one. Its pods are injected by the cluster's
+    control plane, so it goes in `after` that can inject: a primary's istiod ready; on a remote,
+    its remote secret in the primary (until the primary's istiod has read the remote and patched
+    the injector's CA bundle there, the injector refuses the gateway's pods: Istio's install guide
+    for primary-remote installs a remote's gateway after `istioctl create-remote-secret`). Its
+    address and the Istio objects on it need only the Service."""
     if not istio_values.needs_eastwest(spec, c):
         return
-    gateway = install(name, naming.EASTWEST_RELEASE)
-    yield Step(gateway, (_ready(name, naming.ISTIOD_RELEASE),))
+    name, gateway = c.name, install(c.name, naming.EASTWEST_RELEASE)
+    yield Step(gateway, (after,))
     yield Step(_ready(name, naming.EASTWEST_RELEASE), (gateway,))
     yield Step(StepKey(ADDRESS, name), (gateway,))
     if istio_values.exposures(spec, c):

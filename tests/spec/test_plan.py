@@ -7,7 +7,7 @@ from pathlib import Path
 from meshwright import dag
 from meshwright.plan import build_plan, render_text
 from meshwright.remote_secrets import pairs
-from meshwright.spec import load_spec
+from meshwright.spec import load_spec, validate_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,3 +114,19 @@ def test_plan_shows_the_firewall_values_the_task_applies() -> None:
     )
     assert rule.details["priority"] == str(naming.FIREWALL_PRIORITY)
     assert rule.details["allow"] == ", ".join(naming.FIREWALL_PROTOCOLS)
+
+
+def test_a_remote_installs_its_gateway_once_its_remote_secret_is_in() -> None:
+    spec = validate_spec(
+        {
+            "name": "mn",
+            "project": "demo-project",
+            "clusters": [
+                {"name": "central", "location": "us-central1-a", "network": "net-a"},
+                {"name": "west", "location": "us-west1-b", "network": "net-b", "primary": "central"},
+            ],
+        }
+    )
+    after = {str(s.key): [str(k) for k in s.after] for s in dag.steps(spec)}
+    assert after["install_istio-eastwestgateway[west]"] == ["exchange_remote_secret[west->central]"]
+    assert after["install_istio-eastwestgateway[central]"] == ["wait_ready_istiod[central]"]

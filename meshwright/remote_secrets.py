@@ -18,6 +18,19 @@ from meshwright import naming
 from meshwright.spec import MeshSpec
 
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
+# What a primary's istiod lists and watches, at cluster scope, on each cluster it reads through a
+# remote secret: its service registry's informers (istio/istio pilot/pkg/serviceregistry/kube/
+# controller: Services, EndpointSlices, Pods, Nodes; Namespaces for discovery selectors and the
+# namespace controller). Istio's reader ClusterRole (istio-reader-clusterrole-<ns>) grants them.
+INFORMED: tuple[tuple[str, str], ...] = (
+    ("", "namespaces"),
+    ("", "services"),
+    ("discovery.k8s.io", "endpointslices"),
+    ("", "pods"),
+    ("", "nodes"),
+)
+
+
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 
 

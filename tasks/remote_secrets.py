@@ -76,19 +76,47 @@ def _reader_token(core: kubernetes.client.CoreV1Api, access: ClusterAccess) -> s
 
 
 def _prove(cloud: clients.Cloud, access: ClusterAccess, token: str) -> None:
-    """A request with the kubeconfig's own credentials, against its own cluster."""
+    """Make, with the kubeconfig's own token against its own cluster, the calls the primary's
+    istiod will make with it: list and watch, at cluster scope, of what its informers read
+    (rs.INFORMED). A missing permission is named now, not found later as `timeout` in clusterz."""
     client = cloud.kube_as(access.endpoint, access.ca_certificate, token, timeout=15.0)
     try:
-        with _call(access, "list namespaces as the reader"):
-            _core(client).list_namespace(limit=1)
-    except PermissionDenied as e:
-        raise PermanentError(
-            f"the reader token does not work against https://{access.endpoint}: {e.message}",
-            cluster=access.name,
-            step=STEP,
-        ) from None
+        for group, resource in rs.INFORMED:
+            for verb in ("list", "watch"):
+                _informer_call(client, access, group, resource, verb)
     finally:
         client.close()
+
+
+# The client's call for each collection in rs.INFORMED (cluster scope).
+_LISTS = {
+    ("", "namespaces"): (kubernetes.client.CoreV1Api, "list_namespace"),
+    ("", "services"): (kubernetes.client.CoreV1Api, "list_service_for_all_namespaces"),
+    ("discovery.k8s.io", "endpointslices"): (
+        kubernetes.client.DiscoveryV1Api,
+        "list_endpoint_slice_for_all_namespaces",
+    ),
+    ("", "pods"): (kubernetes.client.CoreV1Api, "list_pod_for_all_namespaces"),
+    ("", "nodes"): (kubernetes.client.CoreV1Api, "list_node"),
+}
+
+
+def _informer_call(
+    client: kubernetes.client.ApiClient, access: ClusterAccess, group: str, resource: str, verb: str
+) -> None:
+    api, method = _LISTS[(group, resource)]
+    # A watch is authorized before anything streams: its answer's status is all that is read.
+    options = {"limit": 1} if verb == "list" else {"watch": True, "timeout_seconds": 1}
+    reader = naming.READER_SERVICE_ACCOUNT
+    try:
+        with _call(access, f"{verb} {resource} as {reader}"):
+            response = getattr(api(client), method)(**options, _preload_content=False)
+            response.release_conn()
+    except PermissionDenied as e:
+        why = f"{reader} cannot {verb} {resource} at cluster scope"
+        if "HTTP 401" in e.message:
+            why = f"the reader token does not work against https://{access.endpoint}"
+        raise PermanentError(f"{why}: {e.message}", cluster=access.name, step=STEP) from None
 
 
 def _store(core: kubernetes.client.CoreV1Api, primary: ClusterAccess, wanted: dict[str, Any]) -> str:

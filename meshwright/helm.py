@@ -202,14 +202,56 @@ async def ensure_release(
     ):
         action = "upgraded" if settled else "unchanged"  # a rollback to these values made a revision
         return _result(cluster, name, ref, current["version"], current["revision"], action)
+    action = "installed" if current is None else "upgraded"
+    return await _upgrade(
+        command, ref, name, values, cluster=cluster, namespace=namespace, timeout=timeout, action=action
+    )
+
+
+async def repair(
+    command: HelmCommand,
+    ref: ChartRef,
+    name: str,
+    values: dict[str, Any],
+    *,
+    cluster: str,
+    namespace: str,
+    timeout: str = "5m",
+) -> ReleaseResult:
+    """Re-create what was deleted under a deployed release: `helm upgrade` with the same chart and
+    values, a new revision. Helm has no other way: its upgrade creates every object of the new
+    manifest that does not exist (helm/helm pkg/kube/client.go, Update: "Since the resource does not
+    exist, create it"), while an unchanged release is otherwise never touched."""
+    return await _upgrade(
+        command, ref, name, values, cluster=cluster, namespace=namespace, timeout=timeout, action="repaired"
+    )
+
+
+async def _upgrade(
+    command: HelmCommand,
+    ref: ChartRef,
+    name: str,
+    values: dict[str, Any],
+    *,
+    cluster: str,
+    namespace: str,
+    timeout: str,
+    action: str,
+) -> ReleaseResult:
     pinned = ref.version if is_remote(ref.ref) or ref.repo else None
     release = await command.install_or_upgrade(
         name, ref.ref, values, repo=ref.repo, version=pinned, namespace=namespace,
         create_namespace=False, timeout=timeout,
     )  # fmt: skip
-    action = "installed" if current is None else "upgraded"
     version = release["chart"]["metadata"]["version"]
     return _result(cluster, name, ref, version, release["version"], action)
+
+
+async def manifest(command: HelmCommand, name: str, namespace: str) -> list[dict[str, Any]]:
+    """The objects a deployed release rendered (`helm get manifest`), read with libyaml when present."""
+    out = await command.run(["get", "manifest", name, "--namespace", namespace])
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(out, Loader=loader) if isinstance(doc, dict) and doc.get("kind")]
 
 
 def _deployed(current: dict[str, Any], ref: ChartRef) -> bool:

@@ -23,7 +23,7 @@ import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.discovery import LazyDiscoverer
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from meshwright.errors import NotFound, NotReady, PermanentError
 from meshwright.translate import kube_call
@@ -65,7 +65,7 @@ def read_or_none(call: Callable[[], T]) -> T | None:
     """A read that answers None for 404, so callers can look before they act."""
     try:
         return call()
-    except ApiException as e:
+    except (ApiException, DynamicApiError) as e:
         if e.status == 404:
             return None
         raise
@@ -190,6 +190,32 @@ def _watch_rollout(apps: kubernetes.client.AppsV1Api, namespace: str, name: str,
     finally:
         watch.stop()
     return False
+
+
+def missing(
+    client: kubernetes.client.ApiClient,
+    manifests: Iterable[dict[str, Any]],
+    *,
+    cluster: str,
+    step: str,
+    namespace: str,
+) -> list[str]:
+    """'Kind/name' of each object of `manifests` that does not exist (namespaced objects without a
+    namespace are in `namespace`, as helm puts them)."""
+    dyn = _dynamic(client, cluster=cluster, step=step)
+    return [
+        f"{obj['kind']}/{obj['metadata']['name']}"
+        for obj in manifests
+        if not _exists(dyn, obj, cluster=cluster, step=step, namespace=namespace)
+    ]
+
+
+def _exists(dyn: DynamicClient, obj: dict[str, Any], *, cluster: str, step: str, namespace: str) -> bool:
+    name = obj["metadata"]["name"]
+    with kube_call(cluster=cluster, step=step, what=f"{obj['kind']}/{name}", endpoint=_endpoint(dyn.client)):
+        resource = _resource(dyn, obj)
+        where = (obj["metadata"].get("namespace") or namespace) if resource.namespaced else None
+        return read_or_none(lambda: dyn.get(resource, name=name, namespace=where)) is not None
 
 
 def load_balancer_addresses(service: Any) -> list[str]:

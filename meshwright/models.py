@@ -134,7 +134,7 @@ class ReleaseResult(BaseModel):
     chart: str
     version: str
     revision: int
-    action: str  # installed | upgraded | unchanged
+    action: str  # installed | upgraded | unchanged | repaired (objects deleted under it re-created)
     timing: Timing | None = None
 
 

@@ -138,13 +138,29 @@ def ensure_helm_release(
     *,
     step: str,
 ) -> ReleaseResult:
-    """One Helm release in the cluster's istio-system, helm's failures as meshwright's (for `step`)."""
-    with clients.cloud(target).helm_for(access, step=step) as command:
-        return asyncio.run(
-            helm.ensure_release(
-                command, ref, name, values, cluster=access.name, namespace=naming.ISTIO_NAMESPACE
-            )
+    """One Helm release in the cluster's istio-system, helm's failures as meshwright's (for `step`).
+
+    An unchanged release is checked for objects deleted under it (a ClusterRoleBinding, a webhook
+    configuration) and repaired when any is gone: helm never re-creates them on its own.
+    """
+    cloud, ns = clients.cloud(target), naming.ISTIO_NAMESPACE
+    with cloud.helm_for(access, step=step) as command:
+        result = asyncio.run(
+            helm.ensure_release(command, ref, name, values, cluster=access.name, namespace=ns)
         )
+        if result.action != "unchanged":
+            return result
+        rendered = asyncio.run(helm.manifest(command, name, ns))
+        gone = kube.missing(cloud.kube_for(access), rendered, cluster=access.name, step=step, namespace=ns)
+        if not gone:
+            return result
+        get_run_logger().warning(
+            "release %s in %s: %s deleted under it; upgrading to re-create them",
+            name,
+            access.name,
+            ", ".join(gone),
+        )
+        return asyncio.run(helm.repair(command, ref, name, values, cluster=access.name, namespace=ns))
 
 
 def _wait_ready(target: MeshwrightTarget, access: ClusterAccess, release: str, *, step: str) -> None:

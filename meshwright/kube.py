@@ -218,6 +218,31 @@ def _exists(dyn: DynamicClient, obj: dict[str, Any], *, cluster: str, step: str,
         return read_or_none(lambda: dyn.get(resource, name=name, namespace=where)) is not None
 
 
+# The client's call for each cluster-scope collection an informer lists and watches.
+_COLLECTIONS = {
+    ("", "namespaces"): (kubernetes.client.CoreV1Api, "list_namespace"),
+    ("", "services"): (kubernetes.client.CoreV1Api, "list_service_for_all_namespaces"),
+    ("discovery.k8s.io", "endpointslices"): (
+        kubernetes.client.DiscoveryV1Api,
+        "list_endpoint_slice_for_all_namespaces",
+    ),
+    ("", "pods"): (kubernetes.client.CoreV1Api, "list_pod_for_all_namespaces"),
+    ("", "nodes"): (kubernetes.client.CoreV1Api, "list_node"),
+}
+
+
+def list_or_watch(
+    client: kubernetes.client.ApiClient, group: str, resource: str, verb: str, *, cluster: str, step: str
+) -> None:
+    """One list (limit 1) or watch of a cluster-scope collection, as an informer starts; raises
+    meshwright's error (PermissionDenied for a 401 or 403). A watch is authorized before anything
+    streams, so its answer's status is all that is read."""
+    api, method = _COLLECTIONS[(group, resource)]
+    options = {"limit": 1} if verb == "list" else {"watch": True, "timeout_seconds": 1}
+    with kube_call(cluster=cluster, step=step, what=f"{verb} {resource}", endpoint=_endpoint(client)):
+        getattr(api(client), method)(**options, _preload_content=False).release_conn()
+
+
 def load_balancer_addresses(service: Any) -> list[str]:
     """A LoadBalancer Service's addresses (IPs or hostnames), as the kubernetes client reads it."""
     status = getattr(service, "status", None)

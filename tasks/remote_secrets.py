@@ -15,7 +15,7 @@ from typing import Any
 import kubernetes.client
 from prefect import get_run_logger, task
 
-from meshwright import clients, naming
+from meshwright import clients, kube, naming
 from meshwright import kubeconfig as kc
 from meshwright import remote_secrets as rs
 from meshwright.clients import MeshwrightTarget
@@ -88,30 +88,12 @@ def _prove(cloud: clients.Cloud, access: ClusterAccess, token: str) -> None:
         client.close()
 
 
-# The client's call for each collection in rs.INFORMED (cluster scope).
-_LISTS = {
-    ("", "namespaces"): (kubernetes.client.CoreV1Api, "list_namespace"),
-    ("", "services"): (kubernetes.client.CoreV1Api, "list_service_for_all_namespaces"),
-    ("discovery.k8s.io", "endpointslices"): (
-        kubernetes.client.DiscoveryV1Api,
-        "list_endpoint_slice_for_all_namespaces",
-    ),
-    ("", "pods"): (kubernetes.client.CoreV1Api, "list_pod_for_all_namespaces"),
-    ("", "nodes"): (kubernetes.client.CoreV1Api, "list_node"),
-}
-
-
 def _informer_call(
     client: kubernetes.client.ApiClient, access: ClusterAccess, group: str, resource: str, verb: str
 ) -> None:
-    api, method = _LISTS[(group, resource)]
-    # A watch is authorized before anything streams: its answer's status is all that is read.
-    options = {"limit": 1} if verb == "list" else {"watch": True, "timeout_seconds": 1}
     reader = naming.READER_SERVICE_ACCOUNT
     try:
-        with _call(access, f"{verb} {resource} as {reader}"):
-            response = getattr(api(client), method)(**options, _preload_content=False)
-            response.release_conn()
+        kube.list_or_watch(client, group, resource, verb, cluster=access.name, step=STEP)
     except PermissionDenied as e:
         why = f"{reader} cannot {verb} {resource} at cluster scope"
         if "HTTP 401" in e.message:

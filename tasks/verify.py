@@ -33,12 +33,12 @@ from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from meshwright import bookinfo, clients, naming, pki
+from meshwright import bookinfo, clients, kube, naming, pki
 from meshwright.clients import Cloud, MeshwrightTarget
-from meshwright.errors import MeshwrightError, is_transient
+from meshwright.errors import MeshwrightError, PermissionDenied, Unreachable, is_transient
 from meshwright.kube import load_balancer_addresses, read_or_none
 from meshwright.models import ClusterAccess, Timing
-from meshwright.remote_secrets import pairs
+from meshwright.remote_secrets import INFORMED, pairs
 from meshwright.spec import MeshSpec, Role
 from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, BookinfoState, Reply, read_reply, unanswered
 from meshwright.translate import kube_call
@@ -147,17 +147,24 @@ def _unusable_ca(ca: str) -> str | None:
 
 
 def _try(cloud: Cloud, server: str, ca: str, token: str) -> str:
+    """What istiod meets with this kubeconfig: the lists and watches of its informers, tried."""
     client = cloud.kube_as(server.removeprefix("https://"), ca, token, timeout=5.0)
     try:
-        kubernetes.client.CoreV1Api(client).list_namespace(limit=1)
-    except ApiException as e:
-        return "token rejected" if e.status == 401 else f"the kubeconfig gets HTTP {e.status}"
-    except urllib3.exceptions.MaxRetryError as e:
-        if isinstance(e.reason, urllib3.exceptions.SSLError):
+        for group, resource in INFORMED:
+            for verb in ("list", "watch"):
+                kube.list_or_watch(client, group, resource, verb, cluster="", step=STEP)
+    except PermissionDenied as e:
+        if "HTTP 401" in e.message:
+            return "token rejected"
+        return f"RBAC: {naming.READER_SERVICE_ACCOUNT} cannot {verb} {resource} at cluster scope"
+    except Unreachable as e:
+        cause = e.__cause__
+        reason = getattr(cause, "reason", None)
+        if isinstance(reason, urllib3.exceptions.SSLError) or isinstance(cause, urllib3.exceptions.SSLError):
             return f"CA data does not verify {server}"
         return f"cannot reach {server}"
-    except urllib3.exceptions.HTTPError:
-        return f"cannot reach {server}"
+    except MeshwrightError as e:
+        return f"the kubeconfig gets {e.message}"
     finally:
         client.close()
     return "ok, istiod has not caught up"

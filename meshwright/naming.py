@@ -2,13 +2,16 @@
 
 The reaper and teardown find resources by these labels, so creation and deletion must agree;
 `plan` renders the same constants the tasks use, so it cannot drift from what the flows do.
-This module imports nothing of meshwright and takes plain values: the spec itself uses its labels.
+This module imports nothing of meshwright but its settings (a leaf: the home folder) and takes plain
+values: the spec itself uses its labels.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+from meshwright.settings import settings
 
 # -- labels on cloud resources ---------------------------------------------------------------
 RESERVED_LABEL_PREFIX = "meshwright-"
@@ -71,4 +74,4 @@ def artifact_key(mesh: str, kind: str = "") -> str:
 
 
 def default_kubeconfig(mesh: str) -> Path:
-    return Path(".meshwright") / mesh / "kubeconfig"
+    return settings().home / mesh / "kubeconfig"

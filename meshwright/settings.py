@@ -7,6 +7,7 @@ Where a mesh is built (sandbox state, GKE credentials) is not a process setting:
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,11 @@ class Settings(BaseSettings):
     )
     retry_backoff: float = Field(
         default=2.0, ge=0, description="seconds; retry waits grow from it exponentially"
+    )
+    home: Path = Field(
+        default=Path(".meshwright"),
+        description="meshwright's own files: <home>/<mesh>/kubeconfig by default, and the root CA in "
+        "<home>/<mesh>/root-ca/ without a Prefect API; relative to the working directory",
     )
 
 

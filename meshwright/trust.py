@@ -3,8 +3,8 @@
 With a Prefect API configured (PREFECT_API_URL: a server or Prefect Cloud), the root is a Prefect
 Secret block `meshwright-<mesh>-root-ca`: where a Prefect user looks for secrets, and where a
 rerun on another worker finds it. Without one (a local run on an ephemeral API), it is two files
-under `.meshwright/<mesh>/root-ca/`, the key with mode 0600. A user may bring their own root
-(`istio.root_ca` in the spec); then nothing is stored.
+under `<home>/<mesh>/root-ca/` (home: `MESHWRIGHT_HOME`, default `.meshwright`), the key with mode
+0600. A user may bring their own root (`istio.root_ca` in the spec); then nothing is stored.
 
 The first writer wins: two runs that race to create the root both end up with the one that was
 saved first. Nothing here logs or returns a key; callers get a KeyPair (whose repr hides the key)
@@ -22,10 +22,10 @@ from pydantic import SecretStr
 
 from meshwright.errors import InvalidRequest, PermanentError
 from meshwright.pki import KeyPair, new_root_ca, root_from_pem
+from meshwright.settings import settings
 from meshwright.spec import MeshSpec
 
 BLOCK_NAME = "meshwright-{mesh}-root-ca"
-STATE_DIR = Path(".meshwright")
 STEP = "root_ca"
 
 
@@ -115,13 +115,14 @@ class BlockStore:
         return root
 
 
-def store_for(mesh: str, *, state_dir: Path = STATE_DIR) -> RootStore:
-    """A Secret block when a Prefect API is configured, else files under the state directory."""
+def store_for(mesh: str, *, state_dir: Path | None = None) -> RootStore:
+    """A Secret block when a Prefect API is configured, else files under the state directory
+    (meshwright's home unless given)."""
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
         return BlockStore(BLOCK_NAME.format(mesh=mesh))
-    return FileStore(state_dir / mesh / "root-ca")
+    return FileStore((state_dir or settings().home) / mesh / "root-ca")
 
 
 def brought_root(spec: MeshSpec) -> KeyPair | None:

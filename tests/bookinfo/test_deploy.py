@@ -13,9 +13,7 @@ from tasks.bookinfo import deploy_bookinfo
 from tasks.istio import expose_on_gateway, gateway_address, install_release, prepare_namespace
 from tasks.trust import ensure_cacerts, ensure_root_ca
 from tests.dataplane.meshes import CENTRAL, WEST, mesh_spec
-from tests.istio.conftest import api, bring_up, bundled, shared_target
-
-__all__ = ["bundled", "shared_target"]  # fixtures used by name
+from tests.istio.support import api, bring_up
 
 
 def spec() -> MeshSpec:

@@ -10,7 +10,7 @@ import kubernetes.client
 import pytest
 
 from meshwright import clients, naming
-from tests.bookinfo.conftest import Built, running_mesh, traffic
+from tests.bookinfo.support import Built, running_mesh, traffic
 from tests.dataplane.meshes import multi_network
 
 

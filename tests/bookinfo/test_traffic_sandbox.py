@@ -14,20 +14,18 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.logging import disable_run_logger
-from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.verify import verify_mesh
 from meshwright import clients, naming
 from meshwright.helm import resolve_charts
 from meshwright.sandbox.contract import BUNDLED_CHARTS
-from meshwright.sandbox.mesh.serve import SNAPSHOT_SECONDS
 from meshwright.verify import ControlPlaneBroken
 from tasks.bookinfo import deploy_bookinfo
 from tasks.network import ensure_firewall
 from tasks.verify import ingress_address
-from tests.bookinfo.conftest import Built, running_mesh, traffic
+from tests.bookinfo.support import Built, routing_caught_up, running_mesh, traffic
 from tests.dataplane.meshes import primary_remote
+from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -128,14 +126,14 @@ def test_a_remote_without_reachable_istiod_cannot_create_injected_pods(built: Bu
 
 @contextlib.contextmanager
 def _without_remote_secret(built: Built, source: str) -> Iterator[None]:
-    _, target, _, clusters = built
+    world, target, _, clusters = built
     core = kubernetes.client.CoreV1Api(
         clients.cloud(target).kube(clusters["central"].endpoint, clusters["central"].ca_certificate)
     )
     name = naming.remote_secret_name(source)
     saved = core.read_namespaced_secret(name, naming.ISTIO_NAMESPACE)
     core.delete_namespaced_secret(name, naming.ISTIO_NAMESPACE)
-    _pushed()
+    routing_caught_up(world)
     try:
         yield
     finally:
@@ -148,13 +146,7 @@ def _without_remote_secret(built: Built, source: str) -> Iterator[None]:
             "data": saved.data,
         }
         core.create_namespaced_secret(naming.ISTIO_NAMESPACE, body)
-        _pushed()
-
-
-def _pushed() -> None:
-    """Wait until the proxies have the change: as istiod's pushes, the sandbox's routing follows
-    the cluster's objects within SNAPSHOT_SECONDS, not at once."""
-    time.sleep(2 * SNAPSHOT_SECONDS)
+        routing_caught_up(world)
 
 
 def test_a_missing_remote_secret_hides_west_from_central(built: Built) -> None:
@@ -165,24 +157,20 @@ def test_a_missing_remote_secret_hides_west_from_central(built: Built) -> None:
     assert traffic(built, requests=6).ok
 
 
+@pytest.mark.usefixtures("harness")
 def test_verify_mesh_flow_checks_traffic_and_publishes_it(
     built: Built, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     _, target, mesh, _ = built
     path = tmp_path_factory.mktemp("spec") / "mesh.yaml"
     path.write_text(yaml.safe_dump(mesh.model_dump(mode="json", exclude_none=True)))
-    storage = tmp_path_factory.mktemp("prefect-storage")
-    with (
-        temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: storage}),
-        prefect_test_harness(server_startup_timeout=60),
-    ):
-        report = verify_mesh(spec=str(path), connection=target, settle=5.0, requests=10)
-        with get_client(sync_client=True) as client:
-            artifacts = client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mesh-bkt-traffic"]))
-            )
-        with _without_remote_secret(built, "west"), pytest.raises(ControlPlaneBroken) as broken:
-            verify_mesh(spec=str(path), connection=target, settle=0.5, requests=10)
+    report = verify_mesh(spec=str(path), connection=target, settle=5.0, requests=10)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mesh-bkt-traffic"]))
+        )
+    with _without_remote_secret(built, "west"), pytest.raises(ControlPlaneBroken) as broken:
+        verify_mesh(spec=str(path), connection=target, settle=0.5, requests=10)
     assert "central does not see west" in broken.value.message
     assert (
         "reviews-v3 on west never answered" in broken.value.message
@@ -198,6 +186,19 @@ def test_verify_mesh_flow_checks_traffic_and_publishes_it(
     } in rows
 
 
+def _rolled_out(apps: kubernetes.client.AppsV1Api, name: str, namespace: str) -> bool:
+    """The newest template's replicas all available and none unavailable (while the sandbox rolls out,
+    availableReplicas still counts the old pods: unavailableReplicas is what tells)."""
+    dep = apps.read_namespaced_deployment(name, namespace)
+    status, want = dep.status, dep.spec.replicas
+    return bool(
+        status
+        and (status.observed_generation or 0) >= (dep.metadata.generation or 0)
+        and status.updated_replicas == status.available_replicas == want
+        and not status.unavailable_replicas
+    )
+
+
 def test_pods_started_without_injection_fail_then_deploy_bookinfo_restarts_them(built: Built) -> None:
     _, target, mesh, clusters = built
     west = clients.cloud(target).kube(clusters["west"].endpoint, clusters["west"].ca_certificate)
@@ -207,7 +208,7 @@ def test_pods_started_without_injection_fail_then_deploy_bookinfo_restarts_them(
         "spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}
     }
     apps.patch_namespaced_deployment("reviews-v3", "bookinfo", restart)
-    time.sleep(1.0)  # the rollout (FAST latencies)
+    wait_for(lambda: _rolled_out(apps, "reviews-v3", "bookinfo"), what="reviews-v3 rolled out", timeout=10)
     report = traffic(built, requests=6)
     line = next(p for p in report.problems if p.startswith("reviews-v3 on west never answered"))
     assert "namespace bookinfo in west is not labelled istio-injection=enabled" in line
@@ -216,4 +217,5 @@ def test_pods_started_without_injection_fail_then_deploy_bookinfo_restarts_them(
             mesh, clusters["west"], resolve_charts(str(BUNDLED_CHARTS), "1.30.3", hint=""), target=target
         )
     assert repaired.restarted == ["reviews-v3"]
+    wait_for(lambda: _rolled_out(apps, "reviews-v3", "bookinfo"), what="reviews-v3 restarted", timeout=10)
     assert traffic(built, requests=6).ok

@@ -28,8 +28,8 @@ from tasks.istio import (
     wait_release_ready,
 )
 from tasks.trust import ensure_cacerts, ensure_root_ca
-from tests.istio.conftest import api, bring_up, get, helm_releases, primary_remote
-from tests.sandbox.conftest import FAST, register
+from tests.istio.support import api, bring_up, get, helm_releases, primary_remote
+from tests.support import FAST, register
 
 NS = "istio-system"
 
@@ -161,7 +161,7 @@ def _west(target: MeshwrightTarget) -> tuple[MeshSpec, ClusterAccess]:
 
 
 def test_a_rerun_makes_no_revision_and_a_changed_value_upgrades_only_its_release(
-    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], in_tmp: Path
+    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], meshwright_home: Path
 ) -> None:
     spec, west = _west(target)
 
@@ -193,7 +193,7 @@ def _mark_release(target: MeshwrightTarget, access: ClusterAccess, name: str, st
 
 
 def test_a_release_left_pending_by_an_interrupted_helm_is_settled_and_installed(
-    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], in_tmp: Path
+    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], meshwright_home: Path
 ) -> None:
     spec, west = _west(target)
     install_release.fn(spec, west, "istio-base", bundled, target=target)
@@ -207,7 +207,7 @@ def test_a_release_left_pending_by_an_interrupted_helm_is_settled_and_installed(
 
 
 def test_a_values_key_the_chart_rejects_is_one_line_naming_cluster_and_step(
-    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], in_tmp: Path
+    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], meshwright_home: Path
 ) -> None:
     spec = primary_remote()
     central = bring_up(spec, target)["central"]
@@ -227,9 +227,8 @@ def test_a_values_key_the_chart_rejects_is_one_line_naming_cluster_and_step(
 
 
 def test_an_istiod_that_never_becomes_ready_names_cluster_and_release(
-    tmp_path: Path, bundled: list[ChartRef], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, bundled: list[ChartRef], monkeypatch: pytest.MonkeyPatch, meshwright_home: Path
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     world = World(tmp_path / "sandbox", latency=replace(FAST, rollout=30.0)).start()
     try:
         register(world)

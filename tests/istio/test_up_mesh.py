@@ -23,11 +23,10 @@ from meshwright.sandbox.world import World
 from meshwright.spec import load_spec
 from meshwright.status import list_clusters, mesh_status
 from tasks.verify import locate_clusters
-from tests.flows.conftest import harness, prefect_storage
-from tests.istio.conftest import get, helm_releases
 from tests.istio.flow_graph import planned_graph, recorded_graph
+from tests.istio.support import get, helm_releases
 
-__all__ = ["harness", "prefect_storage"]
+pytestmark = pytest.mark.usefixtures("harness", "meshwright_home")
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
 NS = "istio-system"
 
@@ -64,10 +63,8 @@ def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
     sandbox: World,
     target: MeshwrightTarget,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     prefect_storage: Path,
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     path = offline("sandbox.yaml", tmp_path)
     report = up(path, target, tmp_path)
     recorded, planned = recorded_graph(), planned_graph(load_spec(path))
@@ -129,9 +126,8 @@ def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
 
 
 def test_multi_primary_multi_network_labels_networks_and_crosses_them(
-    sandbox: World, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     report = up(offline("multi-primary.yaml", tmp_path), target, tmp_path)
     for cluster, network in (("alpha", "net-a"), ("beta", "net-b")):
         where = access(report, cluster)
@@ -148,9 +144,8 @@ def test_multi_primary_multi_network_labels_networks_and_crosses_them(
 
 
 def test_primary_remote_across_networks_gives_the_remote_its_own_gateway(
-    sandbox: World, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     clusters = [
         {"name": "hub", "location": "us-central1-a", "network": "net-a"},
         {"name": "edge", "location": "europe-west4-a", "network": "net-b", "primary": "hub"},
@@ -174,9 +169,8 @@ def test_primary_remote_across_networks_gives_the_remote_its_own_gateway(
 
 
 def test_charts_that_cannot_be_fetched_fail_before_anything_is_created(
-    sandbox: World, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     path = offline(
         "sandbox.yaml", tmp_path, istio={"version": "1.30.3", "charts": "http://127.0.0.1:9/charts"}
     )
@@ -189,9 +183,8 @@ def test_charts_that_cannot_be_fetched_fail_before_anything_is_created(
 
 
 def test_a_failing_release_fails_the_run_naming_cluster_and_step_and_stops_only_what_needs_it(
-    sandbox: World, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     charts = tmp_path / "charts"
     shutil.copytree(BUNDLED_CHARTS, charts)
     (charts / "istiod" / "templates" / "zz-broken.yaml").write_text(

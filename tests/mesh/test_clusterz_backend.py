@@ -15,7 +15,7 @@ from meshwright.sandbox.mesh.clusterz import ClusterzProxy, for_fleet
 from meshwright.sandbox.mesh.istiod import IstiodModel, RemoteConfig
 from meshwright.sandbox.world import World
 from tasks.remote_secrets import exchange_remote_secret
-from tests.mesh.conftest import NS, core, sandbox_id
+from tests.mesh.support import NS, core, sandbox_id
 
 
 def get(path: str = "/debug/clusterz", query: dict[str, str] | None = None, method: str = "GET") -> Request:

@@ -14,7 +14,7 @@ from meshwright.errors import NotFound, PermanentError
 from meshwright.kube import connect
 from meshwright.models import ClusterAccess
 from tasks.remote_secrets import exchange_remote_secret
-from tests.mesh.conftest import NS, core
+from tests.mesh.support import NS, core
 
 READER_TOKEN = "istio-reader-service-account-istio-remote-secret-token"
 

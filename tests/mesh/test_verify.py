@@ -19,7 +19,8 @@ from meshwright.spec import MeshSpec
 from meshwright.verify import VerifyReport, check
 from tasks.remote_secrets import exchange_remote_secret
 from tasks.verify import _unusable_ca, locate_clusters, observe_control_plane
-from tests.mesh.conftest import NS, core, kube, set_root, wait_for
+from tests.mesh.support import NS, core, kube, set_root
+from tests.support import wait_for
 
 
 def verify(spec: MeshSpec, target: MeshwrightTarget) -> VerifyReport:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,6 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
-from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.verify import verify_mesh
 from meshwright.clients import MeshwrightTarget
@@ -24,17 +21,9 @@ from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec
 from meshwright.verify import ControlPlaneBroken
 from tasks.remote_secrets import exchange_remote_secret
-from tests.mesh.conftest import NS, core, mesh_spec
+from tests.mesh.support import NS, core, mesh_spec
 
-
-@pytest.fixture(scope="module")
-def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("prefect-storage")
-    with (
-        temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: path}),
-        prefect_test_harness(server_startup_timeout=60),
-    ):
-        yield path
+pytestmark = pytest.mark.usefixtures("harness")
 
 
 @pytest.fixture
@@ -56,7 +45,7 @@ def table(mesh: str) -> list[dict[str, str]]:
 
 
 def test_verify_flow_publishes_the_table_and_fails_naming_each_problem(
-    storage: Path,
+    prefect_storage: Path,
     sandbox: World,
     target: MeshwrightTarget,
     spec: MeshSpec,
@@ -88,5 +77,5 @@ def test_verify_flow_publishes_the_table_and_fails_naming_each_problem(
         "istio-reader-service-account-istio-remote-secret-token", NS
     )
     token = base64.b64decode(token_secret.data["token"]).decode()
-    kept = "".join(p.read_text(errors="ignore") for p in storage.rglob("*") if p.is_file())
+    kept = "".join(p.read_text(errors="ignore") for p in prefect_storage.rglob("*") if p.is_file())
     assert token not in kept + repr(rows) + report.model_dump_json()

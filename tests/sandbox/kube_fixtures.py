@@ -17,7 +17,7 @@ import pytest
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.kube.fleet import operator_token
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import FAST, gke_client, kube_client, running_cluster
+from tests.support import FAST, gke_client, kube_client, running_cluster
 
 
 @dataclass

@@ -10,7 +10,7 @@ from google.cloud import compute_v1
 
 from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import PROJECT
+from tests.support import PROJECT
 
 PROTOCOLS = ["tcp", "udp", "icmp", "esp", "ah", "sctp"]
 

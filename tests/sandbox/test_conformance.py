@@ -14,8 +14,8 @@ from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import PARENT, PROJECT, running_cluster, wait_done
 from tests.sandbox.schema import violations
+from tests.support import PARENT, PROJECT, running_cluster, wait_done
 
 
 def fetch(world: World, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:

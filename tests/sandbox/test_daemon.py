@@ -21,7 +21,7 @@ from meshwright.cli import app
 from meshwright.sandbox import store
 from meshwright.sandbox.settings import Layout
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import gke_client, register, running_cluster
+from tests.support import gke_client, register, running_cluster
 
 
 def meshwright(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,8 @@ from typing import Any
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.settings import Latency
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import PROJECT, ZONE, call, restarted
+from tests.sandbox.raw import call, restarted
+from tests.support import PROJECT, ZONE
 
 COUNT, BUDGET = 200, 20.0
 CLUSTERS = f"/v1/projects/{PROJECT}/locations/{ZONE}/clusters"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from google.api_core import exceptions as gx
 from google.cloud import container_v1
 
 from meshwright.sandbox.gcp import errors as msg
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import PARENT, new_cluster, running_cluster, wait_done
+from tests.support import PARENT, new_cluster, running_cluster, wait_done, wait_for
 
 Status = container_v1.Cluster.Status
 OpStatus = container_v1.Operation.Status
@@ -38,12 +36,14 @@ def test_create_moves_operation_and_cluster_through_their_states(
     assert cluster.self_link.endswith("/clusters/central")
 
 
-def test_operation_is_running_between_pending_and_done(
-    world: World, gke: container_v1.ClusterManagerClient
-) -> None:
+def test_operation_is_running_between_pending_and_done(gke: container_v1.ClusterManagerClient) -> None:
     op = gke.create_cluster(parent=PARENT, cluster=new_cluster("slow"))
-    time.sleep(world.latency.pending + 0.02)
-    assert gke.get_operation(name=f"{PARENT}/operations/{op.name}").status == OpStatus.RUNNING
+
+    def status_after_pending() -> OpStatus | None:
+        status = gke.get_operation(name=f"{PARENT}/operations/{op.name}").status
+        return None if status == OpStatus.PENDING else status
+
+    assert wait_for(status_after_pending, what="the operation leaves PENDING", timeout=10) == OpStatus.RUNNING
 
 
 def test_duplicate_create_is_conflict(gke: container_v1.ClusterManagerClient) -> None:

@@ -29,17 +29,8 @@ from meshwright.sandbox.gcp.validate import GKE_NAME_HELP
 from meshwright.sandbox.http import GOOGLE_MAX_BODY, Request, Response, Server
 from meshwright.sandbox.settings import Latency
 from meshwright.sandbox.world import PAYLOAD_TOO_LARGE, World
-from tests.sandbox.conftest import (
-    FAST,
-    PROJECT,
-    ZONE,
-    call,
-    files_outside,
-    gke_client,
-    restarted,
-    send_bytes,
-    statuses,
-)
+from tests.sandbox.raw import call, files_outside, restarted, send_bytes, statuses
+from tests.support import FAST, PROJECT, ZONE, gke_client
 
 CLUSTERS = f"/v1/projects/{PROJECT}/locations/{ZONE}/clusters"
 FIREWALLS = f"/compute/v1/projects/{PROJECT}/global/firewalls"

@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import kube_client, running_cluster
+from tests.support import kube_client, running_cluster
 
 Client = kubernetes.client.ApiClient
 
@@ -472,7 +472,7 @@ def test_deleted_cluster_stops_answering(
 ) -> None:
     import urllib3
 
-    from tests.sandbox.conftest import PARENT, wait_done
+    from tests.support import PARENT, wait_done
 
     assert core(kube).read_namespace("default").metadata.name == "default"
     wait_done(gke, PARENT, gke.delete_cluster(name=f"{PARENT}/clusters/central").name)

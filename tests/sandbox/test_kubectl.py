@@ -13,7 +13,7 @@ from google.cloud import container_v1
 
 from meshwright.sandbox import daemon
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import register, running_cluster
+from tests.support import register, running_cluster
 
 pytestmark = pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl is not installed on this machine"
@@ -60,17 +60,21 @@ def write_kubeconfig(world: World, path: Path) -> None:
     path.write_text(yaml.safe_dump(daemon.kubeconfig(world.layout.root)))
 
 
-@pytest.fixture
-def kubectl(world: World, central: container_v1.Cluster, tmp_path: Path) -> Kubectl:
-    register(world)
-    config = tmp_path / "kubeconfig"
-    write_kubeconfig(world, config)
-    env = {
-        "KUBECONFIG": str(config),
+def kubectl_env(tmp_path: Path) -> dict[str, str]:
+    """kubectl's environment: the test's kubeconfig, caches and home in its own directory."""
+    return {
+        "KUBECONFIG": str(tmp_path / "kubeconfig"),
         "KUBECACHEDIR": str(tmp_path / "cache"),
         "HOME": str(tmp_path),
         "PATH": "/usr/bin:/bin:/usr/local/bin",
     }
+
+
+@pytest.fixture
+def kubectl(world: World, central: container_v1.Cluster, tmp_path: Path) -> Kubectl:
+    register(world)
+    write_kubeconfig(world, tmp_path / "kubeconfig")
+    env = kubectl_env(tmp_path)
 
     def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -139,7 +143,7 @@ def test_token_of_another_cluster_is_refused(
 ) -> None:
     import kubernetes.client
 
-    from tests.sandbox.conftest import kube_client
+    from tests.support import kube_client
 
     west = running_cluster(gke, "west")
     west_core = kubernetes.client.CoreV1Api(kube_client(world, west))
@@ -200,19 +204,19 @@ def test_kubectl_create_generators_send_protobuf_and_work(kubectl: Kubectl) -> N
     assert run("create", "token", "reader", "-n", "gen").stdout.count(".") == 2
 
 
-def test_get_watch_prints_table_rows(kubectl: Kubectl) -> None:
-    import threading
-
-    results: list[subprocess.CompletedProcess[str]] = []
-    watcher = threading.Thread(
-        target=lambda: results.append(kubectl("get", "ns", "-w", "--request-timeout=4s", check=False))
-    )
-    watcher.start()
-    import time
-
-    time.sleep(1.5)
-    kubectl("create", "namespace", "watched")
-    watcher.join(timeout=30)
-    rows = [line.split() for line in results[0].stdout.splitlines()]
+def test_get_watch_prints_table_rows(kubectl: Kubectl, tmp_path: Path) -> None:
+    with subprocess.Popen(
+        ["kubectl", "--context", "central", "get", "ns", "-w", "--request-timeout=4s"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=kubectl_env(tmp_path),
+    ) as watcher:
+        assert watcher.stdout is not None
+        # The table's header comes with the list; the watch starts from the list's resourceVersion,
+        # so a namespace created once the header is out is seen.
+        header = watcher.stdout.readline()
+        kubectl("create", "namespace", "watched")
+        rest, _ = watcher.communicate(timeout=30)
+    rows = [line.split() for line in (header + rest).splitlines()]
     assert rows[0] == ["NAME", "STATUS", "AGE"]
     assert ["watched", "Active"] in [row[:2] for row in rows]

@@ -16,7 +16,8 @@ from google.cloud import compute_v1, container_v1
 from meshwright.sandbox.faults import FaultRule, Faults
 from meshwright.sandbox.settings import Latency
 from meshwright.sandbox.world import World
-from tests.sandbox.conftest import (
+from tests.sandbox.test_compute import rule
+from tests.support import (
     FAST,
     PARENT,
     PROJECT,
@@ -27,7 +28,6 @@ from tests.sandbox.conftest import (
     running_cluster,
     wait_done,
 )
-from tests.sandbox.test_compute import rule
 
 
 def test_restart_restores_clusters_ports_cas_rules_and_objects(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from meshwright.sandbox.contract import BUNDLED_CHARTS, SandboxNotRunning
 from meshwright.sandbox.world import World
 from meshwright.settings import Settings
 from meshwright.spec import Target
-from tests.sandbox.conftest import gke_client, running_cluster
+from tests.support import gke_client, running_cluster
 
 
 def test_sandbox_target_builds_clients_for_its_own_state_directory(
@@ -79,7 +79,13 @@ def test_settings_come_from_meshwright_environment_variables(monkeypatch: pytest
     monkeypatch.setenv("MESHWRIGHT_MAX_WORKERS", "3")
     monkeypatch.setenv("MESHWRIGHT_API_CONCURRENCY", "2")
     monkeypatch.setenv("MESHWRIGHT_RETRY_BACKOFF", "0.5")
-    assert Settings().model_dump() == {"max_workers": 3, "api_concurrency": 2, "retry_backoff": 0.5}
+    monkeypatch.setenv("MESHWRIGHT_HOME", "/srv/meshwright")
+    assert Settings().model_dump() == {
+        "max_workers": 3,
+        "api_concurrency": 2,
+        "retry_backoff": 0.5,
+        "home": Path("/srv/meshwright"),
+    }
     monkeypatch.setenv("MESHWRIGHT_MAX_WORKERS", "0")
     with pytest.raises(ValidationError, match="max_workers"):
         Settings()

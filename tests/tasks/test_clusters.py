@@ -20,7 +20,7 @@ from tasks.clusters import (
     wait_deleted,
 )
 from tasks.common import retry_if_transient
-from tests.tasks.conftest import mesh
+from tests.support import mesh
 
 
 def creates_cluster(target: MeshwrightTarget, operation: str | None, name: str) -> bool:

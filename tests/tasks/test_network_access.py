@@ -23,7 +23,7 @@ from tasks.network import (
     find_expired_firewalls,
     get_firewall,
 )
-from tests.tasks.conftest import mesh
+from tests.support import mesh
 
 
 def test_firewall_is_created_then_unchanged_then_patched(sandbox: World, target: MeshwrightTarget) -> None:

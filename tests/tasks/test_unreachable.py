@@ -19,7 +19,7 @@ from tasks.bookinfo import deploy_bookinfo
 from tasks.common import retry_if_transient
 from tasks.istio import expose_on_gateway, gateway_address, prepare_namespace, wait_release_ready
 from tasks.remote_secrets import exchange_remote_secret
-from tests.tasks.conftest import mesh
+from tests.support import mesh
 
 CA = base64.b64encode(new_root_ca(common_name="unreachable", key="ec").cert_pem).decode()
 
@@ -103,5 +103,6 @@ def test_a_cluster_that_cannot_be_reached_is_a_retried_unreachable_naming_cluste
     error = raised.value
     assert (error.cluster, error.step) == ("central", step)
     assert str(error).startswith(f"{step} [central]: cannot reach ")
-    assert "urllib3" not in str(error) and "HTTPSConnectionPool" not in str(error)
+    assert "urllib3" not in str(error)
+    assert "HTTPSConnectionPool" not in str(error)
     assert retry_if_transient(None, None, _FailedState(error)) is True

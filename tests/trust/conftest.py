@@ -1,7 +1,10 @@
-"""Trust tasks run with `task.fn()` against the in-process sandbox (fixtures shared with tests/tasks)."""
+"""Trust tasks run with `task.fn()` against the in-process sandbox (`sandbox`, `target`: tests/conftest.py)."""
 
 from __future__ import annotations
 
-from tests.tasks.conftest import no_run_logger, sandbox, target
+import pytest
 
-__all__ = ["no_run_logger", "sandbox", "target"]
+
+@pytest.fixture(autouse=True)
+def outside_a_run(no_run_logger: None) -> None:
+    """Every test here calls task bodies outside a flow run."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import kubernetes.client
 import pytest
@@ -16,7 +15,9 @@ from meshwright.sandbox.world import World
 from tasks.clusters import create_cluster, wait_cluster
 from tasks.istio import prepare_namespace
 from tasks.trust import ensure_cacerts, ensure_root_ca
-from tests.tasks.conftest import mesh
+from tests.support import mesh
+
+pytestmark = pytest.mark.usefixtures("meshwright_home")
 
 
 @pytest.fixture
@@ -36,9 +37,8 @@ def secret(target: MeshwrightTarget, access: ClusterAccess) -> dict[str, bytes]:
 
 
 def test_cacerts_holds_an_intermediate_of_the_mesh_root(
-    cluster: ClusterAccess, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: ClusterAccess, target: MeshwrightTarget
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     spec = mesh()
     root = ensure_root_ca.fn(spec)
     result = ensure_cacerts.fn(spec, cluster, root, target=target)
@@ -51,10 +51,7 @@ def test_cacerts_holds_an_intermediate_of_the_mesh_root(
     assert "PRIVATE KEY" not in result.model_dump_json()
 
 
-def test_a_rerun_keeps_the_intermediate(
-    cluster: ClusterAccess, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_a_rerun_keeps_the_intermediate(cluster: ClusterAccess, target: MeshwrightTarget) -> None:
     spec = mesh()
     first = ensure_cacerts.fn(spec, cluster, ensure_root_ca.fn(spec), target=target)
     again = ensure_cacerts.fn(spec, cluster, ensure_root_ca.fn(spec), target=target)
@@ -63,9 +60,8 @@ def test_a_rerun_keeps_the_intermediate(
 
 
 def test_cacerts_from_another_root_is_refused_not_replaced(
-    cluster: ClusterAccess, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: ClusterAccess, target: MeshwrightTarget
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     spec = mesh()
     foreign = pki.new_root_ca(key="rsa2048")
     api = kubernetes.client.CoreV1Api(clients.cloud(target).kube(cluster.endpoint, cluster.ca_certificate))
@@ -84,9 +80,8 @@ def test_cacerts_from_another_root_is_refused_not_replaced(
 
 
 def test_a_cluster_added_later_gets_an_intermediate_of_the_same_root(
-    cluster: ClusterAccess, target: MeshwrightTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: ClusterAccess, target: MeshwrightTarget
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     spec = mesh()
     first = ensure_cacerts.fn(spec, cluster, ensure_root_ca.fn(spec), target=target)
     later = wait_cluster.fn(spec, create_cluster.fn(spec, "west", target=target, expires=None), target=target)

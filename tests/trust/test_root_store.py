@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from meshwright import pki, trust
+from meshwright import naming, pki, trust
 from meshwright.errors import InvalidRequest
 from meshwright.spec import MeshSpec, validate_spec
 
@@ -33,6 +33,13 @@ def test_without_a_prefect_api_the_root_is_a_0600_file_under_the_mesh(tmp_path: 
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert key.read_bytes() == root.key_pem
     assert source.startswith("new")
+
+
+def test_the_root_files_and_the_kubeconfig_live_in_meshwright_home(meshwright_home: Path) -> None:
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        store = trust.store_for("m1")
+    assert store.where == f"files in {meshwright_home / 'm1' / 'root-ca'}"
+    assert naming.default_kubeconfig("m1") == meshwright_home / "m1" / "kubeconfig"
 
 
 def test_a_rerun_finds_the_same_root(tmp_path: Path) -> None:

@@ -144,6 +144,20 @@ def test_token_of_another_cluster_is_refused(
     west = running_cluster(gke, "west")
     west_core = kubernetes.client.CoreV1Api(kube_client(world, west))
     west_core.create_namespaced_service_account("default", {"metadata": {"name": "r"}})
+    west_rbac = kubernetes.client.RbacAuthorizationV1Api(west_core.api_client)
+    west_rbac.create_cluster_role(
+        {
+            "metadata": {"name": "ns-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]}],
+        }
+    )
+    west_rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": "r-reads-namespaces"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ns-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "r", "namespace": "default"}],
+        }
+    )
     token = west_core.create_namespaced_service_account_token(
         "r", "default", {"spec": {"expirationSeconds": 3600}}
     ).status.token
@@ -152,7 +166,9 @@ def test_token_of_another_cluster_is_refused(
     for user in config["users"]:
         user["user"]["token"] = token
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
-    assert kubectl("get", "ns", check=False).returncode != 0
+    refused = kubectl("get", "ns", check=False)
+    assert refused.returncode != 0
+    assert "You must be logged in to the server" in refused.stderr  # 401, not 403
     west_ok = subprocess.run(
         ["kubectl", "--context", "west", "get", "ns", "-o", "name"],
         capture_output=True,

@@ -160,9 +160,9 @@ def _as_reader(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.cl
     """A client with a fresh token of the reader account, as a remote secret would carry."""
     request = {"spec": {"expirationSeconds": 3600}}
     core = kubernetes.client.CoreV1Api(api(target, access))
-    token = core.create_namespaced_service_account_token(
-        "istio-reader-service-account", NS, request
-    ).status.token
+    token = str(
+        core.create_namespaced_service_account_token("istio-reader-service-account", NS, request).status.token
+    )
     return connect(access.endpoint, access.ca_certificate, lambda: token)
 
 

@@ -232,3 +232,46 @@ def test_get_watch_prints_table_rows(kubectl: Kubectl) -> None:
     rows = [line.split() for line in results[0].stdout.splitlines()]
     assert rows[0] == ["NAME", "STATUS", "AGE"]
     assert ["watched", "Active"] in [row[:2] for row in rows]
+
+
+RBAC_MANIFESTS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: team}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader, namespace: team}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: app-reads-pods, namespace: team}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
+subjects: [{kind: ServiceAccount, name: app, namespace: team}]
+"""
+
+
+def test_kubectl_as_a_service_account_is_held_to_its_role(kubectl: Kubectl, tmp_path: Path) -> None:
+    run = kubectl
+    run("apply", "-f", "-", stdin=RBAC_MANIFESTS)
+    token = run("create", "token", "app", "-n", "team").stdout.strip()
+    config = yaml.safe_load((tmp_path / "kubeconfig").read_text())
+    for user in config["users"]:
+        user["user"]["token"] = token
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    assert "No resources found" in run("get", "pods", "-n", "team").stderr
+    # kubectl's self review goes as protobuf; the answer is the authorizer's.
+    assert run("auth", "can-i", "list", "pods", "-n", "team").stdout.strip() == "yes"
+    assert run("auth", "can-i", "delete", "pods", "-n", "team", check=False).stdout.strip() == "no"
+    assert run("auth", "can-i", "list", "pods", "-n", "default", check=False).stdout.strip() == "no"
+    refused = run("get", "secrets", "-n", "istio-system", check=False)
+    assert refused.returncode != 0
+    assert (
+        'Error from server (Forbidden): secrets is forbidden: User "system:serviceaccount:team:app" '
+        'cannot list resource "secrets" in API group "" in the namespace "istio-system"'
+    ) in refused.stderr

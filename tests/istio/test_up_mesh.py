@@ -23,11 +23,10 @@ from meshwright.sandbox.world import World
 from meshwright.spec import load_spec
 from meshwright.status import list_clusters, mesh_status
 from tasks.verify import locate_clusters
-from tests.flows.conftest import harness, prefect_storage
 from tests.istio.conftest import get, helm_releases
 from tests.istio.flow_graph import planned_graph, recorded_graph
 
-__all__ = ["harness", "prefect_storage"]
+pytestmark = pytest.mark.usefixtures("harness")
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
 NS = "istio-system"
 

@@ -1,7 +1,7 @@
 """A three-cluster mesh on the in-process sandbox, with the Istio objects the control-plane code reads.
 
 central and east are primaries, west is central's remote. The Istio objects (namespace, reader
-service account, cacerts, istiod Deployment and Services, the east-west gateway and the remote's
+service account and the ClusterRole the istiod chart binds it to, cacerts, istiod Deployment and Services, the east-west gateway and the remote's
 istiod EndpointSlice) are created directly with the Kubernetes client, as the charts would render
 them, so these tests do not depend on the Helm installs.
 """
@@ -31,6 +31,21 @@ __all__ = ["no_run_logger", "sandbox"]
 NS = "istio-system"
 ISTIOD_LABELS = {"app": "istiod", "istio": "pilot"}
 EASTWEST_LABELS = {"app": "istio-eastwestgateway", "istio": "eastwestgateway"}
+READ = ["get", "list", "watch"]
+READER_RULES = [  # the read rules of Istio's istio-reader-clusterrole (istio-discovery/templates)
+    {
+        "apiGroups": ["config.istio.io", "security.istio.io", "networking.istio.io", "telemetry.istio.io"],
+        "resources": ["*"],
+        "verbs": READ,
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["endpoints", "pods", "services", "nodes", "namespaces", "secrets", "configmaps"],
+        "verbs": READ,
+    },
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ},
+    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": READ},
+]
 
 
 def mesh_spec() -> MeshSpec:
@@ -107,6 +122,7 @@ def install_istio_objects(
     api = core(target, access)
     api.create_namespace({"metadata": {"name": NS}})
     api.create_namespaced_service_account(NS, {"metadata": {"name": "istio-reader-service-account"}})
+    grant_reader(target, access)
     set_root(target, access, root)
     if primary:
         create_istiod(target, access)
@@ -127,6 +143,20 @@ def install_istio_objects(
                 },
             },
         )
+
+
+def grant_reader(target: MeshwrightTarget, access: ClusterAccess) -> None:
+    """The reader's ClusterRole and ClusterRoleBinding, as the istiod chart renders them (RBAC is enforced)."""
+    rbac = kubernetes.client.RbacAuthorizationV1Api(kube(target, access))
+    name = f"istio-reader-clusterrole-{NS}"
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": READER_RULES})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "istio-reader-service-account", "namespace": NS}],
+        }
+    )
 
 
 def set_root(target: MeshwrightTarget, access: ClusterAccess, root: bytes) -> None:

@@ -1,4 +1,8 @@
-"""HTTP face of one cluster's API: paths to verbs, bearer auth, faults, watch streams, tables.
+"""HTTP face of one cluster's API: paths to verbs, bearer auth, RBAC, faults, watch streams, tables.
+
+As on the real server, a request is authenticated (401), then authorized (403, `rbac.py` on the
+attributes `requestinfo.py` reads off the URL), and only then routed: a user who may not list a
+resource learns nothing about whether it exists.
 
 Paths are percent-decoded before they are split, as the real API server (Go's `URL.Path`) does, so
 `services/istiod%3A15014/proxy/...` and `services/istiod:15014/proxy/...` are the same request.
@@ -17,11 +21,12 @@ from urllib.parse import unquote
 from meshwright.sandbox import clock
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import Request, Response
-from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.http import discovery, tables
+from meshwright.sandbox.kube import rbac
+from meshwright.sandbox.kube.auth import ANONYMOUS, TokenAuthority
+from meshwright.sandbox.kube.http import discovery, reviews, tables
+from meshwright.sandbox.kube.http.requestinfo import request_info
 from meshwright.sandbox.kube.http.requests import (
     NOT_FOUND,
-    access_review,
     bearer_token,
     group_version,
     int_field,
@@ -34,6 +39,7 @@ from meshwright.sandbox.kube.http.watch import Watch, WatchFilter
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.status import KubeError, bad_request, not_found, status_body
 from meshwright.sandbox.kube.store.crud import ClusterState
+from meshwright.sandbox.kube.store.policy import StoredPolicy
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)
@@ -97,9 +103,10 @@ class ClusterApi:
         try:
             if effect.status is not None:
                 raise KubeError(effect.status, effect.message or "injected fault")
-            if not self._authenticated(r):
-                raise KubeError(401, "Unauthorized")
-            return self._route(r, unquote(r.path).rstrip("/") or "/")
+            path = unquote(r.path)
+            user = self._authenticated(r)
+            self._authorize(user, request_info(r.method, path, r.query))
+            return self._route(r, path.rstrip("/") or "/", user)
         except KubeError as e:
             return Response(e.code, e.body())
         except Exception as e:  # a bug of ours must still answer like an API server, not drop the line
@@ -108,17 +115,34 @@ class ClusterApi:
                 500, status_body(500, f"internal error: {type(e).__name__}", reason="InternalError")
             )
 
-    def _authenticated(self, r: Request) -> bool:
-        """Valid credentials, or none at all on the paths anonymous users may read."""
+    def _authenticated(self, r: Request) -> rbac.User:
+        """The user of valid credentials; anonymous only on the paths anonymous users may read."""
         auth = r.headers.get("authorization")
         if auth is None:
-            return (r.path.rstrip("/") or "/") in PUBLIC
+            if (r.path.rstrip("/") or "/") in PUBLIC:
+                return ANONYMOUS
+            raise KubeError(401, "Unauthorized")
         token = bearer_token(auth)
-        return token is not None and self.authority.verify(token) is not None
+        user = self.authority.authenticate(token) if token is not None else None
+        if user is None:
+            raise KubeError(401, "Unauthorized")
+        return user
+
+    def _authorize(self, user: rbac.User, attrs: rbac.Attributes) -> None:
+        decision = self.decide(user, attrs)
+        if not decision.allowed:
+            raise rbac.forbidden(attrs, user, decision.reason)
+
+    def decide(self, user: rbac.User, attrs: rbac.Attributes) -> rbac.Decision:
+        """What RBAC says, reading only the bindings that name the user."""
+        policy = StoredPolicy(
+            self.state, where=lambda b: rbac.applies_to(user, b, b["metadata"].get("namespace", ""))
+        )
+        return rbac.authorize(attrs, user, policy)
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _route(self, r: Request, path: str) -> Response:
+    def _route(self, r: Request, path: str, user: rbac.User) -> Response:
         if path == "/version":
             return Response(200, discovery.VERSION)
         if path in ("/healthz", "/livez", "/readyz"):
@@ -136,7 +160,7 @@ class ClusterApi:
         group, version, rest = group_version(parts)
         if not rest:
             return self._resource_list(group, version)
-        return self._resource(r, self._resource_path(group, version, rest))
+        return self._resource(r, self._resource_path(group, version, rest), user)
 
     def _resource_list(self, group: str, version: str) -> Response:
         served = self.state.registry.groups()
@@ -178,7 +202,9 @@ class ClusterApi:
             raise KubeError(404, NOT_FOUND)
         return ResourcePath(rt, namespace, name, sub)
 
-    def _resource(self, r: Request, path: ResourcePath) -> Response:
+    def _resource(self, r: Request, path: ResourcePath, user: rbac.User) -> Response:
+        if path.name is None and r.method == "POST" and path.rt.kind in reviews.KINDS:
+            return Response(201, self._review(path.rt, r, user))
         if path.name is None:
             verbs = COLLECTION_VERBS
         elif path.subresource in SUBRESOURCE_VERBS:
@@ -204,10 +230,6 @@ class ClusterApi:
         return Response(200, listed)
 
     def _create(self, r: Request, path: ResourcePath) -> Response:
-        if path.rt.kind == "TokenReview":
-            return Response(201, self._token_review(object_body(r)))
-        if path.rt.kind in ("SubjectAccessReview", "SelfSubjectAccessReview"):
-            return Response(201, access_review(path.rt, r))
         opts = options(r)
         created = self.state.create(
             path.rt,
@@ -272,28 +294,10 @@ class ClusterApi:
         )
         return Response(201, _token_request_body(path, spec, seconds, token, expires))
 
-    def _token_review(self, body: dict[str, Any]) -> dict[str, Any]:
-        given = body.get("spec")
-        spec: dict[str, Any] = given if isinstance(given, dict) else {}
-        token = spec.get("token")
-        token = token if isinstance(token, str) else ""
-        claims = self.authority.verify(token)
-        status: dict[str, Any] = {"authenticated": claims is not None}
-        if claims:
-            groups = ["system:serviceaccounts", "system:authenticated"]
-            status["user"] = {"username": claims["sub"], "groups": groups}
-        elif claims == {}:
-            status["user"] = {
-                "username": "sandbox-operator",
-                "groups": ["system:masters", "system:authenticated"],
-            }
-        return {
-            "kind": "TokenReview",
-            "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {},
-            "spec": spec,
-            "status": status,
-        }
+    def _review(self, rt: ResourceType, r: Request, user: rbac.User) -> dict[str, Any]:
+        if rt.kind == "TokenReview":
+            return reviews.token_review(object_body(r), self.authority)
+        return reviews.access_review(rt, reviews.review_body(r), requester=user, decide=self.decide)
 
     def _scale(self, r: Request, path: ResourcePath) -> Response:
         assert path.name is not None

@@ -126,9 +126,7 @@ def _check_calls(placed: set[str]) -> Iterator[SpecProblem]:
     if not known:
         return
     if ENTRYPOINT not in known:
-        yield SpecProblem(
-            "bookinfo.placement", f"{ENTRYPOINT!r} (the entry point) is placed nowhere"
-        )
+        yield SpecProblem("bookinfo.placement", f"{ENTRYPOINT!r} (the entry point) is placed nowhere")
     served = {WORKLOADS[w].service for w in known}
     for w in sorted(known):
         for service in WORKLOADS[w].calls:

@@ -103,5 +103,6 @@ def test_a_cluster_that_cannot_be_reached_is_a_retried_unreachable_naming_cluste
     error = raised.value
     assert (error.cluster, error.step) == ("central", step)
     assert str(error).startswith(f"{step} [central]: cannot reach ")
-    assert "urllib3" not in str(error) and "HTTPSConnectionPool" not in str(error)
+    assert "urllib3" not in str(error)
+    assert "HTTPSConnectionPool" not in str(error)
     assert retry_if_transient(None, None, _FailedState(error)) is True

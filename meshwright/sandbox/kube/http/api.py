@@ -18,7 +18,7 @@ from meshwright.sandbox import clock
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import Request, Response
 from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.http import discovery, tables
+from meshwright.sandbox.kube.http import discovery, portforward, tables
 from meshwright.sandbox.kube.http.requests import (
     NOT_FOUND,
     access_review,
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 PUBLIC = {"/version", "/healthz", "/livez", "/readyz"}
 ServiceProxy = Callable[[str, str, str, Request], "Response | None"]
 """(namespace, "name[:port]", path, request) -> the backend's answer, or None when nothing backs it."""
+PortForward = Callable[[str, str, int], "portforward.PortStream | None"]
+"""(namespace, pod, port) -> a connection to what listens there, or None when nothing does."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,10 @@ class ClusterApi:
         faults: Faults,
         latency: Latency,
         proxy: ServiceProxy | None = None,
+        forward: PortForward | None = None,
     ) -> None:
         self.state, self.authority, self.faults, self.latency = state, authority, faults, latency
-        self.proxy = proxy
+        self.proxy, self.forward = proxy, forward
         self.watches = Watch(state)
 
     @property
@@ -321,6 +324,20 @@ class ClusterApi:
             raise KubeError(503, f'no endpoints available for service "{service}"')
         return answer
 
+    def _port_forward(self, r: Request, path: ResourcePath) -> Response:
+        """`pods/{name}/portforward`: a WebSocket whose channels reach the pod's ports (see portforward.py)."""
+        if path.rt.kind != "Pod" or path.name is None or path.namespace is None or path.sub != "portforward":
+            raise KubeError(404, NOT_FOUND)
+        if r.method not in ("GET", "POST"):
+            raise KubeError(405, f"{r.method} is not supported on here")
+        pod = self.state.get(path.rt, path.namespace, path.name)
+        namespace, forward = path.namespace, self.forward
+
+        def connect(name: str, port: int) -> portforward.PortStream | None:
+            return None if forward is None else forward(namespace, name, port)
+
+        return portforward.upgrade(r, pod=pod, forward=connect)
+
     def _call_proxy(self, namespace: str, target: str, forwarded: str, r: Request) -> Response | None:
         if self.proxy is None:
             return None
@@ -346,6 +363,7 @@ SUBRESOURCE_VERBS: dict[str, Callable[[ClusterApi, Request, ResourcePath], Respo
     "token": ClusterApi._token_request,
     "scale": ClusterApi._scale,
     "proxy": ClusterApi._service_proxy,
+    "portforward": ClusterApi._port_forward,
 }
 
 

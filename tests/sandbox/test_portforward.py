@@ -232,6 +232,26 @@ def test_the_handshake_as_the_api_server_and_kubelet_answer_it(
     assert (status, json.loads(body)["message"]) == (400, "Upgrade request required")
 
 
+def test_kubectl_spdy_tunnelled_or_direct_is_refused_in_words_that_say_so(
+    sandbox: Sandbox, istiod: tuple[kubernetes.client.CoreV1Api, str]
+) -> None:
+    """kubectl >= 1.31 tries SPDY inside a WebSocket first, then a direct SPDY upgrade (POST, no `ports`)."""
+    path = f"/api/v1/namespaces/{NS}/pods/{istiod[1]}/portforward"
+    status, _, body = upgrade(sandbox, path, **{"Sec-WebSocket-Protocol": "SPDY/3.1+portforward.k8s.io"})
+    assert status == 403
+    assert (
+        "requested protocol(s) are not supported: [SPDY/3.1+portforward.k8s.io]"
+        in json.loads(body)["message"]
+    )
+    status, _, body = upgrade(
+        sandbox, path, Upgrade="SPDY/3.1", **{"X-Stream-Protocol-Version": "portforward.k8s.io"}
+    )
+    assert status == 400
+    assert json.loads(body)["message"].endswith(
+        "serves port-forward over WebSocket (v4.channel.k8s.io) only, not SPDY"
+    )
+
+
 def test_a_pod_without_a_node_or_not_running_is_400(sandbox: Sandbox) -> None:
     core = kubernetes.client.CoreV1Api(sandbox.kube())
     containers = [{"name": "c", "image": "nginx:1"}]

@@ -18,7 +18,9 @@ protocol there (`handleWebSocketStreams`):
 
 The sandbox forwards only to what an emulated workload serves (`Forward`); the sessions are
 sans-IO objects (`PortStream`) fed the client's bytes, so they can be tested without a socket.
-kubectl's SPDY upgrade is not served (400 "Upgrade request required" names what is missing).
+kubectl is not served: it speaks SPDY, directly (`Upgrade: SPDY/3.1`, refused with 400 and a message
+that says so) or tunnelled in a WebSocket (`SPDY/3.1+portforward.k8s.io`, refused as an unknown
+subprotocol, 403, after which kubectl falls back to the direct upgrade).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from meshwright.sandbox.kube.status import KubeError, bad_request
 
 V4 = "v4.channel.k8s.io"
 PROTOCOLS = ("", V4)  # "" = the client asked for none: the kubelet treats it as binary v4
+SPDY_REFUSED = "the meshwright sandbox serves port-forward over WebSocket (v4.channel.k8s.io) only, not SPDY"
 
 
 class PortStream(Protocol):
@@ -87,7 +90,10 @@ def check_pod(pod: dict[str, Any], name: str) -> None:
 def negotiate(r: Request) -> str:
     """The subprotocol to answer with, after the upgrade headers are checked."""
     headers = r.headers
-    if "websocket" not in headers.get("upgrade", "").lower():
+    asked = headers.get("upgrade", "").lower()
+    if asked and "websocket" not in asked:
+        raise bad_request(f"unable to upgrade: {SPDY_REFUSED}")
+    if "websocket" not in asked:
         raise bad_request("Upgrade request required")
     key = headers.get("sec-websocket-key", "")
     if headers.get("sec-websocket-version") != "13" or not websocket.valid_key(key):
@@ -106,8 +112,8 @@ def upgrade(r: Request, *, pod: dict[str, Any], forward: Forward) -> Response:
     """101 and the session, or the API server's or kubelet's refusal."""
     name = pod["metadata"]["name"]
     check_pod(pod, name)
+    protocol = negotiate(r)  # first: the kubelet reads `ports` from the query of WebSocket requests only
     ports = ports_of(r.query.get("ports"))
-    protocol = negotiate(r)
     headers = {
         "Upgrade": "websocket",
         "Connection": "Upgrade",

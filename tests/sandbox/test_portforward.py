@@ -234,6 +234,10 @@ def test_the_handshake_as_the_api_server_and_kubelet_answer_it(
     assert headers["sec-websocket-protocol"] == "v4.channel.k8s.io"
     status, _, body = upgrade(sandbox, path)
     assert (status, json.loads(body)["message"]) == (400, 'query parameter "ports" is required')
+    status, _, body = upgrade(sandbox, f"{path}?ports=15014,70000")
+    assert json.loads(body)["message"] == (
+        'unable to parse "15014,70000" as a port: strconv.ParseUint: parsing "70000": value out of range'
+    )
     status, _, body = upgrade(
         sandbox, f"{path}?ports=15014", **{"Sec-WebSocket-Protocol": "v5.channel.k8s.io"}
     )

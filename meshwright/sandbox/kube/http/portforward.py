@@ -67,9 +67,8 @@ def ports_of(query: str | None) -> list[int]:
     ports = []
     for p in query.split(","):
         if not p.isdigit() or int(p) > 65535:
-            raise bad_request(
-                f'unable to parse "{query}" as a port: strconv.ParseUint: parsing "{p}": invalid syntax'
-            )
+            why = "invalid syntax" if not p.isdigit() else "value out of range"
+            raise bad_request(f'unable to parse "{query}" as a port: strconv.ParseUint: parsing "{p}": {why}')
         if int(p) < 1:
             raise bad_request(f'port "{query}" must be > 0')
         ports.append(int(p))

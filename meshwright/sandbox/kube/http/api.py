@@ -23,7 +23,7 @@ from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import Request, Response
 from meshwright.sandbox.kube import rbac
 from meshwright.sandbox.kube.auth import ANONYMOUS, TokenAuthority
-from meshwright.sandbox.kube.http import discovery, reviews, tables
+from meshwright.sandbox.kube.http import discovery, portforward, reviews, tables
 from meshwright.sandbox.kube.http.requestinfo import request_info
 from meshwright.sandbox.kube.http.requests import (
     NOT_FOUND,
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 PUBLIC = {"/version", "/healthz", "/livez", "/readyz"}
 ServiceProxy = Callable[[str, str, str, Request], "Response | None"]
 """(namespace, "name[:port]", path, request) -> the backend's answer, or None when nothing backs it."""
+PortForward = Callable[[str, str, int], "portforward.PortStream | None"]
+"""(namespace, pod, port) -> a connection to what listens there, or None when nothing does."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,10 @@ class ClusterApi:
         faults: Faults,
         latency: Latency,
         proxy: ServiceProxy | None = None,
+        forward: PortForward | None = None,
     ) -> None:
         self.state, self.authority, self.faults, self.latency = state, authority, faults, latency
-        self.proxy = proxy
+        self.proxy, self.forward = proxy, forward
         self.watches = Watch(state)
 
     @property
@@ -325,6 +328,20 @@ class ClusterApi:
             raise KubeError(503, f'no endpoints available for service "{service}"')
         return answer
 
+    def _port_forward(self, r: Request, path: ResourcePath) -> Response:
+        """`pods/{name}/portforward`: a WebSocket whose channels reach the pod's ports (see portforward.py)."""
+        if path.rt.kind != "Pod" or path.name is None or path.namespace is None or path.sub != "portforward":
+            raise KubeError(404, NOT_FOUND)
+        if r.method not in ("GET", "POST"):
+            raise KubeError(405, f"{r.method} is not supported on here")
+        pod = self.state.get(path.rt, path.namespace, path.name)
+        namespace, forward = path.namespace, self.forward
+
+        def connect(name: str, port: int) -> portforward.PortStream | None:
+            return None if forward is None else forward(namespace, name, port)
+
+        return portforward.upgrade(r, pod=pod, forward=connect)
+
     def _call_proxy(self, namespace: str, target: str, forwarded: str, r: Request) -> Response | None:
         if self.proxy is None:
             return None
@@ -350,6 +367,7 @@ SUBRESOURCE_VERBS: dict[str, Callable[[ClusterApi, Request, ResourcePath], Respo
     "token": ClusterApi._token_request,
     "scale": ClusterApi._scale,
     "proxy": ClusterApi._service_proxy,
+    "portforward": ClusterApi._port_forward,
 }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -76,6 +76,17 @@ def refusal(status: int, message: str) -> Response:
     return Response(status, KubeError(status, message).body())
 
 
+# Pod subresources a client connects to with a WebSocket upgrade (a GET, so `get`): the API server
+# also asks for `create` on them (KEP-4006 compound authorization, kubernetes/kubernetes#134577,
+# feature gate AuthorizePodWebsocketUpgradeCreatePermission, on by default since 1.35).
+CONNECT_SUBRESOURCES = ("exec", "attach", "portforward")
+
+
+def _connect_create(attrs: rbac.Attributes) -> tuple[rbac.Attributes, ...]:
+    connect = attrs.resource == "pods" and attrs.subresource in CONNECT_SUBRESOURCES and attrs.verb == "get"
+    return (replace(attrs, verb="create"),) if connect else ()
+
+
 class ClusterApi:
     def __init__(
         self,
@@ -132,9 +143,10 @@ class ClusterApi:
         return user
 
     def _authorize(self, user: rbac.User, attrs: rbac.Attributes) -> None:
-        decision = self.decide(user, attrs)
-        if not decision.allowed:
-            raise rbac.forbidden(attrs, user, decision.reason)
+        for asked in (attrs, *_connect_create(attrs)):
+            decision = self.decide(user, asked)
+            if not decision.allowed:
+                raise rbac.forbidden(asked, user, decision.reason)
 
     def decide(self, user: rbac.User, attrs: rbac.Attributes) -> rbac.Decision:
         """What RBAC says, reading only the bindings that name the user."""

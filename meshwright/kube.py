@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import http.client
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes.client
+import kubernetes.stream
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -241,6 +244,59 @@ def list_or_watch(
     options = {"limit": 1} if verb == "list" else {"watch": True, "timeout_seconds": 1}
     with kube_call(cluster=cluster, step=step, what=f"{verb} {resource}", endpoint=_endpoint(client)):
         getattr(api(client), method)(**options, _preload_content=False).release_conn()
+
+
+# The python client reports a refused WebSocket handshake as ApiException(status=0, reason=
+# "Handshake status 403 Forbidden -+-+- {headers} -+-+- b'{body}'") (kubernetes/stream/ws_client.py).
+_HANDSHAKE = re.compile(r"Handshake status (\d{3})")
+
+
+def forward_get(
+    client: kubernetes.client.ApiClient,
+    namespace: str,
+    pod: str,
+    port: int,
+    path: str,
+    *,
+    cluster: str,
+    step: str,
+    what: str = "",
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
+    """GET `path` on a pod's `port` through the API server's port-forward (`pods/portforward` over
+    WebSocket, v4.channel.k8s.io), as `istioctl` reaches istiod (istio/istio pkg/kube/client.go):
+    the pod sees a local caller. Returns the answer's status and body."""
+    core = kubernetes.client.CoreV1Api(client)
+    what = what or f"port-forward to pod/{pod}:{port} in {namespace}"
+    with kube_call(cluster=cluster, step=step, what=what, endpoint=_endpoint(client)):
+        try:
+            forward = kubernetes.stream.portforward(
+                core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
+            )
+        except ApiException as e:
+            raise _handshake(e) from e
+        try:
+            conn = http.client.HTTPConnection("localhost", timeout=timeout)
+            conn.sock = forward.socket(port)  # HTTP/1.1 over the forwarded stream
+            conn.sock.settimeout(timeout)
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            return answer.status, answer.read()
+        finally:
+            forward.close()
+
+
+def _handshake(error: ApiException) -> ApiException:
+    """The handshake's own status and body, as any other API answer carries them."""
+    found = _HANDSHAKE.search(str(error.reason or ""))
+    if not found:
+        return error
+    body = str(error.reason).rsplit("-+-+- ", 1)[-1].strip()
+    if body.startswith(("b'", 'b"')):
+        body = body[2:-1]
+    answer = ApiException(status=int(found[1]), reason=found[0])
+    answer.body = body
+    return answer
 
 
 def load_balancer_addresses(service: Any) -> list[str]:

@@ -16,6 +16,7 @@ import http.client
 import re
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,10 +38,49 @@ FIELD_MANAGER = "meshwright"
 CRD_KIND = "CustomResourceDefinition"
 
 
+CONNECT_TIMEOUT = 10.0
+WATCH_MARGIN = 15.0  # a watch's read may wait this much longer than the server's own timeoutSeconds
+
+
+class BoundedClient(kubernetes.client.ApiClient):
+    """The kubernetes client with every request bounded.
+
+    The client hands `_request_timeout=None` to urllib3 on every call that does not name one, which
+    overrides any pool default and waits forever on a server that accepts and never answers. Here a
+    request without its own bound gets (CONNECT_TIMEOUT, `read`); a watch, which may idle until the
+    server's `timeoutSeconds`, gets a read bound just above that.
+    """
+
+    def __init__(self, configuration: kubernetes.client.Configuration, *, read: float) -> None:
+        super().__init__(configuration)
+        self.read_timeout = read
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        bound = _request_timeout or (CONNECT_TIMEOUT, _read_bound(url, self.read_timeout))
+        return super().call_api(method, url, header_params, body, post_params, _request_timeout=bound)
+
+
+def _read_bound(url: str, read: float) -> float:
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    if query.get("watch", [""])[0].lower() not in ("true", "1"):
+        return read
+    server = query.get("timeoutSeconds", [""])[0]
+    return (float(server) if server.isdigit() else 1800.0) + WATCH_MARGIN
+
+
 def connect(
     endpoint: str, ca_certificate: str, token: Callable[[], str], *, timeout: float = 30.0
 ) -> kubernetes.client.ApiClient:
-    """An API client for `https://<endpoint>` trusting only the cluster's CA (base64 PEM)."""
+    """An API client for `https://<endpoint>` trusting only the cluster's CA (base64 PEM), each of
+    its requests bounded (`timeout` seconds to read an answer; see BoundedClient)."""
     config = kubernetes.client.Configuration()
     config.host = f"https://{endpoint}"
     config.ssl_ca_cert = _ca_file(ca_certificate)
@@ -50,9 +90,7 @@ def connect(
         c.api_key["authorization"] = f"Bearer {token()}"
 
     config.refresh_api_key_hook = refresh  # type: ignore[assignment]
-    client = kubernetes.client.ApiClient(config)
-    client.rest_client.pool_manager.connection_pool_kw["timeout"] = timeout
-    return client
+    return BoundedClient(config, read=timeout)
 
 
 def _ca_file(ca_certificate: str) -> str:

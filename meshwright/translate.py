@@ -154,6 +154,9 @@ _TRANSIENT = (
     "etcdserver",
     "http2: client connection lost",
     "another operation (install/upgrade/rollback) is in progress",
+    # Two runs installing one release at once: the loser retries, then finds it deployed and adopts it.
+    "release: already exists",
+    "cannot re-use a name that is still in use",
 )
 
 

@@ -20,6 +20,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture
 
 from flows._futures import LocalThreadPoolTaskRunner, raise_failures, resolve, submit
+from flows._slots import mesh_slot
 from flows.provision import Preflight, preflight
 from flows.verify import verify_all
 from meshwright import dag
@@ -123,6 +124,11 @@ def up_mesh(
         force: overwrite a kubeconfig that holds another mesh's contexts.
     """
     pre = preflight(spec, kubeconfig, connection, force=force)
+    with mesh_slot(pre.mesh.name):
+        return _up(pre, force=force)
+
+
+def _up(pre: Preflight, *, force: bool) -> MeshReport:
     mesh, target = pre.mesh, pre.target
     charts = preflight_charts(mesh, target=target)
     started: Futures = {StepKey(dag.ROOT): ensure_root_ca.submit(mesh)}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from prefect import flow
 
 from flows._futures import bounded_runner, raise_failures, resolve, submit
+from flows._slots import mesh_slot
 from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import ClusterAccess, CreateResult, ProvisionReport
@@ -62,6 +63,11 @@ def provision_mesh(
         force: overwrite a kubeconfig that holds another mesh's contexts.
     """
     pre = preflight(spec, kubeconfig, connection, force=force)
+    with mesh_slot(pre.mesh.name):
+        return _provision(pre, force=force)
+
+
+def _provision(pre: Preflight, *, force: bool) -> ProvisionReport:
     mesh, target = pre.mesh, pre.target
     created, clusters = _create_and_wait(mesh, target, pre.expires)
     firewall = ensure_firewall(mesh, [c.pod_cidr for c in clusters], target=target, expires=pre.expires)

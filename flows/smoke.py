@@ -19,6 +19,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.logging.loggers import flow_run_logger
 
 from flows._futures import raise_failures
+from flows._slots import acting_for, mesh_slot
 from flows.mesh import up_mesh
 from flows.teardown import teardown_mesh
 from meshwright.clients import MeshwrightTarget
@@ -42,7 +43,8 @@ def _teardown_hook(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
     logger = flow_run_logger(flow_run, flow)
     params = flow_run.parameters
     try:
-        teardown_mesh(spec=params["spec"], wait=False, connection=params.get("connection"))
+        with acting_for(as_spec(params["spec"]).name):  # the dead run's lease may not have run out
+            teardown_mesh(spec=params["spec"], wait=False, connection=params.get("connection"))
         logger.info("teardown started after the run ended %s", state.type.value)
     except Exception as e:  # a hook must not hide the run's own state; the reaper is the backstop
         logger.error(
@@ -63,6 +65,11 @@ def mesh_smoke_test(spec: MeshSpec | str, connection: MeshwrightTarget | str | N
         connection: a MeshwrightTarget block or the name of a saved one; default: the spec's target.
     """
     mesh = as_spec(spec)
+    with mesh_slot(mesh.name):  # up and down run as its subflows, under the same slot
+        return _smoke(mesh, spec, connection)
+
+
+def _smoke(mesh: MeshSpec, spec: MeshSpec | str, connection: MeshwrightTarget | str | None) -> SmokeReport:
     stages: list[Timing] = []
     failures: dict[str, BaseException] = {}
     built: MeshReport | None = None

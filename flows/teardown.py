@@ -8,6 +8,7 @@ import time
 from prefect import flow
 
 from flows._futures import bounded_runner, raise_failures, resolve
+from flows._slots import mesh_slot
 from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import TeardownReport
@@ -35,7 +36,13 @@ def teardown_mesh(
     """
     started = time.time()
     mesh = as_spec(spec)
-    target = resolve_target(mesh.target, connection)
+    with mesh_slot(mesh.name):
+        return _teardown(mesh, resolve_target(mesh.target, connection), wait, kubeconfig, started)
+
+
+def _teardown(
+    mesh: MeshSpec, target: MeshwrightTarget, wait: bool, kubeconfig: str | None, started: float
+) -> TeardownReport:
     refs = find_mesh_clusters(target, mesh.project, mesh.name)
     deletes = {r.name: delete_cluster.submit(target, mesh.project, r.location, r.name) for r in refs}
     _, failures = resolve(deletes)

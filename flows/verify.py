@@ -6,6 +6,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows._futures import bounded_runner, raise_failures, resolve
+from flows._slots import mesh_slot
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import PermanentError
 from meshwright.models import ClusterAccess
@@ -118,9 +119,9 @@ def verify_mesh(
     """
     mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)
-    return verify_all(
-        mesh, locate_clusters(mesh, target=target), target=target, settle=settle, requests=requests
-    )
+    with mesh_slot(mesh.name):
+        found = locate_clusters(mesh, target=target)
+        return verify_all(mesh, found, target=target, settle=settle, requests=requests)
 
 
 def verify_all(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import functools
 import json
 import logging
@@ -191,6 +192,8 @@ async def ensure_release(
     """
     current = await _metadata(command, name, namespace)
     settled = current is not None and current.get("status") in _STUCK
+    if settled and current is not None:
+        _refuse_live(current, cluster=cluster, timeout=timeout)
     if settled:  # pending-*: uninstalled or rolled back (a new revision)
         settle = pyhelm3.Client(command, executable=command.executable)
         await settle.get_proceedable_revision(name, namespace=namespace, timeout=timeout)
@@ -252,6 +255,33 @@ async def manifest(command: HelmCommand, name: str, namespace: str) -> list[dict
     out = await command.run(["get", "manifest", name, "--namespace", namespace])
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return [doc for doc in yaml.load_all(out, Loader=loader) if isinstance(doc, dict) and doc.get("kind")]
+
+
+def _refuse_live(current: dict[str, Any], *, cluster: str, timeout: str) -> None:
+    """A release mid-operation for less than helm's own timeout may be another run's helm at work:
+    wait for it (a retry), never uninstall or roll back under it. Older, its helm is gone."""
+    since = _parse_time(str(current.get("deployedAt") or ""))
+    if since is not None and (dt.datetime.now(dt.UTC) - since).total_seconds() < _seconds(timeout):
+        raise e.TransientError(
+            f"release {current['name']} is {current['status']} since {current['deployedAt']}: another run's "
+            "helm may be at work on it; waiting for it",
+            cluster=cluster,
+            step=f"install_{current['name']}",
+        )
+
+
+def _parse_time(text: str) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _seconds(timeout: str) -> float:
+    """Helm's duration ("5m", "300s", "1h") in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([hms])", timeout)) or 300.0
 
 
 def _deployed(current: dict[str, Any], ref: ChartRef) -> bool:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import http.client
+import re
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes.client
+import kubernetes.stream
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -34,10 +38,49 @@ FIELD_MANAGER = "meshwright"
 CRD_KIND = "CustomResourceDefinition"
 
 
+CONNECT_TIMEOUT = 10.0
+WATCH_MARGIN = 15.0  # a watch's read may wait this much longer than the server's own timeoutSeconds
+
+
+class BoundedClient(kubernetes.client.ApiClient):
+    """The kubernetes client with every request bounded.
+
+    The client hands `_request_timeout=None` to urllib3 on every call that does not name one, which
+    overrides any pool default and waits forever on a server that accepts and never answers. Here a
+    request without its own bound gets (CONNECT_TIMEOUT, `read`); a watch, which may idle until the
+    server's `timeoutSeconds`, gets a read bound just above that.
+    """
+
+    def __init__(self, configuration: kubernetes.client.Configuration, *, read: float) -> None:
+        super().__init__(configuration)
+        self.read_timeout = read
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        bound = _request_timeout or (CONNECT_TIMEOUT, _read_bound(url, self.read_timeout))
+        return super().call_api(method, url, header_params, body, post_params, _request_timeout=bound)
+
+
+def _read_bound(url: str, read: float) -> float:
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    if query.get("watch", [""])[0].lower() not in ("true", "1"):
+        return read
+    server = query.get("timeoutSeconds", [""])[0]
+    return (float(server) if server.isdigit() else 1800.0) + WATCH_MARGIN
+
+
 def connect(
     endpoint: str, ca_certificate: str, token: Callable[[], str], *, timeout: float = 30.0
 ) -> kubernetes.client.ApiClient:
-    """An API client for `https://<endpoint>` trusting only the cluster's CA (base64 PEM)."""
+    """An API client for `https://<endpoint>` trusting only the cluster's CA (base64 PEM), each of
+    its requests bounded (`timeout` seconds to read an answer; see BoundedClient)."""
     config = kubernetes.client.Configuration()
     config.host = f"https://{endpoint}"
     config.ssl_ca_cert = _ca_file(ca_certificate)
@@ -47,9 +90,7 @@ def connect(
         c.api_key["authorization"] = f"Bearer {token()}"
 
     config.refresh_api_key_hook = refresh  # type: ignore[assignment]
-    client = kubernetes.client.ApiClient(config)
-    client.rest_client.pool_manager.connection_pool_kw["timeout"] = timeout
-    return client
+    return BoundedClient(config, read=timeout)
 
 
 def _ca_file(ca_certificate: str) -> str:
@@ -243,6 +284,59 @@ def list_or_watch(
         getattr(api(client), method)(**options, _preload_content=False).release_conn()
 
 
+# The python client reports a refused WebSocket handshake as ApiException(status=0, reason=
+# "Handshake status 403 Forbidden -+-+- {headers} -+-+- b'{body}'") (kubernetes/stream/ws_client.py).
+_HANDSHAKE = re.compile(r"Handshake status (\d{3})")
+
+
+def forward_get(
+    client: kubernetes.client.ApiClient,
+    namespace: str,
+    pod: str,
+    port: int,
+    path: str,
+    *,
+    cluster: str,
+    step: str,
+    what: str = "",
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
+    """GET `path` on a pod's `port` through the API server's port-forward (`pods/portforward` over
+    WebSocket, v4.channel.k8s.io), as `istioctl` reaches istiod (istio/istio pkg/kube/client.go):
+    the pod sees a local caller. Returns the answer's status and body."""
+    core = kubernetes.client.CoreV1Api(client)
+    what = what or f"port-forward to pod/{pod}:{port} in {namespace}"
+    with kube_call(cluster=cluster, step=step, what=what, endpoint=_endpoint(client)):
+        try:
+            forward = kubernetes.stream.portforward(
+                core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
+            )
+        except ApiException as e:
+            raise _handshake(e) from e
+        try:
+            conn = http.client.HTTPConnection("localhost", timeout=timeout)
+            conn.sock = forward.socket(port)  # HTTP/1.1 over the forwarded stream
+            conn.sock.settimeout(timeout)
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            return answer.status, answer.read()
+        finally:
+            forward.close()
+
+
+def _handshake(error: ApiException) -> ApiException:
+    """The handshake's own status and body, as any other API answer carries them."""
+    found = _HANDSHAKE.search(str(error.reason or ""))
+    if not found:
+        return error
+    body = str(error.reason).rsplit("-+-+- ", 1)[-1].strip()
+    if body.startswith(("b'", 'b"')):
+        body = body[2:-1]
+    answer = ApiException(status=int(found[1]), reason=found[0])
+    answer.body = body
+    return answer
+
+
 def load_balancer_addresses(service: Any) -> list[str]:
     """A LoadBalancer Service's addresses (IPs or hostnames), as the kubernetes client reads it."""
     status = getattr(service, "status", None)
@@ -251,10 +345,16 @@ def load_balancer_addresses(service: Any) -> list[str]:
 
 
 def _rolled_out(dep: Any) -> bool:
+    """As `kubectl rollout status` decides (kubectl pkg/polymorphichelpers/rollout_status.go): the
+    controller saw this generation, every replica is updated, no old replica is left (during a
+    rolling update the old pods still count as available), and the updated ones are available."""
     status, want = dep.status, dep.spec.replicas if dep.spec.replicas is not None else 1
     if status is None or (status.observed_generation or 0) < (dep.metadata.generation or 0):
         return False
-    return (status.updated_replicas or 0) == want and (status.available_replicas or 0) == want
+    updated = status.updated_replicas or 0
+    return (
+        updated >= want and (status.replicas or 0) <= updated and (status.available_replicas or 0) >= updated
+    )
 
 
 def delete(

@@ -58,7 +58,7 @@ class FirewallResult(BaseModel):
     name: str
     network: str
     source_ranges: list[str]
-    action: str  # created | patched | unchanged | deleted | absent
+    action: str  # created | patched | adopted (another run made it) | unchanged | deleted | absent
     timing: Timing
 
 

@@ -67,6 +67,11 @@ def resource_labels(mesh: str, user_labels: dict[str, str], *, expires: int | No
     return labels
 
 
+def slot_name(mesh: str) -> str:
+    """The Prefect global concurrency limit that lets one run at a time change or read a mesh."""
+    return f"meshwright-mesh-{mesh}"
+
+
 def artifact_key(mesh: str, kind: str = "") -> str:
     """The key of a mesh's Prefect artifact of `kind` (the cluster table without one): one key per
     mesh and kind, so the UI keeps each report's history. Prefect keys are lowercase, dashes only."""

@@ -364,10 +364,13 @@ class MeshSpec(_Model):
 # -- loading ---------------------------------------------------------------------------------
 
 
-def as_spec(spec: MeshSpec | str | Path) -> MeshSpec:
-    """The mesh spec a flow was given: a MeshSpec (from the UI's form or the CLI) as is, or a path
-    to a YAML file (read and validated, SpecInvalid listing every problem)."""
-    return spec if isinstance(spec, MeshSpec) else load_spec(spec)
+def as_spec(spec: MeshSpec | dict[str, Any] | str | Path) -> MeshSpec:
+    """The mesh spec a flow was given: a MeshSpec (from the UI's form or the CLI) as is, its fields
+    (a run's parameters as the API stores them, read back by a hook) validated, or a path to a YAML
+    file (read and validated, SpecInvalid listing every problem)."""
+    if isinstance(spec, MeshSpec):
+        return spec
+    return validate_spec(spec) if isinstance(spec, dict) else load_spec(spec)
 
 
 def load_spec(path: str | Path) -> MeshSpec:

@@ -27,6 +27,12 @@ from meshwright import errors as e
 # The REST transport prefixes messages with "POST http://host/path?query: "; the reader needs the rest.
 _REQUEST_PREFIX = re.compile(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ")
 _BUSY_MARKERS = ("is currently", "incompatible operation", "Please wait and try again")
+# Google answers a rate limit with 403 as often as with 429: reason rateLimitExceeded or
+# userRateLimitExceeded (Cloud APIs' standard error reasons), or RATE_LIMIT_EXCEEDED (ErrorInfo), or
+# "Quota exceeded for quota metric '...' and limit '... per minute ...'". They pass within a minute;
+# a quota on resources (CPUS, IN_USE_ADDRESSES) does not.
+_RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"}
+_RATE_TEXT = re.compile(r"rate limit|per minute|per 100 seconds|per second", re.IGNORECASE)
 
 
 def from_google(error: gx.GoogleAPICallError, *, cluster: str | None, step: str) -> e.MeshwrightError:
@@ -46,11 +52,20 @@ def from_google(error: gx.GoogleAPICallError, *, cluster: str | None, step: str)
         kind = e.NotFound
     elif isinstance(error, gx.Conflict):
         kind = e.Conflict
+    elif isinstance(error, gx.Forbidden) and _rate_limited(error, message):
+        kind = e.TransientError
     elif isinstance(error, gx.Forbidden | gx.Unauthorized):
         kind = e.QuotaExceeded if "quota" in message.lower() else e.PermissionDenied
     else:
         kind = e.InvalidRequest
     return kind(message, cluster=cluster, step=step)
+
+
+def _rate_limited(error: gx.GoogleAPICallError, message: str) -> bool:
+    reasons = {getattr(error, "reason", None)} | {
+        item.get("reason") for item in getattr(error, "errors", None) or [] if isinstance(item, dict)
+    }
+    return bool(reasons & _RATE_REASONS) or bool(_RATE_TEXT.search(message))
 
 
 def from_kube(
@@ -139,6 +154,9 @@ _TRANSIENT = (
     "etcdserver",
     "http2: client connection lost",
     "another operation (install/upgrade/rollback) is in progress",
+    # Two runs installing one release at once: the loser retries, then finds it deployed and adopts it.
+    "release: already exists",
+    "cannot re-use a name that is still in use",
 )
 
 

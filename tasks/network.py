@@ -14,7 +14,7 @@ from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 
 from meshwright import clients, naming
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import NotFound, PermanentError
+from meshwright.errors import Conflict, NotFound, PermanentError
 from meshwright.models import FirewallResult
 from meshwright.spec import MeshSpec
 from meshwright.status import get_firewall
@@ -91,6 +91,15 @@ def _converge(
     return "created" if current is None else "patched"
 
 
+def _ensure_rule(
+    spec: MeshSpec, pod_cidrs: list[str], *, target: MeshwrightTarget, expires: int | None
+) -> tuple[str, compute_v1.Firewall]:
+    """Look, then insert or patch; what was done and the rule as it should be."""
+    current = get_firewall(target, spec.project, naming.firewall_name(spec.name), step="ensure_firewall")
+    want = desired_rule(spec, pod_cidrs, expires=_kept_expiry(spec, current, expires))
+    return _converge(clients.cloud(target), spec.project, current, want), want
+
+
 @task(persist_result=True, cache_policy=(INPUTS - "expires") + TASK_SOURCE + RUN_ID, **RETRYING)
 def ensure_firewall(
     spec: MeshSpec, pod_cidrs: list[str], *, target: MeshwrightTarget, expires: int | None
@@ -104,9 +113,11 @@ def ensure_firewall(
         expires: unix time for the reaper, when the spec has a ttl.
     """
     clock, log = Clock("ensure_firewall"), get_run_logger()
-    current = get_firewall(target, spec.project, naming.firewall_name(spec.name), step="ensure_firewall")
-    want = desired_rule(spec, pod_cidrs, expires=_kept_expiry(spec, current, expires))
-    action = _converge(clients.cloud(target), spec.project, current, want)
+    try:
+        action, want = _ensure_rule(spec, pod_cidrs, target=target, expires=expires)
+    except Conflict:  # another run inserted it between our look and our insert: adopt what it made
+        action, want = _ensure_rule(spec, pod_cidrs, target=target, expires=expires)
+        action = "adopted" if action == "unchanged" else action
     log.info("firewall rule %s %s (sources %s)", want.name, action, ", ".join(want.source_ranges))
     return FirewallResult(
         name=want.name,

@@ -1,8 +1,8 @@
 """Observing a mesh's control plane, cluster by cluster, for the pure checks in meshwright.verify
 (control plane) and meshwright.traffic (Bookinfo's traffic).
 
-Each observation is read with the user's credentials. A primary's clusterz is read through the API
-server's service proxy; a remote cluster it does not see as synced gets a diagnosis: its remote
+Each observation is read with the user's credentials. A primary's clusterz is read as istioctl reads
+it, through a port-forward to each istiod revision's pod; a remote cluster it does not see as synced gets a diagnosis: its remote
 secret is read and its kubeconfig tried within the same task, and only the diagnosis (a short
 reason, never the token) comes out. Results are not persisted.
 
@@ -29,13 +29,12 @@ from typing import Any
 import kubernetes.client
 import urllib3.exceptions
 import yaml
-from kubernetes.client.exceptions import ApiException
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from meshwright import bookinfo, clients, kube, naming, pki
 from meshwright.clients import Cloud, MeshwrightTarget
-from meshwright.errors import MeshwrightError, PermissionDenied, Unreachable, is_transient
+from meshwright.errors import MeshwrightError, PermanentError, PermissionDenied, Unreachable, is_transient
 from meshwright.kube import load_balancer_addresses, read_or_none
 from meshwright.models import ClusterAccess, Timing
 from meshwright.remote_secrets import INFORMED, pairs
@@ -48,8 +47,11 @@ from tasks.common import RETRYING
 
 STEP = "verify"
 SETTLE_SECONDS = 60.0
-ISTIOD_MONITORING = "istiod:15014"
-CLUSTERZ = "debug/clusterz"
+ISTIOD_SELECTOR = "app=istiod"
+REVISION_LABEL = "istio.io/rev"
+MONITORING_PORT = 15014
+CLUSTERZ = "/debug/clusterz"
+PORTFORWARD_NEEDS = "reading istiod's clusterz needs `create` on `pods/portforward` in istio-system"
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, **RETRYING)
@@ -66,13 +68,47 @@ def locate_clusters(spec: MeshSpec, *, target: MeshwrightTarget) -> dict[str, Cl
     return found
 
 
-def read_clusterz(core: kubernetes.client.CoreV1Api) -> dict[str, str]:
-    """istiod's `/debug/clusterz` through the service proxy, as cluster id -> syncStatus."""
-    response = core.connect_get_namespaced_service_proxy_with_path(
-        ISTIOD_MONITORING, naming.ISTIO_NAMESPACE, CLUSTERZ, _preload_content=False
-    )
-    entries = json.loads(response.data or b"[]")  # type: ignore[attr-defined]  # raw urllib3 response
-    return {str(e.get("id")): str(e.get("syncStatus")) for e in entries if isinstance(e, dict)}
+def istiod_pods(core: kubernetes.client.CoreV1Api) -> list[str]:
+    """One ready istiod pod per revision that runs (label `istio.io/rev`), as istioctl picks one."""
+    pods = core.list_namespaced_pod(naming.ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR).items
+    chosen: dict[str, str] = {}
+    for pod in pods:
+        if pod.metadata and pod.metadata.name and _ready(pod):
+            revision = (pod.metadata.labels or {}).get(REVISION_LABEL, "default")
+            chosen.setdefault(revision, str(pod.metadata.name))
+    return [chosen[revision] for revision in sorted(chosen)]
+
+
+def _ready(pod: Any) -> bool:
+    conditions = (pod.status.conditions if pod.status else None) or []
+    running = bool(pod.status and pod.status.phase == "Running")
+    return running and any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def read_clusterz(client: kubernetes.client.ApiClient, access: ClusterAccess) -> dict[str, str]:
+    """istiod's `/debug/clusterz` of every revision, read as `istioctl remote-clusters` reads it:
+    through a port-forward to its pod, where istiod answers its debug endpoints (a call through the
+    API server's service proxy arrives without the caller's credentials and gets 401: istio/istio
+    pilot/pkg/xds/debug.go, allowAuthenticatedOrLocalhost). Cluster id -> syncStatus; where two
+    revisions disagree, the one that is not synced counts."""
+    with kube_call(cluster=access.name, step=STEP, what="istiod pods", endpoint=access.endpoint):
+        pods = istiod_pods(kubernetes.client.CoreV1Api(client))
+    if not pods:
+        raise PermanentError("no ready istiod pod in istio-system", cluster=access.name, step=STEP)
+    found: dict[str, str] = {}
+    for pod in pods:
+        what = f"istiod's {CLUSTERZ} (port-forward to pod/{pod}:{MONITORING_PORT})"
+        status, body = kube.forward_get(
+            client, naming.ISTIO_NAMESPACE, pod, MONITORING_PORT, CLUSTERZ,
+            cluster=access.name, step=STEP, what=what,
+        )  # fmt: skip
+        if status != 200:
+            said = " ".join(body.decode(errors="replace").split())[:200]
+            raise PermanentError(f"{what}: HTTP {status}: {said}", cluster=access.name, step=STEP)
+        for entry in json.loads(body or b"[]"):
+            if isinstance(entry, dict) and found.get(str(entry.get("id"))) in (None, SYNCED):
+                found[str(entry.get("id"))] = str(entry.get("syncStatus"))
+    return found
 
 
 def root_fingerprint(core: kubernetes.client.CoreV1Api) -> str | None:
@@ -194,9 +230,14 @@ def _observe_primary(
     try:
         while True:
             try:
-                seen.clusterz = read_clusterz(core)
-            except ApiException as e:
-                seen.clusterz_error = _proxy_error(e)
+                seen.clusterz = read_clusterz(client, access)
+            except PermissionDenied as e:
+                seen.clusterz_error = f"{e.message}; {PORTFORWARD_NEEDS}"
+                return
+            except MeshwrightError as e:
+                if is_transient(e):
+                    raise
+                seen.clusterz_error = e.message
                 return
             lagging = [s for s in expected if seen.clusterz.get(s) != SYNCED]
             for s in lagging:
@@ -225,15 +266,6 @@ def _observing(
         into.error = e.message
     finally:
         client.close()
-
-
-def _proxy_error(e: ApiException) -> str:
-    body = (e.body or b"").decode() if isinstance(e.body, bytes) else str(e.body or "")
-    with contextlib.suppress(ValueError, AttributeError):
-        body = json.loads(body).get("message", body)
-    return (
-        f"HTTP {e.status} from the service proxy to {ISTIOD_MONITORING}: {' '.join(str(body).split())[:200]}"
-    )
 
 
 @task(

@@ -26,6 +26,18 @@ from meshwright.translate import from_google, from_kube
         (gx.BadRequest("Invalid value for field 'cluster.name'"), e.InvalidRequest),
         (gx.Forbidden("Permission 'container.clusters.create' denied"), e.PermissionDenied),
         (gx.Forbidden("Quota 'CPUS' exceeded. Limit: 24.0 in region us-central1."), e.QuotaExceeded),
+        (
+            gx.Forbidden(
+                "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service "
+                "'compute.googleapis.com' for consumer 'project_number:1'."
+            ),
+            e.TransientError,
+        ),
+        (gx.Forbidden("Rate Limit Exceeded", errors=[{"reason": "rateLimitExceeded"}]), e.TransientError),
+        (
+            gx.Forbidden("User Rate Limit Exceeded", errors=[{"reason": "userRateLimitExceeded"}]),
+            e.TransientError,
+        ),
         (gx.NotFound("gone"), e.NotFound),
         (gx.Conflict("exists"), e.Conflict),
     ],

@@ -91,6 +91,13 @@ ConnectionOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+QueueOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="When another run holds the mesh, queue a new run behind it (default: follow that run).",
+    ),
+]
 KubeconfigOpt = Annotated[Path | None, typer.Option(help="Where to write the kubeconfig.")]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Overwrite a kubeconfig that holds another mesh's contexts.")
@@ -132,11 +139,19 @@ def _check_kubeconfig(spec: MeshSpec, path: Path | None, *, force: bool) -> Path
 
 
 def _run(
-    flow: str, model: type[Result], mesh: MeshSpec, spec: Path, *, hint: str = "", **params: Any
+    flow: str,
+    model: type[Result],
+    mesh: MeshSpec,
+    spec: Path,
+    *,
+    hint: str = "",
+    queue: bool = False,
+    **params: Any,
 ) -> Result | None:
     """Run `flow`'s served deployment, stream its logs to stderr, return its result as `model`; on
     failure one `error:` paragraph (and the hint) and its exit code (1, or 130 when cancelled with
-    Ctrl-C)."""
+    Ctrl-C). One run per mesh: when another run of the mesh is in flight, follow that one to its end
+    and exit with its state instead, unless `queue` (then the new run waits for the mesh)."""
     from meshwright.cli import runs, server
 
     root = server.home()
@@ -144,11 +159,17 @@ def _run(
         api = server.api(root)
         server.ensure_runner(root, api, PROJECT)
         with runs.connect(api.url) as client:
-            spec_param = runs.spec_parameter(client, f"{flow}/{server.RUNNER_DEPLOYMENT}", mesh, spec)
-            run = runs.create_run(
-                client, f"{flow}/{server.RUNNER_DEPLOYMENT}", {"spec": spec_param, **params}
-            )
-            typer.echo(f"flow run {run['name']}: {api.ui}/runs/flow-run/{run['id']}", err=True)
+            held = None if queue else runs.in_flight(client, mesh.name, server.RUNNER_DEPLOYMENT)
+            run = held or _start(client, flow, mesh, spec, params)
+            link = f"{api.ui}/runs/flow-run/{run['id']}"
+            if held is None:
+                typer.echo(f"flow run {run['name']}: {link}", err=True)
+            else:
+                typer.echo(
+                    f"mesh {mesh.name} is held by flow run {run['name']} ({run['flow_name']}): {link}; "
+                    "following it to its end (--wait queues a new run behind it instead)",
+                    err=True,
+                )
             outcome = runs.follow(client, run["id"], echo=lambda line: typer.echo(line, err=True))
     except MeshwrightError as e:
         fail(e)
@@ -160,7 +181,20 @@ def _run(
     if outcome.exit_code:
         code = EXIT_INVALID if "SpecInvalid" in outcome.message else EXIT_FAILED
         fail(f"{outcome.problem}{hint}", code=code)
+    if held is not None and held["flow_name"] != flow:
+        typer.echo(
+            f"{flow}: the run followed was {held['flow_name']}; run the command again for its own", err=True
+        )
+        return None
     return _read_result(flow, model, outcome.result)
+
+
+def _start(client: Any, flow: str, mesh: MeshSpec, spec: Path, params: dict[str, Any]) -> dict[str, Any]:
+    from meshwright.cli import runs, server
+
+    deployment = f"{flow}/{server.RUNNER_DEPLOYMENT}"
+    spec_param = runs.spec_parameter(client, deployment, mesh, spec)
+    return runs.create_run(client, deployment, {"spec": spec_param, **params})
 
 
 def _read_result(flow: str, model: type[Result], result: Any) -> Result | None:
@@ -190,6 +224,7 @@ def up(
     state: StateOpt = None,
     force: ForceOpt = False,
     connection: ConnectionOpt = None,
+    queue: QueueOpt = False,
 ) -> None:
     """Build the mesh of SPEC: clusters in parallel, firewall, kubeconfig, shared root CA, Istio on
     every cluster (and what else `up_mesh` composes: remote secrets, Bookinfo, verification).
@@ -203,6 +238,7 @@ def up(
         state: the sandbox's state directory (sandbox target only).
         force: overwrite a kubeconfig that meshwright did not write for this mesh.
         connection: the name of a saved MeshwrightTarget block to build with.
+        queue: when another run holds the mesh, queue behind it instead of following it.
     """
     from meshwright.models import MeshReport
 
@@ -218,7 +254,7 @@ def up(
         "connection": _connection(mesh, state, connection),
         "force": force,
     }
-    report = _run("up-mesh", MeshReport, mesh, spec, hint=hint, **params)
+    report = _run("up-mesh", MeshReport, mesh, spec, hint=hint, queue=queue, **params)
     if as_json:
         _echo_json(report)
     elif report is not None:
@@ -227,7 +263,11 @@ def up(
 
 @app.command()
 def verify(
-    spec: SpecArg, as_json: JsonOpt = False, state: StateOpt = None, connection: ConnectionOpt = None
+    spec: SpecArg,
+    as_json: JsonOpt = False,
+    state: StateOpt = None,
+    connection: ConnectionOpt = None,
+    queue: QueueOpt = False,
 ) -> None:
     """Check the control plane of SPEC's mesh as it exists now; exit 1 with one line per problem.
 
@@ -236,11 +276,13 @@ def verify(
         as_json: print the report as JSON.
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
+        queue: when another run holds the mesh, queue behind it instead of following it.
     """
     from meshwright.verify import VerifyReport
 
     mesh = read_spec(spec)
-    report = _run("verify-mesh", VerifyReport, mesh, spec, connection=_connection(mesh, state, connection))
+    where = _connection(mesh, state, connection)
+    report = _run("verify-mesh", VerifyReport, mesh, spec, queue=queue, connection=where)
     if as_json:
         _echo_json(report)
     elif report is not None:
@@ -249,7 +291,11 @@ def verify(
 
 @app.command("test")
 def smoke_test(
-    spec: SpecArg, as_json: JsonOpt = False, state: StateOpt = None, connection: ConnectionOpt = None
+    spec: SpecArg,
+    as_json: JsonOpt = False,
+    state: StateOpt = None,
+    connection: ConnectionOpt = None,
+    queue: QueueOpt = False,
 ) -> None:
     """The ephemeral mesh test: up, verify, down as one run; teardown always runs, and the run
     fails when the verification does (after the teardown).
@@ -259,11 +305,13 @@ def smoke_test(
         as_json: print the result as JSON.
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
+        queue: when another run holds the mesh, queue behind it instead of following it.
     """
     from meshwright.models import SmokeReport
 
     mesh = read_spec(spec)
-    report = _run("mesh-smoke-test", SmokeReport, mesh, spec, connection=_connection(mesh, state, connection))
+    where = _connection(mesh, state, connection)
+    report = _run("mesh-smoke-test", SmokeReport, mesh, spec, queue=queue, connection=where)
     if as_json:
         _echo_json(report)
     elif report is not None:
@@ -279,6 +327,7 @@ def down(
     ] = None,
     state: StateOpt = None,
     connection: ConnectionOpt = None,
+    queue: QueueOpt = False,
 ) -> None:
     """Delete every cluster labelled with the mesh of SPEC, and its firewall rule.
 
@@ -288,6 +337,7 @@ def down(
         kubeconfig: the kubeconfig `up` wrote, removed at the end if it is this mesh's.
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
+        queue: when another run holds the mesh, queue behind it instead of following it.
     """
     from meshwright.models import TeardownReport
 
@@ -298,7 +348,7 @@ def down(
         "kubeconfig": str(where),
         "connection": _connection(mesh, state, connection),
     }
-    report = _run("teardown-mesh", TeardownReport, mesh, spec, **params)
+    report = _run("teardown-mesh", TeardownReport, mesh, spec, queue=queue, **params)
     if report is not None:
         typer.echo(render.teardown(report))
 

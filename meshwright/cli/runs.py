@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
-from meshwright.errors import PermanentError
-from meshwright.spec import MeshSpec
+from meshwright.errors import MeshwrightError, PermanentError
+from meshwright.spec import MeshSpec, load_spec
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 POLL_SECONDS = 0.1
@@ -161,6 +161,37 @@ def create_run(client: httpx.Client, deployment: str, parameters: dict[str, Any]
         f"/deployments/{_json(found)['id']}/create_flow_run", json={"parameters": parameters}
     )
     return dict(_json(created))
+
+
+ACTIVE = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING")
+
+
+def in_flight(client: httpx.Client, mesh: str, deployment: str) -> dict[str, Any] | None:
+    """The oldest run of a served deployment (named `deployment`) that is about `mesh` and has not
+    ended: it holds the mesh's slot, or will (flows/_slots.py). Its `flow_name` is filled in."""
+    body = {
+        "flow_runs": {"state": {"type": {"any_": list(ACTIVE)}}},
+        "deployments": {"name": {"any_": [deployment]}},
+        "sort": "EXPECTED_START_TIME_ASC",
+        "limit": 200,
+    }
+    for run in _json(client.post("/flow_runs/filter", json=body)):
+        if _mesh_of((run.get("parameters") or {}).get("spec")) == mesh:
+            run["flow_name"] = _json(client.get(f"/flows/{run['flow_id']}")).get("name", "")
+            return dict(run)
+    return None
+
+
+def _mesh_of(spec: Any) -> str | None:
+    """The mesh a run's `spec` parameter names: the spec itself, or the path of its file."""
+    if isinstance(spec, dict):
+        return str(spec.get("name") or "") or None
+    if isinstance(spec, str):
+        try:
+            return load_spec(spec).name
+        except MeshwrightError:
+            return None
+    return None
 
 
 def spec_parameter(client: httpx.Client, deployment: str, mesh: MeshSpec, path: Path) -> Any:

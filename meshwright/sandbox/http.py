@@ -1,7 +1,8 @@
 """Minimal HTTP/1.1 plumbing shared by the GCP and Kubernetes emulators (stdlib only).
 
-Handlers get a `Request` and return a `Response`; a response may stream (watch). Thread per
-connection from a bounded pool, keep-alive, chunked encoding for streams and request bodies.
+Handlers get a `Request` and return a `Response`; a response may stream (watch) or take the
+connection over after `101 Switching Protocols` (a WebSocket: port-forward). Thread per connection
+from a bounded pool, keep-alive, chunked encoding for streams and request bodies.
 
 Anything on the machine can reach a sandbox port, so this layer refuses what a real front end
 refuses before a handler sees it: a bad or oversized body, a slow or idle client. Every request
@@ -79,6 +80,7 @@ class Response:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     stream: Iterator[bytes] | None = None
+    takeover: Takeover | None = None  # with status 101: what runs on the connection afterwards
 
     def encoded(self) -> bytes:
         if self.body is None:
@@ -87,6 +89,9 @@ class Response:
             return self.body
         return json.dumps(self.body, separators=(",", ":")).encode()
 
+
+Takeover = Callable[[io.BufferedIOBase, Any], None]
+"""Speaks the upgraded protocol on the connection's reader and writer; the connection closes when it returns."""
 
 Handler = Callable[[Request], Response]
 
@@ -200,6 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
                 left -= len(chunk)
 
     def _send(self, response: Response) -> None:
+        if response.status == 101 and response.takeover is not None:
+            self._switch(response, response.takeover)
+            return
         self.send_response(response.status)
         for key, value in {"Content-Type": "application/json", **response.headers}.items():
             self.send_header(key, value)
@@ -212,6 +220,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
+
+    def _switch(self, response: Response, takeover: Takeover) -> None:
+        """101, then the connection belongs to the upgraded protocol until it returns; never reused."""
+        self.close_connection = True
+        self.send_response(101)
+        for key, value in response.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            takeover(self.rfile, self.wfile)
+        except (OSError, ValueError):  # the client left, timed out, or the server is stopping
+            pass
+        except Exception:  # a bug of ours ends this connection, never the server
+            log.exception("upgraded connection failed")
 
     def _send_stream(self, chunks: Iterator[bytes]) -> None:
         self.send_header("Transfer-Encoding", "chunked")

@@ -27,7 +27,7 @@ from meshwright.sandbox.gcp.models import ClusterRecord
 from meshwright.sandbox.gcp.routes import ROUTES
 from meshwright.sandbox.http import GOOGLE_MAX_BODY, Request, Response, Router, Server
 from meshwright.sandbox.kube.fleet import Fleet
-from meshwright.sandbox.mesh import clusterz, serve
+from meshwright.sandbox.mesh import clusterz, forward, serve
 from meshwright.sandbox.settings import Latency, Layout
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,11 @@ class World:
         self.lock = threading.RLock()
         stored = load_state(self.layout.gcp)
         self.fleet = Fleet(self.layout, latency=self.latency, faults=self.faults, lock=self.lock)
-        self.fleet.service_proxy = clusterz.for_fleet(self.fleet)  # istiod's debug endpoints (issue 11)
+        monitoring = clusterz.for_fleet(
+            self.fleet
+        )  # istiod's 15014: /metrics to all, /debug/* to local callers
+        self.fleet.service_proxy = monitoring
+        self.fleet.port_forward = forward.beside(monitoring)  # the local caller (issue 19)
         self.gke = Gke(
             stored.get("gke"),
             latency=self.latency,

@@ -48,7 +48,7 @@ def test_fault_at_verification_fails_the_run_after_teardown_leaving_nothing(
 ) -> None:
     spec = tmp_path / "mesh.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
-    sandbox.faults.replace([FaultRule(api="kube", cluster="central", path="/proxy/", status=503)])
+    sandbox.faults.replace([FaultRule(api="kube", cluster="central", path="/portforward", status=503)])
     with pytest.raises(MeshwrightError, match="clusterz") as failed:
         mesh_smoke_test(spec=str(spec), connection=target)
     assert world_counts(sandbox) == ([], [])

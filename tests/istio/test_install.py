@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import kubernetes.client
+import kubernetes.watch
 import pytest
 import yaml
 from prefect.logging import disable_run_logger
@@ -16,6 +19,7 @@ from prefect.logging import disable_run_logger
 from meshwright import clients
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import InvalidRequest, OperationFailed
+from meshwright.kube import connect
 from meshwright.models import ChartRef, ClusterAccess
 from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec, Target
@@ -150,6 +154,88 @@ def test_the_remote_points_at_its_primarys_gateway_and_runs_no_istiod(
     webhook = get(target, west, "webhook", "istio-sidecar-injector")
     assert {w.client_config.service.path for w in webhook.webhooks} == {"/inject/cluster/west/net/default"}
     assert get(target, west, "serviceaccount", "istio-reader-service-account", namespace=NS)
+
+
+def _as_reader(target: MeshwrightTarget, access: ClusterAccess) -> kubernetes.client.ApiClient:
+    """A client with a fresh token of the reader account, as a remote secret would carry."""
+    request = {"spec": {"expirationSeconds": 3600}}
+    core = kubernetes.client.CoreV1Api(api(target, access))
+    token = str(
+        core.create_namespaced_service_account_token("istio-reader-service-account", NS, request).status.token
+    )
+    return connect(access.endpoint, access.ca_certificate, lambda: token)
+
+
+def _status(call: Callable[[], Any]) -> int:
+    try:
+        call()
+    except kubernetes.client.ApiException as e:
+        return int(e.status)
+    return 200
+
+
+def _informer_lists(reader: kubernetes.client.ApiClient) -> dict[str, Callable[[], Any]]:
+    """What istiod's informers list and watch in a cluster it reads through a remote secret."""
+    core, custom = kubernetes.client.CoreV1Api(reader), kubernetes.client.CustomObjectsApi(reader)
+    slices = kubernetes.client.DiscoveryV1Api(reader).list_endpoint_slice_for_all_namespaces
+    return {
+        "namespaces": core.list_namespace,
+        "pods": core.list_pod_for_all_namespaces,
+        "services": core.list_service_for_all_namespaces,
+        "nodes": core.list_node,
+        "secrets": core.list_secret_for_all_namespaces,
+        "configmaps": core.list_config_map_for_all_namespaces,
+        "endpointslices": slices,
+        "crds": kubernetes.client.ApiextensionsV1Api(reader).list_custom_resource_definition,
+        "replicasets": kubernetes.client.AppsV1Api(reader).list_replica_set_for_all_namespaces,
+        "serviceentries": lambda: custom.list_cluster_custom_object(
+            "networking.istio.io", "v1", "serviceentries"
+        ),
+        "peerauthentications": lambda: custom.list_cluster_custom_object(
+            "security.istio.io", "v1", "peerauthentications"
+        ),
+        "watch namespaces": lambda: list(
+            kubernetes.watch.Watch().stream(core.list_namespace, timeout_seconds=1)
+        ),
+    }
+
+
+def _writes(reader: kubernetes.client.ApiClient) -> dict[str, Callable[[], Any]]:
+    """Writes no reader profile grants."""
+    core, apps = kubernetes.client.CoreV1Api(reader), kubernetes.client.AppsV1Api(reader)
+    return {
+        "create secret": lambda: core.create_namespaced_secret(NS, {"metadata": {"name": "x"}}),
+        "patch service": lambda: core.patch_namespaced_service(
+            "istiod", NS, {"metadata": {"labels": {"a": "b"}}}
+        ),
+        "delete namespace": lambda: core.delete_namespace("default"),
+        "create pod": lambda: core.create_namespaced_pod(NS, {"metadata": {"name": "p"}}),
+        "scale istiod": lambda: apps.patch_namespaced_deployment_scale(
+            "istiod", NS, {"spec": {"replicas": 3}}
+        ),
+    }
+
+
+def test_the_reader_token_lists_what_istiods_informers_need_and_writes_only_what_its_profile_allows(
+    installed: tuple[MeshSpec, dict[str, ClusterAccess], str], shared_target: MeshwrightTarget
+) -> None:
+    """The bundled charts' RBAC, enforced: central's reader (primary profile) only reads; west's (remote
+    profile) also writes the configmaps and webhook configs its primary's istiod manages."""
+    _, clusters, _ = installed
+    for name, access in clusters.items():
+        reader = _as_reader(shared_target, access)
+        lists = {what: _status(call) for what, call in _informer_lists(reader).items()}
+        assert lists == dict.fromkeys(lists, 200), name
+        writes = _writes(reader)
+        assert {what: _status(call) for what, call in writes.items()} == dict.fromkeys(writes, 403), name
+    configmap = {"metadata": {"name": "written-by-the-reader"}}
+    central, west = clusters["central"], clusters["west"]
+    as_central = kubernetes.client.CoreV1Api(_as_reader(shared_target, central))
+    assert _status(lambda: as_central.create_namespaced_config_map(NS, configmap)) == 403
+    as_west = kubernetes.client.CoreV1Api(_as_reader(shared_target, west))
+    assert _status(lambda: as_west.create_namespaced_config_map(NS, configmap)) == 200
+    webhooks = kubernetes.client.AdmissionregistrationV1Api(as_west.api_client)
+    assert _status(lambda: webhooks.list_mutating_webhook_configuration()) == 200
 
 
 def _west(target: MeshwrightTarget) -> tuple[MeshSpec, ClusterAccess]:

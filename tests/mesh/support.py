@@ -15,6 +15,21 @@ from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec, validate_spec
 
 NS = "istio-system"
+READ = ["get", "list", "watch"]
+READER_RULES = [  # the read rules of Istio's istio-reader-clusterrole (istio-discovery/templates)
+    {
+        "apiGroups": ["config.istio.io", "security.istio.io", "networking.istio.io", "telemetry.istio.io"],
+        "resources": ["*"],
+        "verbs": READ,
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["endpoints", "pods", "services", "nodes", "namespaces", "secrets", "configmaps"],
+        "verbs": READ,
+    },
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ},
+    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": READ},
+]
 ISTIOD_LABELS = {"app": "istiod", "istio": "pilot"}
 EASTWEST_LABELS = {"app": "istio-eastwestgateway", "istio": "eastwestgateway"}
 
@@ -48,6 +63,7 @@ def install_istio_objects(
     api = core(target, access)
     api.create_namespace({"metadata": {"name": NS}})
     api.create_namespaced_service_account(NS, {"metadata": {"name": "istio-reader-service-account"}})
+    grant_reader(target, access)
     set_root(target, access, root)
     if primary:
         create_istiod(target, access)
@@ -152,3 +168,17 @@ def istiod_ready(target: MeshwrightTarget, access: ClusterAccess) -> bool:
 def sandbox_id(world: World, name: str) -> str:
     """The sandbox's own id of a cluster (what the fleet keys its API servers by)."""
     return next(cid for cid, running in world.fleet.running_apis.items() if running.name == name)
+
+
+def grant_reader(target: MeshwrightTarget, access: ClusterAccess) -> None:
+    """The reader's ClusterRole and ClusterRoleBinding, as the istiod chart renders them (RBAC is enforced)."""
+    rbac = kubernetes.client.RbacAuthorizationV1Api(kube(target, access))
+    name = f"istio-reader-clusterrole-{NS}"
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": READER_RULES})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "istio-reader-service-account", "namespace": NS}],
+        }
+    )

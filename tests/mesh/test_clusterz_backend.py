@@ -1,4 +1,5 @@
-"""The clusterz backend over the fleet's object stores, and the real HTTPS probe, without the service proxy."""
+"""istiod's 15014 over the fleet's object stores (the service-proxy backend: a remote caller; the port-forward
+backend: a local one), and the real HTTPS probe, without the API server in between."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from meshwright.clients import MeshwrightTarget
 from meshwright.models import ClusterAccess
 from meshwright.sandbox.http import Request
-from meshwright.sandbox.mesh import probe
+from meshwright.sandbox.mesh import forward, probe
 from meshwright.sandbox.mesh.clusterz import ClusterzProxy, for_fleet
 from meshwright.sandbox.mesh.istiod import IstiodModel, RemoteConfig
 from meshwright.sandbox.world import World
@@ -20,6 +21,19 @@ from tests.mesh.support import NS, core, sandbox_id
 
 def get(path: str = "/debug/clusterz", query: dict[str, str] | None = None, method: str = "GET") -> Request:
     return Request(method=method, path=path, query=query or {}, headers={}, body=b"")
+
+
+def local(backend: ClusterzProxy, sandbox: World, cluster: str, path: str) -> tuple[int, bytes]:
+    """GET `path` as a caller on istiod's loopback (what a port-forward is): status and body."""
+    cid = sandbox_id(sandbox, cluster)
+    pods = sandbox.fleet.running_apis[cid].cluster.store.list("/pods", NS)
+    pod = next(p["metadata"]["name"] for p in pods if p["metadata"]["labels"].get("app") == "istiod")
+    stream = forward.beside(backend)(cid, NS, pod, 15014)
+    assert stream is not None
+    raw = stream.feed(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+    assert stream.closed
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
 
 
 class Clock:
@@ -48,22 +62,37 @@ def test_clusterz_lists_the_config_cluster_then_each_remote(
 ) -> None:
     exchange_remote_secret.fn(clusters["west"], clusters["central"], target=target)
     backend = for_fleet(sandbox.fleet)
-    answer = backend(sandbox_id(sandbox, "central"), NS, "istiod:15014", "/debug/clusterz", get())
-    assert answer is not None
-    assert answer.status == 200
-    assert answer.headers["Content-Type"] == "application/json"
-    assert json.loads(answer.body) == [
+    status, body = local(backend, sandbox, "central", "/debug/clusterz")
+    assert status == 200
+    assert json.loads(body) == [
         {"id": "central", "secretName": "", "syncStatus": "synced"},
         {"id": "west", "secretName": "istio-system/istio-remote-secret-west", "syncStatus": "synced"},
     ]
-    by_name = backend(sandbox_id(sandbox, "central"), NS, "istiod:http-monitoring", "debug/clusterz", get())
-    assert by_name is not None
-    assert json.loads(by_name.body) == json.loads(answer.body)
-    pretty = backend(
-        sandbox_id(sandbox, "central"), NS, "istiod:15014", "/debug/clusterz", get(query={"pretty": ""})
-    )
-    assert pretty is not None
-    assert b'\n    {\n        "id": "central"' in pretty.body
+    _, pretty = local(backend, sandbox, "central", "/debug/clusterz?pretty")
+    assert b'\n    {\n        "id": "central"' in pretty
+
+
+def test_through_the_service_proxy_debug_is_401_and_metrics_carry_the_sync_gauge(
+    sandbox: World, target: MeshwrightTarget, clusters: dict[str, ClusterAccess]
+) -> None:
+    exchange_remote_secret.fn(clusters["west"], clusters["central"], target=target)
+    backend, central = for_fleet(sandbox.fleet), sandbox_id(sandbox, "central")
+    for service in ("istiod:15014", "istiod:http-monitoring"):
+        refused = backend(central, NS, service, "/debug/clusterz", get())
+        assert refused is not None
+        assert (refused.status, refused.body) == (401, b"")
+    metrics = backend(central, NS, "istiod:15014", "metrics", get("metrics"))
+    assert metrics is not None
+    assert metrics.status == 200
+    assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    lines = metrics.body.decode().splitlines()
+    gauge = "istiod_remote_cluster_sync_status"
+    assert [line for line in lines if line.startswith(gauge + "{")] == [
+        f'{gauge}{{cluster="west",cluster_type="remote",status="{s}"}} {int(s == "synced")}'
+        for s in ("closed", "synced", "syncing", "timeout")
+    ]
+    assert 'istiod_managed_clusters{cluster_type="remote"} 1' in lines
+    assert local(backend, sandbox, "central", "/metrics")[1] == metrics.body
 
 
 def test_only_istiod_monitoring_port_is_served(
@@ -106,12 +135,11 @@ def test_broken_remote_goes_from_syncing_to_timeout(
     clock = Clock()
     model = IstiodModel(probe.probe, clock=clock, cache_seconds=0.0)
     backend = ClusterzProxy(for_fleet(sandbox.fleet).lookup, model)
-    central = sandbox_id(sandbox, "central")
 
     def west_status() -> str:
-        answer = backend(central, NS, "istiod:15014", "/debug/clusterz", get())
-        assert answer is not None
-        return {e["id"]: e["syncStatus"] for e in json.loads(answer.body)}["west"]
+        status, body = local(backend, sandbox, "central", "/debug/clusterz")
+        assert status == 200
+        return {e["id"]: e["syncStatus"] for e in json.loads(body)}["west"]
 
     assert west_status() == "syncing"
     clock.now += 30.0  # PILOT_REMOTE_CLUSTER_TIMEOUT of the test istiod

@@ -118,6 +118,23 @@ def test_a_token_that_does_not_authenticate_is_refused_before_anything_is_stored
     ]
 
 
+def test_a_reader_without_its_binding_is_refused_with_the_servers_403_before_anything_is_stored(
+    target: MeshwrightTarget, clusters: dict[str, ClusterAccess]
+) -> None:
+    west, central = clusters["west"], clusters["central"]
+    rbac = kubernetes.client.RbacAuthorizationV1Api(core(target, west).api_client)
+    rbac.delete_cluster_role_binding(f"istio-reader-clusterrole-{NS}")
+    with pytest.raises(PermanentError) as error:
+        exchange_remote_secret.fn(west, central, target=target)
+    assert (
+        'namespaces is forbidden: User "system:serviceaccount:istio-system:istio-reader-service-account" '
+        'cannot list resource "namespaces" in API group "" at the cluster scope'
+    ) in str(error.value)
+    assert "istio-remote-secret-west" not in [
+        s.metadata.name for s in core(target, central).list_namespaced_secret(NS).items
+    ]
+
+
 def test_pairs_sharing_a_source_run_in_parallel_and_share_its_token(
     target: MeshwrightTarget, clusters: dict[str, ClusterAccess]
 ) -> None:

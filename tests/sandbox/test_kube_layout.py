@@ -14,7 +14,7 @@ import pytest
 KUBE = "meshwright.sandbox.kube"
 KUBE_DIR = Path(__file__).resolve().parents[2] / "meshwright" / "sandbox" / "kube"
 # The groups, lowest first: a module may import its own group and the groups before it, never one
-# after. `root` is the package's shared vocabulary (registry, status: the errors, auth); `fleet` is
+# after. `root` is the package's shared vocabulary (registry, status: the errors, auth, rbac); `fleet` is
 # a root module too, but the last one: it assembles one API server per cluster from all the others,
 # and is what the rest of the sandbox imports.
 ORDER = ("root", "schema", "store", "controllers", "http", "fleet")

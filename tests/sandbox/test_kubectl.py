@@ -148,6 +148,20 @@ def test_token_of_another_cluster_is_refused(
     west = running_cluster(gke, "west")
     west_core = kubernetes.client.CoreV1Api(kube_client(world, west))
     west_core.create_namespaced_service_account("default", {"metadata": {"name": "r"}})
+    west_rbac = kubernetes.client.RbacAuthorizationV1Api(west_core.api_client)
+    west_rbac.create_cluster_role(
+        {
+            "metadata": {"name": "ns-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]}],
+        }
+    )
+    west_rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": "r-reads-namespaces"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ns-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "r", "namespace": "default"}],
+        }
+    )
     token = west_core.create_namespaced_service_account_token(
         "r", "default", {"spec": {"expirationSeconds": 3600}}
     ).status.token
@@ -156,7 +170,9 @@ def test_token_of_another_cluster_is_refused(
     for user in config["users"]:
         user["user"]["token"] = token
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
-    assert kubectl("get", "ns", check=False).returncode != 0
+    refused = kubectl("get", "ns", check=False)
+    assert refused.returncode != 0
+    assert "You must be logged in to the server" in refused.stderr  # 401, not 403
     west_ok = subprocess.run(
         ["kubectl", "--context", "west", "get", "ns", "-o", "name"],
         capture_output=True,
@@ -220,3 +236,46 @@ def test_get_watch_prints_table_rows(kubectl: Kubectl, tmp_path: Path) -> None:
     rows = [line.split() for line in (header + rest).splitlines()]
     assert rows[0] == ["NAME", "STATUS", "AGE"]
     assert ["watched", "Active"] in [row[:2] for row in rows]
+
+
+RBAC_MANIFESTS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: team}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader, namespace: team}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: app-reads-pods, namespace: team}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
+subjects: [{kind: ServiceAccount, name: app, namespace: team}]
+"""
+
+
+def test_kubectl_as_a_service_account_is_held_to_its_role(kubectl: Kubectl, tmp_path: Path) -> None:
+    run = kubectl
+    run("apply", "-f", "-", stdin=RBAC_MANIFESTS)
+    token = run("create", "token", "app", "-n", "team").stdout.strip()
+    config = yaml.safe_load((tmp_path / "kubeconfig").read_text())
+    for user in config["users"]:
+        user["user"]["token"] = token
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    assert "No resources found" in run("get", "pods", "-n", "team").stderr
+    # kubectl's self review goes as protobuf; the answer is the authorizer's.
+    assert run("auth", "can-i", "list", "pods", "-n", "team").stdout.strip() == "yes"
+    assert run("auth", "can-i", "delete", "pods", "-n", "team", check=False).stdout.strip() == "no"
+    assert run("auth", "can-i", "list", "pods", "-n", "default", check=False).stdout.strip() == "no"
+    refused = run("get", "secrets", "-n", "istio-system", check=False)
+    assert refused.returncode != 0
+    assert (
+        'Error from server (Forbidden): secrets is forbidden: User "system:serviceaccount:team:app" '
+        'cannot list resource "secrets" in API group "" in the namespace "istio-system"'
+    ) in refused.stderr

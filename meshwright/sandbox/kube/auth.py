@@ -1,7 +1,11 @@
 """Bearer tokens: the sandbox operator's, and service-account tokens a cluster signs itself.
 
 A service-account token is `header.payload.signature` (HMAC-SHA256 with the cluster's own key),
-so a token of one cluster is worthless on another. RBAC is not enforced.
+so a token of one cluster is worthless on another. A valid token names a user (`authenticate`): the
+operator's is `sandbox-operator` in `system:masters`, the cluster's admin as on any cluster made with
+admin credentials; a service account's is `system:serviceaccount:<ns>:<name>` in the groups the
+real service-account authenticator gives it (k8s.io/apiserver `serviceaccount.UserInfo`). What a user
+may do is `rbac.py`'s to decide.
 """
 
 from __future__ import annotations
@@ -13,9 +17,19 @@ import json
 import time
 from typing import Any
 
+from meshwright.sandbox.kube.rbac import User
+
+OPERATOR = User("sandbox-operator", ("system:masters", "system:authenticated"))
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def service_account_user(namespace: str, name: str) -> User:
+    groups = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated")
+    return User(f"system:serviceaccount:{namespace}:{name}", groups)
 
 
 def _unb64(text: str) -> bytes:
@@ -69,3 +83,18 @@ class TokenAuthority:
         if claims.get("iss") != self.issuer or claims.get("exp", float("inf")) < time.time():
             return None
         return claims
+
+    def authenticate(self, token: str) -> User | None:
+        """The user a valid token names, or None."""
+        claims = self.verify(token)
+        if claims is None:
+            return None
+        if not claims:
+            return OPERATOR
+        account = claims.get("kubernetes.io") or {}
+        namespace = account.get("namespace") if isinstance(account, dict) else None
+        sa = account.get("serviceaccount") if isinstance(account, dict) else None
+        name = sa.get("name") if isinstance(sa, dict) else None
+        if not isinstance(namespace, str) or not isinstance(name, str):
+            return None
+        return service_account_user(namespace, name)

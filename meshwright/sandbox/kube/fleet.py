@@ -29,7 +29,8 @@ from meshwright.sandbox.http import KUBE_MAX_BODY, Request, Response, Server, fr
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.controllers import bootstrap, nodes
 from meshwright.sandbox.kube.controllers.controllers import Controllers
-from meshwright.sandbox.kube.http.api import ClusterApi, ServiceProxy, refusal
+from meshwright.sandbox.kube.http.api import ClusterApi, PortForward, ServiceProxy, refusal
+from meshwright.sandbox.kube.http.portforward import PortStream
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.store.crud import ClusterState
 from meshwright.sandbox.settings import Latency, Layout
@@ -112,6 +113,8 @@ def loopback_pool(layout: Layout) -> ipaddress.IPv4Network:
 
 ProxyBackend = Callable[[str, str, str, str, Request], "Response | None"]
 """(cluster_id, namespace, "name[:port]", path, request) -> an answer, or None when nothing backs the service."""
+ForwardBackend = Callable[[str, str, str, int], "PortStream | None"]
+"""(cluster_id, namespace, pod, port) -> a connection to what listens on the pod's port, or None when nothing does."""
 
 
 class Fleet:
@@ -119,6 +122,8 @@ class Fleet:
 
     `service_proxy` is where an emulated workload plugs in: the API's `services/{name}:{port}/proxy/...`
     calls it, and answers 503 "no endpoints available" while it is None or returns None.
+    `port_forward` is the same for `pods/{name}/portforward`: while it is None or returns None, the
+    forward fails on the error channel as it does when nothing listens on the pod's port.
     """
 
     def __init__(self, layout: Layout, *, latency: Latency, faults: Faults, lock: threading.RLock) -> None:
@@ -126,6 +131,7 @@ class Fleet:
         self.token = operator_token(layout)
         self.running_apis: dict[str, Running] = {}
         self.service_proxy: ProxyBackend | None = None
+        self.port_forward: ForwardBackend | None = None
         self.pod_admission: PodAdmissionHook | None = None
         self.lb_pool = loopback_pool(layout)
         self._lb_reserved: set[str] = set()
@@ -177,7 +183,12 @@ class Fleet:
         authority = self._authority(cid, cluster)
         controllers = self._controllers(state, authority, ca, cluster)
         api = ClusterApi(
-            state, authority=authority, faults=self.faults, latency=self.latency, proxy=self._proxy_for(cid)
+            state,
+            authority=authority,
+            faults=self.faults,
+            latency=self.latency,
+            proxy=self._proxy_for(cid),
+            forward=self._forward_for(cid),
         )
         server = self._serve(port, api, ca, cid)
         self.running_apis[cid] = Running(cluster["name"], state, api, controllers, server)
@@ -234,6 +245,15 @@ class Fleet:
             return None if backend is None else backend(cid, namespace, service, path, r)
 
         return call
+
+    def _forward_for(self, cid: str) -> PortForward:
+        """The cluster's view of `port_forward`, read at each connection."""
+
+        def connect(namespace: str, pod: str, port: int) -> PortStream | None:
+            backend = self.port_forward
+            return None if backend is None else backend(cid, namespace, pod, port)
+
+        return connect
 
     def _serve(self, port: int, api: ClusterApi, ca: KeyPair, cid: str) -> Server:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -66,7 +66,7 @@ BUILTIN: tuple[ResourceType, ...] = (
     _t("v1", "ServiceAccount", "serviceaccounts", True, "sa", sub=("token",), status=False),
     _t("v1", "Service", "services", True, "svc", sub=("proxy",), all_category=True),
     _t("v1", "Endpoints", "endpoints", True, "ep", status=False),
-    _t("v1", "Pod", "pods", True, "po", all_category=True),
+    _t("v1", "Pod", "pods", True, "po", sub=("portforward",), all_category=True),
     _t("v1", "Node", "nodes", False, "no"),
     _t("v1", "Event", "events", True, "ev", status=False),
     _t("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, "pvc"),

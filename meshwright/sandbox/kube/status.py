@@ -45,7 +45,7 @@ def status_body(
         "reason": reason,
         "code": code,
     }
-    if details:
+    if details is not None:  # NewForbidden for a URL path sends empty details: {}
         body["details"] = details
     return body
 

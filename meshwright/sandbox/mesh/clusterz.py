@@ -1,24 +1,27 @@
-"""istiod's monitoring port (15014) behind the Kubernetes API's service proxy: `/debug/clusterz`.
+"""istiod's monitoring port (15014) behind the Kubernetes API's service proxy, as a remote caller sees it.
 
 The fleet calls a service-proxy backend as `(cluster_id, namespace, "name:port", path, request)`;
 this one answers for a Service whose selector picks a ready istiod Deployment and whose port leads
-to 15014, from the `IstiodModel`. Anything else is not ours: None, and the API server says that no
-endpoint backs the Service, as a real one does when nothing listens.
+to 15014. Anything else is not ours: None, and the API server says that no endpoint backs the
+Service, as a real one does when nothing listens.
+
+The API server does not pass the caller's credentials on, so istiod sees a caller that is neither
+local nor authenticated: `/debug/*` is 401, `/metrics` is served (see `monitoring.py`). A local
+caller reaches the same port through `pods/portforward` (`forward.py`).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from meshwright.sandbox.http import Request, Response
 from meshwright.sandbox.mesh import probe
+from meshwright.sandbox.mesh.http1 import HttpRequest
 from meshwright.sandbox.mesh.istiod import ClusterObjects, Istiod, IstiodModel, istiods
+from meshwright.sandbox.mesh.monitoring import PORT, Monitoring
 
-log = logging.getLogger(__name__)
-MONITORING_PORT = 15014
+MONITORING_PORT = PORT
 Lookup = Callable[[str], ClusterObjects | None]
 
 
@@ -44,11 +47,12 @@ def _backing(service: dict[str, Any], candidates: list[Istiod]) -> Istiod | None
 
 
 class ClusterzProxy:
-    """The service-proxy backend that serves the emulated istiods' debug endpoints."""
+    """The service-proxy backend for the emulated istiods' monitoring port (a remote, unauthenticated caller)."""
 
     def __init__(self, lookup: Lookup, model: IstiodModel | None = None) -> None:
         self.lookup = lookup
         self.model = model or IstiodModel(probe.probe)
+        self.monitoring = Monitoring(self.model)
 
     def __call__(
         self, cluster_id: str, namespace: str, service: str, path: str, request: Request
@@ -63,18 +67,14 @@ class ClusterzProxy:
         istiod = _backing(svc, istiods(objects) if namespace == "istio-system" else [])
         if istiod is None:
             return None
-        if request.method != "GET":
-            return Response(405, b"Method Not Allowed\n", {"Content-Type": "text/plain; charset=utf-8"})
-        if path.strip("/") != "debug/clusterz":
-            return Response(404, b"404 page not found\n", {"Content-Type": "text/plain; charset=utf-8"})
-        entries = self.model.clusterz(cluster_id, objects, istiod)
-        for cid, reason in self.model.reasons(cluster_id, istiod).items():
-            log.info(
-                "istiod %s in %s: remote cluster %s not synced: %s", istiod.name, cluster_id, cid, reason
-            )
-        pretty = "pretty" in request.query
-        body = json.dumps(entries, indent=4 if pretty else None, separators=None if pretty else (",", ":"))
-        return Response(200, body.encode(), {"Content-Type": "application/json"})
+        asked = HttpRequest(
+            request.method, "/" + path.lstrip("/"), request.query, request.headers, request.body
+        )
+        answer = self.monitoring.answer(
+            asked, cluster=cluster_id, objects=objects, istiod=istiod, local=False
+        )
+        headers = answer.headers or {"Content-Type": "text/plain; charset=utf-8"}
+        return Response(answer.status, answer.body, headers)
 
 
 def for_fleet(fleet: Any) -> ClusterzProxy:

@@ -1,7 +1,12 @@
 """What every new cluster holds before anyone writes: system namespaces and the bootstrap RBAC roles.
 
-RBAC is not enforced in the sandbox, but code that reads or binds `cluster-admin`, `admin`, `edit` or
-`view` finds them, as on a real cluster (kube-apiserver's bootstrappolicy).
+From kube-apiserver's bootstrap policy (kubernetes/kubernetes
+`plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`, `clusterRoles` and
+`clusterRoleBindings`): `cluster-admin` for `system:masters`; `system:discovery` and
+`system:basic-user` for every authenticated user; `system:public-info-viewer` for everyone. RBAC is
+enforced (`rbac.py`), so these bindings are what lets a service account read `/api`, `/version` and
+`/openapi/*` and review its own access. `admin`, `edit` and `view` are there to be bound; the real
+ones are aggregated, these carry their (smaller) rules directly.
 """
 
 from __future__ import annotations
@@ -80,6 +85,21 @@ def cluster_roles() -> list[dict[str, Any]]:
         _role("view", _rules(READ, secrets=False), "view"),
         _role("system:discovery", discovery),
         _role(
+            "system:basic-user",
+            [
+                {
+                    "apiGroups": ["authorization.k8s.io"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    "verbs": ["create"],
+                },
+                {
+                    "apiGroups": ["authentication.k8s.io"],
+                    "resources": ["selfsubjectreviews"],
+                    "verbs": ["create"],
+                },
+            ],
+        ),
+        _role(
             "system:public-info-viewer",
             [
                 {
@@ -92,11 +112,18 @@ def cluster_roles() -> list[dict[str, Any]]:
 
 
 def cluster_role_bindings() -> list[dict[str, Any]]:
-    def binding(name: str, group: str) -> dict[str, Any]:
+    def binding(name: str, *groups: str) -> dict[str, Any]:
         return {
             "metadata": {"name": name, "labels": DEFAULTS_LABEL, "annotations": AUTOUPDATE},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group} for group in groups
+            ],
         }
 
-    return [binding("cluster-admin", "system:masters"), binding("system:discovery", "system:authenticated")]
+    return [
+        binding("cluster-admin", "system:masters"),
+        binding("system:discovery", "system:authenticated"),
+        binding("system:basic-user", "system:authenticated"),
+        binding("system:public-info-viewer", "system:authenticated", "system:unauthenticated"),
+    ]

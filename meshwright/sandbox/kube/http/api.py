@@ -1,4 +1,8 @@
-"""HTTP face of one cluster's API: paths to verbs, bearer auth, faults, watch streams, tables.
+"""HTTP face of one cluster's API: paths to verbs, bearer auth, RBAC, faults, watch streams, tables.
+
+As on the real server, a request is authenticated (401), then authorized (403, `rbac.py` on the
+attributes `requestinfo.py` reads off the URL), and only then routed: a user who may not list a
+resource learns nothing about whether it exists.
 
 Paths are percent-decoded before they are split, as the real API server (Go's `URL.Path`) does, so
 `services/istiod%3A15014/proxy/...` and `services/istiod:15014/proxy/...` are the same request.
@@ -10,18 +14,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
 from meshwright.sandbox import clock
 from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.http import Request, Response
-from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.http import discovery, tables
+from meshwright.sandbox.kube import rbac
+from meshwright.sandbox.kube.auth import ANONYMOUS, TokenAuthority
+from meshwright.sandbox.kube.http import discovery, portforward, reviews, tables
+from meshwright.sandbox.kube.http.requestinfo import request_info
 from meshwright.sandbox.kube.http.requests import (
     NOT_FOUND,
-    access_review,
     bearer_token,
     group_version,
     int_field,
@@ -34,12 +39,15 @@ from meshwright.sandbox.kube.http.watch import Watch, WatchFilter
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.status import KubeError, bad_request, not_found, status_body
 from meshwright.sandbox.kube.store.crud import ClusterState
+from meshwright.sandbox.kube.store.policy import StoredPolicy
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)
 PUBLIC = {"/version", "/healthz", "/livez", "/readyz"}
 ServiceProxy = Callable[[str, str, str, Request], "Response | None"]
 """(namespace, "name[:port]", path, request) -> the backend's answer, or None when nothing backs it."""
+PortForward = Callable[[str, str, int], "portforward.PortStream | None"]
+"""(namespace, pod, port) -> a connection to what listens there, or None when nothing does."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,17 @@ def refusal(status: int, message: str) -> Response:
     return Response(status, KubeError(status, message).body())
 
 
+# Pod subresources a client connects to with a WebSocket upgrade (a GET, so `get`): the API server
+# also asks for `create` on them (KEP-4006 compound authorization, kubernetes/kubernetes#134577,
+# feature gate AuthorizePodWebsocketUpgradeCreatePermission, on by default since 1.35).
+CONNECT_SUBRESOURCES = ("exec", "attach", "portforward")
+
+
+def _connect_create(attrs: rbac.Attributes) -> tuple[rbac.Attributes, ...]:
+    connect = attrs.resource == "pods" and attrs.subresource in CONNECT_SUBRESOURCES and attrs.verb == "get"
+    return (replace(attrs, verb="create"),) if connect else ()
+
+
 class ClusterApi:
     def __init__(
         self,
@@ -77,9 +96,10 @@ class ClusterApi:
         faults: Faults,
         latency: Latency,
         proxy: ServiceProxy | None = None,
+        forward: PortForward | None = None,
     ) -> None:
         self.state, self.authority, self.faults, self.latency = state, authority, faults, latency
-        self.proxy = proxy
+        self.proxy, self.forward = proxy, forward
         self.watches = Watch(state)
 
     @property
@@ -97,9 +117,10 @@ class ClusterApi:
         try:
             if effect.status is not None:
                 raise KubeError(effect.status, effect.message or "injected fault")
-            if not self._authenticated(r):
-                raise KubeError(401, "Unauthorized")
-            return self._route(r, unquote(r.path).rstrip("/") or "/")
+            path = unquote(r.path)
+            user = self._authenticated(r)
+            self._authorize(user, request_info(r.method, path, r.query))
+            return self._route(r, path.rstrip("/") or "/", user)
         except KubeError as e:
             return Response(e.code, e.body())
         except Exception as e:  # a bug of ours must still answer like an API server, not drop the line
@@ -108,17 +129,35 @@ class ClusterApi:
                 500, status_body(500, f"internal error: {type(e).__name__}", reason="InternalError")
             )
 
-    def _authenticated(self, r: Request) -> bool:
-        """Valid credentials, or none at all on the paths anonymous users may read."""
+    def _authenticated(self, r: Request) -> rbac.User:
+        """The user of valid credentials; anonymous only on the paths anonymous users may read."""
         auth = r.headers.get("authorization")
         if auth is None:
-            return (r.path.rstrip("/") or "/") in PUBLIC
+            if (r.path.rstrip("/") or "/") in PUBLIC:
+                return ANONYMOUS
+            raise KubeError(401, "Unauthorized")
         token = bearer_token(auth)
-        return token is not None and self.authority.verify(token) is not None
+        user = self.authority.authenticate(token) if token is not None else None
+        if user is None:
+            raise KubeError(401, "Unauthorized")
+        return user
+
+    def _authorize(self, user: rbac.User, attrs: rbac.Attributes) -> None:
+        for asked in (attrs, *_connect_create(attrs)):
+            decision = self.decide(user, asked)
+            if not decision.allowed:
+                raise rbac.forbidden(asked, user, decision.reason)
+
+    def decide(self, user: rbac.User, attrs: rbac.Attributes) -> rbac.Decision:
+        """What RBAC says, reading only the bindings that name the user."""
+        policy = StoredPolicy(
+            self.state, where=lambda b: rbac.applies_to(user, b, b["metadata"].get("namespace", ""))
+        )
+        return rbac.authorize(attrs, user, policy)
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _route(self, r: Request, path: str) -> Response:
+    def _route(self, r: Request, path: str, user: rbac.User) -> Response:
         if path == "/version":
             return Response(200, discovery.VERSION)
         if path in ("/healthz", "/livez", "/readyz"):
@@ -136,7 +175,7 @@ class ClusterApi:
         group, version, rest = group_version(parts)
         if not rest:
             return self._resource_list(group, version)
-        return self._resource(r, self._resource_path(group, version, rest))
+        return self._resource(r, self._resource_path(group, version, rest), user)
 
     def _resource_list(self, group: str, version: str) -> Response:
         served = self.state.registry.groups()
@@ -178,7 +217,9 @@ class ClusterApi:
             raise KubeError(404, NOT_FOUND)
         return ResourcePath(rt, namespace, name, sub)
 
-    def _resource(self, r: Request, path: ResourcePath) -> Response:
+    def _resource(self, r: Request, path: ResourcePath, user: rbac.User) -> Response:
+        if path.name is None and r.method == "POST" and path.rt.kind in reviews.KINDS:
+            return Response(201, self._review(path.rt, r, user))
         if path.name is None:
             verbs = COLLECTION_VERBS
         elif path.subresource in SUBRESOURCE_VERBS:
@@ -204,10 +245,6 @@ class ClusterApi:
         return Response(200, listed)
 
     def _create(self, r: Request, path: ResourcePath) -> Response:
-        if path.rt.kind == "TokenReview":
-            return Response(201, self._token_review(object_body(r)))
-        if path.rt.kind in ("SubjectAccessReview", "SelfSubjectAccessReview"):
-            return Response(201, access_review(path.rt, r))
         opts = options(r)
         created = self.state.create(
             path.rt,
@@ -272,28 +309,10 @@ class ClusterApi:
         )
         return Response(201, _token_request_body(path, spec, seconds, token, expires))
 
-    def _token_review(self, body: dict[str, Any]) -> dict[str, Any]:
-        given = body.get("spec")
-        spec: dict[str, Any] = given if isinstance(given, dict) else {}
-        token = spec.get("token")
-        token = token if isinstance(token, str) else ""
-        claims = self.authority.verify(token)
-        status: dict[str, Any] = {"authenticated": claims is not None}
-        if claims:
-            groups = ["system:serviceaccounts", "system:authenticated"]
-            status["user"] = {"username": claims["sub"], "groups": groups}
-        elif claims == {}:
-            status["user"] = {
-                "username": "sandbox-operator",
-                "groups": ["system:masters", "system:authenticated"],
-            }
-        return {
-            "kind": "TokenReview",
-            "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {},
-            "spec": spec,
-            "status": status,
-        }
+    def _review(self, rt: ResourceType, r: Request, user: rbac.User) -> dict[str, Any]:
+        if rt.kind == "TokenReview":
+            return reviews.token_review(object_body(r), self.authority)
+        return reviews.access_review(rt, reviews.review_body(r), requester=user, decide=self.decide)
 
     def _scale(self, r: Request, path: ResourcePath) -> Response:
         assert path.name is not None
@@ -321,6 +340,20 @@ class ClusterApi:
             raise KubeError(503, f'no endpoints available for service "{service}"')
         return answer
 
+    def _port_forward(self, r: Request, path: ResourcePath) -> Response:
+        """`pods/{name}/portforward`: a WebSocket whose channels reach the pod's ports (see portforward.py)."""
+        if path.rt.kind != "Pod" or path.name is None or path.namespace is None or path.sub != "portforward":
+            raise KubeError(404, NOT_FOUND)
+        if r.method not in ("GET", "POST"):
+            raise KubeError(405, f"{r.method} is not supported on here")
+        pod = self.state.get(path.rt, path.namespace, path.name)
+        namespace, forward = path.namespace, self.forward
+
+        def connect(name: str, port: int) -> portforward.PortStream | None:
+            return None if forward is None else forward(namespace, name, port)
+
+        return portforward.upgrade(r, pod=pod, forward=connect)
+
     def _call_proxy(self, namespace: str, target: str, forwarded: str, r: Request) -> Response | None:
         if self.proxy is None:
             return None
@@ -346,6 +379,7 @@ SUBRESOURCE_VERBS: dict[str, Callable[[ClusterApi, Request, ResourcePath], Respo
     "token": ClusterApi._token_request,
     "scale": ClusterApi._scale,
     "proxy": ClusterApi._service_proxy,
+    "portforward": ClusterApi._port_forward,
 }
 
 

@@ -31,8 +31,24 @@ def wants_aggregated(accept: str) -> bool:
 REVIEWS = {"TokenReview", "SubjectAccessReview", "SelfSubjectAccessReview"}
 
 
+SUBRESOURCE_KINDS = {"scale": "Scale", "token": "TokenRequest", "portforward": "PodPortForwardOptions"}
+SUBRESOURCE_VERBS = {
+    "token": ["create"],
+    "proxy": ["create", "delete", "get", "patch", "update"],
+    "portforward": ["create", "get"],  # a connect verb: GET or POST with an upgrade
+}
+
+
 def _verbs(rt: ResourceType) -> list[str]:
     return ["create"] if rt.kind in REVIEWS else list(VERBS)
+
+
+def _sub_kind(rt: ResourceType, sub: str) -> str:
+    return SUBRESOURCE_KINDS.get(sub, rt.kind)
+
+
+def _sub_verbs(sub: str) -> list[str]:
+    return SUBRESOURCE_VERBS.get(sub, ["get", "patch", "update"])
 
 
 def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any]:
@@ -52,17 +68,13 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
             }
         )
         for sub in rt.subresources:
-            kind = {"scale": "Scale", "token": "TokenRequest"}.get(sub, rt.kind)
-            verbs = {"token": ["create"], "proxy": ["create", "delete", "get", "patch", "update"]}.get(
-                sub, ["get", "patch", "update"]
-            )
             resources.append(
                 {
                     "name": f"{rt.plural}/{sub}",
                     "singularName": "",
                     "namespaced": rt.namespaced,
-                    "kind": kind,
-                    "verbs": verbs,
+                    "kind": _sub_kind(rt, sub),
+                    "verbs": _sub_verbs(sub),
                 }
             )
     gv = f"{group}/{version}" if group else version
@@ -138,14 +150,7 @@ def _aggregated_version(registry: Registry, group: str, version: str) -> dict[st
             entry["categories"] = list(rt.categories)
         if rt.subresources:
             entry["subresources"] = [
-                {
-                    "subresource": s,
-                    "responseKind": {
-                        **gvk,
-                        "kind": {"scale": "Scale", "token": "TokenRequest"}.get(s, rt.kind),
-                    },
-                    "verbs": ["get", "patch", "update"],
-                }
+                {"subresource": s, "responseKind": {**gvk, "kind": _sub_kind(rt, s)}, "verbs": _sub_verbs(s)}
                 for s in rt.subresources
             ]
         resources.append(entry)

@@ -1,7 +1,7 @@
 """Just enough of Kubernetes' protobuf encoding for `kubectl create <generator>` requests.
 
 kubectl's typed generators (create namespace|secret|configmap|serviceaccount|token|deployment|
-service) POST `k8s\\0` + runtime.Unknown, and do not fall back to JSON on a 415. Field numbers
+service) and `kubectl auth can-i` (a SelfSubjectAccessReview) POST `k8s\\0` + runtime.Unknown, and do not fall back to JSON on a 415. Field numbers
 were read off kubectl's own requests. Unset (empty) fields are dropped, as JSON's omitempty does.
 """
 
@@ -48,6 +48,24 @@ SERVICE_PORT: Schema = {
     5: ("nodePort", "i"),
 }
 
+RESOURCE_ATTRIBUTES: Schema = {
+    1: ("namespace", "s"),
+    2: ("verb", "s"),
+    3: ("group", "s"),
+    4: ("version", "s"),
+    5: ("resource", "s"),
+    6: ("subresource", "s"),
+    7: ("name", "s"),
+}
+NON_RESOURCE_ATTRIBUTES: Schema = {1: ("path", "s"), 2: ("verb", "s")}
+ACCESS_REVIEW_SPEC: Schema = {  # SubjectAccessReviewSpec; the self review's spec is its first two fields
+    1: ("resourceAttributes", RESOURCE_ATTRIBUTES),
+    2: ("nonResourceAttributes", NON_RESOURCE_ATTRIBUTES),
+    3: ("user", "s"),
+    4: ("groups", ("r", "s")),
+    6: ("uid", "s"),
+}
+
 KINDS: dict[str, Schema] = {
     "Namespace": {1: ("metadata", META), 2: ("spec", {1: ("finalizers", ("r", "s"))})},
     "Secret": {
@@ -67,6 +85,8 @@ KINDS: dict[str, Schema] = {
         1: ("metadata", META),
         2: ("spec", {1: ("audiences", ("r", "s")), 4: ("expirationSeconds", "i")}),
     },
+    "SelfSubjectAccessReview": {1: ("metadata", META), 2: ("spec", ACCESS_REVIEW_SPEC)},
+    "SubjectAccessReview": {1: ("metadata", META), 2: ("spec", ACCESS_REVIEW_SPEC)},
     "Deployment": {
         1: ("metadata", META),
         2: (

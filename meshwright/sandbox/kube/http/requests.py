@@ -12,7 +12,6 @@ import yaml
 
 from meshwright.sandbox.http import Request
 from meshwright.sandbox.kube.http import protobuf
-from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.status import KubeError, bad_request
 from meshwright.sandbox.kube.store.crud import WriteOptions
 
@@ -63,27 +62,6 @@ def int_field(spec: dict[str, Any], name: str, default: int, *, kind: str) -> in
             f"{type(value).__name__} into Go struct field {kind}Spec.spec.{name} of type int64"
         )
     return value
-
-
-def lenient_body(r: Request) -> dict[str, Any]:
-    """kubectl sends reviews as protobuf; their answer does not depend on the body."""
-    try:
-        body = r.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def access_review(rt: ResourceType, r: Request) -> dict[str, Any]:
-    """RBAC is not enforced in the sandbox, and says so: everything is allowed."""
-    spec = lenient_body(r).get("spec")
-    return {
-        "kind": rt.kind,
-        "apiVersion": rt.api_version,
-        "metadata": {},
-        "spec": spec if isinstance(spec, dict) else {},
-        "status": {"allowed": True, "reason": "the meshwright sandbox does not enforce RBAC"},
-    }
 
 
 def manager_from_agent(agent: str) -> str:

@@ -1,0 +1,57 @@
+"""One run per mesh: every flow that changes or reads a mesh holds its slot.
+
+The slot is a Prefect global concurrency limit `mesh-<name>` of 1, so a second run of the same mesh
+(CLI, UI Run, Retry, schedule) waits for the first, on whatever worker it runs, while two meshes
+never wait for each other. The slot is held with a lease that the holder renews; a run whose
+process died stops renewing, and its slot is free again after LEASE_SECONDS. A flow that runs
+another as a subflow (the smoke test's up and down) holds the slot for both: the subflow, in the same
+thread, sees that its run already holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
+
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists
+
+from meshwright import naming
+
+LEASE_SECONDS = 60.0
+_HELD: ContextVar[frozenset[str]] = ContextVar("meshwright_held_mesh_slots", default=frozenset())
+
+
+@contextmanager
+def mesh_slot(mesh: str) -> Iterator[None]:
+    """Hold the mesh's slot for the body; wait while another run holds it."""
+    name = naming.slot_name(mesh)
+    if name in _HELD.get():  # a subflow of the run that holds it
+        yield
+        return
+    _ensure_limit(name)
+    with concurrency(name, occupy=1, lease_duration=LEASE_SECONDS, strict=True):
+        held = _HELD.set(_HELD.get() | {name})
+        try:
+            yield
+        finally:
+            _HELD.reset(held)
+
+
+@contextmanager
+def acting_for(mesh: str) -> Iterator[None]:
+    """For a run's hooks, after its process was cancelled or died: they act for the run that held
+    the slot (a crashed run's lease has not run out yet), so they do not wait for it."""
+    held = _HELD.set(_HELD.get() | {naming.slot_name(mesh)})
+    try:
+        yield
+    finally:
+        _HELD.reset(held)
+
+
+def _ensure_limit(name: str) -> None:
+    """The limit exists with 1 slot (created on first use; two first runs may both try)."""
+    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
+        client.upsert_global_concurrency_limit_by_name(name, 1)

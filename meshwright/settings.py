@@ -22,8 +22,14 @@ class Settings(BaseSettings):
     api_concurrency: int = Field(
         default=4, ge=1, description="GKE/Compute calls in flight at once from one process"
     )
+    retries: int = Field(
+        default=8, ge=0, description="tries after the first of a step that failed for a transient reason"
+    )
     retry_backoff: float = Field(
         default=2.0, ge=0, description="seconds; retry waits grow from it exponentially"
+    )
+    retry_max_delay: float = Field(
+        default=60.0, ge=0, description="seconds; no wait between two tries is longer"
     )
     home: Path = Field(
         default=Path(".meshwright"),

@@ -15,17 +15,18 @@ from meshwright.errors import is_transient
 from meshwright.models import Timing
 from meshwright.settings import settings
 
-RETRIES = 5
 JITTER = 0.5
 
 
 def retry_delays(retries: int) -> list[float]:
-    """Exponential backoff; the factor (seconds) is the `retry_backoff` setting, default 2.
+    """Exponential backoff from `retry_backoff` (2 s), each wait at most `retry_max_delay` (60 s):
+    with the default 8 retries, 2+4+8+16+32+60+60+60 s, about four minutes, as long as GKE may keep
+    a new cluster RECONCILING or its control plane away during a resize or an upgrade.
 
-    Prefect expands this when a task is defined, so the setting is read when `tasks` is imported.
+    Prefect expands this when a task is defined, so the settings are read when `tasks` is imported.
     """
     delays: list[float] = exponential_backoff(backoff_factor=settings().retry_backoff)(retries)
-    return delays
+    return [min(d, settings().retry_max_delay) for d in delays]
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -38,7 +39,7 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 RETRYING: dict[str, Any] = {
-    "retries": RETRIES,
+    "retries": settings().retries,
     "retry_delay_seconds": retry_delays,
     "retry_jitter_factor": JITTER,
     "retry_condition_fn": retry_if_transient,

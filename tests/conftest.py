@@ -7,6 +7,7 @@ import os
 
 # Retries keep their count and shape, without real-world waits.
 os.environ.setdefault("MESHWRIGHT_RETRY_BACKOFF", "0.05")
+os.environ.setdefault("MESHWRIGHT_RETRY_MAX_DELAY", "0.2")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 

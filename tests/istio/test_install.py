@@ -18,7 +18,7 @@ from prefect.logging import disable_run_logger
 
 from meshwright import clients
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import InvalidRequest, OperationFailed
+from meshwright.errors import InvalidRequest, OperationFailed, TransientError
 from meshwright.kube import connect
 from meshwright.models import ChartRef, ClusterAccess
 from meshwright.sandbox.world import World
@@ -266,13 +266,18 @@ def test_a_rerun_makes_no_revision_and_a_changed_value_upgrades_only_its_release
     assert releases["istiod"]["chart"] == "istiod-1.30.3"
 
 
-def _mark_release(target: MeshwrightTarget, access: ClusterAccess, name: str, status: str) -> None:
-    """What an interrupted helm leaves: the release record's status stuck mid-operation."""
+def _mark_release(
+    target: MeshwrightTarget, access: ClusterAccess, name: str, status: str, *, since: str | None = None
+) -> None:
+    """What an interrupted helm leaves: the release record's status stuck mid-operation (since
+    `since`: helm's last_deployed, which `helm get metadata` reports as deployedAt)."""
     core = kubernetes.client.CoreV1Api(api(target, access))
     secret = core.read_namespaced_secret(f"sh.helm.release.v1.{name}.v1", NS)
     # Helm's storage: base64 (Kubernetes) of base64 of gzipped JSON.
     release = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(secret.data["release"]))))
     release["info"]["status"] = status
+    if since is not None:
+        release["info"]["last_deployed"] = since
     packed = base64.b64encode(base64.b64encode(gzip.compress(json.dumps(release).encode()))).decode()
     secret.data["release"], secret.metadata.labels["status"] = packed, status
     core.replace_namespaced_secret(secret.metadata.name, NS, secret)
@@ -283,13 +288,28 @@ def test_a_release_left_pending_by_an_interrupted_helm_is_settled_and_installed(
 ) -> None:
     spec, west = _west(target)
     install_release.fn(spec, west, "istio-base", bundled, target=target)
-    _mark_release(target, west, "istio-base", "pending-install")
+    _mark_release(target, west, "istio-base", "pending-install", since="2026-01-01T00:00:00Z")
 
     again = install_release.fn(spec, west, "istio-base", bundled, target=target)
 
     assert (again.action, again.revision) == ("installed", 1)
     releases = {r["name"]: r for r in helm_releases(target, west)}
     assert releases["istio-base"]["status"] == "deployed"
+
+
+def test_a_release_another_run_is_installing_is_waited_for_never_uninstalled(
+    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], meshwright_home: Path
+) -> None:
+    spec, west = _west(target)
+    install_release.fn(spec, west, "istio-base", bundled, target=target)
+    _mark_release(target, west, "istio-base", "pending-install")  # just now: a live helm's
+
+    with pytest.raises(TransientError, match=r"is pending-install since .*another run's helm may be at work"):
+        install_release.fn(spec, west, "istio-base", bundled, target=target)
+    record = kubernetes.client.CoreV1Api(api(target, west)).read_namespaced_secret(
+        "sh.helm.release.v1.istio-base.v1", NS
+    )
+    assert record.metadata.labels["status"] == "pending-install"  # left as the other run has it
 
 
 def test_a_values_key_the_chart_rejects_is_one_line_naming_cluster_and_step(

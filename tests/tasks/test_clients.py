@@ -75,15 +75,30 @@ def test_default_block_records_the_sandbox_state_it_chose(
     assert MeshwrightTarget.default(Target.GKE).sandbox_state is None
 
 
+def test_the_retry_budget_is_minutes_of_capped_exponential_waits() -> None:
+    from tasks.common import retry_delays
+
+    assert Settings.model_fields["retries"].default == 8
+    assert (
+        Settings.model_fields["retry_backoff"].default,
+        Settings.model_fields["retry_max_delay"].default,
+    ) == (2.0, 60.0)
+    assert retry_delays(8) == [min(0.05 * 2**i, 0.2) for i in range(8)]  # this suite's settings
+
+
 def test_settings_come_from_meshwright_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MESHWRIGHT_MAX_WORKERS", "3")
     monkeypatch.setenv("MESHWRIGHT_API_CONCURRENCY", "2")
     monkeypatch.setenv("MESHWRIGHT_RETRY_BACKOFF", "0.5")
     monkeypatch.setenv("MESHWRIGHT_HOME", "/srv/meshwright")
+    monkeypatch.setenv("MESHWRIGHT_RETRIES", "3")
+    monkeypatch.setenv("MESHWRIGHT_RETRY_MAX_DELAY", "30")
     assert Settings().model_dump() == {
         "max_workers": 3,
         "api_concurrency": 2,
+        "retries": 3,
         "retry_backoff": 0.5,
+        "retry_max_delay": 30.0,
         "home": Path("/srv/meshwright"),
     }
     monkeypatch.setenv("MESHWRIGHT_MAX_WORKERS", "0")

@@ -128,3 +128,42 @@ def test_up_failing_preflight_is_one_clear_line_with_what_to_do(
         assert world(root) == ([], [])
     finally:
         daemon.reset(root)
+
+
+@pytest.mark.slow
+def test_two_ups_of_one_mesh_started_together_do_not_collide(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """One run per mesh: the second `up` names the run in flight and follows it; --wait queues."""
+    root = tmp_path / "sandbox"
+    env = {**cli_env, "MESHWRIGHT_SANDBOX_STATE": str(root)}
+    spec = tmp_path / "mesh.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "name": "twin", "clusters": SPEC["clusters"][:1]}))
+    daemon.start(root, latency="create=3,delete=0.2")
+    try:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "meshwright", "up", str(spec)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert first.stderr is not None
+        while "flow run" not in first.stderr.readline():  # the first run exists
+            pass
+        queued = subprocess.Popen(
+            [sys.executable, "-m", "meshwright", "up", str(spec), "--wait"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        second = cli("up", str(spec), env=env)
+        assert first.wait(timeout=180) == 0
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert "mesh twin is held by flow run" in second.stderr
+        _, queued_err = queued.communicate(timeout=180)
+        assert queued.returncode == 0, queued_err[-2000:]
+        assert "is held by" not in queued_err  # its own run, which waited for the mesh's slot
+        assert world(root) == (["central:RUNNING"], ["meshwright-twin-pods"])
+        assert cli("down", str(spec), env=env).returncode == 0
+    finally:
+        daemon.reset(root)

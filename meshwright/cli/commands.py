@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -211,6 +212,14 @@ def _read_result(flow: str, model: type[Result], result: Any) -> Result | None:
         fail(f"{flow}: the run's result is not a {model.__name__} ({where}: {first['msg']})")
 
 
+def _show(report: Result | None, as_json: bool, text: Callable[[Result], str]) -> None:
+    """A run's result as JSON, or as the text a person reads (nothing when it could not be read)."""
+    if as_json:
+        _echo_json(report)
+    elif report is not None:
+        typer.echo(text(report))
+
+
 def _echo_json(result: BaseModel | None) -> None:
     """A run's result as JSON: the model's fields, as the runner persisted them."""
     typer.echo(json.dumps(None if result is None else result.model_dump(mode="json"), indent=2))
@@ -254,11 +263,7 @@ def up(
         "connection": _connection(mesh, state, connection),
         "force": force,
     }
-    report = _run("up-mesh", MeshReport, mesh, spec, hint=hint, queue=queue, **params)
-    if as_json:
-        _echo_json(report)
-    elif report is not None:
-        typer.echo(render.mesh_up(report))
+    _show(_run("up-mesh", MeshReport, mesh, spec, hint=hint, queue=queue, **params), as_json, render.mesh_up)
 
 
 @app.command()
@@ -283,10 +288,7 @@ def verify(
     mesh = read_spec(spec)
     where = _connection(mesh, state, connection)
     report = _run("verify-mesh", VerifyReport, mesh, spec, queue=queue, connection=where)
-    if as_json:
-        _echo_json(report)
-    elif report is not None:
-        typer.echo(render.verification(report))
+    _show(report, as_json, render.verification)
 
 
 @app.command("test")
@@ -312,10 +314,7 @@ def smoke_test(
     mesh = read_spec(spec)
     where = _connection(mesh, state, connection)
     report = _run("mesh-smoke-test", SmokeReport, mesh, spec, queue=queue, connection=where)
-    if as_json:
-        _echo_json(report)
-    elif report is not None:
-        typer.echo(render.smoke_test(report))
+    _show(report, as_json, render.smoke_test)
 
 
 @app.command()

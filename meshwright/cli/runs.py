@@ -114,9 +114,10 @@ class Follower:
         if not task_run_id:
             return ""
         if task_run_id not in self.task_names:
-            self.task_names[task_run_id] = _json(self.client.get(f"/task_runs/{task_run_id}")).get(
-                "name", "?"
-            )
+            found = self.client.get(f"/task_runs/{task_run_id}")
+            if found.status_code == 404:  # its log came before its record (Prefect writes runs from events)
+                return ""
+            self.task_names[task_run_id] = _json(found).get("name", "?")
         return f"{self.task_names[task_run_id]}: "
 
 

@@ -1,0 +1,23 @@
+"""Following a run through the API while Prefect is still writing it down."""
+
+from __future__ import annotations
+
+import httpx
+
+from meshwright.cli.runs import Follower
+
+
+def test_a_log_of_a_task_run_not_recorded_yet_is_shown_without_its_name_not_a_failure() -> None:
+    recorded: set[str] = set()
+
+    def api(request: httpx.Request) -> httpx.Response:
+        task_run = request.url.path.rsplit("/", 1)[-1]
+        if task_run not in recorded:
+            return httpx.Response(404, json={"detail": "Task not found"})
+        return httpx.Response(200, json={"id": task_run, "name": "install_istiod[west]"})
+
+    with httpx.Client(base_url="http://prefect/api", transport=httpx.MockTransport(api)) as client:
+        follower = Follower(client, "run-1")
+        assert follower._task_name("t1") == ""  # its record arrives after its first log line
+        recorded.add("t1")
+        assert follower._task_name("t1") == "install_istiod[west]: "

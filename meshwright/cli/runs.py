@@ -26,6 +26,7 @@ from meshwright.spec import MeshSpec, load_spec
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 POLL_SECONDS = 0.1
+DRAIN_SECONDS = 5.0
 LOG_LOOKBACK = timedelta(seconds=10)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8)
 EXIT_CANCELLED = 130
@@ -83,6 +84,9 @@ class Follower:
             self.subflows.setdefault(run["id"], run["name"])
 
     def new_logs(self) -> list[str]:
+        return [self._line(log) for log in self._new()]
+
+    def _new(self) -> list[dict[str, Any]]:
         self._find_subflows()
         body: dict[str, Any] = {
             "logs": {"flow_run_id": {"any_": [self.run_id, *self.subflows]}},
@@ -92,14 +96,26 @@ class Follower:
         if self.after:  # logs arrive in batches, a subflow's a little late: look back, drop the seen
             since = datetime.fromisoformat(self.after.replace("Z", "+00:00")) - LOG_LOOKBACK
             body["logs"]["timestamp"] = {"after_": since.isoformat()}
-        lines = []
+        fresh = []
         for log in _json(self.client.post("/logs/filter", json=body)):
             if log["id"] in self.seen:
                 continue
             self.seen.add(log["id"])
             self.after = log["timestamp"]
-            lines.append(self._line(log))
-        return lines
+            fresh.append(log)
+        return fresh
+
+    def drain(self) -> Iterator[str]:
+        """The run's last lines, once its state is final. Prefect sends logs in batches (every 2 s by
+        default, PREFECT_LOGGING_TO_API_BATCH_INTERVAL), so they trail the state: keep reading until
+        the run's own closing line ("Finished in state ...") has come, or DRAIN_SECONDS passed."""
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while True:
+            logs = self._new()
+            yield from (self._line(log) for log in logs)
+            if any(_closing(log, self.run_id) for log in logs) or time.monotonic() > deadline:
+                return
+            time.sleep(POLL_SECONDS)
 
     def _line(self, log: dict[str, Any]) -> str:
         stamp = (
@@ -119,6 +135,12 @@ class Follower:
                 return ""
             self.task_names[task_run_id] = _json(found).get("name", "?")
         return f"{self.task_names[task_run_id]}: "
+
+
+def _closing(log: dict[str, Any], run_id: str) -> bool:
+    """The flow engine's last line of a run: `Finished in state Completed()` and the like."""
+    own = log.get("flow_run_id") == run_id and not log.get("task_run_id")
+    return own and str(log.get("message", "")).startswith("Finished in state")
 
 
 _LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
@@ -228,7 +250,7 @@ def follow(client: httpx.Client, run_id: str, *, echo: Callable[[str], None]) ->
             for line in follower.new_logs():
                 echo(line)
             if run["state"]["type"] in FINAL:
-                for line in follower.new_logs():  # what was sent while the state changed
+                for line in follower.drain():
                     echo(line)
                 return _outcome(run, started)
             time.sleep(POLL_SECONDS)

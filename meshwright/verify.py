@@ -5,21 +5,18 @@ The tasks observe each cluster (istiod's `/debug/clusterz`, a diagnosis of each 
 address); this module turns those observations into a report and one line per problem. It never
 sees key material: roots are compared by SHA-256 fingerprint, remote secrets by a diagnosis string.
 
-Reading clusterz on GKE goes through the API server's service proxy
-(`GET /api/v1/namespaces/istio-system/services/istiod:15014/proxy/debug/clusterz`, what
-`kubectl get --raw` does). The user running `meshwright verify` needs, in every cluster:
+istiod's clusterz is read as `istioctl remote-clusters` reads it: through a port-forward to an
+istiod pod (istiod answers its debug endpoints only to local or authenticated callers, and the API
+server's service proxy drops the caller's credentials, so that path answers 401). The user running
+`meshwright verify` needs, in every cluster:
 
-- `get` on `services/proxy` in istio-system (clusterz);
+- `list` on `pods` and `get` + `create` on `pods/portforward` in istio-system (clusterz; a WebSocket
+  upgrade needs `create` too since Kubernetes 1.35);
 - `get` on `secrets` in istio-system (the `cacerts` root and, on primaries, the remote secrets
   that are diagnosed when a cluster is not synced);
 - `get`/`list` on `services` and `endpointslices.discovery.k8s.io` in istio-system.
 
 `roles/container.developer` (or a Role with those rules bound to the user) is enough.
-
-Caveat (Istio >= 1.7): istiod answers debug requests from non-localhost callers only when they
-authenticate, and the API server drops the caller's `Authorization` header before proxying, so a
-real istiod may answer the service-proxy path with 401; `istioctl remote-clusters` port-forwards
-to the istiod pod instead (`pods/portforward` create). A 401 is reported as such, naming the cluster.
 
 Bookinfo's traffic is checked in meshwright.traffic; its report rides along in `VerifyReport.traffic`.
 """

@@ -2,13 +2,15 @@
 (control plane) and meshwright.traffic (Bookinfo's traffic).
 
 Each observation is read with the user's credentials. A primary's clusterz is read as istioctl reads
-it, through a port-forward to each istiod revision's pod; a remote cluster it does not see as synced gets a diagnosis: its remote
-secret is read and its kubeconfig tried within the same task, and only the diagnosis (a short
-reason, never the token) comes out. Results are not persisted.
+it, through a port-forward to each istiod revision's pod; a remote cluster it does not see as synced
+gets a diagnosis: its remote secret is read and its token tried with istiod's own calls within the
+same task, and only the diagnosis (a short reason, never the token) comes out. Results are not
+persisted.
 
-Traffic (issue 12): `ingress_address` reads the ingress gateway's load-balancer address,
-`send_traffic` makes plain HTTP GETs to it (urllib, as curl would), `observe_bookinfo` and
-`read_firewalls` read what explains a failure. The same code runs on GKE and on the sandbox.
+Traffic: `ingress_address` reads the ingress gateway's load-balancer address, `await_traffic` asks
+it until every placed workload has answered once, `send_traffic` makes the counted plain HTTP GETs
+(urllib, as curl would), `observe_bookinfo` and `read_firewalls` read what explains a failure. The
+same code runs on GKE and on the sandbox.
 """
 
 from __future__ import annotations

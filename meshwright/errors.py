@@ -43,6 +43,14 @@ class Unreachable(TransientError):
     """The API endpoint could not be reached at all."""
 
 
+class Unresponsive(Unreachable):
+    """The endpoint took the connection and never answered (a control plane restarting, or wedged).
+
+    Retried a few times only: a hung API server does not come back faster for being asked again,
+    and its cluster's steps must fail in minutes, naming it, while the other clusters go on.
+    """
+
+
 class NotReady(TransientError):
     """A wait ran out of time: what was waited for (a rollout, a CRD) is not there yet."""
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import kubernetes.client
 import kubernetes.stream
 import kubernetes.watch
+import urllib3.util
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.discovery import LazyDiscoverer
@@ -90,6 +91,9 @@ def connect(
         c.api_key["authorization"] = f"Bearer {token()}"
 
     config.refresh_api_key_hook = refresh  # type: ignore[assignment]
+    # urllib3 tries a request 4 times by default, a read that timed out too: one read bound per
+    # call, so that retrying is the task's decision (Unresponsive), not a silent 4 x `timeout`.
+    config.retries = urllib3.util.Retry(total=3, read=0, redirect=0)
     return BoundedClient(config, read=timeout)
 
 
@@ -281,7 +285,8 @@ def list_or_watch(
     api, method = _COLLECTIONS[(group, resource)]
     options = {"limit": 1} if verb == "list" else {"watch": True, "timeout_seconds": 1}
     with kube_call(cluster=cluster, step=step, what=f"{verb} {resource}", endpoint=_endpoint(client)):
-        getattr(api(client), method)(**options, _preload_content=False).release_conn()
+        response = getattr(api(client), method)(**options, _preload_content=False)
+        response.close()  # not back to the pool: a watch's stream is still open on that connection
 
 
 # The python client reports a refused WebSocket handshake as ApiException(status=0, reason=

@@ -112,7 +112,9 @@ def kube_call(
 
 
 def from_connection(error: Exception, *, cluster: str | None, step: str, endpoint: str) -> e.MeshwrightError:
-    return e.Unreachable(f"cannot reach {endpoint}: {_connection_reason(error)}", cluster=cluster, step=step)
+    reason = _connection_reason(error)
+    kind = e.Unresponsive if reason == "timed out" else e.Unreachable
+    return kind(f"cannot reach {endpoint}: {reason}", cluster=cluster, step=step)
 
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")

@@ -11,7 +11,7 @@ from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
-from meshwright.errors import is_transient
+from meshwright.errors import Unresponsive, is_transient
 from meshwright.models import Timing
 from meshwright.settings import settings
 
@@ -29,10 +29,16 @@ def retry_delays(retries: int) -> list[float]:
     return [min(d, settings().retry_max_delay) for d in delays]
 
 
+UNRESPONSIVE_TRIES = 3  # a hung API server: 3 tries of one read bound each, then the step fails
+
+
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only what meshwright classed as transient; permanent errors fail the step at once."""
+    """Retry only what meshwright classed as transient; permanent errors fail the step at once, and
+    an endpoint that never answers is given UNRESPONSIVE_TRIES tries, not the whole budget."""
     try:
         state.result()
+    except Unresponsive:
+        return int(getattr(task_run, "run_count", 0) or 0) < UNRESPONSIVE_TRIES
     except Exception as error:
         return is_transient(error)
     return False

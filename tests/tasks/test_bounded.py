@@ -15,8 +15,9 @@ import kubernetes.client
 import pytest
 
 from meshwright import kube, pki
-from meshwright.errors import Unreachable
+from meshwright.errors import Unreachable, Unresponsive
 from meshwright.translate import kube_call
+from tasks.common import retry_if_transient
 
 
 @pytest.fixture
@@ -59,12 +60,33 @@ def test_a_server_that_never_answers_fails_the_call_within_its_bound(silent_api:
     client = kube.connect(endpoint, ca, lambda: "token", timeout=0.5)
     started = time.monotonic()
     with (
-        pytest.raises(Unreachable, match=r"^list \[west\]: cannot reach .*: timed out"),
+        pytest.raises(Unresponsive, match=r"^list \[west\]: cannot reach .*: timed out"),
         kube_call(cluster="west", step="list", endpoint=f"https://{endpoint}"),
     ):
         kubernetes.client.CoreV1Api(client).list_namespace()
-    # Bounded, not fast: urllib3 tries the read 4 times (about 2 s here); without a bound it never ends.
+    # Bounded, not fast: one read bound (0.5 s here), urllib3 does not try the read again; without a
+    # bound it never ends.
     assert time.monotonic() - started < 30
+
+
+class _Run:
+    def __init__(self, run_count: int) -> None:
+        self.run_count = run_count
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def result(self) -> None:
+        raise self.error
+
+
+def test_a_step_against_an_api_that_never_answers_is_tried_three_times_then_fails() -> None:
+    hung = Unresponsive("cannot reach https://west: timed out", cluster="west", step="list")
+    refused = Unreachable("cannot reach https://west: connection refused", cluster="west", step="list")
+    assert [retry_if_transient(None, _Run(n), _Failed(hung)) for n in (1, 2, 3)] == [True, True, False]
+    assert retry_if_transient(None, _Run(3), _Failed(refused)) is True  # the whole budget
 
 
 def test_a_watch_may_idle_as_long_as_the_server_says_and_no_longer() -> None:

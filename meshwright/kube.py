@@ -13,7 +13,6 @@ import base64
 import contextlib
 import hashlib
 import http.client
-import re
 import tempfile
 import time
 import urllib.parse
@@ -30,7 +29,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.discovery import LazyDiscoverer
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
-from meshwright.errors import NotFound, NotReady, PermanentError
+from meshwright.errors import NotFound, NotReady, PermanentError, PermissionDenied
 from meshwright.translate import kube_call
 
 T = TypeVar("T")
@@ -289,9 +288,21 @@ def list_or_watch(
         response.close()  # not back to the pool: a watch's stream is still open on that connection
 
 
-# The python client reports a refused WebSocket handshake as ApiException(status=0, reason=
-# "Handshake status 403 Forbidden -+-+- {headers} -+-+- b'{body}'") (kubernetes/stream/ws_client.py).
-_HANDSHAKE = re.compile(r"Handshake status (\d{3})")
+def list_and_watch(
+    client: kubernetes.client.ApiClient, collections: Iterable[tuple[str, str]], *, cluster: str, step: str
+) -> None:
+    """List and watch each (group, resource) at cluster scope, as informers start. A 403 comes out
+    as PermissionDenied naming what was refused (`cannot list endpointslices at cluster scope: …`);
+    a 401 (the token itself rejected) as it is."""
+    for group, resource in collections:
+        for verb in ("list", "watch"):
+            try:
+                list_or_watch(client, group, resource, verb, cluster=cluster, step=step)
+            except PermissionDenied as e:
+                if "HTTP 401" in e.message:
+                    raise
+                refused = f"cannot {verb} {resource} at cluster scope: {e.message}"
+                raise PermissionDenied(refused, cluster=cluster, step=step) from e
 
 
 def forward_get(
@@ -312,12 +323,9 @@ def forward_get(
     core = kubernetes.client.CoreV1Api(client)
     what = what or f"port-forward to pod/{pod}:{port} in {namespace}"
     with kube_call(cluster=cluster, step=step, what=what, endpoint=_endpoint(client)):
-        try:
-            forward = kubernetes.stream.portforward(
-                core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
-            )
-        except ApiException as e:
-            raise _handshake(e) from e
+        forward = kubernetes.stream.portforward(
+            core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
+        )
         try:
             conn = http.client.HTTPConnection("localhost", timeout=timeout)
             conn.sock = forward.socket(port)  # HTTP/1.1 over the forwarded stream
@@ -327,19 +335,6 @@ def forward_get(
             return answer.status, answer.read()
         finally:
             forward.close()
-
-
-def _handshake(error: ApiException) -> ApiException:
-    """The handshake's own status and body, as any other API answer carries them."""
-    found = _HANDSHAKE.search(str(error.reason or ""))
-    if not found:
-        return error
-    body = str(error.reason).rsplit("-+-+- ", 1)[-1].strip()
-    if body.startswith(("b'", 'b"')):
-        body = body[2:-1]
-    answer = ApiException(status=int(found[1]), reason=found[0])
-    answer.body = body
-    return answer
 
 
 def load_balancer_addresses(service: Any) -> list[str]:

@@ -68,9 +68,26 @@ def _rate_limited(error: gx.GoogleAPICallError, message: str) -> bool:
     return bool(reasons & _RATE_REASONS) or bool(_RATE_TEXT.search(message))
 
 
+# The python client reports a refused WebSocket handshake (port-forward, exec) as ApiException
+# (status=0, reason="Handshake status 403 Forbidden -+-+- {headers} -+-+- b'{body}'")
+# (kubernetes/stream/ws_client.py): its own status and body are read from there.
+_HANDSHAKE = re.compile(r"Handshake status (\d{3})")
+
+
+def _handshake(error: ApiException | DynamicApiError) -> ApiException | DynamicApiError:
+    found = _HANDSHAKE.search(str(getattr(error, "reason", "") or ""))
+    if getattr(error, "status", None) or not found:
+        return error
+    body = str(error.reason).rsplit("-+-+- ", 1)[-1].strip()
+    answer = ApiException(status=int(found[1]), reason=found[0])
+    answer.body = body[2:-1] if body.startswith(("b'", 'b"')) else body
+    return answer
+
+
 def from_kube(
     error: ApiException | DynamicApiError, *, cluster: str, step: str, what: str = ""
 ) -> e.MeshwrightError:
+    error = _handshake(error)
     reason = str(getattr(error, "reason", "") or "")
     with contextlib.suppress(ValueError, AttributeError):
         reason = json.loads(getattr(error, "body", None) or "{}").get("message") or reason

@@ -81,24 +81,14 @@ def _prove(cloud: clients.Cloud, access: ClusterAccess, token: str) -> None:
     (rs.INFORMED). A missing permission is named now, not found later as `timeout` in clusterz."""
     client = cloud.kube_as(access.endpoint, access.ca_certificate, token, timeout=15.0)
     try:
-        for group, resource in rs.INFORMED:
-            for verb in ("list", "watch"):
-                _informer_call(client, access, group, resource, verb)
+        kube.list_and_watch(client, rs.INFORMED, cluster=access.name, step=STEP)
+    except PermissionDenied as e:
+        rejected = "HTTP 401" in e.message
+        who = f"the reader token does not work against https://{access.endpoint}:" if rejected else ""
+        message = f"{who or naming.READER_SERVICE_ACCOUNT} {e.message}"
+        raise PermanentError(message, cluster=access.name, step=STEP) from None
     finally:
         client.close()
-
-
-def _informer_call(
-    client: kubernetes.client.ApiClient, access: ClusterAccess, group: str, resource: str, verb: str
-) -> None:
-    reader = naming.READER_SERVICE_ACCOUNT
-    try:
-        kube.list_or_watch(client, group, resource, verb, cluster=access.name, step=STEP)
-    except PermissionDenied as e:
-        why = f"{reader} cannot {verb} {resource} at cluster scope"
-        if "HTTP 401" in e.message:
-            why = f"the reader token does not work against https://{access.endpoint}"
-        raise PermanentError(f"{why}: {e.message}", cluster=access.name, step=STEP) from None
 
 
 def _store(core: kubernetes.client.CoreV1Api, primary: ClusterAccess, wanted: dict[str, Any]) -> str:

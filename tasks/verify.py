@@ -188,13 +188,12 @@ def _try(cloud: Cloud, server: str, ca: str, token: str) -> str:
     """What istiod meets with this kubeconfig: the lists and watches of its informers, tried."""
     client = cloud.kube_as(server.removeprefix("https://"), ca, token, timeout=5.0)
     try:
-        for group, resource in INFORMED:
-            for verb in ("list", "watch"):
-                kube.list_or_watch(client, group, resource, verb, cluster="", step=STEP)
+        kube.list_and_watch(client, INFORMED, cluster="", step=STEP)
     except PermissionDenied as e:
         if "HTTP 401" in e.message:
             return "token rejected"
-        return f"RBAC: {naming.READER_SERVICE_ACCOUNT} cannot {verb} {resource} at cluster scope"
+        refused = e.message.partition(": ")[0]  # `cannot list namespaces at cluster scope`
+        return f"RBAC: {naming.READER_SERVICE_ACCOUNT} {refused}"
     except Unreachable as e:
         cause = e.__cause__
         reason = getattr(cause, "reason", None)

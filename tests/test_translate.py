@@ -80,3 +80,17 @@ def test_errors_survive_pickling_as_prefect_stores_them() -> None:
     assert (type(copy), str(copy)) == (e.OperationFailed, "wait_cluster [east]: quota")
     invalid = pickle.loads(pickle.dumps(e.SpecInvalid([e.SpecProblem("name", "bad")], source="x.yaml")))
     assert str(invalid) == "x.yaml is invalid:\n  name: bad"
+
+
+def test_a_refused_websocket_handshake_is_translated_by_its_own_status() -> None:
+    error = ApiException(
+        status=0,
+        reason="Handshake status 403 Forbidden -+-+- {'content-type': 'application/json'} -+-+- "
+        'b\'{"kind":"Status","message":"pods \\"istiod-1\\" is forbidden: cannot create pods/portforward"}\'',
+    )
+    translated = from_kube(error, cluster="central", step="verify", what="port-forward")
+    assert type(translated) is e.PermissionDenied
+    assert (
+        translated.message
+        == 'port-forward: pods "istiod-1" is forbidden: cannot create pods/portforward (HTTP 403)'
+    )

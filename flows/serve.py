@@ -23,6 +23,7 @@ import os
 import types
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import Flow
 
@@ -93,16 +94,24 @@ def served(module: str, name: str) -> Flow:
 
 
 def main() -> None:
+    from prefect.client.orchestration import get_client
     from prefect.runner import Runner
 
+    from meshwright import automations
     from meshwright.cli.server import READY_FILE, RUNNER_DEPLOYMENT, home
 
     _fork_runs()
     runner = Runner(name="meshwright", query_seconds=POLL_SECONDS, pause_on_shutdown=False)
-    for flow in (served(module, name) for module, name in SERVED.items()):
-        runner.add_flow(
+    deployments = {
+        flow.name: runner.add_flow(
             flow, name=RUNNER_DEPLOYMENT, description=flow.description, tags=["meshwright", "served"]
         )
+        for flow in (served(module, name) for module, name in SERVED.items())
+    }
+    with get_client(sync_client=True) as client:  # what acts when a run's process cannot
+        teardown = deployments["teardown-mesh"]
+        assert isinstance(teardown, UUID)  # add_flow is sync_compatible: called here, it returns the id
+        automations.ensure_all(client, teardown=teardown)
     ready = Path(os.environ.get("PREFECT_HOME") or home()) / READY_FILE
     ready.write_text(json.dumps({"pid": os.getpid()}))
     asyncio.run(runner.start())

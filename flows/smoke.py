@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
@@ -53,7 +54,11 @@ def _teardown_hook(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
 
 
 @flow(name="mesh-smoke-test", on_cancellation=[_teardown_hook], on_crashed=[_teardown_hook], log_prints=False)
-def mesh_smoke_test(spec: MeshSpec | str, connection: MeshwrightTarget | str | None = None) -> SmokeReport:
+def mesh_smoke_test(
+    spec: MeshSpec | str,
+    connection: MeshwrightTarget | str | None = None,
+    kubeconfig: str | None = None,
+) -> SmokeReport:
     """Build the mesh, verify it, tear it down whatever happened; fail when the verification fails.
 
     Publishes a markdown report (topology, versions, per-stage durations, the verification) under
@@ -63,22 +68,38 @@ def mesh_smoke_test(spec: MeshSpec | str, connection: MeshwrightTarget | str | N
         spec: the mesh spec itself or the path of its YAML file; give it a `ttl` so the reaper
             covers a killed run.
         connection: a MeshwrightTarget block or the name of a saved one; default: the spec's target.
+        kubeconfig: where `up` writes the mesh's kubeconfig for the run's length (removed by the
+            teardown); default `.meshwright/<mesh>/kubeconfig` under the runner's directory. The
+            CLI passes the caller's own path.
     """
     mesh = as_spec(spec)
     with mesh_slot(mesh.name):  # up and down run as its subflows, under the same slot
-        return _smoke(mesh, spec, connection)
+        return _smoke(mesh, _Run(spec, connection, kubeconfig))
 
 
-def _smoke(mesh: MeshSpec, spec: MeshSpec | str, connection: MeshwrightTarget | str | None) -> SmokeReport:
+@dataclass(frozen=True)
+class _Run:
+    """What up and down of one smoke test are given."""
+
+    spec: MeshSpec | str
+    connection: MeshwrightTarget | str | None
+    kubeconfig: str | None
+
+
+def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
     stages: list[Timing] = []
     failures: dict[str, BaseException] = {}
     built: MeshReport | None = None
     try:  # up_mesh verifies what it built as its last step: its report holds the verification
-        built = _timed(stages, "up", lambda: up_mesh(spec=spec, connection=connection))
+        built = _timed(
+            stages,
+            "up",
+            lambda: up_mesh(spec=run.spec, kubeconfig=run.kubeconfig, connection=run.connection),
+        )
     except Exception as e:
         failures["up"] = e
     finally:
-        down = _down(mesh, spec, connection, stages, failures)
+        down = _down(mesh, run, stages, failures)
     said = {stage: str(error) for stage, error in failures.items()}
     key = publish_smoke_report(mesh, built, down, stages, said)
     raise_failures(failures)
@@ -86,14 +107,13 @@ def _smoke(mesh: MeshSpec, spec: MeshSpec | str, connection: MeshwrightTarget | 
 
 
 def _down(
-    mesh: MeshSpec,
-    spec: MeshSpec | str,
-    connection: MeshwrightTarget | str | None,
-    stages: list[Timing],
-    failures: dict[str, BaseException],
+    mesh: MeshSpec, run: _Run, stages: list[Timing], failures: dict[str, BaseException]
 ) -> TeardownReport | None:
+    def down() -> TeardownReport:
+        return teardown_mesh(spec=run.spec, wait=True, kubeconfig=run.kubeconfig, connection=run.connection)
+
     try:
-        return _timed(stages, "down", lambda: teardown_mesh(spec=spec, wait=True, connection=connection))
+        return _timed(stages, "down", down)
     except Exception as e:
         get_run_logger().error(
             "teardown of mesh %s failed: %s; the reaper deletes it at its ttl", mesh.name, e

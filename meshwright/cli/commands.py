@@ -171,7 +171,12 @@ def _run(
                     "following it to its end (--wait queues a new run behind it instead)",
                     err=True,
                 )
-            outcome = runs.follow(client, run["id"], echo=lambda line: typer.echo(line, err=True))
+            outcome = runs.follow(
+                client,
+                run["id"],
+                echo=lambda line: typer.echo(line, err=True),
+                revive=lambda: server.revive(root, api),
+            )
     except MeshwrightError as e:
         fail(e)
     typer.echo(
@@ -294,6 +299,7 @@ def verify(
 @app.command("test")
 def smoke_test(
     spec: SpecArg,
+    kubeconfig: KubeconfigOpt = None,
     as_json: JsonOpt = False,
     state: StateOpt = None,
     connection: ConnectionOpt = None,
@@ -304,6 +310,8 @@ def smoke_test(
 
     Args:
         spec: the mesh spec (YAML); give it a `ttl` so the reaper covers a killed run.
+        kubeconfig: where the run keeps the kubeconfig while the mesh exists (default
+            `.meshwright/<mesh>/kubeconfig` here); the teardown removes it.
         as_json: print the result as JSON.
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
@@ -312,8 +320,11 @@ def smoke_test(
     from meshwright.models import SmokeReport
 
     mesh = read_spec(spec)
-    where = _connection(mesh, state, connection)
-    report = _run("mesh-smoke-test", SmokeReport, mesh, spec, queue=queue, connection=where)
+    params: dict[str, Any] = {
+        "kubeconfig": str(_check_kubeconfig(mesh, kubeconfig, force=False)),
+        "connection": _connection(mesh, state, connection),
+    }
+    report = _run("mesh-smoke-test", SmokeReport, mesh, spec, queue=queue, **params)
     _show(report, as_json, render.smoke_test)
 
 
@@ -417,6 +428,45 @@ def server_status() -> None:
     typer.echo(f"flow runner: pid {runner['pid']}" if runner else "flow runner: not running")
     if not runner:
         raise typer.Exit(EXIT_FAILED)
+
+
+@server_app.command("automations")
+def server_automations(
+    teardown: Annotated[
+        str | None,
+        typer.Option(
+            help="The teardown deployment a crashed or cancelled smoke test runs.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Create or update meshwright's automations on the Prefect API (PREFECT_API_URL, else the local
+    server): runs that stop sending heartbeats are marked Crashed, and a smoke test that ends Crashed
+    or Cancelled gets its teardown run. The runner does this by itself; a team server whose flows run
+    from prefect.yaml's work-pool deployments needs this once, naming its teardown deployment.
+
+    Args:
+        teardown: the deployment ("flow/name") that deletes a mesh, e.g. teardown-mesh/teardown;
+            default the runner's, teardown-mesh/meshwright.
+    """
+    from meshwright.cli import server
+
+    teardown = teardown or f"teardown-mesh/{server.RUNNER_DEPLOYMENT}"
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ["PREFECT_API_URL"] = server.api(server.home()).url
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from meshwright import automations
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(teardown)
+        except ObjectNotFound:
+            fail(f"no deployment {teardown} on {client.api_url}; deploy it first (prefect.yaml)")
+        automations.ensure_all(client, teardown=deployment.id)
+    typer.echo(
+        f"automations ensured: '{automations.CRASH_SILENT}', '{automations.TEAR_DOWN}' (runs {teardown})"
+    )
 
 
 @server_app.command("stop")

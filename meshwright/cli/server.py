@@ -39,6 +39,9 @@ SERVER_START_TIMEOUT = 90.0
 RUNNER_START_TIMEOUT = 120.0
 # The deployments the runner serves are named "<flow name>/<RUNNER_DEPLOYMENT>".
 RUNNER_DEPLOYMENT = "meshwright"
+LEASES_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
+# As meshwright/automations.py (not imported here: it imports Prefect); a test pins them equal.
+HEARTBEAT_SECONDS = 30
 # Where the code the runner imported lives: a change there means the runner must restart.
 _CODE_DIRS = ("flows", "tasks", "meshwright")
 
@@ -119,8 +122,9 @@ def _prefect_env(root: Path, api_url: str | None = None) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
     }
-    if api_url:
+    if api_url:  # the runner's environment: its runs send heartbeats (meshwright/automations.py)
         env["PREFECT_API_URL"] = api_url
+        env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     return env
 
 
@@ -159,13 +163,17 @@ def start(root: Path, *, port: int = DEFAULT_PORT) -> Api:
         return status(root) or _start(root, port)
 
 
-def _start(root: Path, port: int) -> Api:
-    chosen = _free_port(port)
+def _start(root: Path, port: int, *, exact: bool = False) -> Api:
+    chosen = port if exact else _free_port(port)
     url = f"http://127.0.0.1:{chosen}/api"
     prefect = str(Path(sys.executable).with_name("prefect"))
     args = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(chosen)]
     # The UI asks the API at PREFECT_UI_API_URL, which otherwise stays :4200 whatever --port says.
     env = {**_prefect_env(root), "PREFECT_SERVER_API_PORT": str(chosen), "PREFECT_UI_API_URL": url}
+    # Concurrency leases on disk, not in the server's memory: a server killed and started again
+    # would otherwise forget the lease of a held mesh slot, whose slot then stays taken for good
+    # (the repossessor frees only the leases it knows). A team server wants the same (README).
+    env.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", LEASES_ON_DISK)
     pid = _spawn(args, env=env, log=root / "server.log")
     (root / SERVER_FILE).write_text(json.dumps({"pid": pid, "url": url, "started": time.time()}))
     _wait(lambda: healthy(url), pid, SERVER_START_TIMEOUT, f"the Prefect server ({root / 'server.log'})")
@@ -202,6 +210,17 @@ def stop(root: Path) -> bool:
     for name in (RUNNER_FILE, SERVER_FILE):
         (root / name).unlink(missing_ok=True)
     return stopped_runner or stopped_server
+
+
+def revive(root: Path, target: Api) -> None:
+    """Start the local server of `root` again, on its old address, if its process is gone (the
+    runner keeps serving that address); a team server is not ours to start."""
+    if not target.local or _alive(_read(root / SERVER_FILE).get("pid")):
+        return
+    port = httpx.URL(target.url).port or DEFAULT_PORT
+    with _locked(root):
+        if status(root) is None and not _alive(_read(root / SERVER_FILE).get("pid")):
+            _start(root, port, exact=True)
 
 
 def api(root: Path) -> Api:

@@ -15,7 +15,7 @@ from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import ClusterAccess, CreateResult, ProvisionReport
 from meshwright.spec import MeshSpec, as_spec
 from tasks.access import check_kubeconfig, write_kubeconfig
-from tasks.clusters import create_cluster, wait_cluster
+from tasks.clusters import create_cluster, find_mesh_clusters, wait_cluster
 from tasks.network import check_network, ensure_firewall
 from tasks.report import publish_report
 
@@ -35,13 +35,16 @@ def preflight(
     spec: MeshSpec | str, kubeconfig: str | None, connection: MeshwrightTarget | str | None, *, force: bool
 ) -> Preflight:
     """The spec, the target, the kubeconfig path and the VPC network, checked before anything is
-    created (provision_mesh and up_mesh both start so)."""
+    created (provision_mesh and up_mesh both start so), and the mesh's expiry: the one its
+    clusters already carry, when it exists."""
     started = time.time()
     mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)
     path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
     check_network(mesh, target=target)
-    return Preflight(mesh, target, path, naming.expiry(mesh.ttl_seconds, now=started), started)
+    existing = find_mesh_clusters(target, mesh.project, mesh.name) if mesh.ttl_seconds else []
+    expires = naming.mesh_expiry([c.labels for c in existing], mesh.ttl_seconds, now=started)
+    return Preflight(mesh, target, path, expires, started)
 
 
 @flow(name="provision-mesh", task_runner=bounded_runner(), log_prints=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -21,10 +22,11 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,9 +89,18 @@ def checked_version(helm: str) -> str:
     return done.stdout.strip()
 
 
+# How long a helm process may run: its own --timeout (which bounds only its waits for resources)
+# plus DEADLINE_GRACE, or QUICK_DEADLINE for a command without one (status, get, list, show). helm
+# sets no timeout on its API requests, so against an API server that takes the connection and never
+# answers it would wait for good.
+DEADLINE_GRACE = 60.0
+QUICK_DEADLINE = 60.0
+
+
 class HelmCommand(pyhelm3.Command):
     """pyhelm3's Command, except that the helm version is asked once per executable, not once per
-    client (a client per cluster and step would start one more helm process each time)."""
+    client (a client per cluster and step would start one more helm process each time), and that
+    every helm process has a deadline."""
 
     def __init__(self, *, executable: str, **options: Any) -> None:
         super().__init__(executable=executable, **options)
@@ -98,6 +109,71 @@ class HelmCommand(pyhelm3.Command):
 
     def client_version(self) -> semver.Version:
         return self._version
+
+    async def run(self, command: list[str], input: bytes | None = None) -> bytes:
+        """pyhelm3's Command.run with a deadline. pyhelm3 starts helm through `sh -c`, and a shell
+        that is killed leaves helm running with the pipes open (dash does not exec the command), so
+        helm runs here as its own process group, which the deadline kills whole."""
+        argv = [str(part) for part in [self.executable, *command, *self._cluster_flags()]]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if input is not None else None,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = _deadline(command)
+        try:
+            stdout, stderr = await asyncio.wait_for(proc.communicate(input), deadline)
+        except (TimeoutError, asyncio.CancelledError) as stopped:
+            _kill_group(proc.pid)
+            await proc.wait()
+            if isinstance(stopped, asyncio.CancelledError):
+                raise
+            raise e.Unresponsive(f"helm {command[0]} did not finish within {deadline:.0f}s") from None
+        if proc.returncode != 0:
+            raise _helm_error(proc.returncode or 1, stdout, stderr)
+        return stdout
+
+    def _cluster_flags(self) -> list[str]:
+        flags = [("--kubeconfig", self._kubeconfig), ("--kube-context", self._kubecontext)]
+        return [part for flag, value in flags if value for part in (flag, str(value))]
+
+
+def _deadline(command: list[str]) -> float:
+    args = [str(part) for part in command]
+    if "--timeout" in args[:-1]:
+        return _seconds(args[args.index("--timeout") + 1]) + DEADLINE_GRACE
+    return QUICK_DEADLINE
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+# pyhelm3/command.py Command.run classifies helm's stderr so, in this order; kept as is, so that
+# translate.from_helm reads the same exceptions whichever run started helm.
+_HELM_ERRORS: list[tuple[Callable[[str], bool], type[helm_errors.Error]]] = [
+    (lambda text: "context canceled" in text, helm_errors.CommandCancelledError),
+    (lambda text: "etcdserver" in text, helm_errors.ConnectionError),
+    (lambda text: "release: not found" in text, helm_errors.ReleaseNotFoundError),
+    (lambda text: "failed to render chart" in text, helm_errors.FailedToRenderChartError),
+    (lambda text: "execution error" in text, helm_errors.FailedToRenderChartError),
+    (
+        lambda text: "rendered manifests contain a resource that already exists" in text,
+        helm_errors.ResourceAlreadyExistsError,
+    ),
+    (lambda text: "is invalid" in text, helm_errors.InvalidResourceError),
+    (lambda text: pyhelm3.command.CHART_NOT_FOUND.search(text) is not None, helm_errors.ChartNotFoundError),
+    (lambda text: pyhelm3.command.CONNECTION_ERROR.search(text) is not None, helm_errors.ConnectionError),
+]
+
+
+def _helm_error(code: int, stdout: bytes, stderr: bytes) -> helm_errors.Error:
+    text = stderr.decode(errors="replace").lower()
+    kind = next((kind for matches, kind in _HELM_ERRORS if matches(text)), helm_errors.Error)
+    return kind(code, stdout, stderr)
 
 
 def offline_client() -> pyhelm3.Client:

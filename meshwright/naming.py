@@ -59,6 +59,15 @@ def expiry(ttl_seconds: int | None, *, now: float | None = None) -> int | None:
     return None if ttl_seconds is None else int((time.time() if now is None else now) + ttl_seconds)
 
 
+def mesh_expiry(found: list[dict[str, str]], ttl_seconds: int | None, *, now: float) -> int | None:
+    """The expiry of a mesh whose resources carry the labels `found`: the earliest one there, so that
+    a rerun (or a firewall rule made again) never postpones the reaper; now + ttl for a new mesh."""
+    if ttl_seconds is None:
+        return None
+    kept = [int(labels[EXPIRES_LABEL]) for labels in found if labels.get(EXPIRES_LABEL, "").isdigit()]
+    return min(kept) if kept else expiry(ttl_seconds, now=now)
+
+
 def resource_labels(mesh: str, user_labels: dict[str, str], *, expires: int | None) -> dict[str, str]:
     """The labels on every cloud resource of the mesh: the user's, then ours (ours win)."""
     labels = {**user_labels, MESH_LABEL: mesh}

@@ -37,6 +37,23 @@ class RunError(PermanentError):
     """A deployment run could not be created or followed."""
 
 
+class ApiGone(RunError):
+    """The Prefect API did not answer at all: refused, dropped or timed out (not an HTTP error)."""
+
+
+OUTAGE_SECONDS = 120.0
+_GONE = {
+    httpx.ConnectError: "connection refused",
+    httpx.RemoteProtocolError: "connection dropped",
+    httpx.ReadError: "connection dropped",
+    httpx.TimeoutException: "timed out",
+}
+
+
+def _why(error: httpx.TransportError) -> str:
+    return next((why for kind, why in _GONE.items() if isinstance(error, kind)), type(error).__name__)
+
+
 @dataclass
 class Outcome:
     """How a followed run ended."""
@@ -160,6 +177,13 @@ class _Retrying(httpx.HTTPTransport):
     answers 503 "database is locked"), with the same short backoff, five times at most."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._retrying(request)
+        except httpx.TransportError as e:  # one line for the user, not httpx's traceback
+            where = f"{request.url.scheme}://{request.url.netloc.decode()}"
+            raise ApiGone(f"the Prefect API at {where} is not answering ({_why(e)})", step="run") from None
+
+    def _retrying(self, request: httpx.Request) -> httpx.Response:
         for delay in RETRY_DELAYS:
             response = super().handle_request(request)
             if response.status_code not in (429, 503):
@@ -239,8 +263,18 @@ def cancel(client: httpx.Client, run_id: str) -> None:
     _json(client.post(f"/flow_runs/{run_id}/set_state", json={"state": state, "force": True}))
 
 
-def follow(client: httpx.Client, run_id: str, *, echo: Callable[[str], None]) -> Outcome:
-    """Stream the run's logs until it ends; Ctrl-C cancels it and keeps following until it has."""
+def follow(
+    client: httpx.Client,
+    run_id: str,
+    *,
+    echo: Callable[[str], None],
+    revive: Callable[[], None] = lambda: None,
+) -> Outcome:
+    """Stream the run's logs until it ends; Ctrl-C cancels it and keeps following until it has.
+
+    The run belongs to the server and the runner, not to this process: when the API stops
+    answering, wait for it (calling `revive`, which may start a local server again) and go on
+    where the logs stopped; give up after OUTAGE_SECONDS with one line saying where the run is."""
     follower = Follower(client, run_id)
     started = time.monotonic()
     cancelled = False
@@ -254,12 +288,35 @@ def follow(client: httpx.Client, run_id: str, *, echo: Callable[[str], None]) ->
                     echo(line)
                 return _outcome(run, started)
             time.sleep(POLL_SECONDS)
+        except ApiGone as e:
+            _wait_for_api(client, e, echo=echo, revive=revive)
         except KeyboardInterrupt:
             if cancelled:
                 raise
             cancelled = True
             echo("cancelling the run (Ctrl-C again to stop following; the run's teardown goes on)")
             cancel(client, run_id)
+
+
+def _wait_for_api(
+    client: httpx.Client, gone: ApiGone, *, echo: Callable[[str], None], revive: Callable[[], None]
+) -> None:
+    echo(f"{gone.message}; waiting up to {OUTAGE_SECONDS:.0f}s for it (the run goes on without this command)")
+    deadline = time.monotonic() + OUTAGE_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            revive()
+            if client.get("/health").status_code == 200:
+                echo("the Prefect API answers again; following the run")
+                return
+        except (ApiGone, PermanentError):
+            pass
+        time.sleep(1.0)
+    raise RunError(
+        f"{gone.message} for {OUTAGE_SECONDS:.0f}s; the run may still be going: once the API is back, "
+        "the same command follows it again",
+        step="run",
+    )
 
 
 def _outcome(run: dict[str, Any], started: float) -> Outcome:

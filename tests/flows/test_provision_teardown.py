@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -156,11 +157,18 @@ def test_crash_after_clusters_exist_then_rerun_converges(
     assert world_counts(sandbox) == (["central:RUNNING", "east:RUNNING", "west:RUNNING"], [])
     sandbox.faults.replace([])
     clients.reset_cache()
+    cloud = clients.cloud(target)
+    first = cloud.container.list_clusters(parent="projects/demo-project/locations/-").clusters
+    expiry = {c.resource_labels["meshwright-expires"] for c in first}
+    time.sleep(1.1)  # a rerun a second later: a new run's "now + ttl" would differ
     provision_mesh(spec=spec_file, connection=target)
     assert world_counts(sandbox) == (
         ["central:RUNNING", "east:RUNNING", "west:RUNNING"],
         ["demo-project/meshwright-flowmesh-pods"],
     )
+    rule = cloud.firewalls.get(project="demo-project", firewall="meshwright-flowmesh-pods")
+    assert len(expiry) == 1
+    assert rule.description.endswith(f"expires={expiry.pop()}")  # the mesh's own, kept
 
 
 def test_invalid_spec_creates_nothing(sandbox: World, target: MeshwrightTarget, tmp_path: Path) -> None:
@@ -193,7 +201,6 @@ def test_smoke_test_always_tears_down_and_reaper_sweeps_expired(
     provision_mesh(spec=spec_file, connection=target)
     kept = reap_expired(project="demo-project", target=Target.SANDBOX, connection=target)
     assert kept == {"clusters": [], "firewalls": []}
-    import time
 
     reaped = reap_expired(
         project="demo-project", target=Target.SANDBOX, now=time.time() + 2 * 3600, connection="flow-sandbox"

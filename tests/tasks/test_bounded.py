@@ -3,9 +3,11 @@ never answers fails the call as `Unreachable` (retried), instead of blocking a t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from pathlib import Path
 import kubernetes.client
 import pytest
 
-from meshwright import kube, pki
+from meshwright import helm, kube, pki
 from meshwright.errors import Unreachable, Unresponsive
 from meshwright.translate import kube_call
 from tasks.common import retry_if_transient
@@ -95,3 +97,18 @@ def test_a_watch_may_idle_as_long_as_the_server_says_and_no_longer() -> None:
     )
     assert kube._read_bound("https://h/api/v1/pods?limit=1", 30.0) == 30.0
     assert kube._read_bound("https://h/api/v1/pods?watch=1", 30.0) == 1800 + kube.WATCH_MARGIN
+
+
+def test_a_helm_process_against_a_silent_api_is_killed_at_its_deadline(
+    silent_api: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """helm sets no timeout on its API requests: without a deadline it would wait for good."""
+    monkeypatch.setattr(helm, "QUICK_DEADLINE", 1.0)
+    endpoint, ca = silent_api
+    with helm.cluster_command(cluster="west", endpoint=endpoint, ca_certificate=ca, token="t") as command:
+        started = time.monotonic()
+        with pytest.raises(Unresponsive, match=r"^helm status did not finish within 1s$"):
+            asyncio.run(command.run(["status", "istiod", "--namespace", "istio-system", "--output", "json"]))
+        assert time.monotonic() - started < 10
+        left = subprocess.run(["pgrep", "-f", str(command._kubeconfig)], capture_output=True, text=True)
+        assert left.stdout == ""  # the helm process is gone, not orphaned

@@ -1,8 +1,9 @@
 """The mesh spec: one YAML file, one pydantic model, every problem reported at once.
 
 Nothing here touches a network. Field-level rules live on the models; rules that relate fields
-(references by name, overlapping ranges, Bookinfo placement) live in `spec_checks` and run on the
-raw document as well, so that a spec with both kinds of mistakes gets both reported in one go.
+(references by name, overlapping ranges, Bookinfo placement) live in `spec_checks` and read typed
+values only, so that a spec with both kinds of mistakes gets both reported in one go and a value
+of the wrong type is a problem with its path, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from meshwright.errors import SpecInvalid, SpecProblem
 from meshwright.naming import EXPIRES_LABEL, MESH_LABEL, RESERVED_LABEL_PREFIX
-from meshwright.spec_checks import cross_check
+from meshwright.spec_checks import ClusterRefs, Relations, cross_check, relations_of_document
 
 __all__ = ["EXPIRES_LABEL", "MESH_LABEL", "MeshSpec", "Target", "load_spec", "parse_spec", "validate_spec"]
 
@@ -418,21 +419,37 @@ def parse_spec(text: str, *, source: str = "spec", base_dir: Path | None = None)
 def validate_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None) -> MeshSpec:
     """Validate an already-parsed document; field rules and cross-field rules together.
 
-    No I/O and no network: files the spec names are read only when a flow needs them.
+    The model's types and field rules come first; the rules between fields then read typed values
+    only (the model's, or those fields of the document that have their type), so a value of the
+    wrong type anywhere is one problem with its path, never a crash. No I/O and no network: files
+    the spec names are read only when a flow needs them.
     """
     if not isinstance(data, dict):
         raise SpecInvalid([SpecProblem("", "the spec must be a mapping of fields")], source=source)
-    problems: list[SpecProblem] = []
-    spec: MeshSpec | None = None
-    try:
-        spec = MeshSpec.model_validate(data, context={"base_dir": base_dir})
-    except ValidationError as e:
-        problems.extend(_from_pydantic(e))
-    problems.extend(cross_check(data))
+    spec, problems = _validate(data, base_dir=base_dir)
     if problems:
         raise SpecInvalid(_unique(problems), source=source)
     assert spec is not None
     return spec
+
+
+def _validate(data: dict[str, Any], *, base_dir: Path | None) -> tuple[MeshSpec | None, list[SpecProblem]]:
+    """The model (None when a field is wrong) and every problem: the fields' own, then those between."""
+    try:
+        spec = MeshSpec.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as e:
+        return None, [*_from_pydantic(e), *cross_check(relations_of_document(data))]
+    return spec, cross_check(_relations(spec))
+
+
+def _relations(spec: MeshSpec) -> Relations:
+    """What the rules between fields read, from a spec whose fields are all valid."""
+    clusters = tuple(
+        ClusterRefs.of(i, name=c.name, primary=c.primary, pod_cidr=c.pod_cidr, services_cidr=c.services_cidr)
+        for i, c in enumerate(spec.clusters)
+    )
+    placement = spec.bookinfo.placement if spec.bookinfo else None
+    return Relations(clusters, None if placement is None else {k: tuple(v) for k, v in placement.items()})
 
 
 def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:

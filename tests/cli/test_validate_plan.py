@@ -77,3 +77,19 @@ def test_up_refuses_a_kubeconfig_of_another_mesh_before_building_anything(tmp_pa
     ]
     assert kubeconfig.read_text() == before
     assert not state.exists()
+
+
+def test_validate_a_value_of_the_wrong_type_is_one_message_and_exit_2(tmp_path: Path) -> None:
+    spec = tmp_path / "mesh.yaml"
+    spec.write_text(
+        "name: m\nproject: demo-project\nclusters:\n  - {name: a, location: us-west1-b}\n"
+        "  - {name: b, location: us-west1-b, primary: [a]}\n"
+        "bookinfo:\n  placement:\n    a: [[productpage-v1]]\n"
+    )
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"error: {spec} is invalid:",
+        "  clusters[1].primary: Input should be a valid string",
+        "  bookinfo.placement.a[0]: Input should be a valid string",
+    ]

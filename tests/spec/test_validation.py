@@ -285,3 +285,58 @@ def test_root_ca_files_are_not_read_at_validation() -> None:
     spec = validate_spec(edited(istio={"root_ca": {"cert": "/nowhere/root.pem", "key": "/nowhere/root.key"}}))
     assert spec.istio.root_ca is not None
     assert spec.istio.root_ca.cert == "/nowhere/root.pem"
+
+
+WRONG_TYPES = [
+    (
+        "bookinfo:\n  placement:\n    central: [[x]]\n",
+        ["bookinfo.placement.central[0]: Input should be a valid string"],
+    ),
+    (
+        "bookinfo:\n  placement:\n    central: [{a: 1}, reviews-v4]\n",
+        [
+            "bookinfo.placement.central[0]: Input should be a valid string",
+            "bookinfo.placement.central[1]: 'reviews-v4' is not a Bookinfo workload "
+            "(known: productpage-v1, details-v1, reviews-v1, reviews-v2, reviews-v3, ratings-v1)",
+        ],
+    ),
+    (
+        "clusters:\n  - {name: a, location: us-west1-b, primary: [a]}\n",
+        ["clusters[0].primary: Input should be a valid string"],
+    ),
+    (
+        "clusters:\n  - {name: a, location: us-west1-b}\n  - {name: b, location: us-west1-b, primary: {a: 1}}\n",
+        ["clusters[1].primary: Input should be a valid string"],
+    ),
+    (
+        "clusters:\n  - {name: [a], location: us-west1-b, pod_cidr: {a: 1}}\n  - {name: b, location: us-west1-b, primary: a}\n",
+        [
+            "clusters[0].name: Input should be a valid string",
+            "clusters[0].pod_cidr: Input should be a valid string",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    WRONG_TYPES,
+    ids=["placement-list", "placement-mapping", "primary-list", "primary-mapping", "name-and-cidr"],
+)
+def test_a_value_of_the_wrong_type_is_a_problem_with_its_path_not_a_crash(
+    yaml_text: str, expected: list[str]
+) -> None:
+    """The rules between fields read typed values only: a list or a mapping where a name belongs is
+    reported by its type, and no rule guesses from it (a cluster whose name is unreadable may be the
+    one a reference names)."""
+    head = "name: m\nproject: demo-project\n"
+    if "clusters:" not in yaml_text:
+        head += "clusters:\n  - {name: central, location: us-central1-a}\n"
+    with pytest.raises(SpecInvalid) as caught:
+        parse_spec(head + yaml_text)
+    assert [str(p) for p in caught.value.problems] == expected
+
+
+def test_wrong_types_and_broken_references_are_reported_together() -> None:
+    data = edited(clusters__0__labels=[["x"]], clusters__2__primary="centrl")
+    assert [p.split(":")[0] for p in problems_of(data)] == ["clusters[0].labels", "clusters[2].primary"]

@@ -25,14 +25,15 @@ from meshwright.spec_checks import ClusterRefs, Relations, cross_check, relation
 
 __all__ = ["EXPIRES_LABEL", "MESH_LABEL", "MeshSpec", "Target", "load_spec", "parse_spec", "validate_spec"]
 
-_RFC1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-_LABEL_KEY = re.compile(r"^[a-z][-_a-z0-9]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[-_a-z0-9]{0,63}$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-_VERSION = re.compile(r"^1\.(2[0-9]|3[0-9])\.[0-9]+$")
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# ASCII only, and the whole value: `\d` matches any Unicode digit (U+0661, ARABIC-INDIC DIGIT ONE).
+_RFC1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?", re.ASCII)
+_PROJECT = re.compile(r"[a-z][-a-z0-9]{4,28}[a-z0-9]", re.ASCII)
+_LABEL_KEY = re.compile(r"[a-z][-_a-z0-9]{0,62}", re.ASCII)
+_LABEL_VALUE = re.compile(r"[-_a-z0-9]{0,63}", re.ASCII)
+_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+", re.ASCII)
+_ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]", re.ASCII)
+_VERSION = re.compile(r"1\.(2[0-9]|3[0-9])\.[0-9]+", re.ASCII)
+_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
 _DURATION_UNITS = (86400, 3600, 60, 1)
 
 CLUSTER_NAME_MAX = 40
@@ -64,7 +65,7 @@ class Role(StrEnum):
 def _name_rule(value: str, *, max_len: int, what: str) -> str:
     if len(value) > max_len:
         raise ValueError(f"{what} {value!r} is longer than {max_len} characters")
-    if not _RFC1035.match(value):
+    if not _RFC1035.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} must be lowercase letters, digits and hyphens, "
             "start with a letter and not end with a hyphen"
@@ -74,7 +75,7 @@ def _name_rule(value: str, *, max_len: int, what: str) -> str:
 
 def parse_duration(text: str) -> int:
     """'6h', '90m', '1d12h' -> seconds. Raises ValueError on anything else."""
-    match = _DURATION.match(text.strip()) if text.strip() else None
+    match = _DURATION.fullmatch(text.strip()) if text.strip() else None
     if not match or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration like 30m, 6h or 1d12h")
     return sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if n)
@@ -97,11 +98,11 @@ def _cidr_rule(value: str) -> str:
 def _labels_rule(labels: dict[str, str]) -> dict[str, str]:
     problems = []
     for key, value in labels.items():
-        if not _LABEL_KEY.match(key):
+        if not _LABEL_KEY.fullmatch(key):
             problems.append(f"label key {key!r} breaks GCP label rules (lowercase letter first, a-z 0-9 _ -)")
         elif key.startswith(RESERVED_LABEL_PREFIX):
             problems.append(f"label key {key!r} is reserved for meshwright")
-        if not _LABEL_VALUE.match(str(value)):
+        if not _LABEL_VALUE.fullmatch(str(value)):
             problems.append(f"label value {value!r} breaks GCP label rules (at most 63 of a-z 0-9 _ -)")
     if problems:
         raise ValueError("; ".join(problems))
@@ -177,7 +178,7 @@ class IstioSpec(_Model):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        if not _VERSION.match(v):
+        if not _VERSION.fullmatch(v):
             raise ValueError(f"{v!r} is not a supported Istio version (1.20.0 to 1.39.x)")
         return v
 
@@ -217,7 +218,7 @@ class ClusterSpec(_Model):
     @field_validator("location")
     @classmethod
     def _location(cls, v: str) -> str:
-        if not (_ZONE.match(v) or _REGION.match(v)):
+        if not (_ZONE.fullmatch(v) or _REGION.fullmatch(v)):
             raise ValueError(f"{v!r} is neither a GCP zone (us-central1-a) nor a region (us-central1)")
         return v
 
@@ -288,7 +289,7 @@ class MeshSpec(_Model):
     @field_validator("project")
     @classmethod
     def _project(cls, v: str) -> str:
-        if not _PROJECT.match(v):
+        if not _PROJECT.fullmatch(v):
             raise ValueError(
                 f"{v!r} is not a GCP project id (6 to 30 of lowercase letters, digits and hyphens, "
                 "starting with a letter, not ending with a hyphen)"

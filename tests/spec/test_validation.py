@@ -238,6 +238,26 @@ def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
 
+@pytest.mark.parametrize("text", ["\u0661h", "\uff16h", "1\u0663m", "6h\n5m"])
+def test_durations_take_ascii_digits_only(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ttl", "\u0661h"),
+        ("clusters__0__nodes", "\u0663"),
+        ("clusters__0__pod_cidr", "\u0661\u0660.8.0.0/14"),
+    ],
+)
+def test_non_ascii_digits_are_refused_in_every_field(field: str, value: str) -> None:
+    assert [p.split(":")[0] for p in problems_of(edited(**{field: value}))] == [
+        field.replace("__0__", "[0].")
+    ]
+
+
 def test_charts_default_to_the_target_default() -> None:
     assert validate_spec(edited(istio={})).istio.charts is None
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from meshwright.errors import SpecInvalid, SpecProblem
+from meshwright.errors import SpecInvalid, SpecProblem, key_name
 from meshwright.naming import EXPIRES_LABEL, MESH_LABEL, RESERVED_LABEL_PREFIX
 from meshwright.spec_checks import ClusterRefs, Relations, cross_check, relations_of_document
 
@@ -64,11 +64,10 @@ class Role(StrEnum):
 
 def _name_rule(value: str, *, max_len: int, what: str) -> str:
     if len(value) > max_len:
-        raise ValueError(f"{what} {value!r} is longer than {max_len} characters")
+        raise ValueError(f"{what} is longer than {max_len} characters")
     if not _RFC1035.fullmatch(value):
         raise ValueError(
-            f"{what} {value!r} must be lowercase letters, digits and hyphens, "
-            "start with a letter and not end with a hyphen"
+            f"{what} must be lowercase letters, digits and hyphens, start with a letter and not end with a hyphen"
         )
     return value
 
@@ -77,33 +76,43 @@ def parse_duration(text: str) -> int:
     """'6h', '90m', '1d12h' -> seconds. Raises ValueError on anything else."""
     match = _DURATION.fullmatch(text.strip()) if text.strip() else None
     if not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration like 30m, 6h or 1d12h")
+        raise ValueError("not a duration like 30m, 6h or 1d12h")
     return sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if n)
 
 
 def _cidr_rule(value: str) -> str:
     try:
         net = ipaddress.ip_network(value, strict=True)
-    except ValueError as e:
-        raise ValueError(f"{value!r} is not a well-formed IPv4 CIDR block ({e})") from None
+    except ValueError:
+        raise ValueError(f"not a well-formed IPv4 CIDR block{_why_not_cidr(value)}") from None
     if net.version != 4:
-        raise ValueError(f"{value!r} is not IPv4")
+        raise ValueError("not IPv4")
     if not any(net.subnet_of(p) for p in _PRIVATE):  # type: ignore[arg-type]
-        raise ValueError(f"{value!r} is not a private (RFC 1918) range")
+        raise ValueError("not a private (RFC 1918) range")
     if not 9 <= net.prefixlen <= 21:
-        raise ValueError(f"{value!r}: GKE accepts pod and service ranges from /9 to /21")
+        raise ValueError("GKE accepts pod and service ranges from /9 to /21")
     return value
+
+
+def _why_not_cidr(value: str) -> str:
+    """The one reason worth telling (ipaddress's own messages quote the value)."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return ""
+    return " (host bits set: the address must be the network's first, like 10.8.0.0/14)"
 
 
 def _labels_rule(labels: dict[str, str]) -> dict[str, str]:
     problems = []
     for key, value in labels.items():
+        name = key_name(key)
         if not _LABEL_KEY.fullmatch(key):
-            problems.append(f"label key {key!r} breaks GCP label rules (lowercase letter first, a-z 0-9 _ -)")
+            problems.append(f"label key {name} breaks GCP label rules (lowercase letter first, a-z 0-9 _ -)")
         elif key.startswith(RESERVED_LABEL_PREFIX):
-            problems.append(f"label key {key!r} is reserved for meshwright")
+            problems.append(f"label key {name} is reserved for meshwright")
         if not _LABEL_VALUE.fullmatch(str(value)):
-            problems.append(f"label value {value!r} breaks GCP label rules (at most 63 of a-z 0-9 _ -)")
+            problems.append(f"the value of label {name} breaks GCP label rules (at most 63 of a-z 0-9 _ -)")
     if problems:
         raise ValueError("; ".join(problems))
     return labels
@@ -126,12 +135,12 @@ def _resolve(path: str, info: ValidationInfo) -> str:
 def _charts_rule(value: str, info: ValidationInfo) -> str:
     scheme = urlsplit(value).scheme
     if scheme in ("http", "https") and not urlsplit(value).netloc:
-        raise ValueError(f"{value!r} is a URL without a host")
+        raise ValueError("a URL without a host")
     if scheme == "oci" and not value.removeprefix("oci://").strip("/"):
-        raise ValueError(f"{value!r} names no OCI repository")
+        raise ValueError("an oci:// reference without a repository")
     if scheme and scheme not in _CHART_SCHEMES and len(scheme) > 1:  # c:/ is no scheme
         raise ValueError(
-            f"{value!r}: charts come from an http(s) Helm repository, an oci:// reference or a local directory"
+            "charts come from an http(s) Helm repository, an oci:// reference or a local directory"
         )
     return value if scheme in _CHART_SCHEMES else _resolve(value, info)
 
@@ -179,7 +188,7 @@ class IstioSpec(_Model):
     @classmethod
     def _version(cls, v: str) -> str:
         if not _VERSION.fullmatch(v):
-            raise ValueError(f"{v!r} is not a supported Istio version (1.20.0 to 1.39.x)")
+            raise ValueError("not a supported Istio version (1.20.0 to 1.39.x)")
         return v
 
     @field_validator("mesh_id")
@@ -219,7 +228,7 @@ class ClusterSpec(_Model):
     @classmethod
     def _location(cls, v: str) -> str:
         if not (_ZONE.fullmatch(v) or _REGION.fullmatch(v)):
-            raise ValueError(f"{v!r} is neither a GCP zone (us-central1-a) nor a region (us-central1)")
+            raise ValueError("neither a GCP zone (us-central1-a) nor a region (us-central1)")
         return v
 
     @field_validator("machine_type")
@@ -291,7 +300,7 @@ class MeshSpec(_Model):
     def _project(cls, v: str) -> str:
         if not _PROJECT.fullmatch(v):
             raise ValueError(
-                f"{v!r} is not a GCP project id (6 to 30 of lowercase letters, digits and hyphens, "
+                "not a GCP project id (6 to 30 of lowercase letters, digits and hyphens, "
                 "starting with a letter, not ending with a hyphen)"
             )
         return v
@@ -308,7 +317,7 @@ class MeshSpec(_Model):
             return None
         seconds = parse_duration(v)
         if not 60 <= seconds <= MAX_TTL_SECONDS:
-            raise ValueError(f"{v!r} must be between 1m and 30d")
+            raise ValueError("must be between 1m and 30d")
         return v
 
     # -- computed topology -------------------------------------------------------------------
@@ -458,17 +467,29 @@ def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:
 
 
 def _from_pydantic(error: ValidationError) -> Iterator[SpecProblem]:
+    """Pydantic's problems by their path; `msg` never quotes the input (str(error) does)."""
     for item in error.errors():
         reason = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             reason = "unknown field (check the spelling)"
         elif item["type"] == "missing":
             reason = "required field is missing"
+        elif item["loc"][-1:] == (_KEY,):
+            reason = f"this key: {reason}"
         yield SpecProblem(_path(item["loc"]), reason)
 
 
+_KEY = "[key]"  # pydantic's last path element when a mapping's key itself is wrong
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
+    """`clusters[0].labels.team`; a key of the document as `key_name` shows it (a dict's int key too)."""
     out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    for i, part in enumerate(loc):
+        if part == _KEY:
+            continue
+        if isinstance(part, int) and loc[i + 1 : i + 2] != (_KEY,):
+            out += f"[{part}]"
+        else:
+            out += f".{key_name(part)}" if out else key_name(part)
     return out

@@ -5,7 +5,8 @@ fields to each other. They read `Relations`: the few fields they need, typed. Wh
 validated, those come from the model (`meshwright.spec` builds them); when some field is wrong,
 from the fields of the document that have their type (`relations_of_document`), so that one pass
 still reports every problem. A value of the wrong type (a list where a name belongs) is never
-compared or hashed here: pydantic reports it, and the rules skip it.
+compared or hashed here: pydantic reports it, and the rules skip it. A problem names fields by
+their path and never quotes a value (the catalog's workload names are not the document's).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from meshwright.bookinfo_catalog import ENTRYPOINT, WORKLOADS
-from meshwright.errors import SpecProblem
+from meshwright.errors import SpecProblem, key_name
 
 T = TypeVar("T")
 # The model strips whitespace from every string; the typed view of a document does the same.
@@ -113,9 +114,7 @@ def _check_names(clusters: tuple[ClusterRefs, ...]) -> Iterator[SpecProblem]:
         if c.name is None:
             continue
         if c.name in seen:
-            yield SpecProblem(
-                f"clusters[{c.index}].name", f"{c.name!r} is already the name of clusters[{seen[c.name]}]"
-            )
+            yield SpecProblem(f"clusters[{c.index}].name", f"already the name of clusters[{seen[c.name]}]")
         else:
             seen[c.name] = c.index
 
@@ -133,9 +132,10 @@ def _check_primaries(clusters: tuple[ClusterRefs, ...]) -> Iterator[SpecProblem]
         if c.primary == c.name:
             yield SpecProblem(path, "a cluster cannot be its own primary; omit the field")
         elif c.primary not in by_name and every_name_known:
-            yield SpecProblem(path, f"{c.primary!r} is not a cluster of this mesh")
+            yield SpecProblem(path, "names no cluster of this mesh")
         elif c.primary in by_name and by_name[c.primary].primary is not None:
-            yield SpecProblem(path, f"{c.primary!r} is a remote itself; a primary must have no primary")
+            remote = by_name[c.primary].index
+            yield SpecProblem(path, f"names a remote (clusters[{remote}]); a primary must have no primary")
     if clusters and all(c.primary is not None for c in clusters):
         yield SpecProblem("clusters", "at least one cluster must be a primary (a cluster without `primary`)")
 
@@ -150,7 +150,7 @@ def _check_cidrs(clusters: tuple[ClusterRefs, ...]) -> Iterator[SpecProblem]:
             path = f"clusters[{c.index}].{field}"
             for other_path, other in taken:
                 if net.overlaps(other):
-                    yield SpecProblem(path, f"{net} overlaps {other} ({other_path})")
+                    yield SpecProblem(path, f"overlaps {other_path}")
             taken.append((path, net))
 
 
@@ -175,9 +175,9 @@ def _check_bookinfo(
     every_name_known = all(c.name is not None for c in clusters)
     placed: set[str] = set()
     for cluster, workloads in placement.items():
-        path = f"bookinfo.placement.{cluster}"
+        path = f"bookinfo.placement.{key_name(cluster)}"
         if names and every_name_known and cluster not in names:
-            yield SpecProblem(path, f"{cluster!r} is not a cluster of this mesh")
+            yield SpecProblem(path, "not a cluster of this mesh")
         yield from _check_workloads(path, workloads)
         placed.update(w for w in workloads if w is not None)
     if complete and all(None not in workloads for workloads in placement.values()):
@@ -190,10 +190,10 @@ def _check_workloads(path: str, workloads: tuple[str | None, ...]) -> Iterator[S
         if w is None:
             continue
         if w in seen:
-            yield SpecProblem(f"{path}[{j}]", f"{w!r} is listed twice on this cluster")
+            yield SpecProblem(f"{path}[{j}]", "listed twice on this cluster")
         elif w not in WORKLOADS:
             known = ", ".join(WORKLOADS)
-            yield SpecProblem(f"{path}[{j}]", f"{w!r} is not a Bookinfo workload (known: {known})")
+            yield SpecProblem(f"{path}[{j}]", f"not a Bookinfo workload (known: {known})")
         seen.add(w)
 
 

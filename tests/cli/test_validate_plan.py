@@ -31,7 +31,7 @@ def test_validate_bad_spec_exits_2_listing_every_problem(tmp_path: Path) -> None
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2
     assert "colour: unknown field" in result.output
-    assert "clusters[1].primary: 'centrl' is not a cluster of this mesh" in result.output
+    assert "clusters[1].primary: names no cluster of this mesh" in result.output
 
 
 def test_plan_json_is_machine_readable() -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from meshwright.errors import SpecInvalid, SpecProblem, key_name
 from meshwright.naming import EXPIRES_LABEL, MESH_LABEL, RESERVED_LABEL_PREFIX
 from meshwright.spec_checks import ClusterRefs, Relations, cross_check, relations_of_document
+from meshwright.spec_yaml import load_document
 
 __all__ = ["EXPIRES_LABEL", "MESH_LABEL", "MeshSpec", "Target", "load_spec", "parse_spec", "validate_spec"]
 
@@ -413,17 +413,12 @@ def _read_text(path: Path, *, source: str) -> str:
 
 
 def parse_spec(text: str, *, source: str = "spec", base_dir: Path | None = None) -> MeshSpec:
-    """Validate a spec given as YAML text; relative paths in it resolve against `base_dir`."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or " ".join(str(e).split())
-        raise SpecInvalid([SpecProblem(where, f"not valid YAML: {problem}")], source=source) from None
-    except RecursionError:
-        raise SpecInvalid([SpecProblem("", "not valid YAML: nested too deeply")], source=source) from None
-    return validate_spec(data, source=source, base_dir=base_dir)
+    """Validate a spec given as YAML text; relative paths in it resolve against `base_dir`.
+
+    A key given twice is a problem reported with the others (YAML alone would keep the last).
+    """
+    data, duplicates = load_document(text, source=source)
+    return _checked(data, source=source, base_dir=base_dir, found=duplicates)
 
 
 def validate_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None) -> MeshSpec:
@@ -434,11 +429,16 @@ def validate_spec(data: Any, *, source: str = "spec", base_dir: Path | None = No
     wrong type anywhere is one problem with its path, never a crash. No I/O and no network: files
     the spec names are read only when a flow needs them.
     """
+    return _checked(data, source=source, base_dir=base_dir, found=[])
+
+
+def _checked(data: Any, *, source: str, base_dir: Path | None, found: list[SpecProblem]) -> MeshSpec:
+    """The spec, or SpecInvalid with the problems `found` before (in the text) and the document's."""
     if not isinstance(data, dict):
-        raise SpecInvalid([SpecProblem("", "the spec must be a mapping of fields")], source=source)
+        raise SpecInvalid([*found, SpecProblem("", "the spec must be a mapping of fields")], source=source)
     spec, problems = _validate(data, base_dir=base_dir)
-    if problems:
-        raise SpecInvalid(_unique(problems), source=source)
+    if found or problems:
+        raise SpecInvalid(_unique([*found, *problems]), source=source)
     assert spec is not None
     return spec
 

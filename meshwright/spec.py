@@ -21,9 +21,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from meshwright.errors import SpecInvalid, SpecProblem, key_name
 from meshwright.naming import EXPIRES_LABEL, MESH_LABEL, RESERVED_LABEL_PREFIX
 from meshwright.spec_checks import ClusterRefs, Relations, cross_check, relations_of_document
+from meshwright.spec_source import MAX_SPEC_BYTES, read_spec_text
 from meshwright.spec_yaml import load_document
 
-__all__ = ["EXPIRES_LABEL", "MESH_LABEL", "MeshSpec", "Target", "load_spec", "parse_spec", "validate_spec"]
+__all__ = [
+    "EXPIRES_LABEL",
+    "MAX_SPEC_BYTES",
+    "MESH_LABEL",
+    "MeshSpec",
+    "Target",
+    "load_spec",
+    "parse_spec",
+    "validate_spec",
+]
 
 # ASCII only, and the whole value: `\d` matches any Unicode digit (U+0661, ARABIC-INDIC DIGIT ONE).
 _RFC1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?", re.ASCII)
@@ -40,8 +50,6 @@ CLUSTER_NAME_MAX = 40
 # The longest name derived from the mesh name is "meshwright-<mesh>-pods" (a firewall rule, 63 max).
 MESH_NAME_MAX = 63 - len("meshwright--pods")
 MAX_TTL_SECONDS = 30 * 86400
-# A spec is a few KiB; reading stops here, so /dev/zero or a disk image is one clear problem.
-MAX_SPEC_BYTES = 1024 * 1024
 _CHART_SCHEMES = ("http", "https", "oci")
 _PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
@@ -378,38 +386,25 @@ class MeshSpec(_Model):
 def as_spec(spec: MeshSpec | dict[str, Any] | str | Path) -> MeshSpec:
     """The mesh spec a flow was given: a MeshSpec (from the UI's form or the CLI) as is, its fields
     (a run's parameters as the API stores them, read back by a hook) validated, or a path to a YAML
-    file (read and validated, SpecInvalid listing every problem)."""
+    file (read only under an allowed root, see `load_spec`; SpecInvalid listing every problem)."""
     if isinstance(spec, MeshSpec):
         return spec
     return validate_spec(spec) if isinstance(spec, dict) else load_spec(spec)
 
 
-def load_spec(path: str | Path) -> MeshSpec:
+def load_spec(path: str | Path, *, confined: bool = True) -> MeshSpec:
     """Read and validate a spec file. Raises SpecInvalid listing every problem.
 
-    Reads at most MAX_SPEC_BYTES (1 MiB) and accepts only UTF-8 text, so a binary file, a huge
-    file or /dev/zero is one problem rather than a crash. Relative paths in the spec (root CA
-    files, a local charts directory) resolve against the spec file's directory.
+    `confined` (the default: a path that came as a parameter, from whoever may start a run): the
+    file must be under the project's deployments/ or a directory of MESHWRIGHT_SPEC_ROOTS. The CLI
+    passes False for the path its user typed. Either way the file must be a regular file of at most
+    MAX_SPEC_BYTES (1 MiB) of UTF-8 text, so a FIFO, /dev/zero or a disk image is one problem rather
+    than a hang. Relative paths in the spec (root CA files, a local charts directory) resolve against
+    the spec file's directory.
     """
     source = str(path)
-    text = _read_text(Path(path), source=source)
+    text = read_spec_text(Path(path), confined=confined, source=source)
     return parse_spec(text, source=source, base_dir=Path(path).expanduser().resolve().parent)
-
-
-def _read_text(path: Path, *, source: str) -> str:
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_SPEC_BYTES + 1)
-    except OSError as e:
-        raise SpecInvalid([SpecProblem("", f"cannot read the spec: {e.strerror}")], source=source) from e
-    if len(data) > MAX_SPEC_BYTES:
-        reason = f"the spec is larger than {MAX_SPEC_BYTES // 1024} KiB; is this the right file?"
-        raise SpecInvalid([SpecProblem("", reason)], source=source)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        reason = f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); a spec is a YAML file"
-        raise SpecInvalid([SpecProblem("", reason)], source=source) from None
 
 
 def parse_spec(text: str, *, source: str = "spec", base_dir: Path | None = None) -> MeshSpec:

@@ -14,6 +14,7 @@ from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.models import ClusterAccess, CreateResult, ProvisionReport
 from meshwright.spec import MeshSpec, as_spec
+from meshwright.trust import check_brought_root
 from tasks.access import check_kubeconfig, write_kubeconfig
 from tasks.clusters import create_cluster, find_mesh_clusters, wait_cluster
 from tasks.network import check_network, ensure_firewall
@@ -34,11 +35,12 @@ class Preflight:
 def preflight(
     spec: MeshSpec | str, kubeconfig: str | None, connection: MeshwrightTarget | str | None, *, force: bool
 ) -> Preflight:
-    """The spec, the target, the kubeconfig path and the VPC network, checked before anything is
-    created (provision_mesh and up_mesh both start so), and the mesh's expiry: the one its
-    clusters already carry, when it exists."""
+    """The spec, the files it names, the target, the kubeconfig path and the VPC network, checked
+    before anything is created (provision_mesh and up_mesh both start so), and the mesh's expiry:
+    the one its clusters already carry, when it exists."""
     started = time.time()
     mesh = as_spec(spec)
+    check_brought_root(mesh)
     target = resolve_target(mesh.target, connection)
     path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
     check_network(mesh, target=target)

@@ -6,9 +6,12 @@ exceptions. Messages carry where (cluster) and what (step), never a credential.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 _PAYLOAD_LIMIT = 300
+KEY_NAME_MAX = 40
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}", re.ASCII)
 
 
 class MeshwrightError(Exception):
@@ -96,6 +99,19 @@ class SpecProblem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+def key_name(key: object) -> str:
+    """How a key of a spec's document appears in a problem's path.
+
+    A spec may be any file (a line of a config file parses as a key), and its problems reach logs
+    and the Prefect UI: a key that looks like a field name shows as is, any other is escaped to
+    ASCII and cut at KEY_NAME_MAX characters. Values are never quoted at all.
+    """
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+        return key
+    text = ascii(key)
+    return text if len(text) <= KEY_NAME_MAX else text[: KEY_NAME_MAX - 3] + "..."
 
 
 class SpecInvalid(MeshwrightError):

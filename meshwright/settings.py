@@ -7,10 +7,12 @@ Where a mesh is built (sandbox state, GKE credentials) is not a process setting:
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,17 @@ class Settings(BaseSettings):
         description="meshwright's own files: <home>/<mesh>/kubeconfig by default, and the root CA in "
         "<home>/<mesh>/root-ca/ without a Prefect API; relative to the working directory",
     )
+    spec_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
+        default=(),
+        description="directories, besides the project's deployments/, whose spec files a flow reads "
+        "when its `spec` parameter is a path (the Run form, the API); separated by ':' as in PATH",
+    )
+
+    @field_validator("spec_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        """One environment variable holds several directories, as PATH does."""
+        return tuple(p for p in value.split(os.pathsep) if p) if isinstance(value, str) else value
 
 
 @functools.cache

@@ -1,8 +1,9 @@
 """The mesh spec: one YAML file, one pydantic model, every problem reported at once.
 
 Nothing here touches a network. Field-level rules live on the models; rules that relate fields
-(references by name, overlapping ranges, Bookinfo placement) live in `spec_checks` and run on the
-raw document as well, so that a spec with both kinds of mistakes gets both reported in one go.
+(references by name, overlapping ranges, Bookinfo placement) live in `spec_checks` and read typed
+values only, so that a spec with both kinds of mistakes gets both reported in one go and a value
+of the wrong type is a problem with its path, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,31 +16,40 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from meshwright.errors import SpecInvalid, SpecProblem
+from meshwright.errors import SpecInvalid, SpecProblem, key_name
 from meshwright.naming import EXPIRES_LABEL, MESH_LABEL, RESERVED_LABEL_PREFIX
-from meshwright.spec_checks import cross_check
+from meshwright.spec_checks import ClusterRefs, Relations, cross_check, relations_of_document
+from meshwright.spec_source import MAX_SPEC_BYTES, read_spec_text
+from meshwright.spec_yaml import load_document
 
-__all__ = ["EXPIRES_LABEL", "MESH_LABEL", "MeshSpec", "Target", "load_spec", "parse_spec", "validate_spec"]
+__all__ = [
+    "EXPIRES_LABEL",
+    "MAX_SPEC_BYTES",
+    "MESH_LABEL",
+    "MeshSpec",
+    "Target",
+    "load_spec",
+    "parse_spec",
+    "validate_spec",
+]
 
-_RFC1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-_LABEL_KEY = re.compile(r"^[a-z][-_a-z0-9]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[-_a-z0-9]{0,63}$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-_VERSION = re.compile(r"^1\.(2[0-9]|3[0-9])\.[0-9]+$")
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# ASCII only, and the whole value: `\d` matches any Unicode digit (U+0661, ARABIC-INDIC DIGIT ONE).
+_RFC1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?", re.ASCII)
+_PROJECT = re.compile(r"[a-z][-a-z0-9]{4,28}[a-z0-9]", re.ASCII)
+_LABEL_KEY = re.compile(r"[a-z][-_a-z0-9]{0,62}", re.ASCII)
+_LABEL_VALUE = re.compile(r"[-_a-z0-9]{0,63}", re.ASCII)
+_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+", re.ASCII)
+_ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]", re.ASCII)
+_VERSION = re.compile(r"1\.(2[0-9]|3[0-9])\.[0-9]+", re.ASCII)
+_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
 _DURATION_UNITS = (86400, 3600, 60, 1)
 
 CLUSTER_NAME_MAX = 40
 # The longest name derived from the mesh name is "meshwright-<mesh>-pods" (a firewall rule, 63 max).
 MESH_NAME_MAX = 63 - len("meshwright--pods")
 MAX_TTL_SECONDS = 30 * 86400
-# A spec is a few KiB; reading stops here, so /dev/zero or a disk image is one clear problem.
-MAX_SPEC_BYTES = 1024 * 1024
 _CHART_SCHEMES = ("http", "https", "oci")
 _PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
@@ -62,46 +72,55 @@ class Role(StrEnum):
 
 def _name_rule(value: str, *, max_len: int, what: str) -> str:
     if len(value) > max_len:
-        raise ValueError(f"{what} {value!r} is longer than {max_len} characters")
-    if not _RFC1035.match(value):
+        raise ValueError(f"{what} is longer than {max_len} characters")
+    if not _RFC1035.fullmatch(value):
         raise ValueError(
-            f"{what} {value!r} must be lowercase letters, digits and hyphens, "
-            "start with a letter and not end with a hyphen"
+            f"{what} must be lowercase letters, digits and hyphens, start with a letter and not end with a hyphen"
         )
     return value
 
 
 def parse_duration(text: str) -> int:
     """'6h', '90m', '1d12h' -> seconds. Raises ValueError on anything else."""
-    match = _DURATION.match(text.strip()) if text.strip() else None
+    match = _DURATION.fullmatch(text.strip()) if text.strip() else None
     if not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration like 30m, 6h or 1d12h")
+        raise ValueError("not a duration like 30m, 6h or 1d12h")
     return sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if n)
 
 
 def _cidr_rule(value: str) -> str:
     try:
         net = ipaddress.ip_network(value, strict=True)
-    except ValueError as e:
-        raise ValueError(f"{value!r} is not a well-formed IPv4 CIDR block ({e})") from None
+    except ValueError:
+        raise ValueError(f"not a well-formed IPv4 CIDR block{_why_not_cidr(value)}") from None
     if net.version != 4:
-        raise ValueError(f"{value!r} is not IPv4")
+        raise ValueError("not IPv4")
     if not any(net.subnet_of(p) for p in _PRIVATE):  # type: ignore[arg-type]
-        raise ValueError(f"{value!r} is not a private (RFC 1918) range")
+        raise ValueError("not a private (RFC 1918) range")
     if not 9 <= net.prefixlen <= 21:
-        raise ValueError(f"{value!r}: GKE accepts pod and service ranges from /9 to /21")
+        raise ValueError("GKE accepts pod and service ranges from /9 to /21")
     return value
+
+
+def _why_not_cidr(value: str) -> str:
+    """The one reason worth telling (ipaddress's own messages quote the value)."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return ""
+    return " (host bits set: the address must be the network's first, like 10.8.0.0/14)"
 
 
 def _labels_rule(labels: dict[str, str]) -> dict[str, str]:
     problems = []
     for key, value in labels.items():
-        if not _LABEL_KEY.match(key):
-            problems.append(f"label key {key!r} breaks GCP label rules (lowercase letter first, a-z 0-9 _ -)")
+        name = key_name(key)
+        if not _LABEL_KEY.fullmatch(key):
+            problems.append(f"label key {name} breaks GCP label rules (lowercase letter first, a-z 0-9 _ -)")
         elif key.startswith(RESERVED_LABEL_PREFIX):
-            problems.append(f"label key {key!r} is reserved for meshwright")
-        if not _LABEL_VALUE.match(str(value)):
-            problems.append(f"label value {value!r} breaks GCP label rules (at most 63 of a-z 0-9 _ -)")
+            problems.append(f"label key {name} is reserved for meshwright")
+        if not _LABEL_VALUE.fullmatch(str(value)):
+            problems.append(f"the value of label {name} breaks GCP label rules (at most 63 of a-z 0-9 _ -)")
     if problems:
         raise ValueError("; ".join(problems))
     return labels
@@ -124,12 +143,12 @@ def _resolve(path: str, info: ValidationInfo) -> str:
 def _charts_rule(value: str, info: ValidationInfo) -> str:
     scheme = urlsplit(value).scheme
     if scheme in ("http", "https") and not urlsplit(value).netloc:
-        raise ValueError(f"{value!r} is a URL without a host")
+        raise ValueError("a URL without a host")
     if scheme == "oci" and not value.removeprefix("oci://").strip("/"):
-        raise ValueError(f"{value!r} names no OCI repository")
+        raise ValueError("an oci:// reference without a repository")
     if scheme and scheme not in _CHART_SCHEMES and len(scheme) > 1:  # c:/ is no scheme
         raise ValueError(
-            f"{value!r}: charts come from an http(s) Helm repository, an oci:// reference or a local directory"
+            "charts come from an http(s) Helm repository, an oci:// reference or a local directory"
         )
     return value if scheme in _CHART_SCHEMES else _resolve(value, info)
 
@@ -176,8 +195,8 @@ class IstioSpec(_Model):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        if not _VERSION.match(v):
-            raise ValueError(f"{v!r} is not a supported Istio version (1.20.0 to 1.39.x)")
+        if not _VERSION.fullmatch(v):
+            raise ValueError("not a supported Istio version (1.20.0 to 1.39.x)")
         return v
 
     @field_validator("mesh_id")
@@ -216,8 +235,8 @@ class ClusterSpec(_Model):
     @field_validator("location")
     @classmethod
     def _location(cls, v: str) -> str:
-        if not (_ZONE.match(v) or _REGION.match(v)):
-            raise ValueError(f"{v!r} is neither a GCP zone (us-central1-a) nor a region (us-central1)")
+        if not (_ZONE.fullmatch(v) or _REGION.fullmatch(v)):
+            raise ValueError("neither a GCP zone (us-central1-a) nor a region (us-central1)")
         return v
 
     @field_validator("machine_type")
@@ -287,9 +306,9 @@ class MeshSpec(_Model):
     @field_validator("project")
     @classmethod
     def _project(cls, v: str) -> str:
-        if not _PROJECT.match(v):
+        if not _PROJECT.fullmatch(v):
             raise ValueError(
-                f"{v!r} is not a GCP project id (6 to 30 of lowercase letters, digits and hyphens, "
+                "not a GCP project id (6 to 30 of lowercase letters, digits and hyphens, "
                 "starting with a letter, not ending with a hyphen)"
             )
         return v
@@ -306,7 +325,7 @@ class MeshSpec(_Model):
             return None
         seconds = parse_duration(v)
         if not 60 <= seconds <= MAX_TTL_SECONDS:
-            raise ValueError(f"{v!r} must be between 1m and 30d")
+            raise ValueError("must be between 1m and 30d")
         return v
 
     # -- computed topology -------------------------------------------------------------------
@@ -367,72 +386,75 @@ class MeshSpec(_Model):
 def as_spec(spec: MeshSpec | dict[str, Any] | str | Path) -> MeshSpec:
     """The mesh spec a flow was given: a MeshSpec (from the UI's form or the CLI) as is, its fields
     (a run's parameters as the API stores them, read back by a hook) validated, or a path to a YAML
-    file (read and validated, SpecInvalid listing every problem)."""
+    file (read only under an allowed root, see `load_spec`; SpecInvalid listing every problem)."""
     if isinstance(spec, MeshSpec):
         return spec
     return validate_spec(spec) if isinstance(spec, dict) else load_spec(spec)
 
 
-def load_spec(path: str | Path) -> MeshSpec:
+def load_spec(path: str | Path, *, confined: bool = True) -> MeshSpec:
     """Read and validate a spec file. Raises SpecInvalid listing every problem.
 
-    Reads at most MAX_SPEC_BYTES (1 MiB) and accepts only UTF-8 text, so a binary file, a huge
-    file or /dev/zero is one problem rather than a crash. Relative paths in the spec (root CA
-    files, a local charts directory) resolve against the spec file's directory.
+    `confined` (the default: a path that came as a parameter, from whoever may start a run): the
+    file must be under the project's deployments/ or a directory of MESHWRIGHT_SPEC_ROOTS. The CLI
+    passes False for the path its user typed. Either way the file must be a regular file of at most
+    MAX_SPEC_BYTES (1 MiB) of UTF-8 text, so a FIFO, /dev/zero or a disk image is one problem rather
+    than a hang. Relative paths in the spec (root CA files, a local charts directory) resolve against
+    the spec file's directory.
     """
     source = str(path)
-    text = _read_text(Path(path), source=source)
+    text = read_spec_text(Path(path), confined=confined, source=source)
     return parse_spec(text, source=source, base_dir=Path(path).expanduser().resolve().parent)
 
 
-def _read_text(path: Path, *, source: str) -> str:
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_SPEC_BYTES + 1)
-    except OSError as e:
-        raise SpecInvalid([SpecProblem("", f"cannot read the spec: {e.strerror}")], source=source) from e
-    if len(data) > MAX_SPEC_BYTES:
-        reason = f"the spec is larger than {MAX_SPEC_BYTES // 1024} KiB; is this the right file?"
-        raise SpecInvalid([SpecProblem("", reason)], source=source)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        reason = f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); a spec is a YAML file"
-        raise SpecInvalid([SpecProblem("", reason)], source=source) from None
-
-
 def parse_spec(text: str, *, source: str = "spec", base_dir: Path | None = None) -> MeshSpec:
-    """Validate a spec given as YAML text; relative paths in it resolve against `base_dir`."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or " ".join(str(e).split())
-        raise SpecInvalid([SpecProblem(where, f"not valid YAML: {problem}")], source=source) from None
-    except RecursionError:
-        raise SpecInvalid([SpecProblem("", "not valid YAML: nested too deeply")], source=source) from None
-    return validate_spec(data, source=source, base_dir=base_dir)
+    """Validate a spec given as YAML text; relative paths in it resolve against `base_dir`.
+
+    A key given twice is a problem reported with the others (YAML alone would keep the last).
+    """
+    data, duplicates = load_document(text, source=source)
+    return _checked(data, source=source, base_dir=base_dir, found=duplicates)
 
 
 def validate_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None) -> MeshSpec:
     """Validate an already-parsed document; field rules and cross-field rules together.
 
-    No I/O and no network: files the spec names are read only when a flow needs them.
+    The model's types and field rules come first; the rules between fields then read typed values
+    only (the model's, or those fields of the document that have their type), so a value of the
+    wrong type anywhere is one problem with its path, never a crash. No I/O and no network: files
+    the spec names are read only when a flow needs them.
     """
+    return _checked(data, source=source, base_dir=base_dir, found=[])
+
+
+def _checked(data: Any, *, source: str, base_dir: Path | None, found: list[SpecProblem]) -> MeshSpec:
+    """The spec, or SpecInvalid with the problems `found` before (in the text) and the document's."""
     if not isinstance(data, dict):
-        raise SpecInvalid([SpecProblem("", "the spec must be a mapping of fields")], source=source)
-    problems: list[SpecProblem] = []
-    spec: MeshSpec | None = None
+        raise SpecInvalid([*found, SpecProblem("", "the spec must be a mapping of fields")], source=source)
+    spec, problems = _validate(data, base_dir=base_dir)
+    if found or problems:
+        raise SpecInvalid(_unique([*found, *problems]), source=source)
+    assert spec is not None
+    return spec
+
+
+def _validate(data: dict[str, Any], *, base_dir: Path | None) -> tuple[MeshSpec | None, list[SpecProblem]]:
+    """The model (None when a field is wrong) and every problem: the fields' own, then those between."""
     try:
         spec = MeshSpec.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
-        problems.extend(_from_pydantic(e))
-    problems.extend(cross_check(data))
-    if problems:
-        raise SpecInvalid(_unique(problems), source=source)
-    assert spec is not None
-    return spec
+        return None, [*_from_pydantic(e), *cross_check(relations_of_document(data))]
+    return spec, cross_check(_relations(spec))
+
+
+def _relations(spec: MeshSpec) -> Relations:
+    """What the rules between fields read, from a spec whose fields are all valid."""
+    clusters = tuple(
+        ClusterRefs.of(i, name=c.name, primary=c.primary, pod_cidr=c.pod_cidr, services_cidr=c.services_cidr)
+        for i, c in enumerate(spec.clusters)
+    )
+    placement = spec.bookinfo.placement if spec.bookinfo else None
+    return Relations(clusters, None if placement is None else {k: tuple(v) for k, v in placement.items()})
 
 
 def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:
@@ -440,17 +462,29 @@ def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:
 
 
 def _from_pydantic(error: ValidationError) -> Iterator[SpecProblem]:
+    """Pydantic's problems by their path; `msg` never quotes the input (str(error) does)."""
     for item in error.errors():
         reason = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             reason = "unknown field (check the spelling)"
         elif item["type"] == "missing":
             reason = "required field is missing"
+        elif item["loc"][-1:] == (_KEY,):
+            reason = f"this key: {reason}"
         yield SpecProblem(_path(item["loc"]), reason)
 
 
+_KEY = "[key]"  # pydantic's last path element when a mapping's key itself is wrong
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
+    """`clusters[0].labels.team`; a key of the document as `key_name` shows it (a dict's int key too)."""
     out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    for i, part in enumerate(loc):
+        if part == _KEY:
+            continue
+        if isinstance(part, int) and loc[i + 1 : i + 2] != (_KEY,):
+            out += f"[{part}]"
+        else:
+            out += f".{key_name(part)}" if out else key_name(part)
     return out

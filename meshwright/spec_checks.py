@@ -1,124 +1,200 @@
-"""Rules between the fields of a mesh spec, checked on the raw document.
+"""Rules between the fields of a mesh spec, checked on typed values only.
 
-They run even when some fields are themselves wrong, so that one pass reports every problem:
-unique cluster names, `primary` references, overlapping ranges, Bookinfo placement.
+Unique cluster names, `primary` references, overlapping ranges and Bookinfo placement relate
+fields to each other. They read `Relations`: the few fields they need, typed. When the whole spec
+validated, those come from the model (`meshwright.spec` builds them); when some field is wrong,
+from the fields of the document that have their type (`relations_of_document`), so that one pass
+still reports every problem. A value of the wrong type (a list where a name belongs) is never
+compared or hashed here: pydantic reports it, and the rules skip it. A problem names fields by
+their path and never quotes a value (the catalog's workload names are not the document's).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from meshwright.bookinfo_catalog import ENTRYPOINT, WORKLOADS
-from meshwright.errors import SpecProblem
+from meshwright.errors import SpecProblem, key_name
+
+T = TypeVar("T")
+# The model strips whitespace from every string; the typed view of a document does the same.
+_STR: TypeAdapter[str] = TypeAdapter(Annotated[str, StringConstraints(strip_whitespace=True)])
 
 
-def _clusters(data: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+@dataclass(frozen=True)
+class ClusterRefs:
+    """What the rules read of one cluster; None where the field is absent or not a string."""
+
+    index: int
+    name: str | None
+    primary: str | None
+    ranges: tuple[tuple[str, str], ...] = ()  # (field, CIDR text)
+
+    @classmethod
+    def of(
+        cls,
+        index: int,
+        *,
+        name: str | None,
+        primary: str | None,
+        pod_cidr: str | None,
+        services_cidr: str | None,
+    ) -> ClusterRefs:
+        ranges = (("pod_cidr", pod_cidr), ("services_cidr", services_cidr))
+        return cls(index, name, primary, tuple((f, v) for f, v in ranges if v is not None))
+
+
+@dataclass(frozen=True)
+class Relations:
+    """The typed fields the rules relate: the clusters, and Bookinfo's placement when given.
+
+    A placement's workload is None where the document holds something else than a string;
+    `placement_complete` is False when an entry of the placement was left out for its type.
+    """
+
+    clusters: tuple[ClusterRefs, ...]
+    placement: Mapping[str, tuple[str | None, ...]] | None = None
+    placement_complete: bool = True
+
+
+def relations_of_document(data: Mapping[str, Any]) -> Relations:
+    """The relations of a document whose fields are not all valid: what has its type, and only that."""
     raw = data.get("clusters")
-    if not isinstance(raw, list):
-        return []
-    return [(i, c) for i, c in enumerate(raw) if isinstance(c, dict)]
+    items = list(enumerate(raw)) if isinstance(raw, list) else []
+    clusters = tuple(_cluster_refs(i, c) for i, c in items if isinstance(c, dict))
+    bookinfo = data.get("bookinfo")
+    placement = bookinfo.get("placement") if isinstance(bookinfo, dict) else None
+    if not isinstance(placement, dict):
+        return Relations(clusters)
+    typed = _typed_placement(placement)
+    return Relations(clusters, typed, placement_complete=len(typed) == len(placement))
 
 
-def cross_check(data: dict[str, Any]) -> list[SpecProblem]:
-    """Rules between fields, on the raw document, tolerant of fields that are themselves wrong."""
-    clusters = _clusters(data)
+def _typed(adapter: TypeAdapter[T], value: Any) -> T | None:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError:
+        return None
+
+
+def _cluster_refs(index: int, raw: dict[Any, Any]) -> ClusterRefs:
+    name, primary = _typed(_STR, raw.get("name")), _typed(_STR, raw.get("primary"))
+    pod_cidr, services_cidr = (_typed(_STR, raw.get(f)) for f in ("pod_cidr", "services_cidr"))
+    return ClusterRefs.of(index, name=name, primary=primary, pod_cidr=pod_cidr, services_cidr=services_cidr)
+
+
+def _typed_placement(raw: dict[Any, Any]) -> dict[str, tuple[str | None, ...]]:
+    placement: dict[str, tuple[str | None, ...]] = {}
+    for key, workloads in raw.items():
+        cluster = _typed(_STR, key)
+        if cluster is not None and isinstance(workloads, list):
+            placement[cluster] = tuple(_typed(_STR, w) for w in workloads)
+    return placement
+
+
+def cross_check(relations: Relations) -> list[SpecProblem]:
+    """Every problem between fields, each with the path of the field it is about."""
+    clusters = relations.clusters
     return [
         *_check_names(clusters),
         *_check_primaries(clusters),
         *_check_cidrs(clusters),
-        *_check_bookinfo(data.get("bookinfo"), clusters),
+        *_check_bookinfo(relations.placement, clusters, complete=relations.placement_complete),
     ]
 
 
-def _names(clusters: list[tuple[int, dict[str, Any]]]) -> set[str]:
-    return {c["name"] for _, c in clusters if isinstance(c.get("name"), str)}
-
-
-def _check_names(clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
+def _check_names(clusters: tuple[ClusterRefs, ...]) -> Iterator[SpecProblem]:
     seen: dict[str, int] = {}
-    for i, c in clusters:
-        name = c.get("name")
-        if not isinstance(name, str):
+    for c in clusters:
+        if c.name is None:
             continue
-        if name in seen:
-            yield SpecProblem(
-                f"clusters[{i}].name", f"{name!r} is already the name of clusters[{seen[name]}]"
-            )
+        if c.name in seen:
+            yield SpecProblem(f"clusters[{c.index}].name", f"already the name of clusters[{seen[c.name]}]")
         else:
-            seen[name] = i
+            seen[c.name] = c.index
 
 
-def _check_primaries(clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
-    by_name: dict[str, dict[str, Any]] = {}
-    for _, c in clusters:
-        if isinstance(c.get("name"), str):
-            by_name.setdefault(c["name"], c)
-    for i, c in clusters:
-        primary = c.get("primary")
-        if primary is None:
+def _check_primaries(clusters: tuple[ClusterRefs, ...]) -> Iterator[SpecProblem]:
+    by_name: dict[str, ClusterRefs] = {}
+    for c in clusters:
+        if c.name is not None:
+            by_name.setdefault(c.name, c)
+    every_name_known = all(c.name is not None for c in clusters)
+    for c in clusters:
+        if c.primary is None:
             continue
-        if primary == c.get("name"):
-            yield SpecProblem(f"clusters[{i}].primary", "a cluster cannot be its own primary; omit the field")
-        elif primary not in by_name:
-            yield SpecProblem(f"clusters[{i}].primary", f"{primary!r} is not a cluster of this mesh")
-        elif by_name[primary].get("primary") is not None:
-            yield SpecProblem(
-                f"clusters[{i}].primary", f"{primary!r} is a remote itself; a primary must have no primary"
-            )
-    if clusters and all(c.get("primary") is not None for _, c in clusters):
+        path = f"clusters[{c.index}].primary"
+        if c.primary == c.name:
+            yield SpecProblem(path, "a cluster cannot be its own primary; omit the field")
+        elif c.primary not in by_name and every_name_known:
+            yield SpecProblem(path, "names no cluster of this mesh")
+        elif c.primary in by_name and by_name[c.primary].primary is not None:
+            remote = by_name[c.primary].index
+            yield SpecProblem(path, f"names a remote (clusters[{remote}]); a primary must have no primary")
+    if clusters and all(c.primary is not None for c in clusters):
         yield SpecProblem("clusters", "at least one cluster must be a primary (a cluster without `primary`)")
 
 
-def _check_cidrs(clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
+def _check_cidrs(clusters: tuple[ClusterRefs, ...]) -> Iterator[SpecProblem]:
     taken: list[tuple[str, ipaddress.IPv4Network]] = []
-    for i, c in clusters:
-        for field in ("pod_cidr", "services_cidr"):
-            net = _as_network(c.get(field))
+    for c in clusters:
+        for field, text in c.ranges:
+            net = _as_network(text)
             if net is None:
                 continue
-            path = f"clusters[{i}].{field}"
+            path = f"clusters[{c.index}].{field}"
             for other_path, other in taken:
                 if net.overlaps(other):
-                    yield SpecProblem(path, f"{net} overlaps {other} ({other_path})")
+                    yield SpecProblem(path, f"overlaps {other_path}")
             taken.append((path, net))
 
 
-def _as_network(value: Any) -> ipaddress.IPv4Network | None:
+def _as_network(value: str) -> ipaddress.IPv4Network | None:
     try:
-        net = ipaddress.ip_network(value, strict=True) if isinstance(value, str) else None
+        net = ipaddress.ip_network(value, strict=True)
     except ValueError:
         return None
     return net if isinstance(net, ipaddress.IPv4Network) else None
 
 
-def _check_bookinfo(raw: Any, clusters: list[tuple[int, dict[str, Any]]]) -> Iterator[SpecProblem]:
-    if not isinstance(raw, dict) or not isinstance(raw.get("placement"), dict):
+def _check_bookinfo(
+    placement: Mapping[str, tuple[str | None, ...]] | None,
+    clusters: tuple[ClusterRefs, ...],
+    *,
+    complete: bool,
+) -> Iterator[SpecProblem]:
+    if placement is None:
         return
-    names = _names(clusters)
+    # A cluster without a typed name may be the one a placement names; only sure problems are told.
+    names = {c.name for c in clusters if c.name is not None}
+    every_name_known = all(c.name is not None for c in clusters)
     placed: set[str] = set()
-    for cluster, workloads in raw["placement"].items():
-        path = f"bookinfo.placement.{cluster}"
-        if names and cluster not in names:
-            yield SpecProblem(path, f"{cluster!r} is not a cluster of this mesh")
-        if not isinstance(workloads, list):
-            continue
+    for cluster, workloads in placement.items():
+        path = f"bookinfo.placement.{key_name(cluster)}"
+        if names and every_name_known and cluster not in names:
+            yield SpecProblem(path, "not a cluster of this mesh")
         yield from _check_workloads(path, workloads)
-        placed.update(w for w in workloads if isinstance(w, str))
-    yield from _check_calls(placed)
+        placed.update(w for w in workloads if w is not None)
+    if complete and all(None not in workloads for workloads in placement.values()):
+        yield from _check_calls(placed)  # with a workload unknown, who serves whom is unknown
 
 
-def _check_workloads(path: str, workloads: list[Any]) -> Iterator[SpecProblem]:
+def _check_workloads(path: str, workloads: tuple[str | None, ...]) -> Iterator[SpecProblem]:
     seen: set[str] = set()
     for j, w in enumerate(workloads):
+        if w is None:
+            continue
         if w in seen:
-            yield SpecProblem(f"{path}[{j}]", f"{w!r} is listed twice on this cluster")
-        elif isinstance(w, str) and w not in WORKLOADS:
+            yield SpecProblem(f"{path}[{j}]", "listed twice on this cluster")
+        elif w not in WORKLOADS:
             known = ", ".join(WORKLOADS)
-            yield SpecProblem(f"{path}[{j}]", f"{w!r} is not a Bookinfo workload (known: {known})")
-        if isinstance(w, str):
-            seen.add(w)
+            yield SpecProblem(f"{path}[{j}]", f"not a Bookinfo workload (known: {known})")
+        seen.add(w)
 
 
 def _check_calls(placed: set[str]) -> Iterator[SpecProblem]:

@@ -21,12 +21,15 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from meshwright.errors import InvalidRequest, PermanentError
+from meshwright.files import FileRefused, read_regular
 from meshwright.pki import KeyPair, new_root_ca, root_from_pem
 from meshwright.settings import settings
 from meshwright.spec import MeshSpec
 
 BLOCK_NAME = "meshwright-{mesh}-root-ca"
 STEP = "root_ca"
+# A PEM certificate or key is a few KiB; a bigger file is not one.
+MAX_ROOT_CA_BYTES = 1024 * 1024
 
 
 class RootStore(Protocol):
@@ -125,19 +128,43 @@ def store_for(mesh: str, *, state_dir: Path | None = None) -> RootStore:
     return FileStore((state_dir or settings().home) / mesh / "root-ca")
 
 
+def check_brought_root(spec: MeshSpec) -> None:
+    """Raise InvalidRequest, naming every problem, unless `istio.root_ca` (if given) names two regular
+    files of at most MAX_ROOT_CA_BYTES that hold a CA certificate and its key.
+
+    For a building flow's preflight: a wrong root is found before any cluster is created, not by
+    the trust stage after the clusters (which reads the files again, through `brought_root`).
+    """
+    brought_root(spec)
+
+
 def brought_root(spec: MeshSpec) -> KeyPair | None:
     """The user's own root from `istio.root_ca`, checked; None when the spec names none."""
     given = spec.istio.root_ca
     if given is None:
         return None
-    try:
-        cert, key = Path(given.cert).read_bytes(), Path(given.key).read_bytes()
-    except OSError as e:
-        raise InvalidRequest(f"istio.root_ca: cannot read {e.filename}: {e.strerror}", step=STEP) from None
+    cert, key = _read_root_files({"cert": given.cert, "key": given.key})
     try:
         return root_from_pem(cert, key)
     except ValueError as e:
         raise InvalidRequest(f"istio.root_ca: {e}", step=STEP) from None
+
+
+def _read_root_files(paths: dict[str, str]) -> tuple[bytes, bytes]:
+    """Both files' bytes, or InvalidRequest naming every problem (a FIFO would hang the run, a
+    device such as /dev/zero never end, so neither is read)."""
+    read: dict[str, bytes] = {}
+    problems = []
+    for field, path in paths.items():
+        try:
+            read[field] = read_regular(Path(path), limit=MAX_ROOT_CA_BYTES)
+        except FileRefused as e:
+            problems.append(f"istio.root_ca.{field}: {path} is {e}")
+        except OSError as e:
+            problems.append(f"istio.root_ca.{field}: cannot read {path}: {e.strerror}")
+    if problems:
+        raise InvalidRequest("; ".join(problems), step=STEP)
+    return read["cert"], read["key"]
 
 
 def ensure_root(spec: MeshSpec, store: RootStore) -> tuple[KeyPair, str]:

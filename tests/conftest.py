@@ -4,10 +4,14 @@ that tests of several folders request. Helpers that are not fixtures are in test
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Retries keep their count and shape, without real-world waits.
 os.environ.setdefault("MESHWRIGHT_RETRY_BACKOFF", "0.05")
 os.environ.setdefault("MESHWRIGHT_RETRY_MAX_DELAY", "0.2")
+# Flow tests hand their flows spec files written under pytest's tmp_path, as a runner whose
+# MESHWRIGHT_SPEC_ROOTS names their directory would read them (tests/spec pins the confinement).
+os.environ.setdefault("MESHWRIGHT_SPEC_ROOTS", tempfile.gettempdir())
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 

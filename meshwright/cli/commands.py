@@ -52,8 +52,9 @@ def fail(error: MeshwrightError | str, *, code: int = EXIT_FAILED) -> NoReturn:
 
 
 def read_spec(path: Path) -> MeshSpec:
+    """The spec file the user named, wherever it is (a flow gets the spec itself, not this path)."""
     try:
-        return load_spec(path)
+        return load_spec(path, confined=False)
     except SpecInvalid as e:
         fail(e, code=EXIT_INVALID)
 

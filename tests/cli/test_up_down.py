@@ -106,7 +106,7 @@ def test_up_with_an_invalid_spec_exits_2_and_creates_nothing(tmp_path: Path) -> 
     spec.write_text(yaml.safe_dump({**SPEC, "clusters": [{"name": "central", "location": "mars"}]}))
     result = cli("up", str(spec), env=env, timeout=60)
     assert result.returncode == 2
-    assert "clusters[0].location: 'mars' is neither a GCP zone" in result.stderr
+    assert "clusters[0].location: neither a GCP zone" in result.stderr
     assert not root.exists()
 
 

@@ -184,7 +184,7 @@ def test_invalid_spec_creates_nothing(sandbox: World, target: MeshwrightTarget, 
             }
         )
     )
-    with pytest.raises(SpecInvalid, match=r"clusters\[2\]\.primary: 'centrl' is not a cluster of this mesh"):
+    with pytest.raises(SpecInvalid, match=r"clusters\[2\]\.primary: names no cluster of this mesh"):
         provision_mesh(spec=str(bad), connection=target)
     assert world_counts(sandbox) == ([], [])
 

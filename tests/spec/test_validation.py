@@ -42,90 +42,88 @@ def edited(**changes: Any) -> dict[str, Any]:
 BAD = [
     (
         edited(clusters__2__primary="centrl"),
-        ["clusters[2].primary: 'centrl' is not a cluster of this mesh"],
+        ["clusters[2].primary: names no cluster of this mesh"],
     ),
     (
         edited(clusters__1__name="central"),
         [
-            "clusters[1].name: 'central' is already the name of clusters[0]",
+            "clusters[1].name: already the name of clusters[0]",
             "clusters[1].primary: a cluster cannot be its own primary; omit the field",
-            "bookinfo.placement.west: 'west' is not a cluster of this mesh",
+            "bookinfo.placement.west: not a cluster of this mesh",
         ],
     ),
     (
         edited(clusters__1__primary="east"),
-        ["clusters[1].primary: 'east' is a remote itself; a primary must have no primary"],
+        ["clusters[1].primary: names a remote (clusters[2]); a primary must have no primary"],
     ),
     (
         edited(clusters__0__primary="west"),
         [
-            "clusters[0].primary: 'west' is a remote itself; a primary must have no primary",
-            "clusters[1].primary: 'central' is a remote itself; a primary must have no primary",
-            "clusters[2].primary: 'central' is a remote itself; a primary must have no primary",
+            "clusters[0].primary: names a remote (clusters[1]); a primary must have no primary",
+            "clusters[1].primary: names a remote (clusters[0]); a primary must have no primary",
+            "clusters[2].primary: names a remote (clusters[0]); a primary must have no primary",
             "clusters: at least one cluster must be a primary (a cluster without `primary`)",
         ],
     ),
     (
         edited(clusters__0__name="Central_1"),
         [
-            "clusters[0].name: cluster name 'Central_1' must be lowercase letters, digits and hyphens, "
+            "clusters[0].name: cluster name must be lowercase letters, digits and hyphens, "
             "start with a letter and not end with a hyphen",
-            "clusters[1].primary: 'central' is not a cluster of this mesh",
-            "clusters[2].primary: 'central' is not a cluster of this mesh",
-            "bookinfo.placement.central: 'central' is not a cluster of this mesh",
+            "clusters[1].primary: names no cluster of this mesh",
+            "clusters[2].primary: names no cluster of this mesh",
+            "bookinfo.placement.central: not a cluster of this mesh",
         ],
     ),
     (
         edited(clusters__0__name="c" * 41),
         [
-            f"clusters[0].name: cluster name '{'c' * 41}' is longer than 40 characters",
-            "clusters[1].primary: 'central' is not a cluster of this mesh",
-            "clusters[2].primary: 'central' is not a cluster of this mesh",
-            "bookinfo.placement.central: 'central' is not a cluster of this mesh",
+            "clusters[0].name: cluster name is longer than 40 characters",
+            "clusters[1].primary: names no cluster of this mesh",
+            "clusters[2].primary: names no cluster of this mesh",
+            "bookinfo.placement.central: not a cluster of this mesh",
         ],
     ),
     (
         edited(project="demo"),
         [
-            "project: 'demo' is not a GCP project id (6 to 30 of lowercase letters, digits and hyphens, "
+            "project: not a GCP project id (6 to 30 of lowercase letters, digits and hyphens, "
             "starting with a letter, not ending with a hyphen)"
         ],
     ),
     (
         edited(name="m" * 48),
-        [f"name: mesh name '{'m' * 48}' is longer than 47 characters"],
+        ["name: mesh name is longer than 47 characters"],
     ),
     (
         edited(clusters__1__location="mars-north"),
-        [
-            "clusters[1].location: 'mars-north' is neither a GCP zone (us-central1-a) nor a region (us-central1)"
-        ],
+        ["clusters[1].location: neither a GCP zone (us-central1-a) nor a region (us-central1)"],
     ),
     (
         edited(clusters__0__pod_cidr="8.8.0.0/14"),
-        ["clusters[0].pod_cidr: '8.8.0.0/14' is not a private (RFC 1918) range"],
+        ["clusters[0].pod_cidr: not a private (RFC 1918) range"],
     ),
     (
         edited(clusters__0__pod_cidr="10.8.0.1/14"),
         [
-            "clusters[0].pod_cidr: '10.8.0.1/14' is not a well-formed IPv4 CIDR block "
-            "(10.8.0.1/14 has host bits set)"
+            "clusters[0].pod_cidr: not a well-formed IPv4 CIDR block "
+            "(host bits set: the address must be the network's first, like 10.8.0.0/14)"
         ],
     ),
     (
         edited(clusters__1__pod_cidr="10.10.0.0/16"),
-        ["clusters[1].pod_cidr: 10.10.0.0/16 overlaps 10.8.0.0/14 (clusters[0].pod_cidr)"],
+        ["clusters[1].pod_cidr: overlaps clusters[0].pod_cidr"],
     ),
     (
         edited(clusters__2__services_cidr="10.9.0.0/20"),
-        ["clusters[2].services_cidr: 10.9.0.0/20 overlaps 10.8.0.0/14 (clusters[0].pod_cidr)"],
+        ["clusters[2].services_cidr: overlaps clusters[0].pod_cidr"],
     ),
     (
         edited(clusters__0__labels={"Team": "x", "meshwright-mesh": "y", "ok": "Bad Value"}),
         [
-            "clusters[0].labels: label key 'Team' breaks GCP label rules (lowercase letter first, a-z 0-9 _ -); "
-            "label key 'meshwright-mesh' is reserved for meshwright; "
-            "label value 'Bad Value' breaks GCP label rules (at most 63 of a-z 0-9 _ -)"
+            "clusters[0].labels: label key Team breaks GCP label rules (lowercase letter first, a-z 0-9 _ -); "
+            "label key meshwright-mesh is reserved for meshwright; "
+            "the value of label ok breaks GCP label rules (at most 63 of a-z 0-9 _ -)"
         ],
     ),
     (
@@ -142,7 +140,7 @@ BAD = [
     ),
     (
         edited(ttl="forever"),
-        ["ttl: 'forever' is not a duration like 30m, 6h or 1d12h"],
+        ["ttl: not a duration like 30m, 6h or 1d12h"],
     ),
     (
         edited(target="aws"),
@@ -150,18 +148,18 @@ BAD = [
     ),
     (
         edited(istio__version="1.5.0"),
-        ["istio.version: '1.5.0' is not a supported Istio version (1.20.0 to 1.39.x)"],
+        ["istio.version: not a supported Istio version (1.20.0 to 1.39.x)"],
     ),
     (
         edited(bookinfo__placement__west=["reviews-v4"]),
         [
-            "bookinfo.placement.west[0]: 'reviews-v4' is not a Bookinfo workload "
+            "bookinfo.placement.west[0]: not a Bookinfo workload "
             "(known: productpage-v1, details-v1, reviews-v1, reviews-v2, reviews-v3, ratings-v1)"
         ],
     ),
     (
         edited(bookinfo__placement__east=["details-v1"], bookinfo__placement__north=["ratings-v1"]),
-        ["bookinfo.placement.north: 'north' is not a cluster of this mesh"],
+        ["bookinfo.placement.north: not a cluster of this mesh"],
     ),
     (
         edited(bookinfo__placement__east=[]),
@@ -238,6 +236,26 @@ def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
 
+@pytest.mark.parametrize("text", ["\u0661h", "\uff16h", "1\u0663m", "6h\n5m"])
+def test_durations_take_ascii_digits_only(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ttl", "\u0661h"),
+        ("clusters__0__nodes", "\u0663"),
+        ("clusters__0__pod_cidr", "\u0661\u0660.8.0.0/14"),
+    ],
+)
+def test_non_ascii_digits_are_refused_in_every_field(field: str, value: str) -> None:
+    assert [p.split(":")[0] for p in problems_of(edited(**{field: value}))] == [
+        field.replace("__0__", "[0].")
+    ]
+
+
 def test_charts_default_to_the_target_default() -> None:
     assert validate_spec(edited(istio={})).istio.charts is None
 
@@ -264,11 +282,11 @@ def test_relative_charts_directory_resolves_against_the_spec_directory(tmp_path:
     [
         (
             "ftp://example.com/charts",
-            "istio.charts: 'ftp://example.com/charts': charts come from an http(s) Helm repository, "
+            "istio.charts: charts come from an http(s) Helm repository, "
             "an oci:// reference or a local directory",
         ),
-        ("https:///charts", "istio.charts: 'https:///charts' is a URL without a host"),
-        ("oci://", "istio.charts: 'oci://' names no OCI repository"),
+        ("https:///charts", "istio.charts: a URL without a host"),
+        ("oci://", "istio.charts: an oci:// reference without a repository"),
     ],
 )
 def test_bad_charts_source_is_named(charts: str, problem: str) -> None:
@@ -285,3 +303,96 @@ def test_root_ca_files_are_not_read_at_validation() -> None:
     spec = validate_spec(edited(istio={"root_ca": {"cert": "/nowhere/root.pem", "key": "/nowhere/root.key"}}))
     assert spec.istio.root_ca is not None
     assert spec.istio.root_ca.cert == "/nowhere/root.pem"
+
+
+WRONG_TYPES = [
+    (
+        "bookinfo:\n  placement:\n    central: [[x]]\n",
+        ["bookinfo.placement.central[0]: Input should be a valid string"],
+    ),
+    (
+        "bookinfo:\n  placement:\n    central: [{a: 1}, reviews-v4]\n",
+        [
+            "bookinfo.placement.central[0]: Input should be a valid string",
+            "bookinfo.placement.central[1]: not a Bookinfo workload "
+            "(known: productpage-v1, details-v1, reviews-v1, reviews-v2, reviews-v3, ratings-v1)",
+        ],
+    ),
+    (
+        "clusters:\n  - {name: a, location: us-west1-b, primary: [a]}\n",
+        ["clusters[0].primary: Input should be a valid string"],
+    ),
+    (
+        "clusters:\n  - {name: a, location: us-west1-b}\n  - {name: b, location: us-west1-b, primary: {a: 1}}\n",
+        ["clusters[1].primary: Input should be a valid string"],
+    ),
+    (
+        "clusters:\n  - {name: [a], location: us-west1-b, pod_cidr: {a: 1}}\n  - {name: b, location: us-west1-b, primary: a}\n",
+        [
+            "clusters[0].name: Input should be a valid string",
+            "clusters[0].pod_cidr: Input should be a valid string",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    WRONG_TYPES,
+    ids=["placement-list", "placement-mapping", "primary-list", "primary-mapping", "name-and-cidr"],
+)
+def test_a_value_of_the_wrong_type_is_a_problem_with_its_path_not_a_crash(
+    yaml_text: str, expected: list[str]
+) -> None:
+    """The rules between fields read typed values only: a list or a mapping where a name belongs is
+    reported by its type, and no rule guesses from it (a cluster whose name is unreadable may be the
+    one a reference names)."""
+    head = "name: m\nproject: demo-project\n"
+    if "clusters:" not in yaml_text:
+        head += "clusters:\n  - {name: central, location: us-central1-a}\n"
+    with pytest.raises(SpecInvalid) as caught:
+        parse_spec(head + yaml_text)
+    assert [str(p) for p in caught.value.problems] == expected
+
+
+def test_wrong_types_and_broken_references_are_reported_together() -> None:
+    data = edited(clusters__0__labels=[["x"]], clusters__2__primary="centrl")
+    assert [p.split(":")[0] for p in problems_of(data)] == ["clusters[0].labels", "clusters[2].primary"]
+
+
+MARK = "Zq7-Secret!"  # breaks every rule it is put under
+
+
+def test_problems_never_quote_a_value_and_show_keys_short_and_escaped() -> None:
+    """A spec may be any file on the runner, and its problems reach logs and the Prefect UI."""
+    long_key = "k" * 45 + MARK
+    data = {
+        **dict.fromkeys(("name", "project", "network", "ttl", "target"), MARK),
+        "istio": {"version": MARK, "charts": f"ftp://{MARK}", "mesh_id": MARK},
+        "clusters": [
+            {
+                **dict.fromkeys(("name", "location", "nodes", "machine_type", "network", "primary"), MARK),
+                "pod_cidr": MARK,
+                "services_cidr": f"10.0.0.1/{MARK}",
+                "labels": {"ok": MARK},
+            },
+            {"name": "b", "location": "us-west1-b", "primary": [MARK], "pod_cidr": {MARK: MARK}},
+        ],
+        "bookinfo": {"namespace": MARK, "placement": {"b": [MARK, {MARK: MARK}], long_key: [MARK]}},
+        long_key: MARK,
+        "\x1b[2J\u202etxt": MARK,
+    }
+    with pytest.raises(SpecInvalid) as caught:
+        validate_spec(data)
+    message = str(caught.value)
+    assert MARK not in message
+    assert message.isascii()
+    assert all(line.isprintable() for line in message.splitlines())
+    assert f"  '{'k' * 36}...: unknown field (check the spelling)" in message  # 40 characters
+    assert "'\\x1b[2J\\u202etxt': unknown field (check the spelling)" in message
+    assert len(caught.value.problems) >= 20
+
+
+def test_a_key_of_the_wrong_type_is_named_as_a_key() -> None:
+    data = edited(bookinfo__placement={1: ["productpage-v1"]})
+    assert problems_of(data) == ["bookinfo.placement.1: this key: Input should be a valid string"]

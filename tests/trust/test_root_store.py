@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from flows.provision import preflight
 from meshwright import naming, pki, trust
 from meshwright.errors import InvalidRequest
 from meshwright.spec import MeshSpec, validate_spec
@@ -68,7 +71,72 @@ def test_a_brought_root_is_used_and_nothing_is_stored(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
-def test_an_unreadable_brought_root_is_one_clear_error(tmp_path: Path) -> None:
+def test_an_unreadable_brought_root_is_one_clear_error_naming_both_files(tmp_path: Path) -> None:
     given = spec(root_ca={"cert": str(tmp_path / "missing.pem"), "key": str(tmp_path / "k.pem")})
-    with pytest.raises(InvalidRequest, match=r"istio.root_ca: cannot read .*missing.pem"):
+    with pytest.raises(InvalidRequest) as caught:
         trust.ensure_root(given, trust.FileStore(tmp_path))
+    assert caught.value.message == (
+        f"istio.root_ca.cert: cannot read {tmp_path / 'missing.pem'}: No such file or directory; "
+        f"istio.root_ca.key: cannot read {tmp_path / 'k.pem'}: No such file or directory"
+    )
+
+
+@pytest.fixture
+def brought(tmp_path: Path) -> dict[str, Path]:
+    mine = pki.new_root_ca(key="rsa2048")
+    paths = {"cert": tmp_path / "ca.pem", "key": tmp_path / "ca-key.pem"}
+    paths["cert"].write_bytes(mine.cert_pem)
+    paths["key"].write_bytes(mine.key_pem)
+    return paths
+
+
+def check_in_time(given: MeshSpec) -> str:
+    """The preflight check's message; it must come at once (a FIFO must not block it)."""
+    outcome: list[BaseException | None] = []
+
+    def check() -> None:
+        try:
+            trust.check_brought_root(given)
+            outcome.append(None)
+        except InvalidRequest as e:
+            outcome.append(e)
+
+    checker = threading.Thread(target=check, daemon=True)
+    checker.start()
+    checker.join(timeout=5)
+    assert not checker.is_alive(), "the root CA check blocked"
+    assert isinstance(outcome[0], InvalidRequest)
+    return outcome[0].message
+
+
+def test_a_fifo_as_the_root_key_is_refused_without_waiting(brought: dict[str, Path], tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.pem"
+    os.mkfifo(fifo)
+    given = spec(root_ca={"cert": str(brought["cert"]), "key": str(fifo)})
+    assert check_in_time(given) == f"istio.root_ca.key: {fifo} is not a regular file (a FIFO)"
+
+
+def test_a_device_as_the_root_certificate_is_not_read(brought: dict[str, Path]) -> None:
+    given = spec(root_ca={"cert": "/dev/zero", "key": str(brought["key"])})
+    assert check_in_time(given) == "istio.root_ca.cert: /dev/zero is not a regular file (a character device)"
+
+
+def test_a_root_file_over_1_mib_is_refused(brought: dict[str, Path], tmp_path: Path) -> None:
+    big = tmp_path / "big.pem"
+    big.write_bytes(brought["cert"].read_bytes() + b"\n" * trust.MAX_ROOT_CA_BYTES)
+    given = spec(root_ca={"cert": str(big), "key": str(brought["key"])})
+    assert check_in_time(given) == f"istio.root_ca.cert: {big} is larger than 1024 KiB"
+
+
+def test_the_check_passes_a_good_root_and_a_spec_without_one(brought: dict[str, Path]) -> None:
+    trust.check_brought_root(spec(root_ca={"cert": str(brought["cert"]), "key": str(brought["key"])}))
+    trust.check_brought_root(spec())
+
+
+def test_preflight_refuses_a_bad_root_before_anything_is_created(tmp_path: Path) -> None:
+    """It fails before the target is even resolved: no cluster, firewall or kubeconfig is touched."""
+    (tmp_path / "k.pem").write_text("not a key")
+    given = spec(root_ca={"cert": "/dev/zero", "key": str(tmp_path / "k.pem")})
+    with pytest.raises(InvalidRequest, match=r"istio\.root_ca\.cert: /dev/zero is not a regular file"):
+        preflight(given, str(tmp_path / "kubeconfig"), "no-such-block", force=False)
+    assert list(tmp_path.iterdir()) == [tmp_path / "k.pem"]

@@ -131,16 +131,12 @@ def synced_clusters(mesh: Mesh, model: istiod_model.IstiodModel) -> dict[str, se
     synced: dict[str, set[str]] = {}
     for name, cluster in mesh.clusters.items():
         for istiod in istiod_model.istiods(cluster):
-            entries = model.clusterz(name, cluster, istiod)
-            secrets = {f"{dataplane.ISTIO_NS}/{s['metadata']['name']}": s for s in cluster.list("/secrets")}
+            entries = model.clusterz(name, cluster, istiod)[1:]
+            servers = model.servers(name, istiod)
             for e in entries:
-                secret = secrets.get(e["secretName"])
-                if e["syncStatus"] != istiod_model.SYNCED or secret is None:
-                    continue
-                raw = istiod_model._b64((secret.get("data") or {}).get(e["id"]))
-                config = istiod_model.parse_kubeconfig(raw or b"")
-                if config is not None and config.server in by_endpoint:
-                    synced.setdefault(name, set()).add(by_endpoint[config.server])
+                server = servers.get(e["id"])
+                if e["syncStatus"] == istiod_model.SYNCED and server in by_endpoint:
+                    synced.setdefault(name, set()).add(by_endpoint[server])
     return synced
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from typing import Any
 
@@ -363,3 +364,29 @@ def test_probe_results_of_deleted_secrets_are_forgotten(world: Any) -> None:
         objects.remove("/secrets", f"s{i}")
     assert len(clusterz(objects, model)) == 2
     assert model.cached_probes == 1
+
+
+def test_remotes_whose_api_never_answers_do_not_slow_down_clusterz() -> None:
+    objects, clock, release = Objects(), Clock(), threading.Event()
+    objects.put("apps/deployments", istiod_deployment("central"))
+
+    def probe(config: RemoteConfig) -> ProbeResult:
+        if "hang" in config.server:
+            release.wait(10)  # an API server that takes the connection and never answers
+            return ProbeResult(False, "no answer")
+        return ProbeResult(True)
+
+    model = IstiodModel(probe, clock=clock, cache_seconds=0.0, wait=0.3)
+    for i in range(5):
+        objects.put("/secrets", remote_secret(f"hang{i}", {f"hang{i}": kubeconfig("h", f"https://hang{i}")}))
+    objects.put("/secrets", remote_secret("west", {"west": kubeconfig("west", "https://west")}))
+    try:
+        started = time.monotonic()
+        statuses = {e["id"]: e["syncStatus"] for e in clusterz(objects, model)[1:]}
+        assert time.monotonic() - started < 1.5  # one wait in all, not 5 probes in a row
+        assert statuses == {"west": "synced", **{f"hang{i}": "syncing" for i in range(5)}}
+        started = time.monotonic()
+        assert clusterz(objects, model)[-1]["syncStatus"] == "synced"
+        assert time.monotonic() - started < 0.2  # known to be slow: not waited for again
+    finally:
+        release.set()

@@ -18,6 +18,12 @@ One divergence, on purpose: real istiod keeps saying `synced` for a cluster that
 informers synced; this model re-probes (results cached briefly) so a deleted cluster stops being
 `synced`, which is what an operator reading clusterz needs to learn.
 
+Probes run as real istiod runs each remote cluster: apart (`go remoteCluster.Run` in
+secretcontroller.go), here on a small pool of threads and never under a lock. A caller waits for
+them at most `wait` seconds in all, and not at all for a kubeconfig whose last probe outlasted that
+wait (an API server that takes the connection and never answers): it reads that one's last result,
+or `syncing` while there is none, so no remote can slow down clusterz or the data plane.
+
 `clusterz` answers as `/debug/clusterz` does: the config cluster first (no secret, `synced`),
 then one entry per registered remote.
 """
@@ -31,7 +37,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,6 +58,8 @@ _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _ALLOWED_AUTH_PROVIDERS = {"oidc"}
 MAX_PROBED = 4096  # probe results kept at most (only kubeconfigs still registered are kept at all)
+PROBE_WAIT = 0.5  # seconds a caller waits, in all, for the probes it needs
+PROBE_WORKERS = 16
 
 
 class ClusterObjects(Protocol):
@@ -74,6 +84,7 @@ class ProbeResult:
 
 
 Probe = Callable[[RemoteConfig], ProbeResult]
+NOT_YET = ProbeResult(False, "no answer yet from its API server")
 
 
 @dataclass(frozen=True)
@@ -246,18 +257,28 @@ class IstiodModel:
     """The secret controllers of every emulated istiod, and their probes' recent results."""
 
     def __init__(
-        self, probe: Probe, *, clock: Callable[[], float] = time.monotonic, cache_seconds: float = 1.0
+        self,
+        probe: Probe,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cache_seconds: float = 1.0,
+        wait: float = PROBE_WAIT,
     ) -> None:
-        self.probe, self.clock, self.cache_seconds = probe, clock, cache_seconds
+        self.probe, self.clock, self.cache_seconds, self.wait = probe, clock, cache_seconds, wait
         self._registered: dict[tuple[str, str], dict[str, _Registration]] = {}
         self._failed: dict[tuple[str, str], dict[str, Failure]] = {}  # by cluster id
         self._probed: dict[str, tuple[float, ProbeResult]] = {}
+        self._running: dict[str, Future[None]] = {}
+        self._slow: set[str] = set()  # kubeconfigs whose last probe outlasted `wait`
+        self._live: set[str] = set()
+        self._pool = ThreadPoolExecutor(max_workers=PROBE_WORKERS, thread_name_prefix="istiod-probe")
         self._lock = threading.Lock()
 
     def clusterz(self, cluster: str, objects: ClusterObjects, istiod: Istiod) -> list[dict[str, str]]:
         """What `/debug/clusterz` of `istiod` (running in sandbox cluster `cluster`) answers now."""
         with self._lock:
             registered = self._reconcile((cluster, istiod.uid), objects, istiod)
+        self._refresh(registered.values())
         entries = [{"id": istiod.cluster_id, "secretName": "", "syncStatus": SYNCED}]
         for cid, reg in registered.items():
             entries.append({"id": cid, "secretName": reg.secret, "syncStatus": self._status(reg, istiod)})
@@ -288,7 +309,7 @@ class IstiodModel:
         """Why each remote of `istiod` is not synced, as its log would say (for the sandbox's own log)."""
         with self._lock:
             regs = dict(self._registered.get((cluster, istiod.uid), {}))
-            return {cid: r.reason for cid, reg in regs.items() if (r := self._cached(reg.sha)) and not r.ok}
+            return {cid: r.reason for cid, reg in regs.items() if not (r := self._latest(reg.sha)).ok}
 
     def _reconcile(
         self, key: tuple[str, str], objects: ClusterObjects, istiod: Istiod
@@ -351,30 +372,62 @@ class IstiodModel:
 
     def _prune(self) -> None:
         """Forget probe results of kubeconfigs no istiod holds any more; keep the newest MAX_PROBED."""
-        live = {reg.sha for regs in self._registered.values() for reg in regs.values()}
+        self._live = live = {reg.sha for regs in self._registered.values() for reg in regs.values()}
         for sha in [s for s in self._probed if s not in live]:
             del self._probed[sha]
+        self._slow &= live
         if len(self._probed) > MAX_PROBED:
             newest = sorted(self._probed.items(), key=lambda item: item[1][0])[-MAX_PROBED:]
             self._probed = dict(newest)
 
     def _status(self, reg: _Registration, istiod: Istiod) -> str:
-        result = self._probe(reg)
+        with self._lock:
+            result = self._latest(reg.sha)
         if result.ok:
             return SYNCED
         if istiod.remote_timeout > 0 and self.clock() - reg.since >= istiod.remote_timeout:
             return TIMEOUT
         return SYNCING
 
-    def _probe(self, reg: _Registration) -> ProbeResult:
+    def _refresh(self, regs: Iterable[_Registration]) -> None:
+        """Start a probe for every kubeconfig without a fresh result; wait (at most `wait` in all) for
+        those not known to be slow."""
+        waiting: dict[str, Future[None]] = {}
         with self._lock:
-            cached = self._cached(reg.sha)
-        if cached is not None:
-            return cached
-        result = self.probe(reg.config)  # network I/O: never under the lock
+            for reg in regs:
+                if self._cached(reg.sha) is not None:
+                    continue
+                running = self._running.get(reg.sha) or self._start(reg)
+                if reg.sha not in self._slow:
+                    waiting[reg.sha] = running
+        if not waiting:
+            return
+        _, late = wait_for(waiting.values(), timeout=self.wait)
         with self._lock:
-            self._probed[reg.sha] = (self.clock(), result)
-        return result
+            self._slow |= {sha for sha, f in waiting.items() if f in late}
+
+    def _start(self, reg: _Registration) -> Future[None]:
+        future = self._pool.submit(self._run, reg.sha, reg.config)
+        self._running[reg.sha] = future
+        return future
+
+    def _run(self, sha: str, config: RemoteConfig) -> None:
+        """One probe, on the pool: network I/O, never under the lock."""
+        started = time.monotonic()
+        try:
+            result = self.probe(config)
+        except Exception as e:  # a probe's bug must not leave the cluster syncing for ever
+            result = ProbeResult(False, f"probe failed: {type(e).__name__}")
+        with self._lock:
+            self._running.pop(sha, None)
+            if sha in self._live:
+                self._probed[sha] = (self.clock(), result)
+            if time.monotonic() - started <= self.wait:
+                self._slow.discard(sha)
+
+    def _latest(self, sha: str) -> ProbeResult:
+        hit = self._probed.get(sha)
+        return hit[1] if hit else NOT_YET
 
     def _cached(self, sha: str) -> ProbeResult | None:
         hit = self._probed.get(sha)

@@ -86,6 +86,7 @@ class World:
         )
         self.dataplane = serve.DataPlane(serve.world_view(self))  # sidecars, gateways, traffic (issue 12)
         self.fleet.pod_admission = self.dataplane.admit_pod  # the injector webhook, as istiod answers it
+        self.fleet.config_review = self.dataplane.review_config  # istiod's config validation webhook
         self.router = self._routes()
         self.server: Server | None = None
         self._ticker: threading.Thread | None = None

@@ -1,7 +1,8 @@
 """The sandbox's data plane at work: snapshots of the world, the injector hook, traffic, listeners.
 
 - `DataPlane.admit_pod(cluster_id, pod)` is what the Kubernetes emulator calls when it creates a
-  pod (the injector webhook; see `injection`). It reads the clusters' object stores only, never the
+  pod (the injector webhook; see `injection`); `review_config` when it writes Istio config (the
+  validation webhook; see `validation`). It reads the clusters' object stores only, never the
   world lock and never the network, because the emulator calls it with a cluster's lock held.
 - `Traffic.request(address, port, path, host)` is a request reaching an ingress gateway: routed
   by `ingress` and `dataplane`, answered by `apps`, hop by hop, with Envoy's 503 (after
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meshwright.sandbox import dotted
-from meshwright.sandbox.mesh import apps, dataplane, ingress, injection, probe
+from meshwright.sandbox.mesh import apps, dataplane, ingress, injection, probe, validation
 from meshwright.sandbox.mesh import istiod as istiod_model
 from meshwright.sandbox.mesh.dataplane import Cluster, Endpoint, Failure, Mesh
 from meshwright.sandbox.mesh.reachability import Node
@@ -49,6 +50,7 @@ READ_TYPES: tuple[tuple[str, str | None], ...] = (
     (dataplane.GATEWAYS, None),
     (dataplane.VIRTUAL_SERVICES, None),
     (injection.WEBHOOKS_TYPE, None),
+    (validation.WEBHOOKS_TYPE, None),
 )
 
 
@@ -193,13 +195,30 @@ class DataPlane:
 
     def admit_pod(self, cluster_id: str, pod: dict[str, Any]) -> str | None:
         """The injector webhook for a pod the emulator creates in `cluster_id` (mutates it, or refuses)."""
+        source = self._source(cluster_id)
+        if source is None:
+            return None
+        return injection.admit(self._mesh([]), source.node.cluster, pod)
+
+    def review_config(
+        self, cluster_id: str, group: str, plural: str, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> tuple[int, str] | None:
+        """istiod's validation webhook for a write the emulator is about to store in `cluster_id`."""
+        if group not in validation.ISTIO_GROUPS:
+            return None
+        source = self._source(cluster_id)
+        return (
+            None
+            if source is None
+            else validation.review(self._mesh([]), source.node.cluster, group, plural, obj, old)
+        )
+
+    def _source(self, cluster_id: str) -> Source | None:
         source = next((s for s in self._known if s.id == cluster_id), None)
         if source is None:  # a cluster newer than the last poll
             self._known = self.sources.clusters(locked=False)
             source = next((s for s in self._known if s.id == cluster_id), None)
-        if source is None:
-            return None
-        return injection.admit(self._mesh([]), source.node.cluster, pod)
+        return source
 
     # -- listeners ----------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ def load_state(path: Path) -> dict[str, Any]:
 class World:
     def __init__(self, root: Path, *, latency: Latency | None = None, faults: Faults | None = None) -> None:
         self.layout = Layout(root)
-        root.mkdir(parents=True, exist_ok=True)
+        store.make_private(root)  # Secrets and keys inside: 0700/0600, also for an older sandbox's state
         self.latency = latency or Latency()
         self.faults = faults or Faults()
         self.lock = threading.RLock()

@@ -280,7 +280,7 @@ class Fleet:
         leaf = self._server_cert(ca, cid)
         with tempfile.TemporaryDirectory() as tmp:
             chain, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
-            chain.write_bytes(leaf.cert_pem + ca.cert_pem)
+            store.write_atomic(chain, leaf.cert_pem + ca.cert_pem)
             store.write_secret(key, leaf.key_pem)
             tls.load_cert_chain(chain, key)
         server = Server(

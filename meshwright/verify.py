@@ -24,6 +24,7 @@ Bookinfo's traffic is checked in meshwright.traffic; its report rides along in `
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -70,6 +71,31 @@ class VerifyReport(BaseModel):
 
 class ControlPlaneBroken(PermanentError):
     """The mesh's control plane is not whole; the message has one line per problem."""
+
+
+def refused_auth(user: Any) -> str | None:
+    """Why istiod refuses a remote secret's kubeconfig for its user, naming what the user runs or
+    reads; None when istiod accepts it. istiod loads remote kubeconfigs as untrusted and refuses a
+    user that would run code or read its files, in this order (istio/istio pkg/kube/util.go
+    `sanitizeKubeConfig`); such a kubeconfig never becomes a cluster, whatever its token."""
+    if not isinstance(user, dict):
+        return None
+    provider = user.get("auth-provider")
+    name = provider.get("name") if isinstance(provider, dict) else None
+    if name and name != "oidc":
+        return f"istiod refuses its auth provider {name} (auth provider {name} is not allowed); use a token"
+    for key, field in (
+        ("client-key", "clientKey"),
+        ("client-certificate", "clientCertificate"),
+        ("tokenFile", "tokenFile"),
+    ):
+        if user.get(key):
+            return f"istiod refuses a user that reads {key} {user[key]} from a file ({field} is not allowed); use a token"
+    plugin = user.get("exec")
+    if plugin:
+        command = plugin.get("command") if isinstance(plugin, dict) else None
+        return f"istiod refuses a user that runs the exec plugin {command or '(no command)'} (exec is not allowed); use a token"
+    return None
 
 
 def check(spec: MeshSpec, seen: dict[str, Observation]) -> VerifyReport:

@@ -43,7 +43,7 @@ from meshwright.remote_secrets import INFORMED, pairs
 from meshwright.spec import MeshSpec, Role
 from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, BookinfoState, Reply, read_reply, unanswered
 from meshwright.translate import kube_call
-from meshwright.verify import SYNCED, Observation
+from meshwright.verify import SYNCED, Observation, refused_auth
 from tasks.clusters import access_of, get_cluster
 from tasks.common import RETRYING
 
@@ -167,6 +167,8 @@ def diagnose(
         ca = _entry(doc, "clusters", context.get("cluster"), "cluster").get("certificate-authority-data", "")
     except (yaml.YAMLError, binascii.Error, KeyError, TypeError, AttributeError):
         return "kubeconfig cannot be loaded"
+    if refused := refused_auth(user):
+        return refused
     if source_access is not None and server != f"https://{source_access.endpoint}":
         return f"server {server} is not {source}'s endpoint https://{source_access.endpoint}"
     return _unusable_ca(ca) or _try(cloud, server, ca, user.get("token") or "")

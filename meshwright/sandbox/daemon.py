@@ -69,11 +69,11 @@ def start(root: Path, *, latency: str | None = None, faults: str | None = None) 
     """Start in the background unless already running; returns the status once it serves."""
     if health(root):
         return status(root)
-    root.mkdir(parents=True, exist_ok=True)
+    store.ensure_dir(root)
     cmd = [sys.executable, "-m", "meshwright.sandbox", "serve", "--state", str(root)]
     cmd += ["--latency", latency] if latency else []
     cmd += ["--faults", str(Path(faults).resolve())] if faults else []
-    with Layout(root).log.open("ab") as log:
+    with store.open_private(Layout(root).log, "a") as log:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )

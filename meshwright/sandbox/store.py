@@ -1,18 +1,74 @@
-"""Files of the sandbox's state directory, written so that a crash never leaves half a file."""
+"""Files of the sandbox's state directory, written so that a crash never leaves half a file.
+
+The state holds Kubernetes Secrets (objects' journals and snapshots), CA keys and tokens, so all of
+it is private to the user running the sandbox: every directory 0700, every file 0600, from the
+first byte on; `make_private` brings a state directory written by an older sandbox into line.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TextIO
 
-from meshwright.files import write_atomic, write_secret
+from meshwright import files
 
-__all__ = ["Journal", "read_json", "write_atomic", "write_json", "write_secret"]
+__all__ = [
+    "Journal",
+    "ensure_dir",
+    "make_private",
+    "open_private",
+    "read_json",
+    "write_atomic",
+    "write_json",
+    "write_secret",
+]
+
+DIR_MODE, FILE_MODE = 0o700, 0o600
 
 
-def write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
+def ensure_dir(path: Path) -> None:
+    """`path` and each missing parent, created with mode 0700 (mkdir's `mode` covers only the last)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(directory, DIR_MODE)  # the umask may have taken bits away; never adds any here
+
+
+def make_private(root: Path) -> None:
+    """`root` and every directory below it 0700, every file 0600 (symlinks are left alone)."""
+    ensure_dir(root)
+    os.chmod(root, DIR_MODE)
+    for here, dirs, names in os.walk(root):
+        for name, mode in [(d, DIR_MODE) for d in dirs] + [(n, FILE_MODE) for n in names]:
+            path = Path(here, name)
+            if not path.is_symlink():
+                os.chmod(path, mode)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
+    ensure_dir(path.parent)
+    files.write_atomic(path, data, mode=mode)
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    write_atomic(path, data, mode=FILE_MODE)
+
+
+def write_json(path: Path, data: Any, *, mode: int = FILE_MODE) -> None:
     write_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode(), mode=mode)
+
+
+def open_private(path: Path, mode: Literal["a", "w"] = "a") -> TextIO:
+    """A text file opened for appending ("a") or rewriting ("w"), created 0600."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    fd = os.open(path, flags, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    return open(fd, mode, encoding="utf-8")
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -35,8 +91,8 @@ class Journal:
         self.log = directory / "journal.jsonl"
         self._compact_every = compact_every
         self._appended = 0
-        directory.mkdir(parents=True, exist_ok=True)
-        self._fh = self.log.open("a", encoding="utf-8")
+        ensure_dir(directory)
+        self._fh = open_private(self.log, "a")
 
     def load(self) -> tuple[Any, list[Any]]:
         base = read_json(self.snapshot)
@@ -59,7 +115,7 @@ class Journal:
     def compact(self, state: Any) -> None:
         write_json(self.snapshot, state)
         self._fh.close()
-        self._fh = self.log.open("w", encoding="utf-8")
+        self._fh = open_private(self.log, "w")
         self._appended = 0
 
     def close(self) -> None:

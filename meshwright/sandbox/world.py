@@ -63,7 +63,7 @@ def load_state(path: Path) -> dict[str, Any]:
 class World:
     def __init__(self, root: Path, *, latency: Latency | None = None, faults: Faults | None = None) -> None:
         self.layout = Layout(root)
-        root.mkdir(parents=True, exist_ok=True)
+        store.make_private(root)  # Secrets and keys inside: 0700/0600, also for an older sandbox's state
         self.latency = latency or Latency()
         self.faults = faults or Faults()
         self.lock = threading.RLock()
@@ -86,6 +86,7 @@ class World:
         )
         self.dataplane = serve.DataPlane(serve.world_view(self))  # sidecars, gateways, traffic (issue 12)
         self.fleet.pod_admission = self.dataplane.admit_pod  # the injector webhook, as istiod answers it
+        self.fleet.config_review = self.dataplane.review_config  # istiod's config validation webhook
         self.router = self._routes()
         self.server: Server | None = None
         self._ticker: threading.Thread | None = None

@@ -4,8 +4,10 @@ and each real misconfiguration has its real effect (pure: hand-built snapshots, 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
+from meshwright.sandbox.mesh import apps, configcheck
 from meshwright.sandbox.mesh.dataplane import Mesh
 from meshwright.sandbox.mesh.serve import Traffic
 from tests.dataplane.meshes import healthy, multi_network, pem, primary_remote
@@ -182,3 +184,39 @@ def test_the_ingress_gateway_routes_by_istiods_registry_not_by_its_own_clusters_
     assert traffic.request(address, 80, "/productpage")[0] == 503
     assert not any("does not resolve" in f for f in traffic.failures)
     assert any("knows no ready endpoint of bookinfo/productpage" in f for f in traffic.failures)
+
+
+def _route_first(mesh: Mesh, regex: str) -> None:
+    """Put a route matching `regex` before Bookinfo's own routes (as if admission had not checked it)."""
+    vs = next(
+        v
+        for v in mesh.clusters["central"].objects["networking.istio.io/virtualservices"]
+        if "http" in v["spec"]
+    )
+    first = {"match": [{"uri": {"regex": regex}}], "route": [{"destination": {"host": "productpage"}}]}
+    vs["spec"]["http"].insert(0, first)
+
+
+def test_a_regex_envoy_would_refuse_matches_nothing_and_the_other_routes_still_serve() -> None:
+    mesh, address = healthy(primary_remote())
+    _route_first(mesh, "(unclosed")
+    assert _traffic(mesh).request(address, 80, "/(unclosed")[:2] == (404, b"")
+    assert _traffic(mesh).request(address, 80, "/productpage")[0] == 200
+
+
+def test_a_catastrophic_regex_is_matched_in_linear_time_as_envoys_re2_does() -> None:
+    mesh, address = healthy(primary_remote())
+    _route_first(mesh, "/(a+)+b")
+    started = time.monotonic()
+    assert _traffic(mesh).request(address, 80, "/" + "a" * 25)[:2] == (404, b"")
+    assert time.monotonic() - started < 1.0  # Python's backtracking `re` takes seconds here
+    assert _traffic(mesh).request(address, 80, "/aab")[0] == 404  # routed: productpage's own 404 page
+    assert _traffic(mesh).request(address, 80, "/aab")[1] == apps.NOT_FOUND
+
+
+def test_a_regex_over_envoys_program_size_matches_nothing() -> None:
+    mesh, address = healthy(primary_remote())
+    huge = r"/\pL{100}"  # admitted by Istio's validation, but an RE2 program of about 120000 > 32768
+    assert configcheck.regex_error(huge, "uri") is None
+    _route_first(mesh, huge)
+    assert _traffic(mesh).request(address, 80, "/" + "x" * 100)[:2] == (404, b"")

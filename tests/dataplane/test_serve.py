@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import socket
+import struct
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from meshwright.sandbox.mesh import gateway
 from meshwright.sandbox.mesh.dataplane import Mesh
 from meshwright.sandbox.mesh.istiod import IstiodModel, ProbeResult
 from meshwright.sandbox.mesh.serve import DataPlane, Source
@@ -82,3 +89,83 @@ def test_a_pod_created_in_a_known_cluster_is_injected(plane: tuple[DataPlane, st
     assert dp.admit_pod("id-west", pod) is None
     assert [c["name"] for c in pod["spec"]["containers"]] == ["x", "istio-proxy"]
     assert dp.admit_pod("unknown", {"metadata": {"name": "q"}}) is None
+
+
+def _answers(address: str, raw: bytes, *, wait: float = 1.0) -> list[bytes]:
+    """The status lines a gateway sends back for `raw` on one connection, within `wait` seconds."""
+    with socket.create_connection((address, 80), timeout=wait) as sock:
+        sock.sendall(raw)
+        received = b""
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    return re.findall(rb"HTTP/1\.1 \d{3} [^\r]*", received)
+
+
+def test_a_get_with_a_body_gets_one_answer(plane: tuple[DataPlane, str]) -> None:
+    _, address = plane
+    body = b"GET /admin HTTP/1.1\r\nHost: x\r\n\r\n"  # a body that looks like a request
+    raw = b"GET /productpage HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    assert _answers(address, raw) == [b"HTTP/1.1 200 OK"]
+
+
+def test_a_product_id_of_5000_digits_is_gunicorns_400_not_a_dropped_connection(
+    plane: tuple[DataPlane, str],
+) -> None:
+    _, address = plane
+    with pytest.raises(urllib.error.HTTPError) as answered:
+        _open(f"http://{address}/api/v1/products/{'9' * 5000}")
+    assert answered.value.code == 400
+    assert b"Request Line is too large (5030 &gt; 4094)" in answered.value.read()
+
+
+def test_clients_that_leave_early_leave_no_traceback(
+    plane: tuple[DataPlane, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    _, address = plane
+    for _ in range(20):
+        sock = socket.create_connection((address, 80))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset on close
+        sock.sendall(b"GET /productpage HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.close()
+    time.sleep(0.5)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_gateway_listeners_cap_connections_and_close_idle_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway, "MAX_CONNECTIONS", 5)
+    monkeypatch.setattr(gateway, "IDLE_TIMEOUT", 0.5)
+    listeners, key = gateway.Listeners(lambda *_: (200, b"ok", "text/plain")), ("127.251.9.1", 18080)
+    listeners.sync({key})
+    try:
+        idle = [socket.create_connection(key, timeout=3) for _ in range(5)]
+        time.sleep(0.1)
+        with socket.create_connection(key, timeout=3) as over:
+            assert over.recv(1) == b""  # over the cap: closed unanswered, no thread spent on it
+        started = time.monotonic()
+        assert [s.recv(1) for s in idle] == [b""] * 5  # idle past the timeout: closed by the gateway
+        assert time.monotonic() - started < 2.0
+    finally:
+        listeners.close()
+
+
+def test_a_service_with_1000_ports_gets_100_listeners_and_they_close_with_it(
+    plane: tuple[DataPlane, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    dp, _ = plane
+    services = dp.sources.mesh.clusters["central"].objects["/services"]  # type: ignore[attr-defined]
+    wide = {
+        "metadata": {"name": "wide", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 20000 + i} for i in range(1000)]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "127.251.9.2"}]}},
+    }
+    services.append(wide)
+    started = time.monotonic()
+    dp.reconcile()
+    dp.reconcile()
+    assert len([k for k in dp.listeners.open if k[0] == "127.251.9.2"]) == 100
+    assert "900 of the 1000 ports of LoadBalancer Service central/default/wide get no listener" in caplog.text
+    services.remove(wide)
+    dp.reconcile()
+    assert [k for k in dp.listeners.open if k[0] == "127.251.9.2"] == []
+    assert time.monotonic() - started < 5.0

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
+import threading
+import time
 from typing import Any
 
 import pytest
 import yaml
 
+from meshwright.sandbox.mesh.http1 import HttpRequest
 from meshwright.sandbox.mesh.istiod import (
     DEFAULT_REMOTE_TIMEOUT,
     IstiodModel,
@@ -17,6 +21,7 @@ from meshwright.sandbox.mesh.istiod import (
     istiods,
     parse_kubeconfig,
 )
+from meshwright.sandbox.mesh.monitoring import Monitoring
 
 
 class Objects:
@@ -283,3 +288,105 @@ def test_only_ready_istiod_deployments_count_and_cluster_id_defaults_like_the_ch
 )
 def test_go_durations(text: str, seconds: float | None) -> None:
     assert go_duration(text) == seconds
+
+
+DEEP_KUBECONFIG = ("clusters: " + "[" * 20_000 + "]" * 20_000).encode()
+ALIAS_BOMB = (  # 9 levels of 9 aliases: `str()` of `server` would be about a gigabyte
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    + "".join(f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True))
+    + "clusters: [{name: c, cluster: {server: *h}}]\ncontexts: [{name: c, context: {cluster: c}}]\n"
+    + "current-context: c\n"
+).encode()
+
+
+def clusterz_answer(objects: Objects, model: IstiodModel) -> tuple[int, Any]:
+    """What a local caller of istiod's 15014 gets for /debug/clusterz."""
+    (istiod,) = istiods(objects)
+    asked = HttpRequest("GET", "/debug/clusterz", {}, {})
+    answer = Monitoring(model).answer(asked, cluster="c1", objects=objects, istiod=istiod, local=True)
+    return answer.status, json.loads(answer.body) if answer.status == 200 else answer.body
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (DEEP_KUBECONFIG, "kubeconfig cannot be loaded: yaml: exceeded max depth of 100"),
+        (ALIAS_BOMB, "kubeconfig cannot be loaded: yaml: document contains excessive aliasing"),
+        (b"{not yaml: [", "kubeconfig cannot be loaded: "),
+        (b"", "kubeconfig is empty"),
+    ],
+)
+def test_a_kubeconfig_istiod_cannot_load_is_failed_by_secret_name_and_harms_no_other(
+    world: Any, raw: bytes, error: str
+) -> None:
+    objects, model, probe, _ = world
+    probe.up["https://west"] = True
+    objects.put(
+        "/secrets", remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west")})
+    )
+    objects.put("/secrets", remote_secret("hostile", {"north": base64.b64encode(raw).decode()}))
+    started = time.monotonic()
+    status, entries = clusterz_answer(objects, model)
+    assert time.monotonic() - started < 2.0
+    assert status == 200
+    assert entries[1:] == [
+        {"id": "west", "secretName": "istio-system/istio-remote-secret-west", "syncStatus": "synced"}
+    ]
+    (istiod,) = istiods(objects)
+    (failure,) = model.failed("c1", istiod)
+    assert (failure.secret, failure.cluster_id) == ("istio-system/hostile", "north")
+    assert failure.error.startswith(error)
+    objects.remove("/secrets", "hostile")
+    clusterz(objects, model)
+    assert model.failed("c1", istiod) == []
+
+
+def test_exec_plugins_are_refused_in_istiods_words(world: Any) -> None:
+    objects, model, _, _ = world
+    user = {
+        "exec": {"command": "gke-gcloud-auth-plugin", "apiVersion": "client.authentication.k8s.io/v1beta1"}
+    }
+    objects.put("/secrets", remote_secret("w", {"west": kubeconfig("west", "https://west", user=user)}))
+    assert len(clusterz(objects, model)) == 1
+    (istiod,) = istiods(objects)
+    assert [f.error for f in model.failed("c1", istiod)] == ["kubeconfig is not allowed: exec is not allowed"]
+
+
+def test_probe_results_of_deleted_secrets_are_forgotten(world: Any) -> None:
+    objects, model, probe, _ = world
+    for i in range(50):
+        server = f"https://r{i}"
+        probe.up[server] = True
+        objects.put("/secrets", remote_secret(f"s{i}", {f"r{i}": kubeconfig(f"r{i}", server)}))
+    assert len(clusterz(objects, model)) == 51
+    assert model.cached_probes == 50
+    for i in range(1, 50):
+        objects.remove("/secrets", f"s{i}")
+    assert len(clusterz(objects, model)) == 2
+    assert model.cached_probes == 1
+
+
+def test_remotes_whose_api_never_answers_do_not_slow_down_clusterz() -> None:
+    objects, clock, release = Objects(), Clock(), threading.Event()
+    objects.put("apps/deployments", istiod_deployment("central"))
+
+    def probe(config: RemoteConfig) -> ProbeResult:
+        if "hang" in config.server:
+            release.wait(10)  # an API server that takes the connection and never answers
+            return ProbeResult(False, "no answer")
+        return ProbeResult(True)
+
+    model = IstiodModel(probe, clock=clock, cache_seconds=0.0, wait=0.3)
+    for i in range(5):
+        objects.put("/secrets", remote_secret(f"hang{i}", {f"hang{i}": kubeconfig("h", f"https://hang{i}")}))
+    objects.put("/secrets", remote_secret("west", {"west": kubeconfig("west", "https://west")}))
+    try:
+        started = time.monotonic()
+        statuses = {e["id"]: e["syncStatus"] for e in clusterz(objects, model)[1:]}
+        assert time.monotonic() - started < 1.5  # one wait in all, not 5 probes in a row
+        assert statuses == {"west": "synced", **{f"hang{i}": "syncing" for i in range(5)}}
+        started = time.monotonic()
+        assert clusterz(objects, model)[-1]["syncStatus"] == "synced"
+        assert time.monotonic() - started < 0.2  # known to be slow: not waited for again
+    finally:
+        release.set()

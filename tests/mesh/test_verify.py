@@ -85,6 +85,23 @@ def test_garbage_token_is_named(
     assert "garbage" not in problem
 
 
+def test_an_exec_plugin_is_named_not_taken_for_a_rejected_token(
+    target: MeshwrightTarget, spec: MeshSpec, meshed: dict[str, ClusterAccess]
+) -> None:
+    name, api = "istio-remote-secret-central", core(target, meshed["east"])
+    secret = api.read_namespaced_secret(name, NS)
+    config = yaml.safe_load(base64.b64decode(secret.data["central"]))
+    config["users"][0]["user"] = {
+        "exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "gke-gcloud-auth-plugin"}
+    }
+    secret.data["central"] = base64.b64encode(yaml.safe_dump(config).encode()).decode()
+    api.replace_namespaced_secret(name, NS, secret)
+    assert verify(spec, target).problems == [
+        "east does not see central: not listed (remote secret istio-remote-secret-central: istiod refuses a "
+        "user that runs the exec plugin gke-gcloud-auth-plugin (exec is not allowed); use a token)"
+    ]
+
+
 def test_wrong_ca_data_is_named(
     target: MeshwrightTarget, spec: MeshSpec, meshed: dict[str, ClusterAccess]
 ) -> None:

@@ -279,3 +279,29 @@ def test_kubectl_as_a_service_account_is_held_to_its_role(kubectl: Kubectl, tmp_
         'Error from server (Forbidden): secrets is forbidden: User "system:serviceaccount:team:app" '
         'cannot list resource "secrets" in API group "" in the namespace "istio-system"'
     ) in refused.stderr
+
+
+LIST = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: a, namespace: default}
+  data: {k: v}
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: listed, namespace: default}
+  spec:
+    selector: {matchLabels: {app: listed}}
+    template:
+      metadata: {labels: {app: listed}}
+      spec: {containers: [{name: main, image: "nginx:1"}]}
+"""
+
+
+def test_apply_of_a_kind_list_applies_each_item(kubectl: Kubectl) -> None:
+    out = kubectl("apply", "-f", "-", stdin=LIST).stdout  # kubectl validates a List with /openapi/v2
+    assert out.split("\n")[:2] == ["configmap/a created", "deployment.apps/listed created"]
+    assert "configmap/a configured" in kubectl("apply", "-f", "-", stdin=LIST.replace("k: v", "k: w")).stdout
+    assert kubectl("get", "cm", "a", "-o", "jsonpath={.data.k}").stdout == "w"

@@ -9,6 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import kubernetes.client
 import pytest
 from google.api_core import exceptions as gx
 from google.cloud import compute_v1, container_v1
@@ -272,3 +273,29 @@ def test_state_written_by_the_previous_sandbox_version_still_loads(tmp_path: Pat
     finally:
         world.stop()
     assert json.loads((root / "gcp.json").read_text())["gke"]["clusters"][key]["_project"] == PROJECT
+
+
+def _modes(root: Path) -> dict[str, str]:
+    """Each directory's and file's permission bits under `root` (root itself as '.')."""
+    return {
+        str(p.relative_to(root)): oct(stat.S_IMODE(p.stat().st_mode))
+        for p in [root, *root.rglob("*")]
+        if not p.is_symlink()
+    }
+
+
+def test_the_state_directory_and_everything_in_it_is_private_to_its_user(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    (root / "kube" / "old").mkdir(parents=True, mode=0o755)  # what an older sandbox left
+    (root / "kube" / "old" / "journal.jsonl").write_text("{}\n")
+    (root / "kube" / "old" / "journal.jsonl").chmod(0o644)
+    w = World(root, latency=FAST).start()
+    try:
+        cluster = running_cluster(gke_client(w), "central")
+        core = kubernetes.client.CoreV1Api(kube_client(w, cluster))
+        core.create_namespaced_secret("default", {"metadata": {"name": "s"}, "data": {"k": "dg=="}})
+    finally:
+        w.stop()
+    modes = {p: m for p, m in _modes(root).items() if not p.startswith("test-ca")}  # kube_client's, not ours
+    assert any("journal.jsonl" in p for p in modes if not p.startswith("kube/old"))
+    assert {p: m for p, m in modes.items() if m != ("0o700" if (root / p).is_dir() else "0o600")} == {}

@@ -103,6 +103,11 @@ class Running:
 
 PodAdmissionHook = Callable[[str, dict[str, Any]], "str | None"]
 """(cluster_id, pod about to be created, mutable) -> None when admitted, else the refusal message."""
+ConfigReviewHook = Callable[
+    [str, str, str, dict[str, Any], "dict[str, Any] | None"], "tuple[int, str] | None"
+]
+"""(cluster_id, group, plural, object, old) -> None when the validating webhooks admit the write, else
+(403, denial) or (500, why the webhook could not be called)."""
 
 
 def loopback_pool(layout: Layout) -> ipaddress.IPv4Network:
@@ -133,6 +138,7 @@ class Fleet:
         self.service_proxy: ProxyBackend | None = None
         self.port_forward: ForwardBackend | None = None
         self.pod_admission: PodAdmissionHook | None = None
+        self.config_review: ConfigReviewHook | None = None
         self.lb_pool = loopback_pool(layout)
         self._lb_reserved: set[str] = set()
         self._lb_lock = threading.Lock()
@@ -211,6 +217,7 @@ class Fleet:
             services_cidr=cluster["servicesIpv4Cidr"],
             lb_address=self._lb_address,
             admit_pod=self._admission_for(sandbox_id(cluster["id"])),
+            review_config=self._review_for(sandbox_id(cluster["id"])),
         )
 
     def _admission_for(self, cid: str) -> Callable[[dict[str, Any]], str | None]:
@@ -221,6 +228,19 @@ class Fleet:
             return None if hook is None else hook(cid, pod)
 
         return admit
+
+    def _review_for(
+        self, cid: str
+    ) -> Callable[[str, str, dict[str, Any], dict[str, Any] | None], tuple[int, str] | None]:
+        """The cluster's view of `config_review`, read at each write."""
+
+        def review(
+            group: str, plural: str, obj: dict[str, Any], old: dict[str, Any] | None
+        ) -> tuple[int, str] | None:
+            hook = self.config_review
+            return None if hook is None else hook(cid, group, plural, obj, old)
+
+        return review
 
     def _lb_address(self) -> str:
         """A load-balancer address on loopback, distinct across the fleet (never one that leaves the machine)."""
@@ -260,7 +280,7 @@ class Fleet:
         leaf = self._server_cert(ca, cid)
         with tempfile.TemporaryDirectory() as tmp:
             chain, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
-            chain.write_bytes(leaf.cert_pem + ca.cert_pem)
+            store.write_atomic(chain, leaf.cert_pem + ca.cert_pem)
             store.write_secret(key, leaf.key_pem)
             tls.load_cert_chain(chain, key)
         server = Server(

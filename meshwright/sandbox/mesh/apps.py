@@ -41,6 +41,8 @@ RATINGS = {"Reviewer1": 5, "Reviewer2": 4}
 REVIEWS_ERROR = "Sorry, product reviews are currently unavailable for this book."
 DETAILS_ERROR = "Sorry, product details are currently unavailable for this book."
 RATINGS_ERROR = "Sorry, product ratings are currently unavailable for this book."
+GUNICORN_MAX_REQUEST_LINE = 4094  # productpage runs under gunicorn (its Dockerfile): limit_request_line
+WEBRICK_MAX_URI = 2083  # details runs on Ruby's WEBrick: MAX_URI_LENGTH, answered 414
 NOT_FOUND = (
     b"<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
     b"<p>The requested URL was not found on the server. If you entered the URL manually please check "
@@ -59,7 +61,19 @@ def _json(status: int, value: Any) -> Answer:
     return status, json.dumps(value).encode(), JSON
 
 
+def _too_long_for_gunicorn(path: str) -> Answer | None:
+    """gunicorn's own 400 for a request line over limit_request_line (before Flask sees it)."""
+    line = len(f"GET {path} HTTP/1.1")
+    if line <= GUNICORN_MAX_REQUEST_LINE:
+        return None
+    reason, mesg = "Bad Request", f"Request Line is too large ({line} &gt; {GUNICORN_MAX_REQUEST_LINE})"
+    page = f"<html>\n  <head>\n    <title>{reason}</title>\n  </head>\n  <body>\n    <h1><p>{reason}</p></h1>\n    {mesg}\n  </body>\n</html>\n"
+    return 400, page.encode(), "text/html"
+
+
 def details(pod: dict[str, Any], path: str, call: Call) -> Answer:
+    if len(path) > WEBRICK_MAX_URI:
+        return 414, b"Request-URI Too Large", HTML
     if path == "/health":
         return _json(200, {"status": "Details is healthy"})
     if m := re.fullmatch(r"/details/(\d+)", path):
@@ -74,8 +88,8 @@ def details(pod: dict[str, Any], path: str, call: Call) -> Answer:
 def ratings(pod: dict[str, Any], path: str, call: Call) -> Answer:
     if path == "/health":
         return _json(200, {"status": "Ratings is healthy"})
-    if m := re.fullmatch(r"/ratings/(\d+)", path):
-        return _json(200, {"id": int(m[1]), "ratings": RATINGS})
+    if m := re.fullmatch(r"/ratings/(\d+)", path):  # Node's parseInt: past 1e308 it is Infinity, JSON null
+        return _json(200, {"id": int(m[1]) if len(m[1]) <= 308 else None, "ratings": RATINGS})
     return _json(400, {"error": "unsupported ratings id"})
 
 
@@ -146,6 +160,8 @@ def _page(details_status: int, details_body: Any, reviews_status: int, reviews_b
 
 
 def productpage(pod: dict[str, Any], path: str, call: Call) -> Answer:
+    if refused := _too_long_for_gunicorn(path):
+        return refused
     if path == "/health":
         return 200, b"Product page is healthy", HTML
     if path == "/api/v1/products":

@@ -9,11 +9,11 @@ answer (status 0 here). Where the routed request goes next is `dataplane.connect
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from meshwright.sandbox import dotted
+from meshwright.sandbox.mesh import configcheck
 from meshwright.sandbox.mesh.dataplane import (
     NO_UPSTREAM,
     VIRTUAL_SERVICES,
@@ -46,7 +46,7 @@ def _uri_matches(match: dict[str, Any], path: str) -> bool:
     if "prefix" in uri:
         return path.startswith(uri["prefix"])
     if "regex" in uri:
-        return re.fullmatch(uri["regex"], path) is not None
+        return configcheck.fullmatch(str(uri["regex"]), path)  # RE2, as Envoy: linear time, never raises
     return False
 
 

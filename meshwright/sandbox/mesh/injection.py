@@ -105,7 +105,7 @@ def unreachable(mesh: Mesh, cluster: str, hook: dict[str, Any]) -> str | None:
     return f"dial tcp {host}:443: connect: connection refused"
 
 
-def _url(hook: dict[str, Any]) -> str:
+def webhook_url(hook: dict[str, Any]) -> str:
     client = hook.get("clientConfig") or {}
     if "url" in client:
         return str(client["url"])
@@ -144,6 +144,6 @@ def admit(mesh: Mesh, cluster: str, pod: dict[str, Any]) -> str | None:
         if hook.get("failurePolicy", "Fail") == "Fail":
             return (
                 f'Internal error occurred: failed calling webhook "{hook.get("name")}": failed to call webhook: '
-                f'Post "{_url(hook)}?timeout={hook.get("timeoutSeconds", 10)}s": {why}'
+                f'Post "{webhook_url(hook)}?timeout={hook.get("timeoutSeconds", 10)}s": {why}'
             )
     return None

@@ -7,14 +7,22 @@ It reads the inputs real istiod reads - its Deployment's `CLUSTER_ID` (and
 
 - each data key of a remote secret is a cluster ID; a key equal to istiod's own ID is ignored, and
   so is an ID that another secret registered first;
-- a kubeconfig that cannot be loaded, or whose user would run code or read files (exec, auth
-  providers other than oidc, tokenFile, client certificate/key files), is refused and never listed;
+- a kubeconfig that cannot be loaded (istiod's YAML decoder refuses deep nesting and alias bombs:
+  see `boundedyaml`), or whose user would run code or read files (exec, auth providers other than
+  oidc, tokenFile, client certificate/key files), is refused: never listed in clusterz, and kept as
+  a `Failure` by secret name (`IstiodModel.failed`), as istiod logs it, without affecting any other;
 - every other kubeconfig is tried for real (by the injected `Probe`): `synced` once its API answers,
   `syncing` until `PILOT_REMOTE_CLUSTER_TIMEOUT` (30s by default) has passed, then `timeout`.
 
 One divergence, on purpose: real istiod keeps saying `synced` for a cluster that went away after its
 informers synced; this model re-probes (results cached briefly) so a deleted cluster stops being
 `synced`, which is what an operator reading clusterz needs to learn.
+
+Probes run as real istiod runs each remote cluster: apart (`go remoteCluster.Run` in
+secretcontroller.go), here on a small pool of threads and never under a lock. A caller waits for
+them at most `wait` seconds in all, and not at all for a kubeconfig whose last probe outlasted that
+wait (an API server that takes the connection and never answers): it reads that one's last result,
+or `syncing` while there is none, so no remote can slow down clusterz or the data plane.
 
 `clusterz` answers as `/debug/clusterz` does: the config cluster first (no secret, `synced`),
 then one entry per registered remote.
@@ -25,17 +33,22 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import yaml
 
 from meshwright.sandbox import dotted
+from meshwright.sandbox.mesh import boundedyaml
 
+log = logging.getLogger(__name__)
 NAMESPACE = "istio-system"
 SECRET_LABEL = "istio/multiCluster"
 DEFAULT_CLUSTER_ID = "Kubernetes"  # what the istiod chart sets when clusterName is empty
@@ -44,6 +57,9 @@ SYNCED, SYNCING, TIMEOUT, CLOSED = "synced", "syncing", "timeout", "closed"
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _ALLOWED_AUTH_PROVIDERS = {"oidc"}
+MAX_PROBED = 4096  # probe results kept at most (only kubeconfigs still registered are kept at all)
+PROBE_WAIT = 0.5  # seconds a caller waits, in all, for the probes it needs
+PROBE_WORKERS = 16
 
 
 class ClusterObjects(Protocol):
@@ -68,6 +84,7 @@ class ProbeResult:
 
 
 Probe = Callable[[RemoteConfig], ProbeResult]
+NOT_YET = ProbeResult(False, "no answer yet from its API server")
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,16 @@ class _Registration:
     sha: str
     config: RemoteConfig
     since: float
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A kubeconfig istiod could not make a cluster of: logged by istiod, never listed in clusterz."""
+
+    secret: str
+    cluster_id: str
+    sha: str
+    error: str
 
 
 def go_duration(text: str) -> float | None:
@@ -155,30 +182,46 @@ def _pem_fingerprint(block: bytes) -> str:
     return hashlib.sha256(base64.b64decode(body)).hexdigest()
 
 
-def parse_kubeconfig(raw: bytes) -> RemoteConfig | None:
-    """The current context's server, CA and token; None when istiod would refuse the kubeconfig."""
+def load_kubeconfig(raw: bytes) -> RemoteConfig | str:
+    """The current context's server, CA and token; else why istiod refuses the kubeconfig, in the words
+    it logs (istio/istio pkg/kube/util.go `NewUntrustedRestConfig` and `sanitizeKubeConfig`)."""
+    if not raw:
+        return "kubeconfig is empty"
     try:
-        doc = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return None
+        doc = boundedyaml.load(raw)
+    except (yaml.YAMLError, boundedyaml.Refused) as e:
+        return f"kubeconfig cannot be loaded: {_first_line(e)}"
     if not isinstance(doc, dict):
-        return None
-    if any(_unsafe(u.get("user") or {}) for u in doc.get("users") or [] if isinstance(u, dict)):
-        return None
+        return "kubeconfig cannot be loaded: not a kubeconfig document"
+    refused = next((why for u in doc.get("users") or [] if isinstance(u, dict) and (why := _unsafe(u))), None)
+    if refused:
+        return f"kubeconfig is not allowed: {refused}"
     context = _named(doc.get("contexts"), doc.get("current-context"))
     cluster = _named(doc.get("clusters"), (context or {}).get("cluster"))
-    if not cluster or not cluster.get("server"):
-        return None
+    server = (cluster or {}).get("server")
+    if not cluster or not isinstance(server, str) or not server:
+        return "kubeconfig is not valid: no server found for the current context's cluster"
     user = _named(doc.get("users"), (context or {}).get("user")) or {}
+    token = user.get("token")
     return RemoteConfig(
-        server=str(cluster["server"]),
+        server=server,
         ca_pem=_b64(cluster.get("certificate-authority-data")),
-        token=user.get("token"),
+        token=token if isinstance(token, str) else None,
     )
 
 
+def parse_kubeconfig(raw: bytes) -> RemoteConfig | None:
+    """The kubeconfig's RemoteConfig; None when istiod would refuse it."""
+    loaded = load_kubeconfig(raw)
+    return loaded if isinstance(loaded, RemoteConfig) else None
+
+
+def _first_line(error: Exception) -> str:
+    return " ".join(str(error).split())[:200]
+
+
 def _named(items: Any, name: Any) -> dict[str, Any] | None:
-    for item in items or []:
+    for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and item.get("name") == name:
             for key in ("cluster", "context", "user"):
                 if isinstance(item.get(key), dict):
@@ -186,15 +229,21 @@ def _named(items: Any, name: Any) -> dict[str, Any] | None:
     return None
 
 
-def _unsafe(user: dict[str, Any]) -> bool:
-    provider = (user.get("auth-provider") or {}).get("name")
-    return bool(
-        user.get("exec")
-        or (provider and provider not in _ALLOWED_AUTH_PROVIDERS)
-        or user.get("tokenFile")
-        or user.get("client-certificate")
-        or user.get("client-key")
-    )
+def _unsafe(entry: dict[str, Any]) -> str | None:
+    """What `sanitizeKubeConfig` refuses in a user, checked in its order; None when nothing is."""
+    user: dict[str, Any] = entry["user"] if isinstance(entry.get("user"), dict) else {}
+    auth_provider = user.get("auth-provider")
+    provider = auth_provider.get("name") if isinstance(auth_provider, dict) else None
+    if provider and provider not in _ALLOWED_AUTH_PROVIDERS:
+        return f"auth provider {provider} is not allowed"
+    for key, field_name in (
+        ("client-key", "clientKey"),
+        ("client-certificate", "clientCertificate"),
+        ("tokenFile", "tokenFile"),
+    ):
+        if user.get(key):
+            return f"{field_name} is not allowed"
+    return "exec is not allowed" if user.get("exec") else None
 
 
 def _b64(text: Any) -> bytes | None:
@@ -208,32 +257,64 @@ class IstiodModel:
     """The secret controllers of every emulated istiod, and their probes' recent results."""
 
     def __init__(
-        self, probe: Probe, *, clock: Callable[[], float] = time.monotonic, cache_seconds: float = 1.0
+        self,
+        probe: Probe,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cache_seconds: float = 1.0,
+        wait: float = PROBE_WAIT,
     ) -> None:
-        self.probe, self.clock, self.cache_seconds = probe, clock, cache_seconds
+        self.probe, self.clock, self.cache_seconds, self.wait = probe, clock, cache_seconds, wait
         self._registered: dict[tuple[str, str], dict[str, _Registration]] = {}
+        self._failed: dict[tuple[str, str], dict[str, Failure]] = {}  # by cluster id
         self._probed: dict[str, tuple[float, ProbeResult]] = {}
+        self._running: dict[str, Future[None]] = {}
+        self._slow: set[str] = set()  # kubeconfigs whose last probe outlasted `wait`
+        self._live: set[str] = set()
+        self._pool = ThreadPoolExecutor(max_workers=PROBE_WORKERS, thread_name_prefix="istiod-probe")
         self._lock = threading.Lock()
 
     def clusterz(self, cluster: str, objects: ClusterObjects, istiod: Istiod) -> list[dict[str, str]]:
         """What `/debug/clusterz` of `istiod` (running in sandbox cluster `cluster`) answers now."""
         with self._lock:
             registered = self._reconcile((cluster, istiod.uid), objects, istiod)
+        self._refresh(registered.values())
         entries = [{"id": istiod.cluster_id, "secretName": "", "syncStatus": SYNCED}]
         for cid, reg in registered.items():
             entries.append({"id": cid, "secretName": reg.secret, "syncStatus": self._status(reg, istiod)})
         return entries
 
+    def failed(self, cluster: str, istiod: Istiod) -> list[Failure]:
+        """The kubeconfigs `istiod` refused at its last reconcile, by secret: what its log says
+        ("Add cluster: create remote cluster failed: ..."), while clusterz does not list them."""
+        with self._lock:
+            return sorted(
+                self._failed.get((cluster, istiod.uid), {}).values(), key=lambda f: (f.secret, f.cluster_id)
+            )
+
+    @property
+    def cached_probes(self) -> int:
+        """How many probe results are kept (those of kubeconfigs some istiod still holds)."""
+        with self._lock:
+            return len(self._probed)
+
+    def servers(self, cluster: str, istiod: Istiod) -> dict[str, str]:
+        """The API server each registered remote of `istiod` is reached at, by cluster id."""
+        with self._lock:
+            return {
+                cid: reg.config.server for cid, reg in self._registered.get((cluster, istiod.uid), {}).items()
+            }
+
     def reasons(self, cluster: str, istiod: Istiod) -> dict[str, str]:
         """Why each remote of `istiod` is not synced, as its log would say (for the sandbox's own log)."""
         with self._lock:
             regs = dict(self._registered.get((cluster, istiod.uid), {}))
-            return {cid: r.reason for cid, reg in regs.items() if (r := self._cached(reg.sha)) and not r.ok}
+            return {cid: r.reason for cid, reg in regs.items() if not (r := self._latest(reg.sha)).ok}
 
     def _reconcile(
         self, key: tuple[str, str], objects: ClusterObjects, istiod: Istiod
     ) -> dict[str, _Registration]:
-        regs = self._registered.setdefault(key, {})
+        regs, failed = self._registered.setdefault(key, {}), self._failed.setdefault(key, {})
         secrets = sorted(
             (
                 s
@@ -242,16 +323,27 @@ class IstiodModel:
             ),
             key=lambda s: (s["metadata"].get("creationTimestamp", ""), s["metadata"]["name"]),
         )
-        data = {f"{NAMESPACE}/{s['metadata']['name']}": s.get("data") or {} for s in secrets}
+        data = {f"{NAMESPACE}/{s['metadata']['name']}": _data(s) for s in secrets}
         for cid in [c for c, r in regs.items() if c not in data.get(r.secret, {})]:
             del regs[cid]  # the secret, or its key, is gone: the cluster is deleted
+        for cid in [c for c, f in failed.items() if c not in data.get(f.secret, {})]:
+            del failed[cid]
         for secret, keys in data.items():
             for cid, value in sorted(keys.items()):
-                self._register(regs, secret, cid, value, istiod)
+                self._register(regs, failed, secret, cid, value, istiod, where=key[0])
+        self._prune()
         return dict(regs)
 
     def _register(
-        self, regs: dict[str, _Registration], secret: str, cid: str, value: str, istiod: Istiod
+        self,
+        regs: dict[str, _Registration],
+        failed: dict[str, Failure],
+        secret: str,
+        cid: str,
+        value: str,
+        istiod: Istiod,
+        *,
+        where: str,
     ) -> None:
         if cid == istiod.cluster_id:
             return  # "ignoring cluster as it would overwrite the config cluster"
@@ -260,32 +352,91 @@ class IstiodModel:
             return  # "cluster has already been registered" by another secret
         raw = _b64(value) or b""
         sha = hashlib.sha256(raw).hexdigest()
-        if prev is not None and prev.sha == sha:
-            return  # "skipping update (kubeconfig are identical)"
-        config = parse_kubeconfig(raw)
-        if config is None:
-            regs.pop(cid, None)  # refused: logged by istiod, never listed
+        if (prev is not None and prev.sha == sha) or (cid in failed and failed[cid].sha == sha):
+            return  # "skipping update (kubeconfig are identical)": never parsed twice
+        loaded = load_kubeconfig(raw)
+        if isinstance(loaded, str):
+            regs.pop(cid, None)  # refused: "create remote cluster failed", never listed
+            failed[cid] = Failure(secret, cid, sha, loaded)
+            log.warning(
+                "istiod %s in %s: Add cluster %s (secret %s): create remote cluster failed: %s",
+                istiod.name,
+                where,
+                cid,
+                secret,
+                loaded,
+            )
             return
-        regs[cid] = _Registration(secret=secret, sha=sha, config=config, since=self.clock())
+        failed.pop(cid, None)
+        regs[cid] = _Registration(secret=secret, sha=sha, config=loaded, since=self.clock())
+
+    def _prune(self) -> None:
+        """Forget probe results of kubeconfigs no istiod holds any more; keep the newest MAX_PROBED."""
+        self._live = live = {reg.sha for regs in self._registered.values() for reg in regs.values()}
+        for sha in [s for s in self._probed if s not in live]:
+            del self._probed[sha]
+        self._slow &= live
+        if len(self._probed) > MAX_PROBED:
+            newest = sorted(self._probed.items(), key=lambda item: item[1][0])[-MAX_PROBED:]
+            self._probed = dict(newest)
 
     def _status(self, reg: _Registration, istiod: Istiod) -> str:
-        result = self._probe(reg)
+        with self._lock:
+            result = self._latest(reg.sha)
         if result.ok:
             return SYNCED
         if istiod.remote_timeout > 0 and self.clock() - reg.since >= istiod.remote_timeout:
             return TIMEOUT
         return SYNCING
 
-    def _probe(self, reg: _Registration) -> ProbeResult:
+    def _refresh(self, regs: Iterable[_Registration]) -> None:
+        """Start a probe for every kubeconfig without a fresh result; wait (at most `wait` in all) for
+        those not known to be slow."""
+        waiting: dict[str, Future[None]] = {}
         with self._lock:
-            cached = self._cached(reg.sha)
-        if cached is not None:
-            return cached
-        result = self.probe(reg.config)  # network I/O: never under the lock
+            for reg in regs:
+                if self._cached(reg.sha) is not None:
+                    continue
+                running = self._running.get(reg.sha) or self._start(reg)
+                if reg.sha not in self._slow:
+                    waiting[reg.sha] = running
+        if not waiting:
+            return
+        _, late = wait_for(waiting.values(), timeout=self.wait)
         with self._lock:
-            self._probed[reg.sha] = (self.clock(), result)
-        return result
+            self._slow |= {sha for sha, f in waiting.items() if f in late}
+
+    def _start(self, reg: _Registration) -> Future[None]:
+        future = self._pool.submit(self._run, reg.sha, reg.config)
+        self._running[reg.sha] = future
+        return future
+
+    def _run(self, sha: str, config: RemoteConfig) -> None:
+        """One probe, on the pool: network I/O, never under the lock."""
+        started = time.monotonic()
+        try:
+            result = self.probe(config)
+        except Exception as e:  # a probe's bug must not leave the cluster syncing for ever
+            result = ProbeResult(False, f"probe failed: {type(e).__name__}")
+        with self._lock:
+            self._running.pop(sha, None)
+            if sha in self._live:
+                self._probed[sha] = (self.clock(), result)
+            if time.monotonic() - started <= self.wait:
+                self._slow.discard(sha)
+
+    def _latest(self, sha: str) -> ProbeResult:
+        hit = self._probed.get(sha)
+        return hit[1] if hit else NOT_YET
 
     def _cached(self, sha: str) -> ProbeResult | None:
         hit = self._probed.get(sha)
         return hit[1] if hit and self.clock() - hit[0] < self.cache_seconds else None
+
+
+def _data(secret: dict[str, Any]) -> dict[str, str]:
+    """A secret's data as istiod's informer decodes it: string keys to (base64) string values."""
+    data = secret.get("data")
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, str)}

@@ -1,14 +1,16 @@
 """The sandbox's data plane at work: snapshots of the world, the injector hook, traffic, listeners.
 
 - `DataPlane.admit_pod(cluster_id, pod)` is what the Kubernetes emulator calls when it creates a
-  pod (the injector webhook; see `injection`). It reads the clusters' object stores only, never the
+  pod (the injector webhook; see `injection`); `review_config` when it writes Istio config (the
+  validation webhook; see `validation`). It reads the clusters' object stores only, never the
   world lock and never the network, because the emulator calls it with a cluster's lock held.
 - `Traffic.request(address, port, path, host)` is a request reaching an ingress gateway: routed
   by `ingress` and `dataplane`, answered by `apps`, hop by hop, with Envoy's 503 (after
   `FAILURE_DELAY`) where a connection would fail. Why each failure happened is logged (the
   sandbox's own diagnosis).
 - A poller keeps one HTTP listener on every port of every LoadBalancer Service whose address is a
-  loopback address (127.x.y.z). Port 80 needs root; when a bind is refused, one clear log line.
+  loopback address (127.x.y.z), within the caps of `gateway`. Port 80 needs root; when a bind is
+  refused, one clear log line.
 
 The world is read through `Sources` (clusters with their nodes, API URL and object store; the VPC
 firewall rules), which `world_view` builds from a `World` without importing the GCP emulator.
@@ -16,11 +18,9 @@ firewall rules), which `world_view` builds from a `World` without importing the 
 
 from __future__ import annotations
 
-import http.server
 import ipaddress
 import itertools
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meshwright.sandbox import dotted
-from meshwright.sandbox.mesh import apps, dataplane, ingress, injection, probe
+from meshwright.sandbox.mesh import apps, dataplane, gateway, ingress, injection, probe, validation
 from meshwright.sandbox.mesh import istiod as istiod_model
 from meshwright.sandbox.mesh.dataplane import Cluster, Endpoint, Failure, Mesh
 from meshwright.sandbox.mesh.reachability import Node
@@ -38,6 +38,7 @@ FAILURE_DELAY = 0.01  # seconds before a failed connection answers (a real one w
 SNAPSHOT_SECONDS = 0.3  # how stale the routing may be (istiod pushes are not instant either)
 POLL_SECONDS = 0.25
 MAX_HOPS = 8
+RESET = b"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 READ_TYPES: tuple[tuple[str, str | None], ...] = (
     ("/pods", None),
     ("/services", None),
@@ -49,6 +50,7 @@ READ_TYPES: tuple[tuple[str, str | None], ...] = (
     (dataplane.GATEWAYS, None),
     (dataplane.VIRTUAL_SERVICES, None),
     (injection.WEBHOOKS_TYPE, None),
+    (validation.WEBHOOKS_TYPE, None),
 )
 
 
@@ -131,16 +133,12 @@ def synced_clusters(mesh: Mesh, model: istiod_model.IstiodModel) -> dict[str, se
     synced: dict[str, set[str]] = {}
     for name, cluster in mesh.clusters.items():
         for istiod in istiod_model.istiods(cluster):
-            entries = model.clusterz(name, cluster, istiod)
-            secrets = {f"{dataplane.ISTIO_NS}/{s['metadata']['name']}": s for s in cluster.list("/secrets")}
+            entries = model.clusterz(name, cluster, istiod)[1:]
+            servers = model.servers(name, istiod)
             for e in entries:
-                secret = secrets.get(e["secretName"])
-                if e["syncStatus"] != istiod_model.SYNCED or secret is None:
-                    continue
-                raw = istiod_model._b64((secret.get("data") or {}).get(e["id"]))
-                config = istiod_model.parse_kubeconfig(raw or b"")
-                if config is not None and config.server in by_endpoint:
-                    synced.setdefault(name, set()).add(by_endpoint[config.server])
+                server = servers.get(e["id"])
+                if e["syncStatus"] == istiod_model.SYNCED and server in by_endpoint:
+                    synced.setdefault(name, set()).add(by_endpoint[server])
     return synced
 
 
@@ -155,8 +153,8 @@ class DataPlane:
         self._cached: tuple[float, Mesh] | None = None
         self._lock = threading.Lock()
         self._building = threading.Lock()
-        self._listeners: dict[tuple[str, int], http.server.ThreadingHTTPServer] = {}
-        self._refused: set[tuple[str, int]] = set()
+        self.listeners = gateway.Listeners(self.traffic.request)
+        self._told: set[str] = set()  # Services whose ports over the caps were logged
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -197,58 +195,53 @@ class DataPlane:
 
     def admit_pod(self, cluster_id: str, pod: dict[str, Any]) -> str | None:
         """The injector webhook for a pod the emulator creates in `cluster_id` (mutates it, or refuses)."""
-        source = next((s for s in self._known if s.id == cluster_id), None)
-        if source is None:  # a cluster newer than the last poll
-            self._known = self.sources.clusters(locked=False)
-            source = next((s for s in self._known if s.id == cluster_id), None)
+        source = self._source(cluster_id)
         if source is None:
             return None
         return injection.admit(self._mesh([]), source.node.cluster, pod)
 
+    def review_config(
+        self, cluster_id: str, group: str, plural: str, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> tuple[int, str] | None:
+        """istiod's validation webhook for a write the emulator is about to store in `cluster_id`."""
+        if group not in validation.ISTIO_GROUPS:
+            return None
+        source = self._source(cluster_id)
+        return (
+            None
+            if source is None
+            else validation.review(self._mesh([]), source.node.cluster, group, plural, obj, old)
+        )
+
+    def _source(self, cluster_id: str) -> Source | None:
+        source = next((s for s in self._known if s.id == cluster_id), None)
+        if source is None:  # a cluster newer than the last poll
+            self._known = self.sources.clusters(locked=False)
+            source = next((s for s in self._known if s.id == cluster_id), None)
+        return source
+
     # -- listeners ----------------------------------------------------------------------------
 
     def wanted(self) -> set[tuple[str, int]]:
-        """Every (loopback address, port) of a LoadBalancer Service with an address."""
-        found = set()
+        """(loopback address, port) of the LoadBalancer Services with an address, within the caps."""
+        by_service: dict[str, list[tuple[str, int]]] = {}
         for s in self._known:
             for svc in s.store.list("/services"):
                 if dotted.get(svc, "spec.type") != "LoadBalancer":
                     continue
-                for lb in dotted.get(svc, "status.loadBalancer.ingress", []) or []:
-                    ip = lb.get("ip") or ""
-                    if _loopback(ip):
-                        found |= {
-                            (ip, int(p["port"])) for p in svc["spec"].get("ports") or [] if p.get("port")
-                        }
-        return found
+                name = f"{s.node.cluster}/{svc['metadata'].get('namespace')}/{svc['metadata']['name']}"
+                by_service[name] = [
+                    (ip, int(p["port"]))
+                    for lb in dotted.get(svc, "status.loadBalancer.ingress", []) or []
+                    if _loopback(ip := str(lb.get("ip") or ""))
+                    for p in dotted.get(svc, "spec.ports", []) or []
+                    if isinstance(p, dict) and isinstance(p.get("port"), int)
+                ]
+        return gateway.capped(by_service, told=self._told)
 
     def reconcile(self) -> None:
         self.refresh()
-        wanted = self.wanted()
-        for key in set(self._listeners) - wanted:
-            _close(self._listeners.pop(key))
-        for key in sorted(wanted - set(self._listeners)):
-            self._listen(*key)
-
-    def _listen(self, address: str, port: int) -> None:
-        try:
-            server = _Listener((address, port), _handler(self.traffic, address, port))
-        except OSError as e:
-            if (address, port) not in self._refused:
-                denied = isinstance(e, PermissionError)
-                hint = " (ports below 1024 need root: run the sandbox as root)" if denied else ""
-                log.warning(
-                    "cannot listen on %s:%d for the gateway: %s%s", address, port, e.strerror or e, hint
-                )
-                self._refused.add((address, port))
-            return
-        threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"gateway-{address}:{port}",
-            daemon=True,
-        ).start()
-        self._listeners[(address, port)] = server
+        self.listeners.sync(self.wanted())
 
     def _reconcile_guarded(self) -> None:
         try:
@@ -271,22 +264,7 @@ class DataPlane:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
-        for server in list(self._listeners.values()):
-            _close(server)
-        self._listeners.clear()
-
-
-class _Listener(http.server.ThreadingHTTPServer):
-    """A gateway's load-balancer address: takes a burst of connections as a cloud LB does (the
-    stdlib's backlog of 5 drops the rest's SYNs, and each pays a one-second retransmission)."""
-
-    daemon_threads = True
-    request_queue_size = socket.SOMAXCONN
-
-
-def _close(server: http.server.ThreadingHTTPServer) -> None:
-    server.shutdown()
-    server.server_close()
+        self.listeners.close()
 
 
 def _loopback(ip: str) -> bool:
@@ -343,39 +321,8 @@ class Traffic:
             status, body, _ = self._serve(mesh, hop, sub_path, depth + 1)
             return status, body
 
-        return apps.answer(ep.pod, path, call)
-
-
-def _handler(traffic: Traffic, address: str, port: int) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def version_string(self) -> str:
-            return "istio-envoy"
-
-        def do_GET(self) -> None:
-            self._answer(with_body=True)
-
-        def do_HEAD(self) -> None:
-            self._answer(with_body=False)
-
-        def _answer(self, *, with_body: bool) -> None:
-            started = time.monotonic()
-            status, body, content_type = traffic.request(
-                address, port, self.path, self.headers.get("Host", "")
-            )
-            if status == 0:
-                self.close_connection = True
-                return
-            self.send_response(status)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(body)))
-            self.send_header("x-envoy-upstream-service-time", str(int((time.monotonic() - started) * 1000)))
-            self.end_headers()
-            if with_body:
-                self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("gateway %s:%d: " + format, address, port, *args)
-
-    return Handler
+        try:
+            return apps.answer(ep.pod, path, call)
+        except Exception:  # a bug of ours is the application crashing: Envoy's reset, not a dropped client
+            log.exception("data plane: %s failed on %.200s", ep.name, path)
+            return 503, RESET, apps.TEXT

@@ -19,9 +19,10 @@ from typing import Any
 
 from meshwright.sandbox import clock, dotted
 from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.controllers.workloads import PodAdmission, Workloads
+from meshwright.sandbox.kube.controllers.workloads import ConfigReview, PodAdmission, Workloads
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.schema import fielderrors
+from meshwright.sandbox.kube.status import KubeError
 from meshwright.sandbox.kube.store.crud import ClusterState
 from meshwright.sandbox.settings import Latency
 
@@ -71,11 +72,12 @@ class Controllers(Workloads):
         services_cidr: str,
         lb_address: Callable[[], str],
         admit_pod: PodAdmission = lambda pod: None,
+        review_config: ConfigReview = lambda group, plural, obj, old: None,
     ) -> None:
         self.cluster, self.latency, self.authority, self.ca_pem = cluster, latency, authority, ca_pem
         self.pod_net = ipaddress.ip_network(pod_cidr)
         self.svc_net = ipaddress.ip_network(services_cidr)
-        self.lb_address, self.admit_pod = lb_address, admit_pod
+        self.lb_address, self.admit_pod, self.review_config = lb_address, admit_pod, review_config
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._timer_lock = threading.Lock()
@@ -138,6 +140,24 @@ class Controllers(Workloads):
         admit = getattr(self, f"_admit_{rt.kind.lower()}", None)
         if admit and not rt.custom:
             admit(obj, old)
+
+    def review(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """The validating webhooks' verdict, in the API server's words (k8s.io/apiserver
+        admission/plugin/webhook/errors/statuserror.go `ToStatusErr`)."""
+        verdict = self.review_config(rt.group, rt.plural, obj, old)
+        if verdict is None:
+            return
+        code, message = verdict
+        name = obj["metadata"].get("name") or "Unknown"
+        resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+        if code == 500:
+            raise KubeError(
+                500, f"Internal error occurred: {message}", details={"causes": [{"message": message}]}
+            )
+        details = {"group": rt.group, "kind": rt.plural, "name": name}
+        raise KubeError(
+            code, f'{resource} "{name}" is forbidden: {message}', reason="Forbidden", details=details
+        )
 
     def _admit_namespace(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]

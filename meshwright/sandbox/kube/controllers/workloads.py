@@ -38,6 +38,9 @@ MAX_PODS = 330  # per ReplicaSet: what three nodes of 110 pods can hold; more st
 
 
 PodAdmission = Callable[[dict[str, Any]], "str | None"]
+ConfigReview = Callable[[str, str, dict[str, Any], "dict[str, Any] | None"], "tuple[int, str] | None"]
+"""(group, plural, object, old object) -> None when the validating webhooks admit it, else (403, the
+webhook's denial) or (500, why calling it failed), as the API server's webhook plugin reports them."""
 """A pod about to be created (mutable: an injector adds its containers) -> None, or why it is refused."""
 
 

@@ -164,6 +164,9 @@ class ClusterApi:
             return Response(200, b"ok", {"Content-Type": "text/plain"})
         if path in ("/api", "/apis"):
             return self._discovery(path, r.headers.get("accept", ""))
+        if path == "/openapi/v2":
+            body, content_type = discovery.openapi_v2(r.headers.get("accept", ""))
+            return Response(200, body, {"Content-Type": content_type})
         if path.startswith("/openapi/"):
             return self._openapi(path)
         parts = path.strip("/").split("/")

@@ -6,6 +6,7 @@ the server validate (`fieldValidation`); they hold no schemas.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from meshwright.sandbox.kube.registry import VERBS, Registry, ResourceType
@@ -155,6 +156,46 @@ def _aggregated_version(registry: Registry, group: str, version: str) -> dict[st
             ]
         resources.append(entry)
     return {"version": version, "resources": resources, "freshness": "Current"}
+
+
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+# What client-go asks for; the answer's type has no "@", which Go's mime parser refuses (kube-openapi
+# pkg/handler/handler.go: subTypeProtobufDeprecated is accepted, subTypeProtobuf is answered).
+
+
+def openapi_v2(accept: str) -> tuple[bytes, str]:
+    """`/openapi/v2`: a Swagger 2.0 document without definitions, as protobuf (all client-go's
+    `OpenAPISchema` reads) or JSON.
+
+    kubectl validates a `kind: List` on the client side with this document, whatever /openapi/v3
+    offers (k8s.io/kubectl pkg/validation: a List is never sent to the server's field validation),
+    and a 404 fails the whole apply. A schema it cannot find is not validated, so an empty document
+    leaves the checking to the server, which validates every item it is sent.
+    """
+    if "protobuf" in accept:
+        info = _pb(1, b"Kubernetes") + _pb(2, VERSION["gitVersion"].encode())
+        # gnostic openapiv2/OpenAPIv2.proto: Document.swagger = 1, .info = 2, .paths = 8
+        return _pb(1, b"2.0") + _pb(2, info) + _pb(8, b""), OPENAPI_V2_PROTOBUF
+    document = {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
+        "paths": {},
+    }
+    return json.dumps(document).encode(), "application/json"
+
+
+def _pb(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 def openapi_root(registry: Registry) -> dict[str, Any]:

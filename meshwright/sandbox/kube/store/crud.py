@@ -1,8 +1,8 @@
 """The write and read verbs of one cluster's API, with the real server's rules and status codes.
 
 Order of a write, as on a real server: decode (field types, 400; 422 for patches), defaults and
-admission (`Hooks.admit`), validation (422), store, reactions (`Hooks.react`). Nothing that fails a
-step is stored.
+admission (`Hooks.admit`), validation (422), validating admission webhooks (`Hooks.review`), store,
+reactions (`Hooks.react`). Nothing that fails a step is stored.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ SERVER_SET = ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp"
 
 class Hooks(Protocol):
     def admit(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None: ...
+
+    def review(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None: ...
 
     def react(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None: ...
 
@@ -232,6 +234,8 @@ class ClusterState:
         writes.next_generation(obj, old)
         if check:
             validation.validate(rt, obj, old)
+        if check and self.hooks:
+            self.hooks.review(rt, obj, old)
         if dry_run:
             return obj
         stored = self.store.put(key, obj)

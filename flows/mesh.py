@@ -26,11 +26,13 @@ from flows.verify import verify_all
 from meshwright import dag
 from meshwright.clients import MeshwrightTarget
 from meshwright.dag import StepKey
+from meshwright.drift import diff
 from meshwright.models import ChartRef, ClusterAccess, FirewallResult, MeshReport, ProvisionReport
+from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec
 from tasks.access import write_kubeconfig
 from tasks.bookinfo import deploy_bookinfo
-from tasks.clusters import create_cluster, wait_cluster
+from tasks.clusters import create_cluster, delete_cluster, wait_cluster, wait_deleted
 from tasks.istio import (
     expose_on_gateway,
     gateway_address,
@@ -40,8 +42,9 @@ from tasks.istio import (
     wait_release_ready,
 )
 from tasks.network import ensure_firewall
-from tasks.remote_secrets import exchange_remote_secret
-from tasks.report import publish_report
+from tasks.observe import observe_mesh
+from tasks.remote_secrets import exchange_remote_secret, prune_remote_secrets
+from tasks.report import publish_changes, publish_report
 from tasks.trust import ensure_cacerts, ensure_root_ca
 
 Futures = dict[StepKey, PrefectFuture[Any]]
@@ -92,6 +95,9 @@ class _Steps:
             case dag.SECRET:
                 source = self._ready(key.source)
                 return submit(exchange_remote_secret, source, ready, target=target, after=after)
+            case dag.PRUNE_SECRETS:
+                keep = [source for source, primary in pairs(mesh) if primary == key.cluster]
+                return submit(prune_remote_secrets, ready, keep, target=target, after=after)
             case dag.BOOKINFO:
                 return submit(deploy_bookinfo, mesh, ready, self.charts, target=target, after=after)
         raise ValueError(f"up_mesh has no task for step {key}")
@@ -111,6 +117,7 @@ def up_mesh(
     kubeconfig: str | None = None,
     connection: MeshwrightTarget | str | None = None,
     force: bool = False,
+    prune: bool = False,
 ) -> MeshReport:
     """Create the mesh's clusters and install Istio on each as soon as it is ready (a shared root
     CA, cacerts, istio-base, istiod and the east-west gateways, wired per the spec's topology),
@@ -122,15 +129,18 @@ def up_mesh(
         connection: a MeshwrightTarget block or the name of a saved one; default: the spec's
             target in its usual place.
         force: overwrite a kubeconfig that holds another mesh's contexts.
+        prune: delete the mesh's clusters that the spec no longer names (after their remote
+            secrets and firewall sources are gone); without it such clusters stop the run first.
     """
-    pre = preflight(spec, kubeconfig, connection, force=force)
+    pre = preflight(spec, kubeconfig, connection, force=force, prune=prune)
     with mesh_slot(pre.mesh.name):
-        return _up(pre, force=force)
+        return _up(pre, force=force, prune=prune)
 
 
-def _up(pre: Preflight, *, force: bool) -> MeshReport:
+def _up(pre: Preflight, *, force: bool, prune: bool) -> MeshReport:
     mesh, target = pre.mesh, pre.target
     charts = preflight_charts(mesh, target=target)
+    publish_changes(diff(mesh, observe_mesh(mesh, target=target)), prune=prune)
     started: Futures = {StepKey(dag.ROOT): ensure_root_ca.submit(mesh)}
     for c in mesh.clusters:
         create = create_cluster.submit(mesh, c.name, target=target, expires=pre.expires)
@@ -152,6 +162,7 @@ def _up(pre: Preflight, *, force: bool) -> MeshReport:
         {k: f for k, f in futures.items() if k.kind not in (dag.CREATE, dag.WAIT)}
     )
     raise_failures({**failures, **step_failures})
+    _delete_leaving(pre)  # their secrets are out of every primary and their ranges out of the rule
     assert firewall is not None
     report = _report(pre, list(created.values()), ready, firewall, path, charts, results)
     published = publish_report.submit(report.provision)  # alongside the verification
@@ -164,6 +175,15 @@ def _up(pre: Preflight, *, force: bool) -> MeshReport:
     raise_failures(resolve({"publish_report": published})[1])
     report.finished = time.time()
     return report
+
+
+def _delete_leaving(pre: Preflight) -> None:
+    """The clusters that left the spec (only there with prune), deleted in parallel."""
+    target, project = pre.target, pre.mesh.project
+    started = {c.name: delete_cluster.submit(target, project, c.location, c.name) for c in pre.leaving}
+    raise_failures(resolve(started)[1])
+    gone = {c.name: wait_deleted.submit(target, project, c.location, c.name) for c in pre.leaving}
+    raise_failures(resolve(gone)[1])
 
 
 def _report(

@@ -12,7 +12,8 @@ from flows._futures import bounded_runner, raise_failures, resolve, submit
 from flows._slots import mesh_slot
 from meshwright import naming
 from meshwright.clients import MeshwrightTarget, resolve_target
-from meshwright.models import ClusterAccess, CreateResult, ProvisionReport
+from meshwright.errors import Refused
+from meshwright.models import ClusterAccess, ClusterRef, CreateResult, ProvisionReport
 from meshwright.spec import MeshSpec, as_spec
 from meshwright.trust import check_brought_root
 from tasks.access import check_kubeconfig, write_kubeconfig
@@ -30,10 +31,16 @@ class Preflight:
     kubeconfig: str  # where it will be written, checked not to hold another mesh's contexts
     expires: int | None  # the expiry label of everything this run creates
     started: float
+    leaving: list[ClusterRef]  # the mesh's clusters the spec no longer names (prune deletes them)
 
 
 def preflight(
-    spec: MeshSpec | str, kubeconfig: str | None, connection: MeshwrightTarget | str | None, *, force: bool
+    spec: MeshSpec | str,
+    kubeconfig: str | None,
+    connection: MeshwrightTarget | str | None,
+    *,
+    force: bool,
+    prune: bool = False,
 ) -> Preflight:
     """The spec, the files it names, the target, the kubeconfig path and the VPC network, checked
     before anything is created (provision_mesh and up_mesh both start so), and the mesh's expiry:
@@ -44,9 +51,17 @@ def preflight(
     target = resolve_target(mesh.target, connection)
     path = check_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)), force=force)
     check_network(mesh, target=target)
-    existing = find_mesh_clusters(target, mesh.project, mesh.name) if mesh.ttl_seconds else []
+    existing = find_mesh_clusters(target, mesh.project, mesh.name)
+    leaving = [c for c in existing if c.name not in {k.name for k in mesh.clusters}]
+    if leaving and not prune:
+        names = ", ".join(sorted(c.name for c in leaving))
+        raise Refused(
+            f"mesh {mesh.name} has cluster(s) the spec no longer names: {names}; nothing was changed. "
+            "Deleting them needs `meshwright up --prune` (the flow's `prune` parameter)",
+            step="preflight",
+        )
     expires = naming.mesh_expiry([c.labels for c in existing], mesh.ttl_seconds, now=started)
-    return Preflight(mesh, target, path, expires, started)
+    return Preflight(mesh, target, path, expires, started, leaving)
 
 
 @flow(name="provision-mesh", task_runner=bounded_runner(), log_prints=False)

@@ -29,6 +29,7 @@ READY = "wait_release_ready"
 ADDRESS = "gateway_address"
 EXPOSE = "expose_on_gateway"
 SECRET = "exchange_remote_secret"
+PRUNE_SECRETS = "prune_remote_secrets"
 BOOKINFO = "deploy_bookinfo"
 VERIFY = "verify"
 # Steps of one cluster's Istio chain: what its Bookinfo (and a remote's Bookinfo) waits for.
@@ -70,11 +71,15 @@ def steps(spec: MeshSpec) -> list[Step]:
     for c in spec.remotes:  # after the primaries: a remote's istiod takes its primary's gateway address
         found += list(_control_plane(c))
     found += [_secret(source, primary) for source, primary in pairs(spec)]
+    for c in spec.primaries:  # once its own are in: a cluster is never without a secret it needs
+        mine = tuple(s.key for s in found if s.key.kind == SECRET and s.key.cluster == c.name)
+        found.append(Step(StepKey(PRUNE_SECRETS, c.name), mine or (StepKey(WAIT, c.name),)))
     for c in spec.remotes:  # Istio's order: a remote's gateways once its remote secret is in
         found += list(_gateway(spec, c, after=StepKey(SECRET, c.primary, source=c.name)))
     if spec.bookinfo is not None:
         found += [Step(StepKey(BOOKINFO, c.name), _bookinfo_after(spec, c, found)) for c in spec.clusters]
-    found.append(Step(StepKey(VERIFY), tuple(s.key for s in found if s.key.kind in (FIREWALL, BOOKINFO))))
+    last = (FIREWALL, BOOKINFO, PRUNE_SECRETS)
+    found.append(Step(StepKey(VERIFY), tuple(s.key for s in found if s.key.kind in last)))
     return found
 
 

@@ -82,6 +82,10 @@ class InvalidRequest(PermanentError):
     """The request itself is wrong (bad argument, unsupported value)."""
 
 
+class Refused(PermanentError):
+    """meshwright will not do what the run would need without the user's say-so (a flag)."""
+
+
 class OperationFailed(PermanentError):
     """A long-running cloud operation ended with an error."""
 

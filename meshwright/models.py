@@ -168,6 +168,7 @@ class BookinfoResult(BaseModel):
     applied: list[str]  # "Kind/name" in apply order
     ingress: str | None = None  # the ingress gateway release's action, where there is one
     restarted: list[str] = []  # Deployments restarted because their pods ran without sidecar
+    removed: list[str] = []  # Deployments deleted: the spec places them elsewhere now
     timing: Timing
 
 

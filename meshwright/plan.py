@@ -69,7 +69,11 @@ _STAGES: tuple[tuple[str, str, Callable[[MeshSpec, StepKey], bool]], ...] = (
     ),
     ("istio-primaries", "control planes on the primaries", lambda s, k: _istio(s, k, primary=True)),
     ("istio-remotes", "remote profile on the remotes", lambda s, k: _istio(s, k, primary=False)),
-    ("remote-secrets", "let every primary read the other clusters", lambda s, k: k.kind == dag.SECRET),
+    (
+        "remote-secrets",
+        "let every primary read the other clusters (and drop secrets of clusters it no longer reads)",
+        lambda s, k: k.kind in (dag.SECRET, dag.PRUNE_SECRETS),
+    ),
     ("bookinfo", "deploy Bookinfo split across clusters", lambda s, k: k.kind == dag.BOOKINFO),
     (
         "verify",

@@ -84,6 +84,12 @@ def remote_secret(cluster: str, kubeconfig_bytes: bytes) -> dict[str, Any]:
     }
 
 
+def cluster_of(metadata: dict[str, Any]) -> str:
+    """The cluster a remote secret is for: Istio's annotation, else the name's suffix."""
+    named = (metadata.get("annotations") or {}).get(naming.REMOTE_SECRET_ANNOTATION)
+    return str(named or str(metadata.get("name", "")).removeprefix(naming.remote_secret_name("")))
+
+
 def same_secret(existing: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     """True when the stored secret already says what we would write (data, label, annotation)."""
     if existing is None:

@@ -15,6 +15,7 @@ import kubernetes.client
 from prefect import get_run_logger, task
 
 from meshwright import bookinfo, clients, kube, naming
+from meshwright.bookinfo_catalog import WORKLOADS
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import NotReady, OperationFailed
 from meshwright.models import BookinfoResult, ChartRef, ClusterAccess
@@ -71,6 +72,20 @@ def _restart_without_sidecar(
     return restarted
 
 
+def _remove_unplaced(
+    client: kubernetes.client.ApiClient, namespace: str, placed: list[bookinfo.Workload], *, cluster: str
+) -> list[str]:
+    """Delete the Bookinfo Deployments this cluster runs that the spec now places elsewhere (or
+    nowhere); their Services stay, as in every cluster of the mesh."""
+    apps, keep = kubernetes.client.AppsV1Api(client), {w.name for w in placed}
+    with kube_call(cluster=cluster, step=STEP, what=f"deployments in {namespace}"):
+        found = client.sanitize_for_serialization(apps.list_namespaced_deployment(namespace))["items"]
+        gone = sorted(n for n in (d["metadata"]["name"] for d in found) if n in WORKLOADS and n not in keep)
+        for name in gone:
+            apps.delete_namespaced_deployment(name, namespace)
+    return gone
+
+
 @task(task_run_name="deploy_bookinfo[{access.name}]", **ONCE_PER_RUN, **RETRYING)
 def deploy_bookinfo(
     spec: MeshSpec, access: ClusterAccess, charts: list[ChartRef], *, target: MeshwrightTarget
@@ -92,18 +107,25 @@ def deploy_bookinfo(
         ingress = _ensure_ingress(target, access, charts)
         _wait(client, naming.ISTIO_NAMESPACE, naming.INGRESS_RELEASE, cluster=access.name, timeout=timeout)
     applied = kube.apply(client, bookinfo.manifests(spec, access.name), cluster=access.name, step=STEP)
+    removed = _remove_unplaced(client, ns, bookinfo.placed(spec, access.name), cluster=access.name)
     for w in bookinfo.placed(spec, access.name):
         _wait(client, ns, w.name, cluster=access.name, timeout=timeout)
     restarted = _restart_without_sidecar(client, ns, bookinfo.placed(spec, access.name), cluster=access.name)
     for name in restarted:
         _wait(client, ns, name, cluster=access.name, timeout=timeout)
     get_run_logger().info(
-        "bookinfo in %s: %d object(s) applied, %s ready%s",
+        "bookinfo in %s: %d object(s) applied, %s ready%s%s",
         access.name,
         len(applied),
         ", ".join(w.name for w in bookinfo.placed(spec, access.name)) or "no workload",
         f", ingress gateway {ingress}" if ingress else "",
+        f", removed {', '.join(removed)} (placed elsewhere now)" if removed else "",
     )
     return BookinfoResult(
-        cluster=access.name, applied=applied, ingress=ingress, restarted=restarted, timing=clock.done()
+        cluster=access.name,
+        applied=applied,
+        ingress=ingress,
+        restarted=restarted,
+        removed=removed,
+        timing=clock.done(),
     )

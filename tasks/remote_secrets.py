@@ -14,6 +14,7 @@ from typing import Any
 
 import kubernetes.client
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from meshwright import clients, kube, naming
 from meshwright import kubeconfig as kc
@@ -157,3 +158,31 @@ def exchange_remote_secret(
         action=action,
         fingerprint=rs.fingerprint(config),
     )
+
+
+@task(task_run_name="prune_remote_secrets[{primary.name}]", cache_policy=NO_CACHE, **RETRYING)
+def prune_remote_secrets(primary: ClusterAccess, keep: list[str], *, target: MeshwrightTarget) -> list[str]:
+    """Delete the remote secrets in `primary` for clusters it no longer reads: a cluster that left the
+    mesh, or a remote that now answers to another primary (istiod drops a cluster whose secret goes).
+
+    Args:
+        primary: the primary whose istio-system is pruned.
+        keep: the clusters whose secrets stay (its sources in the spec).
+        target: where the mesh is built.
+    """
+    core = _core(clients.cloud(target).kube_for(primary))
+    try:
+        with _call(primary, "secrets"):
+            found = core.list_namespaced_secret(
+                naming.ISTIO_NAMESPACE, label_selector=f"{naming.REMOTE_SECRET_LABEL}=true"
+            )
+        metas = [s["metadata"] for s in core.api_client.sanitize_for_serialization(found)["items"]]
+        gone = [m["name"] for m in metas if rs.cluster_of(m) not in keep]
+        for name in gone:
+            with _call(primary, f"secret/{name}"), contextlib.suppress(NotFound):
+                core.delete_namespaced_secret(name, naming.ISTIO_NAMESPACE)
+    finally:
+        core.api_client.close()
+    if gone:
+        get_run_logger().info("remote secrets removed from %s: %s", primary.name, ", ".join(gone))
+    return gone

@@ -8,16 +8,22 @@ meshwright.traffic, meshwright.smoke); this module only publishes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
 
 from meshwright import naming, smoke
+from meshwright.drift import Drift
 from meshwright.models import MeshReport, ProvisionReport, TeardownReport, Timing
 from meshwright.spec import MeshSpec
 from meshwright.traffic import TrafficReport, traffic_rows
 from meshwright.verify import VerifyReport, table_rows
+
+PRUNE_TAG = "prune"
 
 
 def cluster_rows(report: ProvisionReport) -> list[dict[str, str]]:
@@ -96,3 +102,32 @@ def publish_smoke_report(
         description=f"Smoke test of mesh {mesh.name}: {smoke.verdict(failures)}",
     )
     return key
+
+
+@task(cache_policy=NO_CACHE)
+def publish_changes(drift: Drift, *, prune: bool) -> str:
+    """What this run of `up` changes in the mesh (meshwright.drift), under a key per mesh: a run
+    triggered from the UI shows what it did. A run that prunes is tagged `prune` as well."""
+    if prune:
+        run = flow_run.get_id()
+        if run:
+            with get_client(sync_client=True) as client:
+                tags = [*flow_run.get_tags(), PRUNE_TAG]
+                client.update_flow_run(UUID(run), tags=sorted(set(tags)))
+    rows = [
+        {"action": c.action, "kind": c.kind, "what": c.what, "where": c.where, "detail": c.detail}
+        for c in drift.changes
+    ]
+    said = (
+        "builds it"
+        if not drift.exists
+        else f"{len(drift.changes)} change(s)"
+        if drift.changes
+        else "nothing to change"
+    )
+    return _table(
+        naming.artifact_key(drift.mesh, "changes"),
+        rows,
+        {"action": "-", "kind": "-", "what": "nothing to change" if drift.exists else "new mesh"},
+        f"Changes to mesh {drift.mesh}{' (with prune)' if prune else ''}: {said}",
+    )

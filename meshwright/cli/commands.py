@@ -21,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 from meshwright import kubeconfig as kc
 from meshwright import naming
 from meshwright.cli import render, sandbox
+from meshwright.drift import Drift, diff
+from meshwright.drift import render_text as render_drift
 from meshwright.errors import MeshwrightError, SpecInvalid
 from meshwright.naming import MESH_LABEL
 from meshwright.plan import build_plan, render_text
@@ -67,11 +69,54 @@ def validate(spec: SpecArg) -> None:
 
 @app.command()
 def plan(
-    spec: SpecArg, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False
+    spec: SpecArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not read what exists.")] = False,
+    state: Annotated[Path | None, typer.Option("--state", help="Sandbox state directory.")] = None,
+    connection: Annotated[str | None, typer.Option("--connection", help="A saved MeshwrightTarget.")] = None,
 ) -> None:
-    """Show what `up` would do for SPEC: stages in order, parallel steps, every resource."""
-    the_plan = build_plan(read_spec(spec))
-    typer.echo(json.dumps(the_plan.model_dump(), indent=2) if as_json else render_text(the_plan))
+    """Show what `up` would do for SPEC: when the mesh exists, what it would change (clusters to
+    create or delete, releases, remote secrets, firewall sources, workloads), then the stages in
+    order, parallel steps, every resource.
+
+    Args:
+        spec: the mesh spec (YAML).
+        as_json: print the plan (and the changes, under `changes`) as JSON.
+        offline: do not read the world; the plan only.
+        state: the sandbox's state directory (sandbox target only; a sandbox is never started).
+        connection: the name of a saved MeshwrightTarget block.
+    """
+    mesh = read_spec(spec)
+    the_plan = build_plan(mesh)
+    drift = None if offline else _drift(mesh, state, connection)
+    if as_json:
+        changes = drift.model_dump(mode="json") if drift else None
+        typer.echo(json.dumps({**the_plan.model_dump(), "changes": changes}, indent=2))
+        return
+    if drift is not None:
+        typer.echo(render_drift(drift) + "\n")
+    typer.echo(render_text(the_plan))
+
+
+def _drift(mesh: MeshSpec, state: Path | None, connection: str | None) -> Drift | None:
+    """The difference between the spec and its mesh as it exists; None when nothing can be read
+    (no sandbox running: nothing exists there either), with a line saying why on a failed read."""
+    from meshwright.clients import MeshwrightTarget, resolve_target
+    from meshwright.observe import observe
+
+    if mesh.target is Target.SANDBOX and not connection:
+        if sandbox.daemon.status(state_dir(state)) is None:
+            return None
+        given: MeshwrightTarget | str | None = MeshwrightTarget(
+            target=Target.SANDBOX, sandbox_state=str(state_dir(state))
+        )
+    else:
+        given = connection
+    try:
+        return diff(mesh, observe(mesh, resolve_target(mesh.target, given)))
+    except MeshwrightError as e:
+        typer.echo(f"warning: what exists could not be read ({e}); showing the plan only", err=True)
+        return None
 
 
 PROJECT = Path(__file__).resolve().parents[2]  # where flows/ lives: the runner imports from here
@@ -187,7 +232,8 @@ def _run(
         fail(f"{flow}: the run was cancelled", code=runs.EXIT_CANCELLED)
     if outcome.exit_code:
         code = EXIT_INVALID if "SpecInvalid" in outcome.message else EXIT_FAILED
-        fail(f"{outcome.problem}{hint}", code=code)
+        refused = "Refused" in outcome.message  # stopped before changing anything: no "what stays"
+        fail(f"{outcome.problem}{'' if refused else hint}", code=code)
     if held is not None and held["flow_name"] != flow:
         typer.echo(
             f"{flow}: the run followed was {held['flow_name']}; run the command again for its own", err=True
@@ -240,6 +286,9 @@ def up(
     force: ForceOpt = False,
     connection: ConnectionOpt = None,
     queue: QueueOpt = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete the mesh's clusters that the spec no longer names.")
+    ] = False,
 ) -> None:
     """Build the mesh of SPEC: clusters in parallel, firewall, kubeconfig, shared root CA, Istio on
     every cluster (and what else `up_mesh` composes: remote secrets, Bookinfo, verification).
@@ -254,6 +303,8 @@ def up(
         force: overwrite a kubeconfig that meshwright did not write for this mesh.
         connection: the name of a saved MeshwrightTarget block to build with.
         queue: when another run holds the mesh, queue behind it instead of following it.
+        prune: delete the clusters labelled with the mesh that SPEC no longer names (their remote
+            secrets and firewall sources first); without it `up` stops before changing anything.
     """
     from meshwright.models import MeshReport
 
@@ -268,6 +319,7 @@ def up(
         "kubeconfig": str(where),
         "connection": _connection(mesh, state, connection),
         "force": force,
+        "prune": prune,
     }
     _show(_run("up-mesh", MeshReport, mesh, spec, hint=hint, queue=queue, **params), as_json, render.mesh_up)
 

@@ -1,0 +1,75 @@
+"""What exists of a mesh, read for `plan` and for `up`'s prune: the labelled clusters, the firewall
+rule's sources and, inside each RUNNING cluster, the remote secrets, Bookinfo's workloads and the
+Helm releases. Reads only; every client comes from the factory. A cluster whose inside cannot be
+read is reported as such (`unread`), not guessed.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import kubernetes.client
+from google.cloud import container_v1
+
+from meshwright import bookinfo_catalog, clients, helm, naming, remote_secrets
+from meshwright.drift import Observed, ObservedCluster
+from meshwright.errors import MeshwrightError
+from meshwright.spec import BookinfoSpec, MeshSpec
+from meshwright.status import get_firewall, mesh_clusters
+from meshwright.translate import kube_call
+
+STEP = "observe"
+
+
+def observe(spec: MeshSpec, target: clients.MeshwrightTarget) -> Observed:
+    """The mesh of `spec` as it exists on `target` (clusters read in parallel)."""
+    found = mesh_clusters(target, spec.project, spec.name, step=STEP)
+    namespace = spec.bookinfo.namespace if spec.bookinfo else BookinfoSpec.model_fields["namespace"].default
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        clusters = list(pool.map(lambda c: _cluster(target, c, namespace), found))
+    rule = get_firewall(target, spec.project, naming.firewall_name(spec.name), step=STEP)
+    return Observed(
+        mesh=spec.name,
+        clusters=sorted(clusters, key=lambda c: c.name),
+        firewall_sources=sorted(rule.source_ranges) if rule else None,
+    )
+
+
+def _cluster(target: clients.MeshwrightTarget, c: container_v1.Cluster, namespace: str) -> ObservedCluster:
+    seen = ObservedCluster(
+        name=c.name, location=c.location, status=c.status.name, pod_cidr=c.cluster_ipv4_cidr
+    )
+    if c.status != container_v1.Cluster.Status.RUNNING:
+        return seen.model_copy(update={"unread": f"cluster is {c.status.name}"})
+    cloud, ca = clients.cloud(target), c.master_auth.cluster_ca_certificate
+    try:
+        client = cloud.kube(c.endpoint, ca)
+        try:
+            secrets, workloads = _remote_secrets(client, c.name), _workloads(client, c.name, namespace)
+        finally:
+            client.close()
+        with cloud.helm(c.name, c.endpoint, ca, step=STEP) as command:
+            listed = helm.list_releases(command, naming.ISTIO_NAMESPACE)
+    except MeshwrightError as e:
+        return seen.model_copy(update={"unread": str(e)})
+    releases = {r["name"]: str(r.get("app_version", "")) for r in listed}
+    return seen.model_copy(update={"remote_secrets": secrets, "workloads": workloads, "releases": releases})
+
+
+def _remote_secrets(client: kubernetes.client.ApiClient, cluster: str) -> list[str]:
+    """The clusters this one's istiod is given a remote secret for (Istio's label selects them)."""
+    core = kubernetes.client.CoreV1Api(client)
+    with kube_call(cluster=cluster, step=STEP, what="secrets"):
+        found = core.list_namespaced_secret(
+            naming.ISTIO_NAMESPACE, label_selector=f"{naming.REMOTE_SECRET_LABEL}=true"
+        )
+    metas = [s["metadata"] for s in client.sanitize_for_serialization(found)["items"]]  # names only kept
+    return sorted(remote_secrets.cluster_of(m) for m in metas)
+
+
+def _workloads(client: kubernetes.client.ApiClient, cluster: str, namespace: str) -> list[str]:
+    apps = kubernetes.client.AppsV1Api(client)
+    with kube_call(cluster=cluster, step=STEP, what="deployments"):
+        found = apps.list_namespaced_deployment(namespace)
+    names = [d["metadata"]["name"] for d in client.sanitize_for_serialization(found)["items"]]
+    return sorted(n for n in names if n in bookinfo_catalog.WORKLOADS)

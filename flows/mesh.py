@@ -65,6 +65,7 @@ class _Steps:
     charts: list[ChartRef]
     target: MeshwrightTarget
     futures: Futures
+    leaving: tuple[str, ...] = ()  # clusters of the mesh the spec no longer names (pruned)
 
     def submit_all(self) -> Futures:
         for step in dag.steps(self.mesh):
@@ -97,7 +98,8 @@ class _Steps:
                 return submit(exchange_remote_secret, source, ready, target=target, after=after)
             case dag.PRUNE_SECRETS:
                 keep = [source for source, primary in pairs(mesh) if primary == key.cluster]
-                return submit(prune_remote_secrets, ready, keep, target=target, after=after)
+                ours = sorted({c.name for c in mesh.clusters} | set(self.leaving))
+                return submit(prune_remote_secrets, ready, keep, ours, target=target, after=after)
             case dag.BOOKINFO:
                 return submit(deploy_bookinfo, mesh, ready, self.charts, target=target, after=after)
         raise ValueError(f"up_mesh has no task for step {key}")
@@ -146,7 +148,7 @@ def _up(pre: Preflight, *, force: bool, prune: bool) -> MeshReport:
         create = create_cluster.submit(mesh, c.name, target=target, expires=pre.expires)
         started[StepKey(dag.CREATE, c.name)] = create
         started[StepKey(dag.WAIT, c.name)] = submit(wait_cluster, mesh, create, target=target)
-    futures = _Steps(mesh, charts, target, started).submit_all()
+    futures = _Steps(mesh, charts, target, started, tuple(c.name for c in pre.leaving)).submit_all()
     created, failures = resolve({k: f for k, f in futures.items() if k.kind == dag.CREATE})
     waited = {k: f for k, f in futures.items() if k.kind == dag.WAIT}
     ready, wait_failures = resolve(

@@ -155,10 +155,12 @@ def _secrets(spec: MeshSpec, observed: Observed) -> list[Change]:
     for source, primary in pairs(spec):
         wanted.setdefault(primary, set()).add(source)
     changes = []
+    staying = {k.name for k in spec.clusters}
+    ours = staying | {c.name for c in observed.clusters}  # a secret for another cluster is not ours
     for c in observed.clusters:
-        if c.unread or c.name not in {k.name for k in spec.clusters}:  # a cluster that goes takes its secrets
+        if c.unread or c.name not in staying:  # a cluster that goes takes its secrets
             continue
-        want, have = wanted.get(c.name, set()), set(c.remote_secrets)
+        want, have = wanted.get(c.name, set()), set(c.remote_secrets) & ours
         changes += [
             Change(action="remove", kind="remote-secret", what=naming.remote_secret_name(s), where=c.name)
             for s in sorted(have - want)

@@ -25,6 +25,7 @@ from meshwright.files import FileRefused, read_regular
 from meshwright.pki import KeyPair, new_root_ca, root_from_pem
 from meshwright.settings import settings
 from meshwright.spec import MeshSpec
+from meshwright.spec_source import spec_roots
 
 BLOCK_NAME = "meshwright-{mesh}-root-ca"
 STEP = "root_ca"
@@ -156,8 +157,17 @@ def _read_root_files(paths: dict[str, str]) -> tuple[bytes, bytes]:
     read: dict[str, bytes] = {}
     problems = []
     for field, path in paths.items():
+        where = Path(path).expanduser().resolve()
+        if not any(where.is_relative_to(root) for root in spec_roots()):
+            # The flow reads these files on the runner, for whoever may start a run: the rule of spec
+            # paths applies, or a run could sign the mesh's intermediates with any CA key there.
+            problems.append(
+                f"istio.root_ca.{field}: {path} is not under the project's deployments/ or a "
+                "directory of MESHWRIGHT_SPEC_ROOTS (the runner reads only there)"
+            )
+            continue
         try:
-            read[field] = read_regular(Path(path), limit=MAX_ROOT_CA_BYTES)
+            read[field] = read_regular(where, limit=MAX_ROOT_CA_BYTES)
         except FileRefused as e:
             problems.append(f"istio.root_ca.{field}: {path} is {e}")
         except OSError as e:

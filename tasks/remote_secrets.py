@@ -161,13 +161,17 @@ def exchange_remote_secret(
 
 
 @task(task_run_name="prune_remote_secrets[{primary.name}]", cache_policy=NO_CACHE, **RETRYING)
-def prune_remote_secrets(primary: ClusterAccess, keep: list[str], *, target: MeshwrightTarget) -> list[str]:
-    """Delete the remote secrets in `primary` for clusters it no longer reads: a cluster that left the
-    mesh, or a remote that now answers to another primary (istiod drops a cluster whose secret goes).
+def prune_remote_secrets(
+    primary: ClusterAccess, keep: list[str], ours: list[str], *, target: MeshwrightTarget
+) -> list[str]:
+    """Delete the remote secrets in `primary` for clusters of the mesh it no longer reads: a cluster
+    that left the mesh, or a remote that now answers to another primary (istiod drops a cluster
+    whose secret goes). A secret for a cluster that is not the mesh's (someone's own) stays.
 
     Args:
         primary: the primary whose istio-system is pruned.
         keep: the clusters whose secrets stay (its sources in the spec).
+        ours: every cluster of the mesh, in the spec or leaving it.
         target: where the mesh is built.
     """
     core = _core(clients.cloud(target).kube_for(primary))
@@ -177,7 +181,7 @@ def prune_remote_secrets(primary: ClusterAccess, keep: list[str], *, target: Mes
                 naming.ISTIO_NAMESPACE, label_selector=f"{naming.REMOTE_SECRET_LABEL}=true"
             )
         metas = [s["metadata"] for s in core.api_client.sanitize_for_serialization(found)["items"]]
-        gone = [m["name"] for m in metas if rs.cluster_of(m) not in keep]
+        gone = [m["name"] for m in metas if rs.cluster_of(m) in ours and rs.cluster_of(m) not in keep]
         for name in gone:
             with _call(primary, f"secret/{name}"), contextlib.suppress(NotFound):
                 core.delete_namespaced_secret(name, naming.ISTIO_NAMESPACE)

@@ -141,7 +141,7 @@ class Follower:
         who = self._task_name(log.get("task_run_id")) or (
             f"{self.subflows[log['flow_run_id']]}: " if log.get("flow_run_id") in self.subflows else ""
         )
-        return f"{stamp} {_LEVELS.get(log['level'], str(log['level'])):<7} {who}{log['message']}"
+        return f"{stamp} {_LEVELS.get(log['level'], str(log['level'])):<7} {who}{_told(log['message'])}"
 
     def _task_name(self, task_run_id: str | None) -> str:
         if not task_run_id:
@@ -152,6 +152,15 @@ class Follower:
                 return ""
             self.task_names[task_run_id] = _json(found).get("name", "?")
         return f"{self.task_names[task_run_id]}: "
+
+
+def _told(message: str) -> str:
+    """A log line as a person reads it: Prefect's engine logs an expected failure (one of meshwright's
+    own errors, which already says what and where) with its whole traceback; keep its first and last
+    lines. Any other exception keeps its traceback: that one is a bug to report."""
+    head, sep, trace = message.partition("\nTraceback (most recent call last):")
+    last = trace.strip().splitlines()[-1] if sep and trace.strip() else ""
+    return f"{head}\n  {last}" if last.startswith("meshwright.errors.") else message
 
 
 def _closing(log: dict[str, Any], run_id: str) -> bool:

@@ -133,3 +133,13 @@ def test_a_prefect_server_that_stays_away_ends_the_follow_with_one_line(
     assert "not answering (connection refused) for 1s" in said
     assert "the same command follows it again" in said
     assert "\n" not in said
+
+
+def test_an_expected_failure_is_told_in_two_lines_a_bug_keeps_its_traceback() -> None:
+    trace = '\nTraceback (most recent call last):\n  File "x.py", line 1, in f\n    g()\n'
+    ours = runs._told(
+        "Task run failed" + trace + "meshwright.errors.OperationFailed: wait_cluster [east]: boom"
+    )
+    assert ours == "Task run failed\n  meshwright.errors.OperationFailed: wait_cluster [east]: boom"
+    bug = "Task run failed" + trace + "KeyError: 'spec'"
+    assert runs._told(bug) == bug

@@ -109,6 +109,18 @@ def test_a_cluster_leaves_one_joins_and_a_workload_moves_only_with_prune(
         up_mesh(spec=wanted, kubeconfig=kubeconfig, connection=target)
     assert world_counts(sandbox) == before
 
+    foreign = {  # a cluster outside the mesh, given to hub's istiod by someone else: not ours to prune
+        "metadata": {
+            "name": naming.remote_secret_name("elsewhere"),
+            "labels": {naming.REMOTE_SECRET_LABEL: "true"},
+            "annotations": {naming.REMOTE_SECRET_ANNOTATION: "elsewhere"},
+        },
+        "stringData": {"elsewhere": "apiVersion: v1\nkind: Config\n"},
+    }
+    hub = next(c for c in first.provision.clusters if c.name == "hub")
+    core = kubernetes.client.CoreV1Api(clients.cloud(target).kube(hub.endpoint, hub.ca_certificate))
+    core.create_namespaced_secret(naming.ISTIO_NAMESPACE, foreign)
+
     after = up_mesh(spec=wanted, kubeconfig=kubeconfig, connection=target, prune=True)
     assert world_counts(sandbox)[0] == ["hub:RUNNING", "north:RUNNING", "south:RUNNING", "west:RUNNING"]
     assert secrets_in(target, after, "hub") == [

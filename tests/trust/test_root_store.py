@@ -116,9 +116,20 @@ def test_a_fifo_as_the_root_key_is_refused_without_waiting(brought: dict[str, Pa
     assert check_in_time(given) == f"istio.root_ca.key: {fifo} is not a regular file (a FIFO)"
 
 
-def test_a_device_as_the_root_certificate_is_not_read(brought: dict[str, Path]) -> None:
+def test_a_device_as_the_root_certificate_is_not_read(brought: dict[str, Path], tmp_path: Path) -> None:
+    zero = tmp_path / "zero.pem"
+    os.mknod(zero, 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's own device numbers
+    given = spec(root_ca={"cert": str(zero), "key": str(brought["key"])})
+    assert check_in_time(given) == f"istio.root_ca.cert: {zero} is not a regular file (a character device)"
+
+
+def test_root_files_outside_the_allowed_directories_are_not_read(brought: dict[str, Path]) -> None:
+    """The runner reads them for whoever may start a run: any CA key there must not be usable."""
     given = spec(root_ca={"cert": "/dev/zero", "key": str(brought["key"])})
-    assert check_in_time(given) == "istio.root_ca.cert: /dev/zero is not a regular file (a character device)"
+    assert check_in_time(given) == (
+        "istio.root_ca.cert: /dev/zero is not under the project's deployments/ or a directory of "
+        "MESHWRIGHT_SPEC_ROOTS (the runner reads only there)"
+    )
 
 
 def test_a_root_file_over_1_mib_is_refused(brought: dict[str, Path], tmp_path: Path) -> None:
@@ -137,6 +148,6 @@ def test_preflight_refuses_a_bad_root_before_anything_is_created(tmp_path: Path)
     """It fails before the target is even resolved: no cluster, firewall or kubeconfig is touched."""
     (tmp_path / "k.pem").write_text("not a key")
     given = spec(root_ca={"cert": "/dev/zero", "key": str(tmp_path / "k.pem")})
-    with pytest.raises(InvalidRequest, match=r"istio\.root_ca\.cert: /dev/zero is not a regular file"):
+    with pytest.raises(InvalidRequest, match=r"istio\.root_ca\.cert: /dev/zero is not under the project"):
         preflight(given, str(tmp_path / "kubeconfig"), "no-such-block", force=False)
     assert list(tmp_path.iterdir()) == [tmp_path / "k.pem"]

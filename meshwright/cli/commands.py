@@ -105,7 +105,9 @@ def _drift(mesh: MeshSpec, state: Path | None, connection: str | None) -> Drift 
     from meshwright.observe import observe
 
     if mesh.target is Target.SANDBOX and not connection:
-        if sandbox.daemon.status(state_dir(state)) is None:
+        try:
+            sandbox.daemon.status(state_dir(state))
+        except MeshwrightError:  # no sandbox runs: nothing of the mesh exists there
             return None
         given: MeshwrightTarget | str | None = MeshwrightTarget(
             target=Target.SANDBOX, sandbox_state=str(state_dir(state))

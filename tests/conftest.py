@@ -14,6 +14,9 @@ os.environ.setdefault("MESHWRIGHT_RETRY_MAX_DELAY", "0.2")
 os.environ.setdefault("MESHWRIGHT_SPEC_ROOTS", tempfile.gettempdir())
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# The harness's server evaluates proactive automations every second, not every 5 s (the crash
+# automation's test waits for one evaluation).
+os.environ.setdefault("PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY", "PT1S")
 
 # The imports come after the settings above: Prefect reads its settings when it is imported.
 from collections.abc import Iterator

@@ -226,6 +226,8 @@ class Mesh:
         if port not in ports or not self._passes_through(cluster, pods, port, "PASSTHROUGH"):
             return None
         config, gateways = self._gateways(cluster, pods)
+        if not gateways:
+            return None
         bound = {f"{g['metadata'].get('namespace', 'default')}/{g['metadata']['name']}" for g in gateways}
         route = tls_destination(self.clusters[config].list(VIRTUAL_SERVICES), bound, port, sni)
         if route is None:

@@ -147,7 +147,7 @@ def proxy_image(istiod_image: str) -> str:
     """The proxy an istiod injects: `proxyv2` at its own hub and tag (the chart's global.hub/tag)."""
     hub, _, rest = istiod_image.rpartition("/")
     tag = rest.partition(":")[2]
-    return f"{hub}/proxyv2:{tag}" if hub and tag else PROXY_IMAGE
+    return f"{hub}/proxyv2:{tag}" if hub and tag and "@" not in rest else PROXY_IMAGE
 
 
 def inject(pod: dict[str, Any], *, revision: str = "default", image: str = PROXY_IMAGE) -> None:
@@ -159,8 +159,11 @@ def inject(pod: dict[str, Any], *, revision: str = "default", image: str = PROXY
         containers.append(proxy := {"name": PROXY, "args": ["proxy", "sidecar"]})
     proxy["image"] = image
     proxy.setdefault("ports", [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}])
-    if not any(c.get("name") == "istio-init" for c in spec.get("initContainers") or []):
-        spec.setdefault("initContainers", []).append({"name": "istio-init", "image": image})
+    inits = spec.setdefault("initContainers", [])
+    init = next((c for c in inits if c.get("name") == "istio-init"), None)
+    if init is None:
+        inits.append(init := {"name": "istio-init"})
+    init["image"] = image
     meta = pod["metadata"]
     meta.setdefault("labels", {})["security.istio.io/tlsMode"] = "istio"
     status = {

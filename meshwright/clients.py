@@ -218,9 +218,9 @@ def _clients(
 def _sandbox(root: Path) -> Cloud:
     options = ClientOptions(api_endpoint=contract.endpoint(root))
     token = contract.operator_token(root)
-    return _clients(
-        Target.SANDBOX, AnonymousCredentials(), options, lambda: token, str(contract.BUNDLED_CHARTS)
-    )
+    # The bundled charts as a chart repository, so that istio.version picks among its versions.
+    charts = contract.charts_url(root)
+    return _clients(Target.SANDBOX, AnonymousCredentials(), options, lambda: token, charts)
 
 
 @functools.lru_cache(maxsize=8)

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -237,9 +238,44 @@ def resolve_charts(source: str, version: str, *, hint: str) -> list[ChartRef]:
     try:
         return asyncio.run(show_all())
     except helm_errors.Error as error:
+        have = repository_versions(source) if source.startswith(("http://", "https://")) else None
+        if have is not None and version not in have:
+            raise e.NotFound(
+                f"chart repository {source} has base, istiod and gateway at {_listed(have)}, not at "
+                f"{version}: set istio.version to one of those",
+                step="preflight",
+            ) from None
         raise e.NotFound(
             f"charts cannot be fetched from {source}: {helm_message(error)} ({hint})", step="preflight"
         ) from None
+
+
+INDEX_LIMIT = 64 * 1024 * 1024  # Istio's own index.yaml lists every chart of every release
+
+
+def repository_versions(url: str, *, timeout: float = 30.0) -> list[str] | None:
+    """The versions a Helm repository has all of base, istiod and gateway at, newest first, from its
+    `index.yaml` (what `helm show chart --repo` reads); None when that cannot be read."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/index.yaml", timeout=timeout) as answer:
+            raw = answer.read(INDEX_LIMIT)
+        index = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        entries = index["entries"]
+        found = [{str(v["version"]) for v in entries.get(chart) or []} for chart in CHARTS]
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return None
+    return sorted(set.intersection(*found), key=_version_key, reverse=True)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", version)[:3])
+
+
+def _listed(versions: list[str], shown: int = 12) -> str:
+    if not versions:
+        return "no version"
+    more = len(versions) - shown
+    return ", ".join(versions[:shown]) + (f" and {more} older" if more > 0 else "")
 
 
 # A release left mid-operation by an interrupted helm: pyhelm3 knows how to settle each of these.

@@ -23,8 +23,13 @@ DAEMON_FILE = "daemon.json"
 OPERATOR_TOKEN_FILE = "operator-token"
 HEALTH_PATH = "/_sandbox/health"
 STATUS_PATH = "/_sandbox/status"
-# Stand-ins for Istio's base, istiod and gateway charts, shipped with the sandbox.
+# Stand-ins for Istio's base, istiod and gateway charts, shipped with the sandbox: a directory as
+# `helm pull --untar` leaves one (the newest version), and a Helm chart repository on the sandbox's
+# GCP endpoint (`charts_url`) with every version of CHART_VERSIONS, as Istio's own repository has
+# every Istio version.
 BUNDLED_CHARTS = Path(__file__).resolve().parent / "charts"
+CHART_VERSIONS = ("1.29.8", "1.30.3")
+CHARTS_PATH = "/_sandbox/charts"
 
 
 class SandboxNotRunning(SandboxError):
@@ -55,6 +60,11 @@ def endpoint(root: Path) -> str:
             f"no sandbox has run with state {root}; start one with `meshwright sandbox start`"
         )
     return url
+
+
+def charts_url(root: Path) -> str:
+    """The Helm chart repository of the sandbox of `root` (`helm ... --repo URL --version V`)."""
+    return f"{endpoint(root)}{CHARTS_PATH}"
 
 
 def operator_token(root: Path) -> str:

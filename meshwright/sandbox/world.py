@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from meshwright.sandbox import store
+from meshwright.sandbox import chartrepo, contract, store
 from meshwright.sandbox.faults import Api, Faults
 from meshwright.sandbox.gcp.compute import Compute
 from meshwright.sandbox.gcp.errors import GcpError
@@ -258,6 +258,8 @@ class World:
             return Response(200, self.status())
         if r.path == "/_sandbox/faults":
             return self._faults(r)
+        if r.path.startswith(f"{contract.CHARTS_PATH}/"):
+            return _chart_file(r)
         return Response(404, {"error": f"no admin endpoint {r.path[:200]}"})
 
     def _faults(self, r: Request) -> Response:
@@ -291,6 +293,16 @@ class World:
             return None
         identity = {"project": cluster.project, "location": cluster.location, "name": cluster.name}
         return {**identity, "id": cluster.id, "url": url}
+
+
+def _chart_file(r: Request) -> Response:
+    """A file of the bundled chart repository (index.yaml, or a chart archive), as a static host serves it."""
+    name = r.path.removeprefix(f"{contract.CHARTS_PATH}/")
+    body = chartrepo.bundled().get(name) if r.method == "GET" else None
+    if body is None:
+        return Response(404, {"error": f"no chart repository file {name[:200]}"})
+    kind = "application/x-yaml" if name.endswith(".yaml") else "application/gzip"
+    return Response(200, body, {"Content-Type": kind})
 
 
 _DEFAULT_FAULT = {

@@ -15,9 +15,10 @@ from typing import Any
 from meshwright import bookinfo, istio_values, naming
 from meshwright.sandbox.mesh.dataplane import Cluster, Mesh
 from meshwright.sandbox.mesh.reachability import Node
+from meshwright.sandbox.mesh.revisions import ControlPlane
 from meshwright.spec import MeshSpec, validate_spec
 
-ISTIOD_LABELS = {"app": "istiod", "istio": "pilot"}
+ISTIOD_LABELS = {"app": "istiod", "istio": "pilot"}  # the default revision (istio-discovery deployment.yaml)
 INGRESS_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 EASTWEST_LABELS = {"app": "istio-eastwestgateway", "istio": "eastwestgateway"}
 RUNNING = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
@@ -162,9 +163,7 @@ class Builder:
         self.add(
             name,
             "/services",
-            _service(
-                "istiod", "istio-system", {"app": "istiod"}, [(15012, 15012), (443, 15017), (15014, 15014)]
-            ),
+            _service("istiod", "istio-system", ISTIOD_LABELS, [(15012, 15012), (443, 15017), (15014, 15014)]),
         )
         self._webhook(name)
 
@@ -293,5 +292,5 @@ def healthy(spec: MeshSpec, *, lb_base: str = "127.1.0") -> tuple[Mesh, str]:
             "allowed": [{"IPProtocol": p} for p in naming.FIREWALL_PROTOCOLS],
         }
     ]
-    b.mesh.synced = {p.name: {c.name for c in spec.clusters} - {p.name} for p in spec.primaries}
+    b.mesh.synced = {ControlPlane(p.name): {c.name for c in spec.clusters} - {p.name} for p in spec.primaries}
     return b.mesh, address

@@ -9,6 +9,7 @@ from collections import Counter
 
 from meshwright.sandbox.mesh import apps, configcheck
 from meshwright.sandbox.mesh.dataplane import Mesh
+from meshwright.sandbox.mesh.revisions import ControlPlane
 from meshwright.sandbox.mesh.serve import Traffic
 from tests.dataplane.meshes import healthy, multi_network, pem, primary_remote
 
@@ -116,7 +117,7 @@ def test_different_roots_break_mutual_tls_between_primaries() -> None:
 
 def test_a_missing_remote_secret_hides_the_remotes_endpoints() -> None:
     mesh, address = healthy(primary_remote())
-    mesh.synced["central"].discard("west")
+    mesh.synced[ControlPlane("central")].discard("west")
     assert served(mesh, address) == Counter({"central/v1": 6, "central/v2": 6})
 
 

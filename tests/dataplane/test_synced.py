@@ -8,6 +8,7 @@ import base64
 import yaml
 
 from meshwright.sandbox.mesh.istiod import IstiodModel, ProbeResult, RemoteConfig
+from meshwright.sandbox.mesh.revisions import ControlPlane
 from meshwright.sandbox.mesh.serve import synced_clusters
 from tests.dataplane.meshes import healthy, primary_remote
 
@@ -41,10 +42,12 @@ def test_synced_remotes_map_to_their_clusters_by_server() -> None:
     def probe(config: RemoteConfig) -> ProbeResult:
         return ProbeResult(config.server in reachable, "" if config.server in reachable else "refused")
 
-    assert synced_clusters(mesh, IstiodModel(probe)) == {"central": {"west"}}
+    assert synced_clusters(mesh, IstiodModel(probe)) == {ControlPlane("central"): {"west"}}
 
 
 def test_a_secret_pointing_at_another_server_syncs_that_server() -> None:
     mesh, _ = healthy(primary_remote())
     mesh.clusters["central"].objects["/secrets"].append(_secret("west", str(mesh.clusters["east"].endpoint)))
-    assert synced_clusters(mesh, IstiodModel(lambda c: ProbeResult(True))) == {"central": {"east"}}
+    assert synced_clusters(mesh, IstiodModel(lambda c: ProbeResult(True))) == {
+        ControlPlane("central"): {"east"}
+    }

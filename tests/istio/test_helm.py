@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 from pyhelm3 import errors as helm_errors
 
-from meshwright import helm
+from meshwright import clients, helm
+from meshwright.clients import MeshwrightTarget
 from meshwright.errors import InvalidRequest, NotFound, OperationFailed, TransientError
-from meshwright.sandbox.contract import BUNDLED_CHARTS
+from meshwright.sandbox.contract import BUNDLED_CHARTS, CHARTS_PATH
+from meshwright.sandbox.world import World
+from meshwright.spec import validate_spec
 from meshwright.translate import from_helm
+from tasks.istio import preflight_charts
+from tests.dataplane.meshes import CENTRAL
 
 
 @pytest.fixture(autouse=True)
@@ -139,3 +144,31 @@ def test_the_cluster_kubeconfig_is_private_and_gone_afterwards() -> None:
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         assert "secret-token" in path.read_text()
     assert not path.exists()
+
+
+def test_a_version_the_repository_lacks_fails_preflight_naming_the_versions_it_has(sandbox: World) -> None:
+    url = f"{sandbox.base_url()}{CHARTS_PATH}"
+    assert helm.repository_versions(url) == ["1.30.3", "1.29.8"]
+    with pytest.raises(NotFound) as refused:
+        helm.resolve_charts(url, "1.28.0", hint="h")
+    assert str(refused.value) == (
+        f"preflight: chart repository {url} has base, istiod and gateway at 1.30.3, 1.29.8, not at 1.28.0: "
+        "set istio.version to one of those"
+    )
+
+
+def test_an_unreadable_index_leaves_helms_own_message() -> None:
+    assert helm.repository_versions("http://127.0.0.1:9/charts", timeout=1) is None
+
+
+def test_istio_version_picks_the_bundled_charts_version_on_the_sandbox(target: MeshwrightTarget) -> None:
+    spec = validate_spec(
+        {"name": "m1", "project": "demo-project", "clusters": [CENTRAL], "istio": {"version": "1.29.8"}}
+    )
+    refs = preflight_charts.fn(spec, target=target)
+    assert {(r.chart, r.version) for r in refs} == {
+        ("base", "1.29.8"),
+        ("istiod", "1.29.8"),
+        ("gateway", "1.29.8"),
+    }
+    assert {r.repo for r in refs} == {clients.cloud(target).default_charts}

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from meshwright import clients
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import PermanentError, PermissionDenied
-from meshwright.sandbox.contract import BUNDLED_CHARTS, SandboxNotRunning
+from meshwright.sandbox.contract import CHARTS_PATH, SandboxNotRunning
 from meshwright.sandbox.world import World
 from meshwright.settings import Settings
 from meshwright.spec import Target
@@ -24,7 +24,7 @@ def test_sandbox_target_builds_clients_for_its_own_state_directory(
 ) -> None:
     cloud = clients.cloud(target)
     assert cloud.target is Target.SANDBOX
-    assert cloud.default_charts == str(BUNDLED_CHARTS)
+    assert cloud.default_charts == f"{sandbox.base_url()}{CHARTS_PATH}"  # the bundled charts' repository
     assert cloud.kubeconfig_user() == {"token": (sandbox.layout.root / "operator-token").read_text().strip()}
     assert (
         clients.cloud(MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(sandbox.layout.root)))

@@ -4,10 +4,16 @@ Nothing runs in the sandbox's pods, so this module decides what a request meets,
 a `Mesh` snapshot (the objects of every cluster, the VPC firewall rules, and which clusters each
 istiod has synced), with the rules Istio and the VPC apply:
 
-- **Control plane.** A proxy's istiod is its own cluster's ready istiod (a primary), or, for a
-  remote, the istiod behind the remote's Service `istiod` (its EndpointSlices / Endpoints name an
-  east-west gateway address whose cluster runs istiod and passes 15012 through). No control plane:
-  the proxy has no configuration.
+- **Control plane.** A proxy belongs to the revision of the istiod that injected it (the pod's
+  `istio.io/rev` annotation, which Istio's injection template writes; "default" without one). Its
+  istiod is its own cluster's ready istiod of that revision (a primary), or, for a remote, the
+  istiod behind the remote's Service `istiod[-<rev>]` (its discoveryAddress: EndpointSlices /
+  Endpoints name an east-west gateway address whose Gateway passes 15012 through and whose
+  VirtualService routes that SNI to a ready istiod: see `tlsroute`). Two revisions in one cluster
+  are two control planes, each with its own clusterz. No control plane (its revision's istiod is
+  gone): the proxy has no configuration. Divergence, on purpose: a real Envoy keeps its last
+  configuration and certificate for a while; here it stops at once, so that a revision removed
+  before its pods moved shows.
 - **Names.** A caller resolves `reviews` only if the Service exists in its own cluster.
 - **Endpoints.** The control plane knows its own cluster and every cluster it has `synced`
   (clusterz); Services merge by namespace and name; only ready pods with an `istio-proxy` count.
@@ -16,7 +22,8 @@ istiod has synced), with the rules Istio and the VPC apply:
 - **Paths.** Same Istio network: pod to pod, so the VPC must let the caller's pod in (see
   `reachability`). Other network: through an east-west gateway of the endpoint's network (an
   address, port 15443, a Gateway with `AUTO_PASSTHROUGH` for `*.local`), then gateway pod to pod.
-  Mutual TLS: the caller's and the endpoint's control planes sign with the same root.
+  Mutual TLS: the caller's and the endpoint's control planes (each pod's own revision) sign with
+  the same root.
 - **Ingress.** An address belongs to a LoadBalancer Service: see `ingress`.
 
 A failed connection is Envoy's 503 `upstream connect error or disconnect/reset before headers.
@@ -34,6 +41,13 @@ from typing import Any
 from meshwright.sandbox import dotted
 from meshwright.sandbox.mesh import istiod as istiod_model
 from meshwright.sandbox.mesh.reachability import Node, connects
+from meshwright.sandbox.mesh.revisions import (
+    DEFAULT_REVISION,
+    ControlPlane,
+    revision_of,
+    service_name,
+)
+from meshwright.sandbox.mesh.tlsroute import tls_destination
 
 NETWORK_LABEL = "topology.istio.io/network"
 ISTIO_NS = "istio-system"
@@ -41,6 +55,7 @@ GATEWAYS = "networking.istio.io/gateways"
 VIRTUAL_SERVICES = "networking.istio.io/virtualservices"
 SLICES = "discovery.k8s.io/endpointslices"
 CROSS_NETWORK_PORT = 15443
+XDS_PORT, WEBHOOK_PORT = 15012, 15017  # istiod's ports on an east-west gateway (expose-istiod)
 UPSTREAM_FAILURE = (
     b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 )
@@ -126,7 +141,7 @@ class Mesh:
 
     clusters: dict[str, Cluster]
     firewalls: list[dict[str, Any]] = field(default_factory=list)
-    synced: dict[str, set[str]] = field(default_factory=dict)  # control-plane cluster -> clusters synced
+    synced: dict[ControlPlane, set[str]] = field(default_factory=dict)  # istiod -> clusters it synced
 
     # -- addresses and control planes -------------------------------------------------------
 
@@ -150,9 +165,17 @@ class Mesh:
             and (has_sidecar(p) or not proxied)
         ]
 
-    def istiod_behind(self, cluster: str, svc: dict[str, Any]) -> bool:
+    def istiod_behind(self, cluster: str, svc: dict[str, Any]) -> ControlPlane | None:
+        """The ready istiod a Service's selector picks in its own cluster."""
         selector = dotted.get(svc, "spec.selector")
-        return any(selected(i.pod_labels, selector) for i in istiod_model.istiods(self.clusters[cluster]))
+        found = (i for i in istiod_model.istiods(self.clusters[cluster]) if selected(i.pod_labels, selector))
+        istiod = next(found, None)
+        return ControlPlane(cluster, istiod.revision) if istiod else None
+
+    def istiod(self, plane: ControlPlane) -> istiod_model.Istiod | None:
+        c = self.clusters.get(plane.cluster)
+        running = istiod_model.istiods(c) if c is not None else []
+        return next((i for i in running if i.revision == plane.revision), None)
 
     def service_addresses(self, cluster: str, svc: dict[str, Any]) -> list[str]:
         """Where a selector-less Service leads: ExternalName, EndpointSlices, or v1 Endpoints."""
@@ -170,17 +193,19 @@ class Mesh:
         found += [a.get("ip") for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []]
         return [str(a) for a in dict.fromkeys(found) if a]
 
+    def _gateways(self, cluster: str, gateway_pods: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+        """The cluster whose config these gateway pods take (their control plane's) and the Gateways
+        there that select them."""
+        config = self.control_plane(cluster, revision_of(gateway_pods[0])) if gateway_pods else None
+        if config is None:
+            return "", []
+        labels = gateway_pods[0]["metadata"].get("labels") or {}
+        return config.cluster, selecting(self.clusters[config.cluster], labels)
+
     def _gateway_servers(self, cluster: str, gateway_pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The servers of the Gateways that configure these gateway pods (from their control plane)."""
-        config = self.control_plane(cluster)
-        if config is None or not gateway_pods:
-            return []
-        labels = gateway_pods[0]["metadata"].get("labels") or {}
-        return [
-            server
-            for gw in selecting(self.clusters[config], labels)
-            for server in dotted.get(gw, "spec.servers", []) or []
-        ]
+        _, gateways = self._gateways(cluster, gateway_pods)
+        return [server for gw in gateways for server in dotted.get(gw, "spec.servers", []) or []]
 
     def _passes_through(self, cluster: str, gateway_pods: list[dict[str, Any]], port: int, mode: str) -> bool:
         return any(
@@ -188,31 +213,46 @@ class Mesh:
             for server in self._gateway_servers(cluster, gateway_pods)
         )
 
-    def exposed_istiod(self, address: str) -> str | None:
-        """The cluster whose ready istiod answers at an east-west gateway address (expose-istiod)."""
+    def exposed_istiod(self, address: str, *, port: int = WEBHOOK_PORT, sni: str = "") -> ControlPlane | None:
+        """The ready istiod that answers a TLS connection to `address`:`port` with `sni`: the east-west
+        gateway there passes the port through (expose-istiod's Gateway) and a VirtualService routes
+        the SNI to a Service of its cluster that selects that istiod (see `tlsroute`)."""
         owner = self.load_balancer(address)
         if owner is None:
             return None
         cluster, svc = owner
-        if not istiod_model.istiods(self.clusters[cluster]):
-            return None
         pods = self.pods_behind(cluster, svc)
         ports = {p.get("port") for p in dotted.get(svc, "spec.ports", []) or []}
-        if {15012, 15017} - ports or not self._passes_through(cluster, pods, 15017, "PASSTHROUGH"):
+        if port not in ports or not self._passes_through(cluster, pods, port, "PASSTHROUGH"):
             return None
-        return cluster
+        config, gateways = self._gateways(cluster, pods)
+        if not gateways:
+            return None
+        bound = {f"{g['metadata'].get('namespace', 'default')}/{g['metadata']['name']}" for g in gateways}
+        route = tls_destination(self.clusters[config].list(VIRTUAL_SERVICES), bound, port, sni)
+        if route is None:
+            return None
+        namespace, name = service_of(*route)
+        target = named(self.clusters[cluster].list("/services", namespace), name)
+        return self.istiod_behind(cluster, target) if target is not None else None
 
-    def control_plane(self, cluster: str) -> str | None:
-        """The cluster whose istiod configures the proxies of `cluster`."""
+    def control_plane(self, cluster: str, revision: str = DEFAULT_REVISION) -> ControlPlane | None:
+        """The istiod that configures the proxies of `revision` in `cluster`: a primary's own istiod of
+        that revision; for a remote, the one its Service istiod[-<rev>] leads to (the proxies dial
+        `istiod[-<rev>].istio-system.svc:15012`, the discoveryAddress of their injector's mesh config)."""
         c = self.clusters.get(cluster)
         if c is None:
             return None
-        if istiod_model.istiods(c):
-            return cluster
-        svc = named(c.list("/services", ISTIO_NS), "istiod")
+        running = istiod_model.istiods(c)
+        if running:
+            return ControlPlane(cluster, revision) if any(i.revision == revision for i in running) else None
+        name = service_name(revision)
+        svc = named(c.list("/services", ISTIO_NS), name)
         if svc is None:
             return None
-        return next((p for a in self.service_addresses(cluster, svc) if (p := self.exposed_istiod(a))), None)
+        sni = f"{name}.{ISTIO_NS}.svc"
+        addresses = self.service_addresses(cluster, svc)
+        return next((p for a in addresses if (p := self.exposed_istiod(a, port=XDS_PORT, sni=sni))), None)
 
     # -- what a control plane knows -----------------------------------------------------------
 
@@ -221,16 +261,16 @@ class Mesh:
         ns = named(self.clusters[cluster].list("/namespaces"), ISTIO_NS) or {}
         return str(dotted.get(ns, "metadata.labels", {}).get(NETWORK_LABEL, ""))
 
-    def root(self, control_plane: str) -> str:
+    def root(self, plane: ControlPlane) -> str:
         """The root a control plane's certificates chain to: cacerts' root, or its own self-signed one."""
-        roots = istiod_model.root_fingerprints(self.clusters[control_plane])
-        return roots[0] if roots else f"self-signed by {control_plane}'s istiod"
+        roots = istiod_model.root_fingerprints(self.clusters[plane.cluster])
+        return roots[0] if roots else f"self-signed by {plane}"
 
-    def registry(self, control_plane: str) -> list[str]:
+    def registry(self, plane: ControlPlane) -> list[str]:
         """The clusters whose endpoints a control plane knows: its own and those it has synced."""
-        return [control_plane, *sorted(self.synced.get(control_plane, set()) - {control_plane})]
+        return [plane.cluster, *sorted(self.synced.get(plane, set()) - {plane.cluster})]
 
-    def endpoints(self, control_plane: str, namespace: str, name: str, port: int) -> list[Endpoint]:
+    def endpoints(self, control_plane: ControlPlane, namespace: str, name: str, port: int) -> list[Endpoint]:
         found = []
         for cluster in self.registry(control_plane):
             if cluster not in self.clusters:
@@ -242,7 +282,7 @@ class Mesh:
             found += [Endpoint(cluster, p, target) for p in self.pods_behind(cluster, svc) if target]
         return found
 
-    def eastwest(self, network: str, control_plane: str) -> tuple[str, list[dict[str, Any]]] | None:
+    def eastwest(self, network: str, control_plane: ControlPlane) -> tuple[str, list[dict[str, Any]]] | None:
         """A gateway of `network` the control plane knows, that passes *.local through on 15443."""
         for cluster in self.registry(control_plane):
             for svc in self.clusters[cluster].list("/services", ISTIO_NS):
@@ -283,7 +323,7 @@ def _node_ip(pod: dict[str, Any]) -> str:
 
 
 def _path(
-    mesh: Mesh, source: str, source_pod: dict[str, Any], ep: Endpoint, control_plane: str
+    mesh: Mesh, source: str, source_pod: dict[str, Any], ep: Endpoint, control_plane: ControlPlane
 ) -> Failure | None:
     """Why a connection from the caller's proxy to `ep` fails; None when it gets through."""
     sender = _sender(mesh, source, source_pod, ep, control_plane)
@@ -303,7 +343,7 @@ def _path(
 
 
 def _sender(
-    mesh: Mesh, source: str, source_pod: dict[str, Any], ep: Endpoint, control_plane: str
+    mesh: Mesh, source: str, source_pod: dict[str, Any], ep: Endpoint, control_plane: ControlPlane
 ) -> tuple[str, dict[str, Any]] | Failure:
     """The pod whose packets reach `ep`: the caller on its own network, else an east-west gateway's."""
     src_net, dst_net = mesh.network(source), mesh.network(ep.cluster)
@@ -311,18 +351,23 @@ def _sender(
         return source, source_pod
     gateway = mesh.eastwest(dst_net, control_plane)
     if gateway is None:
-        why = f"{control_plane}'s istiod knows no east-west gateway of network {dst_net or 'default'} with AUTO_PASSTHROUGH for *.local on {CROSS_NETWORK_PORT}"
+        why = f"{control_plane} knows no east-west gateway of network {dst_net or 'default'} with AUTO_PASSTHROUGH for *.local on {CROSS_NETWORK_PORT}"
         return Failure(503, NO_UPSTREAM, why, ep)
     cluster, pods = gateway
     return cluster, pods[0]
 
 
-def _mtls(mesh: Mesh, source: str, ep: Endpoint, control_plane: str) -> Failure | None:
-    """Mutual TLS holds when the caller's and the endpoint's control planes sign with the same root."""
-    theirs = mesh.control_plane(ep.cluster)
-    if theirs is not None and mesh.root(theirs) == mesh.root(control_plane):
+def _mtls(mesh: Mesh, source: str, ep: Endpoint, control_plane: ControlPlane) -> Failure | None:
+    """Mutual TLS holds when the caller's and the endpoint's control planes sign with the same root
+    (the endpoint's own revision: a pod whose istiod is gone has no certificate)."""
+    revision = revision_of(ep.pod)
+    theirs = mesh.control_plane(ep.cluster, revision)
+    if theirs is None:
+        why = f"mTLS between {source} and {ep.cluster} fails: {ep.name} has no istiod of revision {revision}"
+        return Failure(503, TLS_FAILURE, why, ep, delayed=True)
+    if mesh.root(theirs) == mesh.root(control_plane):
         return None
-    mine, other = mesh.root(control_plane)[:16], mesh.root(theirs)[:16] if theirs else "none"
+    mine, other = mesh.root(control_plane)[:16], mesh.root(theirs)[:16]
     why = f"mTLS between {source} and {ep.cluster} fails: roots {mine} and {other} differ"
     return Failure(503, TLS_FAILURE, why, ep, delayed=True)
 
@@ -345,15 +390,18 @@ def connect(
     if not has_sidecar(source_pod):
         assert svc is not None
         return _plaintext(mesh, source, svc, port, key, pick=pick)
-    control_plane = mesh.control_plane(source)
+    revision = revision_of(source_pod)
+    control_plane = mesh.control_plane(source, revision)
     if control_plane is None:
-        return Failure(503, NO_UPSTREAM, f"the proxies of {source} have no control plane")
+        return Failure(
+            503, NO_UPSTREAM, f"the proxies of revision {revision} in {source} have no control plane"
+        )
     found = mesh.endpoints(control_plane, namespace, name, port)
     if not found:
         return Failure(
             503,
             NO_UPSTREAM,
-            f"{control_plane}'s istiod knows no ready endpoint of {namespace}/{name} with a sidecar",
+            f"{control_plane} knows no ready endpoint of {namespace}/{name} with a sidecar",
         )
     ep = found[pick(key, len(found))]
     return _path(mesh, source, source_pod, ep, control_plane) or ep

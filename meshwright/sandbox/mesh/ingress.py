@@ -25,6 +25,7 @@ from meshwright.sandbox.mesh.dataplane import (
     service_of,
     target_port,
 )
+from meshwright.sandbox.mesh.revisions import ControlPlane, revision_of
 
 
 @dataclass(frozen=True)
@@ -69,17 +70,21 @@ def _listening(svc: dict[str, Any], target: int) -> set[int]:
     }
 
 
-def _bound_gateways(mesh: Mesh, config: str, labels: dict[str, str], ports: set[int], host: str) -> list[str]:
+def _bound_gateways(
+    mesh: Mesh, config: ControlPlane, labels: dict[str, str], ports: set[int], host: str
+) -> list[str]:
     names = []
-    for gw in selecting(mesh.clusters[config], labels):
+    for gw in selecting(mesh.clusters[config.cluster], labels):
         for server in dotted.get(gw, "spec.servers", []) or []:
             if dotted.get(server, "port.number") in ports and _host_matches(server.get("hosts") or [], host):
                 names.append(f"{gw['metadata'].get('namespace', 'default')}/{gw['metadata']['name']}")
     return names
 
 
-def _destination(mesh: Mesh, config: str, bound: list[str], host: str, path: str) -> tuple[str, int] | None:
-    for vs in mesh.clusters[config].list(VIRTUAL_SERVICES):
+def _destination(
+    mesh: Mesh, config: ControlPlane, bound: list[str], host: str, path: str
+) -> tuple[str, int] | None:
+    for vs in mesh.clusters[config.cluster].list(VIRTUAL_SERVICES):
         ns = vs["metadata"].get("namespace", "default")
         refs = {g if "/" in g else f"{ns}/{g}" for g in dotted.get(vs, "spec.gateways", []) or []}
         if not refs & set(bound) or not _host_matches(dotted.get(vs, "spec.hosts", []) or [], host):
@@ -108,7 +113,7 @@ def route(mesh: Mesh, address: str, port: int, host: str, path: str, *, pick: Pi
             f"no ready gateway pod with its proxy behind {svc['metadata']['name']} in {cluster}",
         )
     pod = pods[pick((address, str(port)), len(pods))]
-    config = mesh.control_plane(cluster)
+    config = mesh.control_plane(cluster, revision_of(pod))
     if config is None:
         return Failure(503, NO_UPSTREAM, f"the gateway in {cluster} has no control plane")
     bound = _bound_gateways(mesh, config, pod["metadata"].get("labels") or {}, _listening(svc, target), host)

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 NAMESPACE = "istio-system"
 SECRET_LABEL = "istio/multiCluster"
 DEFAULT_CLUSTER_ID = "Kubernetes"  # what the istiod chart sets when clusterName is empty
+DEFAULT_REVISION = "default"  # an istiod installed without `revision`, and a pod it injected
+REVISION_LABEL = "istio.io/rev"
 DEFAULT_REMOTE_TIMEOUT = 30.0
 SYNCED, SYNCING, TIMEOUT, CLOSED = "synced", "syncing", "timeout", "closed"
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -89,13 +91,20 @@ NOT_YET = ProbeResult(False, "no answer yet from its API server")
 
 @dataclass(frozen=True)
 class Istiod:
-    """One ready istiod Deployment and the settings it runs with."""
+    """One ready istiod Deployment and the settings it runs with.
+
+    `revision` is what istiod serves as (its `REVISION` env, which Istio's chart sets to
+    `revision | default "default"`); `image` its discovery container's image, from which its injector
+    takes the proxy image (same hub and tag: the chart's `global.hub`/`global.tag`).
+    """
 
     name: str
     uid: str
     cluster_id: str
     remote_timeout: float
     pod_labels: dict[str, str]
+    revision: str = DEFAULT_REVISION
+    image: str = ""
 
 
 @dataclass
@@ -127,12 +136,14 @@ def go_duration(text: str) -> float | None:
     return sum(float(n) * _GO_UNITS[u] for n, u in parts)
 
 
-def _env(deployment: dict[str, Any]) -> dict[str, str]:
-    """The env of istiod's container (`discovery` in Istio's chart; the first one otherwise)."""
+def _discovery(deployment: dict[str, Any]) -> dict[str, Any]:
+    """istiod's container (`discovery` in Istio's chart; the first one otherwise)."""
     containers = dotted.get(deployment, "spec.template.spec.containers", []) or []
-    chosen = next(
-        (c for c in containers if c.get("name") == "discovery"), containers[0] if containers else {}
-    )
+    return next((c for c in containers if c.get("name") == "discovery"), containers[0] if containers else {})
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, str]:
+    chosen = _discovery(deployment)
     return {e["name"]: str(e.get("value", "")) for e in chosen.get("env") or [] if "name" in e}
 
 
@@ -141,7 +152,9 @@ def _ready(deployment: dict[str, Any]) -> bool:
 
 
 def istiods(objects: ClusterObjects) -> list[Istiod]:
-    """Every ready Deployment labelled `app: istiod` in istio-system (bundled or Istio's charts)."""
+    """Every ready Deployment labelled `app: istiod` in istio-system (bundled or Istio's charts), one
+    per revision that runs: each has its own secret controller and clusterz (`IstiodModel` keys
+    them by Deployment uid), reading the same remote secrets."""
     found = []
     for dep in objects.list("apps/deployments", NAMESPACE):
         if dotted.get(dep, "metadata.labels.app") != "istiod" or not _ready(dep):
@@ -152,13 +165,16 @@ def istiods(objects: ClusterObjects) -> list[Istiod]:
             if "PILOT_REMOTE_CLUSTER_TIMEOUT" in env
             else None
         )
+        pod_labels = dict(dotted.get(dep, "spec.template.metadata.labels", {}) or {})
         found.append(
             Istiod(
                 name=dep["metadata"]["name"],
                 uid=dep["metadata"].get("uid", dep["metadata"]["name"]),
                 cluster_id=env.get("CLUSTER_ID") or DEFAULT_CLUSTER_ID,
                 remote_timeout=DEFAULT_REMOTE_TIMEOUT if timeout is None else timeout,
-                pod_labels=dict(dotted.get(dep, "spec.template.metadata.labels", {}) or {}),
+                pod_labels=pod_labels,
+                revision=env.get("REVISION") or pod_labels.get(REVISION_LABEL) or DEFAULT_REVISION,
+                image=str(_discovery(dep).get("image") or ""),
             )
         )
     return found

@@ -32,6 +32,7 @@ from meshwright.sandbox.mesh import apps, dataplane, gateway, ingress, injection
 from meshwright.sandbox.mesh import istiod as istiod_model
 from meshwright.sandbox.mesh.dataplane import Cluster, Endpoint, Failure, Mesh
 from meshwright.sandbox.mesh.reachability import Node
+from meshwright.sandbox.mesh.revisions import ControlPlane
 
 log = logging.getLogger(__name__)
 FAILURE_DELAY = 0.01  # seconds before a failed connection answers (a real one waits for a timeout)
@@ -127,10 +128,10 @@ def _read(store: Store) -> dict[str, list[dict[str, Any]]]:
     return objects
 
 
-def synced_clusters(mesh: Mesh, model: istiod_model.IstiodModel) -> dict[str, set[str]]:
-    """For each cluster running istiod, the sandbox clusters its clusterz lists as synced."""
+def synced_clusters(mesh: Mesh, model: istiod_model.IstiodModel) -> dict[ControlPlane, set[str]]:
+    """For each istiod (each revision of each cluster), the sandbox clusters its clusterz lists as synced."""
     by_endpoint = {c.endpoint: name for name, c in mesh.clusters.items() if c.endpoint}
-    synced: dict[str, set[str]] = {}
+    synced: dict[ControlPlane, set[str]] = {}
     for name, cluster in mesh.clusters.items():
         for istiod in istiod_model.istiods(cluster):
             entries = model.clusterz(name, cluster, istiod)[1:]
@@ -138,7 +139,7 @@ def synced_clusters(mesh: Mesh, model: istiod_model.IstiodModel) -> dict[str, se
             for e in entries:
                 server = servers.get(e["id"])
                 if e["syncStatus"] == istiod_model.SYNCED and server in by_endpoint:
-                    synced.setdefault(name, set()).add(by_endpoint[server])
+                    synced.setdefault(ControlPlane(name, istiod.revision), set()).add(by_endpoint[server])
     return synced
 
 

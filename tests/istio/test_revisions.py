@@ -1,0 +1,105 @@
+"""Istio's canary upgrade played on the sandbox: istiod at 1.29.8 and revision `canary` at 1.30.3,
+both from the sandbox's chart repository, in one cluster; each istiod serves its own clusterz and
+reads the remote secrets as the other does, and each injects the pods its webhooks select (a
+revision tag's webhook with the revision the tag points at) with its own revision and proxy."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import kubernetes.client
+
+from meshwright import clients, helm, istio_values, kube
+from meshwright.clients import MeshwrightTarget
+from meshwright.models import ChartRef, ClusterAccess
+from tasks.istio import ensure_helm_release, prepare_namespace
+from tasks.remote_secrets import exchange_remote_secret
+from tasks.verify import istiod_pods
+from tests.istio.support import api, bring_up, primary_remote
+
+NS = "istio-system"
+
+
+def _charts(target: MeshwrightTarget, version: str) -> dict[str, ChartRef]:
+    refs = helm.resolve_charts(clients.cloud(target).default_charts, version, hint="")
+    return {r.chart: r for r in refs}
+
+
+def _until(check: Any, what: str, within: float = 20.0) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no {what} within {within}s")
+
+
+def _clusterz(client: kubernetes.client.ApiClient, access: ClusterAccess, pod: str) -> list[dict[str, str]]:
+    status, body = kube.forward_get(
+        client, NS, pod, 15014, "/debug/clusterz", cluster=access.name, step="test", what="clusterz"
+    )
+    assert status == 200
+    return list(json.loads(body))
+
+
+def _injected(client: kubernetes.client.ApiClient, ns: str, labels: dict[str, str]) -> Any:
+    """A Deployment's pod in a new namespace with `labels`, once the ReplicaSet created it."""
+    core, apps = kubernetes.client.CoreV1Api(client), kubernetes.client.AppsV1Api(client)
+    core.create_namespace({"metadata": {"name": ns, "labels": labels}})
+    selector = {"app": "shop"}
+    template = {"metadata": {"labels": selector}, "spec": {"containers": [{"name": "shop", "image": "shop"}]}}
+    apps.create_namespaced_deployment(
+        ns,
+        {"metadata": {"name": "shop"}, "spec": {"selector": {"matchLabels": selector}, "template": template}},
+    )
+    return _until(lambda: core.list_namespaced_pod(ns).items, f"pod in {ns}")[0]
+
+
+def test_two_revisions_from_two_chart_versions_each_serve_clusterz_and_inject(
+    target: MeshwrightTarget,
+) -> None:
+    spec = primary_remote()
+    clusters = bring_up(spec, target)
+    central, west = clusters["central"], clusters["west"]
+    old, new = _charts(target, "1.29.8"), _charts(target, "1.30.3")
+    for access in (central, west):
+        prepare_namespace.fn(spec, access, target=target)
+        base = istio_values.release(spec, spec.cluster(access.name), "istio-base")
+        ensure_helm_release(target, access, old["base"], base.name, base.values, step="test")
+    istiod = istio_values.release(spec, spec.cluster("central"), "istiod").values
+    ensure_helm_release(target, central, old["istiod"], "istiod", istiod, step="test")
+    canary = {**istiod, "revision": "canary", "revisionTags": ["prod"]}
+    ensure_helm_release(target, central, new["istiod"], "istiod-canary", canary, step="test")
+    reader = istio_values.release(spec, spec.cluster("west"), "istiod", remote_pilot_address="10.9.9.9")
+    ensure_helm_release(target, west, old["istiod"], reader.name, reader.values, step="test")  # reader RBAC
+    exchange_remote_secret.fn(west, central, target=target)
+
+    client = api(target, central)
+    pods = _until(lambda: len(p := istiod_pods(kubernetes.client.CoreV1Api(client))) == 2 and p, "istiods")
+    for pod in pods:  # one per revision, each with its own clusterz listing the same remote
+        entries = _until(lambda pod=pod: (z := _clusterz(client, central, pod))[1:] and z, "synced west")
+        assert [(e["id"], e["syncStatus"]) for e in entries] == [("central", "synced"), ("west", "synced")]
+
+    injected = {
+        ns: _injected(client, ns, labels)
+        for ns, labels in {
+            "shop-canary": {"istio.io/rev": "canary"},
+            "shop-tagged": {"istio.io/rev": "prod"},
+            "shop-legacy": {"istio-injection": "enabled"},
+        }.items()
+    }
+    seen = {
+        ns: (
+            p.metadata.annotations["istio.io/rev"],
+            next(c.image for c in p.spec.containers if c.name == "istio-proxy"),
+        )
+        for ns, p in injected.items()
+    }
+    assert seen == {
+        "shop-canary": ("canary", "docker.io/istio/proxyv2:1.30.3"),
+        "shop-tagged": ("canary", "docker.io/istio/proxyv2:1.30.3"),
+        "shop-legacy": ("default", "docker.io/istio/proxyv2:1.29.8"),
+    }

@@ -58,6 +58,9 @@ def silent_api() -> Iterator[str]:
         yield f"https://127.0.0.1:{listener.getsockname()[1]}"
 
 
+STALL = 4.0
+
+
 @pytest.fixture
 def sandbox_plane(silent_api: str) -> Iterator[tuple[DataPlane, str, str]]:
     good, address = healthy(primary_remote(), lb_base="127.252.0")
@@ -87,7 +90,9 @@ def test_a_healthy_mesh_keeps_answering_while_another_mesh_holds_hostile_objects
     started = time.monotonic()
     with pytest.raises(urllib.error.HTTPError) as unrouted:  # finding 3: a catastrophic regex
         _open(f"http://{other_address}/" + "a" * 25)
-    assert (unrouted.value.code, time.monotonic() - started < 1.0) == (404, True)
+    # Not a speed check: the bugs stalled 6-8 s per request; an answer takes milliseconds. STALL leaves
+    # a loaded 2-core CI machine room and still tells a stall from an answer.
+    assert (unrouted.value.code, time.monotonic() - started < STALL) == (404, True)
     idle = [socket.create_connection((other_address, 80)) for _ in range(300)]  # finding 6, at the other
     try:
         slowest = 0.0
@@ -96,7 +101,7 @@ def test_a_healthy_mesh_keeps_answering_while_another_mesh_holds_hostile_objects
             assert _open(f"http://{address}{REVIEWS}")[0] == 200
             slowest = max(slowest, time.monotonic() - started)
             time.sleep(0.35)
-        assert slowest < 1.0
+        assert slowest < STALL
         assert len([k for k in dp.listeners.open if k[0] == "127.252.9.9"]) == 100  # finding 5: capped
     finally:
         for sock in idle:

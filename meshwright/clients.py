@@ -39,6 +39,13 @@ from meshwright.spec import Target
 from meshwright.translate import google_call, helm_call
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+USERINFO_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+# The scopes gke-gcloud-auth-plugin asks for (kubernetes/cloud-provider-gcp,
+# cmd/gke-gcloud-auth-plugin/cred/default_credentials_token_provider.go): userinfo.email makes GKE
+# see a service account or user by its email instead of its numeric uniqueID, so RBAC and IAM grants
+# written for the email match; without it a key file, workload identity federation or user
+# credentials get 403 from the clusters.
+SCOPES = (CLOUD_PLATFORM, USERINFO_EMAIL)
 ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
 GKE_AUTH_PLUGIN = {
     "apiVersion": "client.authentication.k8s.io/v1beta1",
@@ -240,10 +247,10 @@ def _google_credentials(credentials_file: str | None) -> Credentials:
     try:
         if credentials_file:
             found: Credentials = service_account.Credentials.from_service_account_file(
-                credentials_file, scopes=[CLOUD_PLATFORM]
+                credentials_file, scopes=list(SCOPES)
             )
             return found
-        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+        credentials, _ = google.auth.default(scopes=list(SCOPES))
         return credentials
     except (google.auth.exceptions.DefaultCredentialsError, OSError, ValueError) as e:
         raise PermissionDenied(

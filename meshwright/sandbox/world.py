@@ -231,7 +231,7 @@ class World:
         try:
             self._inject_faults(api, r)
             with self.lock:
-                self.projects.check_enabled(r.params.get("project", ""), api)
+                self.projects.check_enabled(r.params, api)
                 self.gke.advance()
                 body = handler(self.backends, r)
                 if r.method != "GET":

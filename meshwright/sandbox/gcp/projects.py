@@ -53,8 +53,15 @@ class Projects:
 
     # -- Service Usage -----------------------------------------------------------------------
 
-    def check_enabled(self, project: str, api: str) -> None:
-        """403 SERVICE_DISABLED, as Google's front end answers a call to an API the project has not enabled."""
+    def check_enabled(self, params: dict[str, str], api: str) -> None:
+        """403 SERVICE_DISABLED, as Google's front end answers a call to an API the project has not enabled.
+
+        Google checks the caller's project (its credentials' quota project); the sandbox knows no
+        callers and checks the project the request is about (for `projects/-`, the account's own).
+        """
+        project = params.get("project", "")
+        if project == "-" and "email" in params:
+            project = self._owner(params["email"]) or ""
         service = catalog.API_SERVICE.get(api)
         if service and validate.PROJECT.fullmatch(project) and service in self._project(project)["disabled"]:
             raise e.service_disabled(service, catalog.SERVICES[service], catalog.project_number(project))

@@ -266,3 +266,16 @@ def test_quota_files_name_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="CPUS must be a number of at least 0"):
         parse_quotas(bad)
     assert parse_quotas(None) == {}
+
+
+def test_an_explicit_pod_range_over_a_subnet_fails_the_create_operation(world: World) -> None:
+    make_corp(world)
+    gke = container_v1.ClusterManagerClient(**options(world))
+    parent = f"projects/{PROJECT}/locations/{REGION}-a"
+    policy = container_v1.IPAllocationPolicy(use_ip_aliases=True, cluster_ipv4_cidr_block="10.10.0.0/16")
+    cluster = new_cluster("c6", network="corp", subnetwork="corp-central", ip_allocation_policy=policy)
+    done = wait_done(gke, parent, gke.create_cluster(parent=parent, cluster=cluster).name)
+    assert done.error.message == (
+        "Google Compute Engine: Invalid IPCidrRange: 10.10.0.0/16 conflicts with existing subnetwork "
+        "'corp-central' in region 'us-central1'."
+    )

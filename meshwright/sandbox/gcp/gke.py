@@ -249,12 +249,11 @@ class Gke:
         for owner, other in self._taken(cluster.project, cluster.view["network"], exclude=cluster.key):
             if mine.overlaps(other):
                 return e.OVERLAP.format(cidr=mine, other=other, owner=owner)
-        for subnet in self.compute.network_subnets(cluster.project, cluster.view["network"]):
-            if mine.overlaps(ipaddress.IPv4Network(subnet.view["ipCidrRange"])):
-                clash = subnets.conflict(
-                    [str(mine)], [ComputeRecord(subnet.project, {**subnet.view, "secondaryIpRanges": []})]
-                )
-                return f"Google Compute Engine: {clash}"
+        clash = subnets.primary_conflict(
+            mine, self.compute.network_subnets(cluster.project, cluster.view["network"])
+        )
+        if clash:
+            return f"Google Compute Engine: {clash}"
         return None
 
     def get_cluster(self, project: str, location: str, name: str) -> dict[str, Any]:

@@ -130,3 +130,11 @@ def conflict(wanted: Iterable[str], subnets: Iterable[ComputeRecord]) -> str | N
             if ipaddress.IPv4Network(cidr).overlaps(net):
                 return CONFLICT.format(cidr=cidr, name=subnet.name, region=last(subnet.view["region"]))
     return None
+
+
+def primary_conflict(wanted: ipaddress.IPv4Network, subnets: Iterable[ComputeRecord]) -> str | None:
+    """Compute's message when `wanted` overlaps the primary range of one of these subnets."""
+    for subnet in subnets:
+        if wanted.overlaps(ipaddress.IPv4Network(subnet.view["ipCidrRange"])):
+            return CONFLICT.format(cidr=wanted, name=subnet.name, region=last(subnet.view["region"]))
+    return None

@@ -19,6 +19,7 @@ from meshwright.trust import check_brought_root
 from tasks.access import check_kubeconfig, write_kubeconfig
 from tasks.clusters import create_cluster, find_mesh_clusters, wait_cluster
 from tasks.network import check_network, ensure_firewall
+from tasks.project import check_quotas, check_service_accounts
 from tasks.report import publish_report
 
 
@@ -42,9 +43,11 @@ def preflight(
     force: bool,
     prune: bool = False,
 ) -> Preflight:
-    """The spec, the files it names, the target, the kubeconfig path and the VPC network, checked
-    before anything is created (provision_mesh and up_mesh both start so), and the mesh's expiry:
-    the one its clusters already carry, when it exists."""
+    """The spec, the files it names, the target, the kubeconfig path, the VPC network and its mode,
+    the nodes' service accounts and the regional quota the new clusters need, checked before anything
+    is created (provision_mesh and up_mesh both start so), and the mesh's expiry: the one its clusters
+    already carry, when it exists. The first call to each API also tells an API the project has not
+    enabled, with the `gcloud services enable` line."""
     started = time.time()
     mesh = as_spec(spec)
     check_brought_root(mesh)
@@ -60,6 +63,8 @@ def preflight(
             "Deleting them needs `meshwright up --prune` (the flow's `prune` parameter)",
             step="preflight",
         )
+    check_service_accounts(mesh, target=target)
+    check_quotas(mesh, target=target, existing=[c.name for c in existing])
     expires = naming.mesh_expiry([c.labels for c in existing], mesh.ttl_seconds, now=started)
     return Preflight(mesh, target, path, expires, started, leaving)
 

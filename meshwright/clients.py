@@ -23,6 +23,7 @@ import google.auth
 import google.auth.exceptions
 import google.auth.transport.requests
 import kubernetes.client
+import requests
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1, container_v1
@@ -32,6 +33,7 @@ from pydantic import Field
 
 from meshwright import helm, kube
 from meshwright.errors import PermanentError, PermissionDenied
+from meshwright.iam import IamClient
 from meshwright.models import ClusterAccess
 from meshwright.sandbox import contract
 from meshwright.settings import settings
@@ -39,6 +41,13 @@ from meshwright.spec import Target
 from meshwright.translate import google_call, helm_call
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+USERINFO_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+# The scopes gke-gcloud-auth-plugin asks for (kubernetes/cloud-provider-gcp,
+# cmd/gke-gcloud-auth-plugin/cred/default_credentials_token_provider.go): userinfo.email makes GKE
+# see a service account or user by its email instead of its numeric uniqueID, so RBAC and IAM grants
+# written for the email match; without it a key file, workload identity federation or user
+# credentials get 403 from the clusters.
+SCOPES = (CLOUD_PLATFORM, USERINFO_EMAIL)
 ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
 GKE_AUTH_PLUGIN = {
     "apiVersion": "client.authentication.k8s.io/v1beta1",
@@ -132,6 +141,11 @@ class Cloud:
     firewalls: compute_v1.FirewallsClient
     operations: compute_v1.GlobalOperationsClient
     networks: compute_v1.NetworksClient
+    subnetworks: compute_v1.SubnetworksClient
+    regions: compute_v1.RegionsClient
+    machine_types: compute_v1.MachineTypesClient
+    projects: compute_v1.ProjectsClient
+    iam: IamClient
     kube_token: TokenSource
     waits: Waits
     api_slots: threading.BoundedSemaphore
@@ -195,15 +209,25 @@ def cloud(target: MeshwrightTarget) -> Cloud:
 
 
 def _clients(
-    target: Target, credentials: Credentials, options: ClientOptions | None, token: TokenSource, charts: str
+    target: Target,
+    credentials: Credentials,
+    options: ClientOptions | None,
+    token: TokenSource,
+    charts: str,
+    iam: IamClient,
 ) -> Cloud:
-    kw = {"credentials": credentials, "transport": "rest", "client_options": options}
+    kw: Any = {"credentials": credentials, "transport": "rest", "client_options": options}
     return Cloud(
         target=target,
-        container=container_v1.ClusterManagerClient(**kw),  # type: ignore[arg-type]
-        firewalls=compute_v1.FirewallsClient(**kw),  # type: ignore[arg-type]
-        operations=compute_v1.GlobalOperationsClient(**kw),  # type: ignore[arg-type]
-        networks=compute_v1.NetworksClient(**kw),  # type: ignore[arg-type]
+        container=container_v1.ClusterManagerClient(**kw),
+        firewalls=compute_v1.FirewallsClient(**kw),
+        operations=compute_v1.GlobalOperationsClient(**kw),
+        networks=compute_v1.NetworksClient(**kw),
+        subnetworks=compute_v1.SubnetworksClient(**kw),
+        regions=compute_v1.RegionsClient(**kw),
+        machine_types=compute_v1.MachineTypesClient(**kw),
+        projects=compute_v1.ProjectsClient(**kw),
+        iam=iam,
         kube_token=token,
         waits=WAITS[target],
         # At most this many GKE/Compute calls at once from one process, so 20 clusters do not
@@ -216,11 +240,19 @@ def _clients(
 
 @functools.lru_cache(maxsize=8)
 def _sandbox(root: Path) -> Cloud:
-    options = ClientOptions(api_endpoint=contract.endpoint(root))
+    endpoint = contract.endpoint(root)
     token = contract.operator_token(root)
+    iam = IamClient(requests.Session(), endpoint)  # the sandbox serves IAM v1 on its one endpoint
     # The bundled charts as a chart repository, so that istio.version picks among its versions.
     charts = contract.charts_url(root)
-    return _clients(Target.SANDBOX, AnonymousCredentials(), options, lambda: token, charts)
+    return _clients(
+        Target.SANDBOX,
+        AnonymousCredentials(),
+        ClientOptions(api_endpoint=endpoint),
+        lambda: token,
+        charts,
+        iam,
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -233,17 +265,18 @@ def _gke(credentials_file: str | None) -> Cloud:
             credentials.refresh(request)
         return str(credentials.token)
 
-    return _clients(Target.GKE, credentials, None, token, ISTIO_CHARTS)
+    iam = IamClient(google.auth.transport.requests.AuthorizedSession(credentials))
+    return _clients(Target.GKE, credentials, None, token, ISTIO_CHARTS, iam)
 
 
 def _google_credentials(credentials_file: str | None) -> Credentials:
     try:
         if credentials_file:
             found: Credentials = service_account.Credentials.from_service_account_file(
-                credentials_file, scopes=[CLOUD_PLATFORM]
+                credentials_file, scopes=list(SCOPES)
             )
             return found
-        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+        credentials, _ = google.auth.default(scopes=list(SCOPES))
         return credentials
     except (google.auth.exceptions.DefaultCredentialsError, OSError, ValueError) as e:
         raise PermissionDenied(

@@ -74,6 +74,10 @@ class PermissionDenied(PermanentError):
     """The credentials are missing or not allowed to do this."""
 
 
+class ServiceDisabled(PermissionDenied):
+    """The project has not enabled an API meshwright calls (Google's 403 SERVICE_DISABLED)."""
+
+
 class QuotaExceeded(PermanentError):
     """A quota stops the request; retrying the same request will fail the same way."""
 

@@ -54,6 +54,14 @@ class ClusterRef(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class NetworkCheck(BaseModel):
+    """The VPC network as preflight found it, and where each cluster's nodes will go."""
+
+    name: str
+    mode: str  # "auto" (a subnet per region) or "custom" (only the subnets someone made)
+    subnets: dict[str, str]  # cluster -> its subnetwork, or "(made by GKE)" on a custom mode network
+
+
 class FirewallResult(BaseModel):
     name: str
     network: str

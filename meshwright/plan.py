@@ -152,7 +152,7 @@ def _cluster(spec: MeshSpec, c: ClusterSpec) -> Resource:
     details = {
         "location": c.location,
         "role": c.role.value,
-        "nodes": f"{c.nodes} x {c.machine_type}",
+        "nodes": f"{c.nodes_text()} x {c.machine_type}",
         "pod_cidr": c.pod_cidr or "allocated by GKE",
         "network": spec.network,
         "node_tag": naming.node_tag(spec.name),

@@ -20,7 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from meshwright.errors import SpecInvalid, SpecProblem, key_name
 from meshwright.naming import EXPIRES_LABEL, MESH_LABEL, RESERVED_LABEL_PREFIX
-from meshwright.spec_checks import ClusterRefs, Relations, cross_check, relations_of_document
+from meshwright.spec_checks import (
+    ClusterRefs,
+    Relations,
+    cross_check,
+    relations_of_document,
+    shared_subnet_warnings,
+)
 from meshwright.spec_source import MAX_SPEC_BYTES, read_spec_text
 from meshwright.spec_yaml import load_document
 
@@ -45,6 +51,10 @@ _ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]", re.ASCII)
 _VERSION = re.compile(r"1\.(2[0-9]|3[0-9])\.[0-9]+", re.ASCII)
 _DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
 _DURATION_UNITS = (86400, 3600, 60, 1)
+_ACCOUNT = re.compile(r"[a-z0-9][-a-z0-9]{0,62}@[a-z0-9][-a-z0-9.]{0,100}\.gserviceaccount\.com", re.ASCII)
+# A regional cluster's node pool is in three zones of its region, and `nodes` is per zone there:
+# nodes: 3 in us-central1 is 9 VMs (https://cloud.google.com/kubernetes-engine/docs/concepts/regional-clusters).
+REGIONAL_NODE_ZONES = 3
 
 CLUSTER_NAME_MAX = 40
 # The longest name derived from the mesh name is "meshwright-<mesh>-pods" (a firewall rule, 63 max).
@@ -213,7 +223,7 @@ class ClusterSpec(_Model):
     location: str
     """A zone (us-central1-a) or a region (us-central1)."""
     nodes: Annotated[int, Field(ge=1, le=1000)] = 3
-    """Nodes of the default node pool (1-1000)."""
+    """Nodes of the default node pool (1-1000); per zone for a region (3 in us-central1 is 9 nodes)."""
     machine_type: str = "e2-standard-4"
     """GCE machine type of the nodes."""
     pod_cidr: str | None = None
@@ -226,11 +236,27 @@ class ClusterSpec(_Model):
     """A remote names the primary whose control plane it uses; absent: this cluster is a primary."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Extra GCP resource labels; meshwright-* keys are reserved."""
+    subnetwork: str | None = None
+    """An existing subnetwork of the VPC in the cluster's region; default: the region's subnet of an auto mode VPC, or one GKE makes for the cluster in a custom mode VPC."""
+    service_account: str | None = None
+    """The nodes' service account (an email); default: the project's Compute Engine default service account."""
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return _name_rule(v, max_len=CLUSTER_NAME_MAX, what="cluster name")
+
+    @field_validator("subnetwork")
+    @classmethod
+    def _subnetwork(cls, v: str | None) -> str | None:
+        return None if v is None else _name_rule(v, max_len=63, what="subnetwork")
+
+    @field_validator("service_account")
+    @classmethod
+    def _service_account(cls, v: str | None) -> str | None:
+        if v is not None and not _ACCOUNT.fullmatch(v):
+            raise ValueError("not a service account email (NAME@PROJECT.iam.gserviceaccount.com)")
+        return v
 
     @field_validator("location")
     @classmethod
@@ -262,6 +288,25 @@ class ClusterSpec(_Model):
     @property
     def role(self) -> Role:
         return Role.REMOTE if self.primary else Role.PRIMARY
+
+    @property
+    def region(self) -> str:
+        return self.location.rsplit("-", 1)[0] if _ZONE.fullmatch(self.location) else self.location
+
+    @property
+    def zone_count(self) -> int:
+        """Zones the node pool is in: the one zone, or three of a region."""
+        return 1 if _ZONE.fullmatch(self.location) else REGIONAL_NODE_ZONES
+
+    @property
+    def total_nodes(self) -> int:
+        return self.nodes * self.zone_count
+
+    def nodes_text(self) -> str:
+        """`4 nodes`, or `9 nodes (3 per zone x 3 zones)` for a region."""
+        if self.zone_count == 1:
+            return f"{self.nodes} node{'s' if self.nodes > 1 else ''}"
+        return f"{self.total_nodes} nodes ({self.nodes} per zone x {self.zone_count} zones)"
 
 
 class BookinfoSpec(_Model):
@@ -373,10 +418,17 @@ class MeshSpec(_Model):
         return len(self.networks) > 1
 
     def summary(self) -> str:
-        roles = ", ".join(f"{c.name} ({c.role.value}, {c.location})" for c in self.clusters)
+        roles = ", ".join(f"{c.name} ({c.role.value}, {c.location}, {c.nodes_text()})" for c in self.clusters)
+        total = sum(c.total_nodes for c in self.clusters)
         return (
             f"mesh {self.name!r} on {self.target.value}: {len(self.clusters)} cluster(s): {roles}; "
-            f"topology: {' + '.join(self.topology)}"
+            f"{total} nodes in all; topology: {' + '.join(self.topology)}"
+        )
+
+    def warnings(self) -> list[str]:
+        """What may fail on GKE although the spec is valid (validate prints these)."""
+        return shared_subnet_warnings(
+            [(c.region, c.subnetwork, c.services_cidr is not None) for c in self.clusters]
         )
 
 

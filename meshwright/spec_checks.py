@@ -22,6 +22,9 @@ from meshwright.bookinfo_catalog import ENTRYPOINT, WORKLOADS
 from meshwright.errors import SpecProblem, key_name
 
 T = TypeVar("T")
+# A subnet holds at most 30 secondary ranges, a hard limit; every cluster puts its pod range (and its
+# services range, when the spec names one) on its subnet (cilium/cilium#18821, elastic/cloud-on-k8s#2615).
+MAX_SECONDARY_RANGES = 30
 # The model strips whitespace from every string; the typed view of a document does the same.
 _STR: TypeAdapter[str] = TypeAdapter(Annotated[str, StringConstraints(strip_whitespace=True)])
 
@@ -210,3 +213,19 @@ def _check_calls(placed: set[str]) -> Iterator[SpecProblem]:
                 yield SpecProblem(
                     "bookinfo.placement", f"{w!r} calls {service!r}, but no {service} workload is placed"
                 )
+
+
+def shared_subnet_warnings(clusters: list[tuple[str, str | None, bool]]) -> list[str]:
+    """Clusters (region, subnetwork, has a services range) that would share one subnet (those of a
+    region without `subnetwork`, on an auto mode VPC, or those naming the same one) and need more
+    than its 30 secondary ranges."""
+    by_subnet: dict[tuple[str, str | None], int] = {}
+    for region, subnetwork, services in clusters:
+        key = (region, subnetwork)
+        by_subnet[key] = by_subnet.get(key, 0) + 1 + services
+    return [
+        f"{count} secondary ranges in {('subnetwork ' + subnet) if subnet else 'the auto mode subnet'} of "
+        f"{region}, which holds at most {MAX_SECONDARY_RANGES}: give some of its clusters their own `subnetwork`"
+        for (region, subnet), count in sorted(by_subnet.items(), key=lambda i: (i[0][0], i[0][1] or ""))
+        if count > MAX_SECONDARY_RANGES
+    ]

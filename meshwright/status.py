@@ -42,6 +42,23 @@ def get_firewall(
         return None
 
 
+def get_network(
+    target: clients.MeshwrightTarget, project: str, name: str, *, step: str
+) -> compute_v1.Network | None:
+    """A VPC network, or None where there is none."""
+    cloud = clients.cloud(target)
+    try:
+        with cloud.call(cluster=None, step=step):
+            return cloud.networks.get(project=project, network=name)
+    except NotFound:
+        return None
+
+
+def custom_mode(network: compute_v1.Network) -> bool:
+    """A network whose subnets are made by hand (autoCreateSubnetworks false): GKE needs to be told one."""
+    return not network.auto_create_subnetworks
+
+
 def mesh_status(spec: MeshSpec, target: clients.MeshwrightTarget) -> dict[str, Any]:
     """What exists of the mesh of `spec` on `target`: its clusters with their Helm releases, missing
     clusters, its firewall rule."""

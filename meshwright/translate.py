@@ -35,10 +35,19 @@ _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEE
 _RATE_TEXT = re.compile(r"rate limit|per minute|per 100 seconds|per second", re.IGNORECASE)
 
 
+# A call to an API the project has not enabled: 403 with ErrorInfo reason SERVICE_DISABLED and the
+# service in its metadata (google/api/error_reason.proto), or, in Compute's older envelope, errors[]
+# reason accessNotConfigured; the message names the API and the console page to enable it.
+_DISABLED_REASONS = {"SERVICE_DISABLED", "accessNotConfigured"}
+_SERVICE_IN_URL = re.compile(r"/apis/api/([a-z0-9.-]+\.googleapis\.com)/overview\?project=([\w.:-]+)")
+
+
 def from_google(error: gx.GoogleAPICallError, *, cluster: str | None, step: str) -> e.MeshwrightError:
     raw = getattr(error, "message", None) or str(error)
     message = e.truncate(_REQUEST_PREFIX.sub("", raw))
     kind: type[e.MeshwrightError]
+    if isinstance(error, gx.Forbidden) and _reasons(error) & _DISABLED_REASONS:
+        return e.ServiceDisabled(_enable_hint(error, raw), cluster=cluster, step=step)
     if isinstance(
         error,
         gx.TooManyRequests
@@ -61,11 +70,29 @@ def from_google(error: gx.GoogleAPICallError, *, cluster: str | None, step: str)
     return kind(message, cluster=cluster, step=step)
 
 
-def _rate_limited(error: gx.GoogleAPICallError, message: str) -> bool:
-    reasons = {getattr(error, "reason", None)} | {
+def _reasons(error: gx.GoogleAPICallError) -> set[str | None]:
+    return {getattr(error, "reason", None)} | {
         item.get("reason") for item in getattr(error, "errors", None) or [] if isinstance(item, dict)
     }
-    return bool(reasons & _RATE_REASONS) or bool(_RATE_TEXT.search(message))
+
+
+def _rate_limited(error: gx.GoogleAPICallError, message: str) -> bool:
+    return bool(_reasons(error) & _RATE_REASONS) or bool(_RATE_TEXT.search(message))
+
+
+def _enable_hint(error: gx.GoogleAPICallError, raw: str) -> str:
+    """Which API is off in which project, and the command that turns it on."""
+    metadata = getattr(error, "metadata", None) or {}
+    found = _SERVICE_IN_URL.search(raw)
+    service = metadata.get("service") or (found[1] if found else "the API")
+    project = str(metadata.get("consumer") or "").removeprefix("projects/") or (found[2] if found else "")
+    title = metadata.get("serviceTitle") or service
+    where = f" in project {project}" if project else ""
+    flag = f" --project {project}" if project else ""
+    return (
+        f"{title} ({service}) is not enabled{where}: run `gcloud services enable {service}{flag}`, "
+        "wait a minute for it to take effect, and run again"
+    )
 
 
 # The python client reports a refused WebSocket handshake (port-forward, exec) as ApiException

@@ -18,7 +18,7 @@ from meshwright.errors import Conflict, NotFound, OperationFailed, TransientErro
 from meshwright.models import ClusterAccess, ClusterRef, CreateResult, Timing
 from meshwright.naming import EXPIRES_LABEL, MESH_LABEL
 from meshwright.spec import ClusterSpec, MeshSpec
-from meshwright.status import list_clusters, mesh_clusters
+from meshwright.status import custom_mode, get_network, list_clusters, mesh_clusters
 from tasks.common import RETRYING, Clock
 
 Status = container_v1.Cluster.Status
@@ -30,20 +30,28 @@ def _parent(project: str, location: str) -> str:
     return f"projects/{project}/locations/{location}"
 
 
-def cluster_request(spec: MeshSpec, c: ClusterSpec, *, expires: int | None) -> container_v1.Cluster:
-    """The GKE create request: VPC-native, our node tag and labels, release channel, workload identity."""
-    pool = container_v1.NodePool(
-        name="default-pool",
-        initial_node_count=c.nodes,
-        config=container_v1.NodeConfig(machine_type=c.machine_type, tags=[naming.node_tag(spec.name)]),
-    )
+def cluster_request(
+    spec: MeshSpec, c: ClusterSpec, *, expires: int | None, custom_network: bool = False
+) -> container_v1.Cluster:
+    """The GKE create request: VPC-native, our node tag and labels, release channel, workload identity.
+
+    `nodes` is per zone (GKE's initialNodeCount). On a custom mode network, a cluster that names no
+    subnetwork asks GKE to make one (createSubnetwork): GKE refuses a create with neither.
+    """
+    config = container_v1.NodeConfig(machine_type=c.machine_type, tags=[naming.node_tag(spec.name)])
+    if c.service_account:
+        config.service_account = c.service_account
+    pool = container_v1.NodePool(name="default-pool", initial_node_count=c.nodes, config=config)
     policy = container_v1.IPAllocationPolicy(use_ip_aliases=True, cluster_ipv4_cidr_block=c.pod_cidr or "")
     if c.services_cidr:
         policy.services_ipv4_cidr_block = c.services_cidr
+    if custom_network and not c.subnetwork:
+        policy.create_subnetwork = True
     return container_v1.Cluster(
         name=c.name,
         description=f"meshwright mesh {spec.name}",
         network=spec.network,
+        subnetwork=c.subnetwork or "",
         node_pools=[pool],
         ip_allocation_policy=policy,
         resource_labels=naming.resource_labels(spec.name, c.labels, expires=expires),
@@ -110,11 +118,12 @@ def create_cluster(
         log.info("cluster %s exists (%s): adopted", name, existing.status.name)
         return CreateResult(name=name, location=c.location, adopted=True, timing=clock.done())
     cloud, parent = clients.cloud(target), _parent(spec.project, c.location)
+    network = get_network(target, spec.project, spec.network, step="create_cluster")
+    custom = network is not None and custom_mode(network)
+    request = cluster_request(spec, c, expires=expires, custom_network=custom)
     try:
         with cloud.call(cluster=name, step="create_cluster"):
-            op = cloud.container.create_cluster(
-                parent=parent, cluster=cluster_request(spec, c, expires=expires)
-            )
+            op = cloud.container.create_cluster(parent=parent, cluster=request)
     except Conflict:  # created by someone else between our look and our create: look again
         raise TransientError(
             "the cluster appeared while we were creating it", cluster=name, step="create_cluster"

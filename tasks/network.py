@@ -15,9 +15,9 @@ from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 from meshwright import clients, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, NotFound, PermanentError
-from meshwright.models import FirewallResult
+from meshwright.models import FirewallResult, NetworkCheck
 from meshwright.spec import MeshSpec
-from meshwright.status import get_firewall
+from meshwright.status import custom_mode, get_firewall, get_network
 from tasks.common import RETRYING, Clock
 
 _DESCRIPTION = re.compile(r"meshwright mesh=(?P<mesh>\S+)(?: expires=(?P<expires>\d+))?")
@@ -157,16 +157,60 @@ def find_expired_firewalls(target: MeshwrightTarget, project: str, *, now: float
     return expired
 
 
+GKE_MADE = "(made by GKE)"
+
+
 @task(cache_policy=NO_CACHE, **RETRYING)
-def check_network(spec: MeshSpec, *, target: MeshwrightTarget) -> str:
-    """Preflight: the VPC network must exist before anything is created in it."""
-    cloud = clients.cloud(target)
-    try:
-        with cloud.call(cluster=None, step="check_network"):
-            cloud.networks.get(project=spec.project, network=spec.network)
-    except NotFound:
+def check_network(spec: MeshSpec, *, target: MeshwrightTarget) -> NetworkCheck:
+    """Preflight: the VPC network exists, its mode, and where each cluster's nodes will go.
+
+    On a custom mode network GKE refuses a cluster that names no subnetwork ("Network ... uses manual
+    subnet mode and requires specifying a subnetwork"), so meshwright asks it to make one per cluster
+    that names none; a subnetwork a cluster names must exist in its region.
+    """
+    network = get_network(target, spec.project, spec.network, step="check_network")
+    if network is None:
         raise PermanentError(
             f"network {spec.network!r} does not exist in project {spec.project}; create it or set `network:` in the spec",
             step="check_network",
-        ) from None
-    return spec.network
+        )
+    custom = custom_mode(network)
+    for c in spec.clusters:
+        if c.subnetwork:
+            _check_subnetwork(spec, c.name, c.region, c.subnetwork, target=target)
+    default = GKE_MADE if custom else "the region's auto mode subnet"
+    subnets = {c.name: c.subnetwork or default for c in spec.clusters}
+    check = NetworkCheck(name=spec.network, mode="custom" if custom else "auto", subnets=subnets)
+    get_run_logger().info("%s", network_line(check))
+    return check
+
+
+def network_line(check: NetworkCheck) -> str:
+    """What preflight tells about the network: its mode and what each cluster gets."""
+    made = [name for name, subnet in check.subnets.items() if subnet == GKE_MADE]
+    named = [f"{name} in {subnet}" for name, subnet in check.subnets.items() if subnet != GKE_MADE]
+    if check.mode == "custom":
+        parts = [f"GKE will make a subnetwork for {', '.join(made)}"] if made else []
+        parts += [", ".join(named)] if named else []
+        return f"network {check.name} is in custom mode: {'; '.join(parts)}"
+    return f"network {check.name} is in auto mode: " + ", ".join(
+        f"{name} in {subnet}" for name, subnet in check.subnets.items()
+    )
+
+
+def _check_subnetwork(
+    spec: MeshSpec, cluster: str, region: str, subnetwork: str, *, target: MeshwrightTarget
+) -> None:
+    cloud = clients.cloud(target)
+    try:
+        with cloud.call(cluster=cluster, step="check_network"):
+            found = cloud.subnetworks.get(project=spec.project, region=region, subnetwork=subnetwork)
+    except NotFound:
+        found = None
+    if found is None or found.network.rsplit("/", 1)[-1] != spec.network:
+        raise PermanentError(
+            f"subnetwork {subnetwork!r} of network {spec.network!r} does not exist in {region}; "
+            "create it there or omit `subnetwork:`",
+            cluster=cluster,
+            step="check_network",
+        )

@@ -64,7 +64,10 @@ def read_spec(path: Path) -> MeshSpec:
 @app.command()
 def validate(spec: SpecArg) -> None:
     """Check a mesh spec without touching any network; list every problem at once."""
-    typer.echo(f"ok: {read_spec(spec).summary()}")
+    mesh = read_spec(spec)
+    typer.echo(f"ok: {mesh.summary()}")
+    for warning in mesh.warnings():
+        typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command()

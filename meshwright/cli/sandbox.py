@@ -15,7 +15,7 @@ import yaml
 from meshwright import kubeconfig as kc
 from meshwright.sandbox import daemon
 from meshwright.sandbox.contract import STATE_ENV, SandboxNotRunning, state_dir
-from meshwright.sandbox.settings import Latency
+from meshwright.sandbox.settings import Latency, parse_quotas
 
 app = typer.Typer(
     help="The local sandbox world (GKE, Compute and Kubernetes APIs on loopback).", no_args_is_help=True
@@ -33,6 +33,15 @@ LatencyOpt = Annotated[str | None, typer.Option("--latency", help="create=4,dele
 FaultsOpt = Annotated[
     Path | None, typer.Option("--faults", help="YAML list of fault rules.", exists=True, dir_okay=False)
 ]
+QuotasOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--quotas",
+        help="YAML region -> metric -> limit (e.g. us-central1: {CPUS: 24}); others stay generous.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
 
 
 def _fail(message: str) -> NoReturn:
@@ -49,12 +58,20 @@ def ensure_started(root: Path) -> dict[str, Any]:
 
 
 @app.command()
-def start(state: StateOpt = None, latency: LatencyOpt = None, faults: FaultsOpt = None) -> None:
+def start(
+    state: StateOpt = None, latency: LatencyOpt = None, faults: FaultsOpt = None, quotas: QuotasOpt = None
+) -> None:
     """Start the sandbox in the background and wait until it is healthy (fine if already running)."""
     try:
         Latency.parse(latency)
-        info = daemon.start(state_dir(state), latency=latency, faults=str(faults) if faults else None)
-    except (SandboxNotRunning, ValueError, OSError) as e:
+        parse_quotas(quotas)
+        info = daemon.start(
+            state_dir(state),
+            latency=latency,
+            faults=str(faults) if faults else None,
+            quotas=str(quotas) if quotas else None,
+        )
+    except (SandboxNotRunning, ValueError, OSError, yaml.YAMLError) as e:
         _fail(str(e))
     typer.echo(
         f"sandbox running: GCP at {info['gcp']}, state {info['state']}, {len(info['clusters'])} cluster(s)"
@@ -62,14 +79,17 @@ def start(state: StateOpt = None, latency: LatencyOpt = None, faults: FaultsOpt 
 
 
 @app.command()
-def serve(state: StateOpt = None, latency: LatencyOpt = None, faults: FaultsOpt = None) -> None:
+def serve(
+    state: StateOpt = None, latency: LatencyOpt = None, faults: FaultsOpt = None, quotas: QuotasOpt = None
+) -> None:
     """Run the sandbox in the foreground until interrupted."""
     try:
         profile = Latency.parse(latency)
         rules = daemon.load_faults(str(faults) if faults else None)
+        limits = parse_quotas(quotas)
     except (ValueError, OSError, yaml.YAMLError) as e:
         _fail(f"bad sandbox settings: {e}")
-    daemon.serve(state_dir(state), latency=profile, faults=rules)
+    daemon.serve(state_dir(state), latency=profile, faults=rules, quotas=limits)
 
 
 @app.command()

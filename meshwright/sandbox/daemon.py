@@ -36,13 +36,20 @@ START_TIMEOUT = 30.0
 SETTLE_SECONDS = 0.5
 
 
-def serve(root: Path, *, latency: Latency, faults: Faults, ready: threading.Event | None = None) -> None:
+def serve(
+    root: Path,
+    *,
+    latency: Latency,
+    faults: Faults,
+    quotas: dict[str, dict[str, float]] | None = None,
+    ready: threading.Event | None = None,
+) -> None:
     """Run until SIGTERM/SIGINT; state is saved on the way out."""
     from meshwright.sandbox.world import World  # the emulator loads only in the daemon process
 
     layout = Layout(root)
     port = contract.daemon_info(root).get("port")  # a corrupt daemon.json is no reason not to start
-    world = World(root, latency=latency, faults=faults)
+    world = World(root, latency=latency, faults=faults, quotas=quotas)
     # The port of the last run if it is free, else any: clients re-read daemon.json.
     world.start(port=port if isinstance(port, int) else 0, or_any_port=True)
     assert world.server is not None
@@ -65,7 +72,9 @@ def load_faults(path: str | None) -> Faults:
     return Faults(Faults.parse(yaml.safe_load(Path(path).read_text())) if path else [])
 
 
-def start(root: Path, *, latency: str | None = None, faults: str | None = None) -> dict[str, Any]:
+def start(
+    root: Path, *, latency: str | None = None, faults: str | None = None, quotas: str | None = None
+) -> dict[str, Any]:
     """Start in the background unless already running; returns the status once it serves."""
     if health(root):
         return status(root)
@@ -73,6 +82,7 @@ def start(root: Path, *, latency: str | None = None, faults: str | None = None) 
     cmd = [sys.executable, "-m", "meshwright.sandbox", "serve", "--state", str(root)]
     cmd += ["--latency", latency] if latency else []
     cmd += ["--faults", str(Path(faults).resolve())] if faults else []
+    cmd += ["--quotas", str(Path(quotas).resolve())] if quotas else []
     with store.open_private(Layout(root).log, "a") as log:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True

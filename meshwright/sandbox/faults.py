@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Api = Literal["gke", "compute", "kube"]
+Api = Literal["gke", "compute", "kube", "iam", "serviceusage"]
 
 
 class FaultRule(BaseModel):

@@ -15,7 +15,10 @@ import yaml
 
 from meshwright.sandbox.contract import DAEMON_FILE, OPERATOR_TOKEN_FILE, STATE_ENV, state_dir
 
-__all__ = ["STATE_ENV", "Latency", "Layout", "state_dir"]
+__all__ = ["STATE_ENV", "Latency", "Layout", "parse_quotas", "state_dir"]
+
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
+_METRIC = re.compile(r"^[A-Z][A-Z0-9_]{1,62}$")
 
 # Per-cluster directories are named by an id the sandbox made, never by a user's string.
 _CLUSTER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -101,3 +104,33 @@ class Latency:
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def parse_quotas(path: str | Path | None) -> dict[str, dict[str, float]]:
+    """`--quotas FILE`: YAML region -> metric -> limit, e.g. `us-central1: {CPUS: 24}`; the regions and
+    metrics not named keep the sandbox's generous defaults. ValueError names what is wrong."""
+    if not path:
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError("quotas must be a mapping of region -> metric -> limit")
+    quotas: dict[str, dict[str, float]] = {}
+    for region, limits in data.items():
+        if not isinstance(region, str) or not _REGION.match(region) or not isinstance(limits, dict):
+            raise ValueError(f"quotas: {str(region)[:40]!r} is not a region mapped to metric: limit")
+        quotas[region] = {_metric(region, k): _limit(region, k, v) for k, v in limits.items()}
+    return quotas
+
+
+def _metric(region: str, metric: object) -> str:
+    if not isinstance(metric, str) or not _METRIC.match(metric):
+        raise ValueError(
+            f"quotas: {region}: {str(metric)[:40]!r} is not a quota metric (CPUS, IN_USE_ADDRESSES, ...)"
+        )
+    return metric
+
+
+def _limit(region: str, metric: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"quotas: {region}: {metric} must be a number of at least 0")
+    return float(value)

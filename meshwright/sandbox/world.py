@@ -23,7 +23,9 @@ from meshwright.sandbox.faults import Api, Faults
 from meshwright.sandbox.gcp.compute import Compute
 from meshwright.sandbox.gcp.errors import GcpError
 from meshwright.sandbox.gcp.gke import Gke, fleet_id
+from meshwright.sandbox.gcp.handlers import Backends
 from meshwright.sandbox.gcp.models import ClusterRecord
+from meshwright.sandbox.gcp.projects import Projects, Quotas
 from meshwright.sandbox.gcp.routes import ROUTES
 from meshwright.sandbox.http import GOOGLE_MAX_BODY, Request, Response, Router, Server
 from meshwright.sandbox.kube.fleet import Fleet
@@ -61,7 +63,14 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 class World:
-    def __init__(self, root: Path, *, latency: Latency | None = None, faults: Faults | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        latency: Latency | None = None,
+        faults: Faults | None = None,
+        quotas: Quotas | None = None,
+    ) -> None:
         self.layout = Layout(root)
         store.make_private(root)  # Secrets and keys inside: 0700/0600, also for an older sandbox's state
         self.latency = latency or Latency()
@@ -74,16 +83,21 @@ class World:
         )  # istiod's 15014: /metrics to all, /debug/* to local callers
         self.fleet.service_proxy = monitoring
         self.fleet.port_forward = forward.beside(monitoring)  # the local caller (issue 19)
+        self.compute = Compute(
+            stored.get("compute"), latency=self.latency, faults=self.faults, base_url=self.base_url
+        )
+        self.projects = Projects(stored.get("projects"), quotas=quotas, base_url=self.base_url)
         self.gke = Gke(
             stored.get("gke"),
             latency=self.latency,
             faults=self.faults,
             hooks=self.fleet,
             base_url=self.base_url,
+            compute=self.compute,
+            projects=self.projects,
         )
-        self.compute = Compute(
-            stored.get("compute"), latency=self.latency, faults=self.faults, base_url=self.base_url
-        )
+        self.projects.usage = self.gke.usage  # regions.get reports what the clusters hold
+        self.backends = Backends(self.gke, self.compute, self.projects)
         self.dataplane = serve.DataPlane(serve.world_view(self))  # sidecars, gateways, traffic (issue 12)
         self.fleet.pod_admission = self.dataplane.admit_pod  # the injector webhook, as istiod answers it
         self.fleet.config_review = self.dataplane.review_config  # istiod's config validation webhook
@@ -96,7 +110,7 @@ class World:
     def _routes(self) -> Router:
         router = Router()
         for method, pattern, handler, api in ROUTES:
-            router.add(method, pattern, self._bind(handler, "gke" if api == "gke" else "compute"))
+            router.add(method, pattern, self._bind(handler, api))
         return router
 
     def _bind(self, handler: Any, api: Api) -> Any:
@@ -188,7 +202,12 @@ class World:
                 self.save()
 
     def save(self) -> None:
-        store.write_json(self.layout.gcp, {"gke": self.gke.to_json(), "compute": self.compute.to_json()})
+        state = {
+            "gke": self.gke.to_json(),
+            "compute": self.compute.to_json(),
+            "projects": self.projects.to_json(),
+        }
+        store.write_json(self.layout.gcp, state)
 
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.port}" if self.server else "http://127.0.0.1"
@@ -213,8 +232,9 @@ class World:
         try:
             self._inject_faults(api, r)
             with self.lock:
+                self.projects.check_enabled(r.params, api)
                 self.gke.advance()
-                body = handler(self.gke, self.compute, r)
+                body = handler(self.backends, r)
                 if r.method != "GET":
                     self.save()
             return Response(200, body)

@@ -147,7 +147,10 @@ def test_probability_and_delay_rules(world: World) -> None:
         ),
         ([{"api": "gke", "fail": "x"}], "`fail` goes with `operation`"),
         ([{"api": "gke", "operation": "CREATE_CLUSTER"}], "an `operation` rule needs `fail: <message>`"),
-        ([{"api": "nope", "status": 500}], "Input should be 'gke', 'compute' or 'kube'"),
+        (
+            [{"api": "nope", "status": 500}],
+            "Input should be 'gke', 'compute', 'kube', 'iam' or 'serviceusage'",
+        ),
         ([{"api": "gke", "status": 200}], "Input should be greater than or equal to 400"),
         (
             [{"api": "gke", "status": 500, "path": "("}],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import kubernetes.client
 import pytest
@@ -52,6 +53,45 @@ def test_gke_with_an_unreadable_key_file_is_permission_denied(tmp_path: Path) ->
     key.write_text(json.dumps({"type": "service_account"}))
     with pytest.raises(PermissionDenied, match="no usable Google credentials"):
         clients.cloud(MeshwrightTarget(target=Target.GKE, credentials_file=str(key)))
+
+
+def _key_file(path: Path) -> Path:
+    """A service-account key file with a real RSA key: Google's libraries read it without a network."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "demo-project",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": "meshwright@demo-project.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    path.write_text(json.dumps(info))
+    return path
+
+
+def test_google_credentials_ask_for_cloud_platform_and_the_email_as_the_gke_auth_plugin_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubernetes/cloud-provider-gcp cmd/gke-gcloud-auth-plugin/cred: without userinfo.email GKE sees
+    a numeric uniqueID, and RBAC or IAM grants written for the email do not match."""
+    wanted = [
+        "https://www.googleapis.com/auth/cloud-platform",
+        "https://www.googleapis.com/auth/userinfo.email",
+    ]
+    key = _key_file(tmp_path / "key.json")
+    from_file: Any = clients._google_credentials(str(key))
+    assert list(from_file.scopes) == wanted
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))  # application default credentials
+    from_default: Any = clients._google_credentials(None)
+    assert list(from_default.scopes) == wanted
 
 
 def test_gke_target_defaults_to_istio_charts_and_the_auth_plugin() -> None:

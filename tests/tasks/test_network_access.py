@@ -63,7 +63,7 @@ def test_delete_and_find_expired_firewalls(sandbox: World, target: MeshwrightTar
 def test_missing_network_fails_before_anything_is_created(sandbox: World, target: MeshwrightTarget) -> None:
     with pytest.raises(PermanentError, match="network 'mesh-vpc' does not exist in project demo-project"):
         check_network.fn(mesh(network="mesh-vpc"), target=target)
-    assert check_network.fn(mesh(), target=target) == "default"
+    assert check_network.fn(mesh(), target=target).mode == "auto"
 
 
 def access(name: str) -> ClusterAccess:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshwright.sandbox.clock import rfc3339_micros
+from meshwright.sandbox.gcp import catalog, validate
 from meshwright.sandbox.gcp import errors as e
-from meshwright.sandbox.gcp import validate
 from meshwright.sandbox.gcp.models import ClusterRecord
 from meshwright.sandbox.gcp.validate import Fields
 
@@ -40,6 +40,16 @@ class PoolRequest:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a validated request lands: its subnetwork and the secondary ranges GKE adds there."""
+
+    subnetwork: str
+    pods_range: str
+    services_range: str  # "" when the services use GKE's managed range
+    created_subnetwork: bool
+
+
+@dataclass(frozen=True)
 class ClusterRequest:
     """A create request that passed every check: typed values, nothing allocated yet."""
 
@@ -47,6 +57,8 @@ class ClusterRequest:
     description: str
     network: str
     subnetwork: str
+    create_subnetwork: bool
+    subnetwork_name: str
     pools: list[PoolRequest]
     node_config: dict[str, Any]
     requested_range: str
@@ -69,7 +81,9 @@ def read_request(body: Any, *, project: str) -> ClusterRequest:
         name=name,
         description=spec.text("description"),
         network=network.rsplit("/", 1)[-1],
-        subnetwork=spec.text("subnetwork"),
+        subnetwork=spec.text("subnetwork").rsplit("/", 1)[-1],
+        create_subnetwork=policy.boolean("createSubnetwork"),
+        subnetwork_name=_subnetwork_name(policy),
         pools=_read_pools(spec),
         node_config=_read_node_config(spec.message("nodeConfig", "google.container.v1.NodeConfig")),
         requested_range=_read_pod_range(spec, policy),
@@ -78,6 +92,15 @@ def read_request(body: Any, *, project: str) -> ClusterRequest:
         labels=validate.labels(spec.mapping("resourceLabels"), "cluster.resource_labels"),
         workload_pool=_read_workload_pool(spec, project),
     )
+
+
+def _subnetwork_name(policy: Fields) -> str:
+    name = policy.text("subnetworkName")
+    if name and not validate.COMPUTE_NAME.fullmatch(name):
+        raise e.invalid(
+            f"Invalid value for field '{policy.where('subnetworkName')}': {validate.shown(name)}."
+        )
+    return name
 
 
 def _read_pools(spec: Fields) -> list[PoolRequest]:
@@ -107,6 +130,8 @@ def _read_node_config(given: Fields) -> dict[str, Any]:
         "diskSizeGb": lambda key: _disk_size(given, key),
         "tags": lambda key: _tags(given, key),
         "oauthScopes": lambda key: given.texts(key, limit=50),
+        "serviceAccount": lambda key: given.text(key, limit=254),
+        "diskType": lambda key: given.text(key, limit=100),
         "labels": lambda key: validate.labels(given.mapping(key), given.where(key)),
     }
     return {key: read(key) for key, read in readers.items() if given.raw(key) not in (None, "", 0, [], {})}
@@ -194,6 +219,8 @@ def node_config(given: dict[str, Any]) -> dict[str, Any]:
         "tags": list(given.get("tags") or []),
         "labels": dict(given.get("labels") or {}),
         "oauthScopes": list(given.get("oauthScopes") or DEFAULT_SCOPES),
+        "serviceAccount": given.get("serviceAccount") or "default",
+        "diskType": given.get("diskType") or "pd-balanced",
         "imageType": given.get("imageType") or "COS_CONTAINERD",
     }
 
@@ -205,6 +232,7 @@ def build_cluster(
     location: str,
     pod_range: str,
     explicit: bool,
+    placement: Placement,
     link: str,
     created: float,
 ) -> ClusterRecord:
@@ -215,13 +243,14 @@ def build_cluster(
         "description": req.description,
         "location": location,
         "zone": location,
-        "locations": _zones(location),
+        "locations": catalog.node_zones(location),
         "network": req.network,
-        "subnetwork": req.subnetwork or req.network,
+        "subnetwork": placement.subnetwork,
         "nodeConfig": pools[0]["config"],  # GKE reports the default pool's configuration at the top
         "nodePools": pools,
-        "currentNodeCount": sum(p["initialNodeCount"] for p in pools),
-        "ipAllocationPolicy": _ip_policy(pod_range, req.services_range),
+        # initialNodeCount is per zone: a regional cluster's pool of 3 is 9 nodes.
+        "currentNodeCount": sum(p["initialNodeCount"] for p in pools) * len(catalog.node_zones(location)),
+        "ipAllocationPolicy": _ip_policy(pod_range, req.services_range, placement),
         "clusterIpv4Cidr": pod_range,
         "servicesIpv4Cidr": req.services_range,
         "resourceLabels": dict(req.labels),
@@ -237,10 +266,6 @@ def build_cluster(
     return ClusterRecord(project, view, explicit)
 
 
-def _zones(location: str) -> list[str]:
-    return [location] if location.count("-") == 2 else [f"{location}-a", f"{location}-b", f"{location}-c"]
-
-
 def _versions() -> dict[str, str]:
     return {
         "initialClusterVersion": MASTER_VERSION,
@@ -249,8 +274,14 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _ip_policy(pod_range: str, services: str) -> dict[str, Any]:
+def _ip_policy(pod_range: str, services: str, placement: Placement) -> dict[str, Any]:
+    names: dict[str, Any] = {"clusterSecondaryRangeName": placement.pods_range}
+    if placement.services_range:
+        names["servicesSecondaryRangeName"] = placement.services_range
+    if placement.created_subnetwork:
+        names |= {"createSubnetwork": True, "subnetworkName": placement.subnetwork}
     return {
+        **names,
         "useIpAliases": True,
         "clusterIpv4CidrBlock": pod_range,
         "clusterIpv4Cidr": pod_range,

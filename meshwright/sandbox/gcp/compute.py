@@ -1,124 +1,30 @@
-"""State and verbs of the emulated Compute v1 API: networks, firewall rules, global operations.
+"""State and verbs of the emulated Compute v1 API: networks, subnetworks, firewall rules, operations.
 
 Changes are applied before the answer, so every operation is DONE when it is returned. A firewall
-write is validated whole (`read_firewall`), then built (`build_firewall`), then stored.
+write is validated whole (`read_firewall`), then built (`build_firewall`), then stored; a subnetwork
+likewise (`subnets`). A network is in auto mode (one subnet per region, made when a region is first
+used, with the range Google gives it) or custom mode (only the subnets inserted); GKE adds and
+removes its clusters' secondary ranges here.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from meshwright.sandbox.clock import rfc3339_micros
 from meshwright.sandbox.faults import Faults
+from meshwright.sandbox.gcp import catalog, subnets, validate
 from meshwright.sandbox.gcp import errors as e
-from meshwright.sandbox.gcp import validate
 from meshwright.sandbox.gcp.filters import compile_filter
+from meshwright.sandbox.gcp.firewalls import FIREWALL_MESSAGE, build_firewall, read_firewall, read_name
 from meshwright.sandbox.gcp.models import ComputeRecord, forget_oldest, load_table, operation_id
 from meshwright.sandbox.gcp.validate import Fields
 from meshwright.sandbox.settings import Latency
 
-PROTOCOLS = {"tcp", "udp", "icmp", "esp", "ah", "sctp", "ipip", "all"}
-FIREWALL_MESSAGE = "compute.v1.Firewall"
-RANGES = ("sourceRanges", "destinationRanges")
-TAGS = ("sourceTags", "targetTags")
-RULES = ("allowed", "denied")
 Table = dict[str, ComputeRecord]
-
-
-@dataclass(frozen=True)
-class FirewallRequest:
-    """A firewall body (insert, or patch merged onto the current rule) that passed every check."""
-
-    network: str
-    direction: str
-    priority: int
-    description: str
-    disabled: bool
-    log: bool
-    lists: dict[str, list[Any]]  # ranges, tags and rules, only those given
-
-
-def read_name(body: Any, message: str) -> str:
-    name = Fields.root(body, message).raw("name") or ""
-    if not isinstance(name, str) or not validate.COMPUTE_NAME.fullmatch(name):
-        raise e.invalid(
-            f"Invalid value for field 'resource.name': {validate.shown(name)}. "
-            f"Must be a match of regex '(?:{validate.COMPUTE_NAME.pattern})'"
-        )
-    return name
-
-
-def read_firewall(body: dict[str, Any]) -> FirewallRequest:
-    given = Fields(body, "resource", FIREWALL_MESSAGE)
-    direction = given.text("direction") or "INGRESS"
-    if direction not in ("INGRESS", "EGRESS"):
-        raise e.invalid(f"Invalid value for field 'resource.direction': {validate.shown(direction)}.")
-    priority = given.integer("priority", 1000)
-    if not 0 <= priority <= 65535:
-        raise e.invalid(f"Invalid value for field 'resource.priority': '{priority}'.")
-    lists: dict[str, list[Any]] = {k: _ranges(given, k) for k in RANGES}
-    lists |= {k: given.texts(k, limit=256) for k in TAGS}
-    lists |= {k: _rules(given, k) for k in RULES}
-    return FirewallRequest(
-        network=given.text("network") or "global/networks/default",
-        direction=direction,
-        priority=priority,
-        description=given.text("description"),
-        disabled=given.boolean("disabled"),
-        log=given.message("logConfig", "compute.v1.FirewallLogConfig").boolean("enable"),
-        lists={k: v for k, v in lists.items() if v},
-    )
-
-
-def _ranges(given: Fields, key: str) -> list[str]:
-    ranges = given.texts(key, limit=5000)
-    for rng in ranges:
-        try:
-            ipaddress.ip_network(rng, strict=False)
-        except ValueError:
-            raise e.invalid(
-                f"Invalid value for field 'resource.{key}': {validate.shown(rng)}. Must be a CIDR address range."
-            ) from None
-    return ranges
-
-
-def _rules(given: Fields, key: str) -> list[dict[str, Any]]:
-    rules = []
-    for item in given.messages(key, "compute.v1.Allowed", limit=256):
-        proto = item.text("IPProtocol").lower()
-        if proto not in PROTOCOLS and not (proto.isdigit() and int(proto) <= 255):
-            raise e.invalid(
-                f"Invalid value for field 'resource.{key}[].IPProtocol': {validate.shown(proto)}."
-            )
-        ports = item.texts("ports", limit=5000)
-        rules.append({"IPProtocol": item.text("IPProtocol"), **({"ports": ports} if ports else {})})
-    return rules
-
-
-def build_firewall(
-    req: FirewallRequest, *, project: str, name: str, links: Callable[[str, str], str], kept: dict[str, Any]
-) -> ComputeRecord:
-    """The stored rule; `kept` holds the id and creation time of the rule it replaces, if any."""
-    view = {
-        "kind": "compute#firewall",
-        "id": kept.get("id") or str(secrets.randbits(63)),
-        "creationTimestamp": kept.get("creationTimestamp") or rfc3339_micros(),
-        "name": name,
-        "description": req.description,
-        "network": links("networks", req.network.rsplit("/", 1)[-1]),
-        "priority": req.priority,
-        "direction": req.direction,
-        "disabled": req.disabled,
-        "logConfig": {"enable": req.log},
-        "selfLink": links("firewalls", name),
-        **req.lists,
-    }
-    return ComputeRecord(project, view)
 
 
 class Compute:
@@ -137,6 +43,9 @@ class Compute:
         stored = stored if isinstance(stored, dict) else {}
         self.firewalls = self._load(stored, "firewalls", "firewall rule")
         self.networks = self._load(stored, "networks", "network")
+        self.subnets = load_table(
+            stored.get("subnetworks"), ComputeRecord.from_json, what="Compute subnetwork", key=subnets.key_of
+        )
         self.operations = self._load(stored, "global_operations", "global operation")
         self.latency, self.faults, self.sleep, self.now = latency, faults, sleep, now
         self._base_url = base_url
@@ -151,6 +60,7 @@ class Compute:
         tables = {
             "firewalls": self.firewalls,
             "networks": self.networks,
+            "subnetworks": self.subnets,
             "global_operations": self.operations,
         }
         return {name: {k: r.to_json() for k, r in table.items()} for name, table in tables.items()}
@@ -194,6 +104,7 @@ class Compute:
             "id": str(secrets.randbits(63)),
             "name": name,
             "autoCreateSubnetworks": auto_subnets,
+            "subnetworks": [],
             "routingConfig": {"routingMode": "REGIONAL"},
             "creationTimestamp": rfc3339_micros(self.now()),
             "selfLink": self._link(project, "networks", name),
@@ -214,13 +125,109 @@ class Compute:
         self._ensure_default_network(project)
         return self._list(self.networks, project, "compute#networkList", where=where)
 
+    def network(self, project: str, name: str) -> dict[str, Any] | None:
+        self._ensure_default_network(project)
+        record = self.networks.get(f"{project}/{name}")
+        return record.view if record else None
+
     def insert_network(self, project: str, body: Any) -> dict[str, Any]:
         self._ensure_default_network(project)
         name = read_name(body, "compute.v1.Network")
+        # Compute makes a legacy network when autoCreateSubnetworks is not set; the sandbox has no
+        # legacy networks and makes an auto mode one then.
         auto = Fields.root(body, "compute.v1.Network").boolean("autoCreateSubnetworks", True)
         if f"{project}/{name}" in self.networks:
             raise e.GcpError(409, e.RESOURCE_EXISTS.format(project=project, collection="networks", name=name))
         return self._operation(project, "insert", self._put_network(project, name, auto_subnets=auto).view)
+
+    # -- subnetworks -------------------------------------------------------------------------
+
+    def _base(self, project: str) -> str:
+        return f"{self._base_url()}/compute/v1/projects/{project}"
+
+    def network_subnets(self, project: str, network: str) -> list[ComputeRecord]:
+        return [
+            s
+            for s in self.subnets.values()
+            if s.project == project and subnets.last(s.view["network"]) == network
+        ]
+
+    def _ensure_auto_subnets(self, project: str, region: str) -> None:
+        """An auto mode network has a subnet named after it in every region, with Google's range."""
+        self._ensure_default_network(project)
+        for network in [n for n in self.networks.values() if n.project == project]:
+            key = subnets.subnet_key(project, region, network.name)
+            if network.view.get("autoCreateSubnetworks") and key not in self.subnets:
+                req = subnets.SubnetRequest(
+                    network.name, network.name, catalog.auto_range(region), [], "", False
+                )
+                self._put_subnet(req, project=project, region=region)
+
+    def _put_subnet(self, req: subnets.SubnetRequest, *, project: str, region: str) -> ComputeRecord:
+        network = self.networks[f"{project}/{req.network}"]
+        subnet = subnets.build_subnet(
+            req,
+            project=project,
+            region=region,
+            network_link=network.view["selfLink"],
+            base=self._base(project),
+            created=rfc3339_micros(self.now()),
+        )
+        self.subnets[subnets.key_of(subnet)] = subnet
+        network.view["subnetworks"] = [*network.view.get("subnetworks", []), subnet.view["selfLink"]]
+        return subnet
+
+    def insert_subnetwork(self, project: str, region: str, body: Any) -> dict[str, Any]:
+        self._ensure_auto_subnets(project, validate.region(region))
+        req = subnets.read_subnet(body, read_name(body, subnets.MESSAGE))
+        if f"{project}/{req.network}" not in self.networks:
+            raise e.invalid(
+                f"Invalid value for field 'resource.network': {validate.shown(req.network)}. "
+                "The referenced network resource cannot be found."
+            )
+        path = f"projects/{project}/regions/{region}/subnetworks/{req.name}"
+        if subnets.subnet_key(project, region, req.name) in self.subnets:
+            raise e.GcpError(409, e.RESOURCE_PATH_EXISTS.format(path=path))
+        wanted = [req.primary, *(r["ipCidrRange"] for r in req.secondary)]
+        clash = subnets.conflict(wanted, self.network_subnets(project, req.network))
+        if clash:
+            raise e.invalid(clash)
+        subnet = self._put_subnet(req, project=project, region=region)
+        return self._operation(project, "insert", subnet.view, region=region)
+
+    def subnet(self, project: str, region: str, name: str) -> ComputeRecord | None:
+        self._ensure_auto_subnets(project, region)
+        return self.subnets.get(subnets.subnet_key(project, region, name))
+
+    def get_subnetwork(self, project: str, region: str, name: str) -> dict[str, Any]:
+        validate.project(project)
+        found = self.subnet(project, validate.region(region), name)
+        if found is None:
+            path = f"projects/{project}/regions/{region}/subnetworks/{name}"
+            raise e.GcpError(404, e.RESOURCE_PATH_NOT_FOUND.format(path=path))
+        return found.view
+
+    def list_subnetworks(self, project: str, region: str, *, where: str | None = None) -> dict[str, Any]:
+        self._ensure_auto_subnets(project, validate.region(region))
+        here = {k: s for k, s in self.subnets.items() if subnets.last(s.view["region"]) == region}
+        listed = self._list(here, project, "compute#subnetworkList", where=where)
+        return {**listed, "id": f"projects/{project}/regions/{region}/subnetworks"}
+
+    def cluster_subnet(self, project: str, network: str, region: str, name: str) -> ComputeRecord:
+        """A subnetwork GKE makes for a cluster (createSubnetwork): a free /20 of 10.0.0.0/8."""
+        taken = [net for _, net in subnets.ranges(self.network_subnets(project, network))]
+        primary = next(
+            str(c) for c in catalog.POOL.subnets(new_prefix=20) if not any(c.overlaps(t) for t in taken)
+        )
+        req = subnets.SubnetRequest(name, network, primary, [], "", False)
+        return self._put_subnet(req, project=project, region=region)
+
+    def remove_subnet(self, subnet: ComputeRecord) -> None:
+        del self.subnets[subnets.key_of(subnet)]
+        network = self.networks.get(f"{subnet.project}/{subnets.last(subnet.view['network'])}")
+        if network is not None:
+            links = network.view.get("subnetworks", [])
+            network.view["subnetworks"] = [link for link in links if link != subnet.view["selfLink"]]
 
     # -- firewalls ---------------------------------------------------------------------------
 
@@ -280,7 +287,9 @@ class Compute:
 
     # -- global operations -------------------------------------------------------------------
 
-    def _operation(self, project: str, kind: str, target: dict[str, Any]) -> dict[str, Any]:
+    def _operation(
+        self, project: str, kind: str, target: dict[str, Any], *, region: str | None = None
+    ) -> dict[str, Any]:
         # Changes are applied before the answer, so the operation is DONE at once: the client's
         # ExtendedOperation poller then needs no further request (it ignores client_options).
         name = operation_id()
@@ -300,6 +309,9 @@ class Compute:
             "endTime": stamp,
             "selfLink": self._link(project, "operations", name),
         }
+        if region:
+            scope = f"{self._base(project)}/regions/{region}"
+            view.update(region=scope, selfLink=f"{scope}/operations/{name}")
         op = ComputeRecord(project, view)
         self.operations[op.key] = op
         forget_oldest(self.operations, finished=lambda o: True, age=lambda o: o.view["insertTime"])

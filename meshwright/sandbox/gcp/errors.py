@@ -18,6 +18,52 @@ OVERLAP = (
 )
 RESOURCE_NOT_FOUND = "The resource 'projects/{project}/global/{collection}/{name}' was not found"
 RESOURCE_EXISTS = "The resource 'projects/{project}/global/{collection}/{name}' already exists"
+# Compute's answer for a regional or zonal resource it does not know, e.g. "The resource
+# 'projects/P/regions/R/subnetworks/S' was not found" (kelseyhightower/kubernetes-the-hard-way#653).
+RESOURCE_PATH_NOT_FOUND = "The resource '{path}' was not found"
+RESOURCE_PATH_EXISTS = "The resource '{path}' already exists"
+
+# GKE's refusals of a create that its surroundings cannot hold, as GKE words them:
+# a cluster on a custom mode network without a subnetwork (terraform output quoting
+# `Error 400: Network "zero" uses manual subnet mode and requires specifying a subnetwork.`),
+MANUAL_SUBNET_MODE = 'Network "{network}" uses manual subnet mode and requires specifying a subnetwork.'
+# a subnetwork that is not in the cluster's region of that network (hashicorp/terraform-provider-google#7895),
+SUBNETWORK_INVALID = 'Subnetwork "projects/{project}/regions/{region}/subnetworks/{subnetwork}" is not valid for Network "{network}".'
+# a subnet that already holds 30 secondary ranges, a hard limit (cilium/cilium#18821),
+SECONDARY_RANGES_FULL = (
+    'This operation will exceed max secondary ranges per subnetwork (30) for subnet "{subnetwork}", '
+    "consider reusing existing secondary ranges or use a different subnetwork."
+)
+# a node service account that does not exist (midl-dev/tezos-on-gke#45, sassoftware/viya4-iac-gcp#148),
+NODE_ACCOUNT_MISSING = 'Service account "{email}" does not exist.'
+# a machine type Compute does not know (kubernetes/kubernetes#12985),
+MACHINE_TYPE_MISSING = 'machine type "{machine_type}" does not exist.'
+# and a request that regional quota cannot hold: 403 at once, one line per metric short, numbered
+# when several are ("(1) insufficient regional quota ...", kaiwaehner/hivemq-...#48), with ErrorInfo
+# reason INSUFFICIENT_QUOTA_REGIONAL of domain container.googleapis.com (a terraform output of GKE's answer).
+QUOTA_REGIONAL = (
+    "Insufficient regional quota to satisfy request: resource \"{metric}\": request requires '{asked:.1f}' "
+    "and is short '{short:.1f}'. project has a quota of '{limit:.1f}' with '{available:.1f}' available. "
+    "View and manage quotas at https://console.cloud.google.com/iam-admin/quotas?usage=USED&project={project}."
+)
+
+# IAM v1 (pulumi/pulumi-google-native#836: "Error 404: Unknown service account").
+ACCOUNT_UNKNOWN = "Unknown service account"
+ACCOUNT_EXISTS = "Service account {email} already exists within project projects/{project}."
+ACCOUNT_ID_INVALID = (
+    "Invalid value for field 'account_id': {account_id}. Must be 6 to 30 lowercase letters, digits or "
+    "hyphens, starting with a letter and not ending with a hyphen."
+)
+# Service Usage, for a name that is no Google API ("gcloud services enable" with a typo).
+SERVICE_UNKNOWN = "Not found or permission denied for service(s): {service}."
+# Google's front end to a call of an API the project has not enabled (terraform-provider-google's FAQ,
+# "403 Service API disabled"); the ErrorInfo is google/api/error_reason.proto's SERVICE_DISABLED example.
+SERVICE_DISABLED = (
+    "{title} has not been used in project {number} before or it is disabled. Enable it by visiting "
+    "{url} then retry. If you enabled this API recently, wait a few minutes for the action to "
+    "propagate to our systems and retry."
+)
+ACTIVATION_URL = "https://console.developers.google.com/apis/api/{service}/overview?project={number}"
 
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -40,25 +86,77 @@ _COMPUTE_REASON = {
 
 
 class GcpError(Exception):
-    """An error answer: HTTP status, gRPC-style status name and a message."""
+    """An error answer: HTTP status, gRPC-style status name, a message and any `details` objects."""
 
-    def __init__(self, code: int, message: str, *, status: str | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        status: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        reason: tuple[str, str] | None = None,  # Compute's errors[] (domain, reason), when not the usual
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or _STATUS.get(code, "UNKNOWN")
+        self.details = details or []
+        self.reason = reason
 
     def envelope(self, api: str) -> dict[str, Any]:
-        if api == "compute":
-            reason = _COMPUTE_REASON.get(self.code, "backendError")
+        extra = {"details": self.details} if self.details else {}
+        if api == "compute" or self.reason:
+            domain, reason = self.reason or ("global", _COMPUTE_REASON.get(self.code, "backendError"))
+            errors = [{"message": self.message, "domain": domain, "reason": reason}]
+            status = {"status": self.status} if self.reason else {}
             return {
-                "error": {
-                    "code": self.code,
-                    "message": self.message,
-                    "errors": [{"message": self.message, "domain": "global", "reason": reason}],
-                }
+                "error": {"code": self.code, "message": self.message, "errors": errors, **status, **extra}
             }
-        return {"error": {"code": self.code, "message": self.message, "status": self.status}}
+        return {"error": {"code": self.code, "message": self.message, "status": self.status, **extra}}
+
+
+def error_info(reason: str, domain: str, **metadata: str) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": domain,
+    }
+    return info | ({"metadata": metadata} if metadata else {})
+
+
+def service_disabled(service: str, title: str, number: str) -> GcpError:
+    """403 from Google's front end, the same for every API: PERMISSION_DENIED, errors[] reason
+    accessNotConfigured (what older clients print) and ErrorInfo SERVICE_DISABLED (what newer read)."""
+    url = ACTIVATION_URL.format(service=service, number=number)
+    message = SERVICE_DISABLED.format(title=title, number=number, url=url)
+    metadata = {
+        "service": service,
+        "consumer": f"projects/{number}",
+        "activationUrl": url,
+        "serviceTitle": title,
+    }
+    details = [
+        error_info("SERVICE_DISABLED", "googleapis.com", **metadata),
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message},
+    ]
+    return GcpError(
+        403,
+        message,
+        status="PERMISSION_DENIED",
+        details=details,
+        reason=("usageLimits", "accessNotConfigured"),
+    )
+
+
+def quota_regional(lines: list[str]) -> GcpError:
+    message = (
+        lines[0]
+        if len(lines) == 1
+        else "\n" + "\n".join(f"({i}) {line[0].lower()}{line[1:]}" for i, line in enumerate(lines, 1))
+    )
+    details = [error_info("INSUFFICIENT_QUOTA_REGIONAL", "container.googleapis.com")]
+    return GcpError(403, message, status="PERMISSION_DENIED", details=details)
 
 
 def failed_precondition(message: str) -> GcpError:

@@ -1,37 +1,50 @@
 """State and verbs of the emulated GKE v1 API: clusters and their operations.
 
-A create is validated whole (`cluster_spec.read_request`), then allocated here (pod range), then
-built (`cluster_spec.build_cluster`); only a request that passed all three is stored. Operations
-advance over wall-clock time: `advance()` moves every due operation to DONE, and one that cannot
-finish fails alone.
+A create is validated whole (`cluster_spec.read_request`), then checked against its surroundings
+as GKE checks it (the network and its mode, the subnetwork, the machine type, the node service
+account, regional quota: `compute` and `projects`), then allocated here (pod range, secondary ranges
+on the subnetwork, a subnetwork of its own when asked for), then built (`cluster_spec.build_cluster`);
+only a request that passed all of them is stored. Operations advance over wall-clock time:
+`advance()` moves every due operation to DONE, and one that cannot finish fails alone.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from meshwright.sandbox.clock import rfc3339_micros
 from meshwright.sandbox.faults import Faults
+from meshwright.sandbox.gcp import capacity, catalog, subnets, validate
 from meshwright.sandbox.gcp import errors as e
-from meshwright.sandbox.gcp import validate
-from meshwright.sandbox.gcp.cluster_spec import ClusterRequest, build_cluster, read_request
+from meshwright.sandbox.gcp.cluster_spec import (
+    SERVICES_RANGE,
+    ClusterRequest,
+    Placement,
+    build_cluster,
+    node_config,
+    read_request,
+)
+from meshwright.sandbox.gcp.compute import Compute
 from meshwright.sandbox.gcp.models import (
     ClusterRecord,
+    ComputeRecord,
     GkeOperation,
     cluster_key,
     forget_oldest,
     load_table,
     operation_id,
 )
+from meshwright.sandbox.gcp.projects import Projects
 from meshwright.sandbox.settings import Latency
 
 log = logging.getLogger(__name__)
 
-POD_POOL = ipaddress.IPv4Network("10.0.0.0/8")
+POD_POOL = catalog.POOL
 
 
 class ClusterHooks(Protocol):
@@ -65,6 +78,8 @@ class Gke:
         faults: Faults,
         hooks: ClusterHooks,
         base_url: Callable[[], str],
+        compute: Compute,
+        projects: Projects,
         now: Callable[[], float] = time.time,
     ) -> None:
         stored = stored if isinstance(stored, dict) else {}
@@ -75,6 +90,7 @@ class Gke:
             stored.get("operations"), GkeOperation.from_json, what="GKE operation", key=lambda o: o.key
         )
         self.latency, self.faults, self.hooks, self.now = latency, faults, hooks, now
+        self.compute, self.projects = compute, projects
         self._base_url = base_url
 
     def to_json(self) -> dict[str, Any]:
@@ -89,35 +105,124 @@ class Gke:
 
     # -- clusters ----------------------------------------------------------------------------
 
-    def create_cluster(
-        self, project: str, location: str, body: Any, *, network_exists: Callable[[str], bool]
-    ) -> dict[str, Any]:
+    def create_cluster(self, project: str, location: str, body: Any) -> dict[str, Any]:
         validate.project(project)
         validate.location(location)
         req = read_request(body, project=project)
         if cluster_key(project, location, req.name) in self.clusters:
             raise e.GcpError(409, e.CLUSTER_EXISTS.format(project=project, location=location, name=req.name))
-        if not network_exists(req.network):
-            raise e.invalid(e.NETWORK_MISSING.format(network=req.network))
-        cluster = self._allocate(project, location, req)
+        subnet = self._subnet_for(project, location, req)
+        self._check_nodes(project, location, req)
+        cluster = self._allocate(project, location, req, subnet)
         op = self._new_operation(cluster, "CREATE_CLUSTER", self.latency.create)
         op.fail = self.faults.on_operation(api="gke", operation="CREATE_CLUSTER", cluster=req.name)
         op.fail = op.fail or self._overlap_error(cluster)
         self.clusters[cluster.key] = cluster
         return self.operation_view(op)
 
-    def _allocate(self, project: str, location: str, req: ClusterRequest) -> ClusterRecord:
+    def _subnet_for(self, project: str, location: str, req: ClusterRequest) -> ComputeRecord | None:
+        """The subnetwork the cluster goes into (None: GKE makes one), or GKE's 400 saying why none."""
+        network, region = self.compute.network(project, req.network), catalog.region_of(location)
+        if network is None:
+            raise e.invalid(e.NETWORK_MISSING.format(network=req.network))
+        if req.subnetwork:
+            subnet = self.compute.subnet(project, region, req.subnetwork)
+            if subnet is None or subnets.last(subnet.view["network"]) != req.network:
+                raise e.invalid(
+                    e.SUBNETWORK_INVALID.format(
+                        project=project, region=region, subnetwork=req.subnetwork, network=req.network
+                    )
+                )
+        elif req.create_subnetwork:
+            return None
+        elif network.get("autoCreateSubnetworks"):
+            subnet = self.compute.subnet(project, region, req.network)
+        else:
+            raise e.invalid(e.MANUAL_SUBNET_MODE.format(network=req.network))
+        assert subnet is not None
+        wanted = 1 + (req.services_range != SERVICES_RANGE)
+        if len(subnet.view.get("secondaryIpRanges") or []) + wanted > subnets.MAX_SECONDARY_RANGES:
+            raise e.invalid(e.SECONDARY_RANGES_FULL.format(subnetwork=subnet.name))
+        return subnet
+
+    def _check_nodes(self, project: str, location: str, req: ClusterRequest) -> None:
+        """Machine types, the nodes' service account, then regional quota for all of them at once."""
+        configs = [node_config({**req.node_config, **pool.config}) for pool in req.pools]
+        for config in configs:
+            if catalog.guest_cpus(config["machineType"]) is None:
+                raise e.invalid(e.MACHINE_TYPE_MISSING.format(machine_type=config["machineType"]))
+            account = config["serviceAccount"]
+            email = catalog.default_service_account(project) if account == "default" else account
+            if not self.projects.account_exists(project, email):
+                raise e.invalid(e.NODE_ACCOUNT_MISSING.format(email=email))
+        region = catalog.region_of(location)
+        asked = capacity.held(location, [(p.count, c) for p, c in zip(req.pools, configs, strict=True)])
+        used, limits = self.usage(project, region), self.projects.limits(region)
+        short = capacity.shortfalls(asked, limits=limits, used=used, project=project)
+        if short:
+            raise e.quota_regional(short)
+
+    def usage(self, project: str, region: str) -> dict[str, float]:
+        """What the project's clusters in `region` hold (all but those in ERROR, whose VMs are gone)."""
+        here = [
+            c
+            for c in self.clusters.values()
+            if c.project == project and catalog.region_of(c.location) == region and c.status != "ERROR"
+        ]
+        return capacity.add(capacity.of_cluster(c.view) for c in here)
+
+    def _allocate(
+        self, project: str, location: str, req: ClusterRequest, subnet: ComputeRecord | None
+    ) -> ClusterRecord:
         explicit = bool(req.requested_range) and not req.requested_range.startswith("/")
         pod_range = req.requested_range if explicit else self._free_pod_range(project, req)
+        placement = self._place(project, location, req, subnet, pod_range)
         return build_cluster(
             req,
             project=project,
             location=location,
             pod_range=pod_range,
             explicit=explicit,
+            placement=placement,
             link=f"{self._base_url()}/v1/projects/{project}/locations/{location}/clusters/{req.name}",
             created=self.now(),
         )
+
+    def _place(
+        self, project: str, location: str, req: ClusterRequest, subnet: ComputeRecord | None, pod_range: str
+    ) -> Placement:
+        """GKE's secondary ranges on the subnetwork (gke-<cluster>-pods-<hash>), on one of its own if asked."""
+        tag = secrets.token_hex(4)
+        if subnet is None:
+            name = req.subnetwork_name or f"gke-{req.name}-subnet-{tag}"
+            subnet = self.compute.cluster_subnet(project, req.network, catalog.region_of(location), name)
+        ranges = [(f"gke-{req.name}-pods-{tag}", pod_range)]
+        if req.services_range != SERVICES_RANGE:
+            ranges.append((f"gke-{req.name}-services-{tag}", req.services_range))
+        secondary = subnet.view.setdefault("secondaryIpRanges", [])
+        secondary += [{"rangeName": n, "ipCidrRange": cidr} for n, cidr in ranges]
+        return Placement(
+            subnetwork=subnet.name,
+            pods_range=ranges[0][0],
+            services_range=ranges[1][0] if len(ranges) > 1 else "",
+            created_subnetwork=req.create_subnetwork,
+        )
+
+    def _release(self, cluster: ClusterRecord) -> None:
+        """A deleted cluster's secondary ranges leave its subnetwork; a subnetwork GKE made for it goes."""
+        policy = cluster.view.get("ipAllocationPolicy") or {}
+        region = catalog.region_of(cluster.location)
+        subnet = self.compute.subnets.get(
+            subnets.subnet_key(cluster.project, region, cluster.view["subnetwork"])
+        )
+        if subnet is None:
+            return
+        if policy.get("createSubnetwork"):
+            self.compute.remove_subnet(subnet)
+            return
+        mine = {policy.get("clusterSecondaryRangeName"), policy.get("servicesSecondaryRangeName")}
+        kept = [r for r in subnet.view.get("secondaryIpRanges") or [] if r.get("rangeName") not in mine]
+        subnet.view["secondaryIpRanges"] = kept
 
     def _taken(
         self, project: str, network: str, *, exclude: str | None = None
@@ -130,6 +235,7 @@ class Gke:
     def _free_pod_range(self, project: str, req: ClusterRequest) -> str:
         prefix = int(req.requested_range.lstrip("/") or 14)
         taken = [net for _, net in self._taken(project, req.network)]
+        taken += [net for _, net in subnets.ranges(self.compute.network_subnets(project, req.network))]
         # Scan from the top of 10/8 so that users' explicit low ranges are rarely in the way.
         for candidate in reversed(list(POD_POOL.subnets(new_prefix=prefix))):
             if not any(candidate.overlaps(t) for t in taken):
@@ -143,6 +249,11 @@ class Gke:
         for owner, other in self._taken(cluster.project, cluster.view["network"], exclude=cluster.key):
             if mine.overlaps(other):
                 return e.OVERLAP.format(cidr=mine, other=other, owner=owner)
+        clash = subnets.primary_conflict(
+            mine, self.compute.network_subnets(cluster.project, cluster.view["network"])
+        )
+        if clash:
+            return f"Google Compute Engine: {clash}"
         return None
 
     def get_cluster(self, project: str, location: str, name: str) -> dict[str, Any]:
@@ -256,6 +367,7 @@ class Gke:
             return
         if op.kind == "DELETE_CLUSTER":
             del self.clusters[op.cluster]
+            self._release(cluster)
             self.hooks.deleted(cluster.hooks_view())
         elif op.fail:
             cluster.view.update(status="ERROR", statusMessage=op.fail)

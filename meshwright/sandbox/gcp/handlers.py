@@ -2,77 +2,139 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from meshwright.sandbox.gcp.compute import Compute
 from meshwright.sandbox.gcp.gke import Gke
+from meshwright.sandbox.gcp.projects import Projects
 from meshwright.sandbox.http import Request
 
 
-def create_cluster(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    p, loc = r.params["project"], r.params["location"]
-    return gke.create_cluster(p, loc, r.json(), network_exists=lambda n: compute.network_exists(p, n))
+@dataclass(frozen=True)
+class Backends:
+    """The models a handler may call: GKE, Compute, and what belongs to projects (IAM, Service Usage)."""
+
+    gke: Gke
+    compute: Compute
+    projects: Projects
 
 
-def get_cluster(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return gke.get_cluster(r.params["project"], r.params["location"], r.params["cluster"])
+def create_cluster(b: Backends, r: Request) -> dict[str, Any]:
+    return b.gke.create_cluster(r.params["project"], r.params["location"], r.json())
 
 
-def list_clusters(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return gke.list_clusters(r.params["project"], r.params["location"])
+def get_cluster(b: Backends, r: Request) -> dict[str, Any]:
+    return b.gke.get_cluster(r.params["project"], r.params["location"], r.params["cluster"])
 
 
-def delete_cluster(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return gke.delete_cluster(r.params["project"], r.params["location"], r.params["cluster"])
+def list_clusters(b: Backends, r: Request) -> dict[str, Any]:
+    return b.gke.list_clusters(r.params["project"], r.params["location"])
 
 
-def get_gke_operation(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return gke.get_operation(r.params["project"], r.params["location"], r.params["operation"])
+def delete_cluster(b: Backends, r: Request) -> dict[str, Any]:
+    return b.gke.delete_cluster(r.params["project"], r.params["location"], r.params["cluster"])
 
 
-def list_gke_operations(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return gke.list_operations(r.params["project"], r.params["location"])
+def get_gke_operation(b: Backends, r: Request) -> dict[str, Any]:
+    return b.gke.get_operation(r.params["project"], r.params["location"], r.params["operation"])
 
 
-def insert_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.insert_firewall(r.params["project"], r.json())
+def list_gke_operations(b: Backends, r: Request) -> dict[str, Any]:
+    return b.gke.list_operations(r.params["project"], r.params["location"])
 
 
-def get_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.get_firewall(r.params["project"], r.params["name"])
+def insert_firewall(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.insert_firewall(r.params["project"], r.json())
 
 
-def list_firewalls(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.list_firewalls(r.params["project"], where=r.query.get("filter"))
+def get_firewall(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.get_firewall(r.params["project"], r.params["name"])
 
 
-def patch_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.patch_firewall(r.params["project"], r.params["name"], r.json())
+def list_firewalls(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.list_firewalls(r.params["project"], where=r.query.get("filter"))
 
 
-def update_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.patch_firewall(r.params["project"], r.params["name"], r.json(), replace=True)
+def patch_firewall(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.patch_firewall(r.params["project"], r.params["name"], r.json())
 
 
-def delete_firewall(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.delete_firewall(r.params["project"], r.params["name"])
+def update_firewall(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.patch_firewall(r.params["project"], r.params["name"], r.json(), replace=True)
 
 
-def get_global_operation(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.get_operation(r.params["project"], r.params["operation"])
+def delete_firewall(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.delete_firewall(r.params["project"], r.params["name"])
 
 
-def list_global_operations(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.list_operations(r.params["project"], where=r.query.get("filter"))
+def get_global_operation(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.get_operation(r.params["project"], r.params["operation"])
 
 
-def get_network(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.get_network(r.params["project"], r.params["name"])
+def list_global_operations(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.list_operations(r.params["project"], where=r.query.get("filter"))
 
 
-def list_networks(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.list_networks(r.params["project"], where=r.query.get("filter"))
+def get_network(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.get_network(r.params["project"], r.params["name"])
 
 
-def insert_network(gke: Gke, compute: Compute, r: Request) -> dict[str, Any]:
-    return compute.insert_network(r.params["project"], r.json())
+def list_networks(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.list_networks(r.params["project"], where=r.query.get("filter"))
+
+
+def insert_network(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.insert_network(r.params["project"], r.json())
+
+
+def insert_subnetwork(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.insert_subnetwork(r.params["project"], r.params["region"], r.json())
+
+
+def get_subnetwork(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.get_subnetwork(r.params["project"], r.params["region"], r.params["name"])
+
+
+def list_subnetworks(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.list_subnetworks(r.params["project"], r.params["region"], where=r.query.get("filter"))
+
+
+def get_region(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.get_region(r.params["project"], r.params["region"])
+
+
+def get_machine_type(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.get_machine_type(r.params["project"], r.params["zone"], r.params["name"])
+
+
+def get_project(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.get_project(r.params["project"])
+
+
+def get_service_account(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.get_account(r.params["project"], r.params["email"])
+
+
+def list_service_accounts(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.list_accounts(r.params["project"])
+
+
+def create_service_account(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.create_account(r.params["project"], r.json())
+
+
+def delete_service_account(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.delete_account(r.params["project"], r.params["email"])
+
+
+def get_service(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.get_service(r.params["project"], r.params["service"])
+
+
+def enable_service(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.set_service(r.params["project"], r.params["service"], enabled=True)
+
+
+def disable_service(b: Backends, r: Request) -> dict[str, Any]:
+    return b.projects.set_service(r.params["project"], r.params["service"], enabled=False)

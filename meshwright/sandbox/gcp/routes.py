@@ -1,24 +1,28 @@
-"""URL table of the GKE v1 and Compute v1 emulators: (method, path regex, handler, api)."""
+"""URL table of the GKE v1, Compute v1, IAM v1 and Service Usage v1 emulators: (method, path regex,
+handler, api). All of them answer on the sandbox's one endpoint; their paths do not overlap."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from meshwright.sandbox.faults import Api
 from meshwright.sandbox.gcp import handlers as h
-from meshwright.sandbox.gcp.compute import Compute
-from meshwright.sandbox.gcp.gke import Gke
 from meshwright.sandbox.http import Request
 
-GcpHandler = Callable[[Gke, Compute, Request], dict[str, Any]]
+GcpHandler = Callable[[h.Backends, Request], dict[str, Any]]
 
 _SEG = r"[^/]+"
 GKE = rf"/v1/projects/(?P<project>{_SEG})/locations/(?P<location>{_SEG})"
 # The older form of the same API, still in the discovery document: projects.zones.clusters.*
 ZONES = rf"/v1/projects/(?P<project>{_SEG})/zones/(?P<location>{_SEG})"
 GCE = rf"/compute/v1/projects/(?P<project>{_SEG})/global"
+REGION = rf"/compute/v1/projects/(?P<project>{_SEG})/regions/(?P<region>{_SEG})"
+ZONE = rf"/compute/v1/projects/(?P<project>{_SEG})/zones/(?P<zone>{_SEG})"
+IAM = rf"/v1/projects/(?P<project>{_SEG})/serviceAccounts"
+SERVICES = rf"/v1/projects/(?P<project>{_SEG})/services/(?P<service>[^/:]+)"
 
-ROUTES: list[tuple[str, str, GcpHandler, str]] = [
+ROUTES: list[tuple[str, str, GcpHandler, Api]] = [
     ("POST", f"{GKE}/clusters", h.create_cluster, "gke"),
     ("GET", f"{GKE}/clusters", h.list_clusters, "gke"),
     ("GET", rf"{GKE}/clusters/(?P<cluster>{_SEG})", h.get_cluster, "gke"),
@@ -44,4 +48,17 @@ ROUTES: list[tuple[str, str, GcpHandler, str]] = [
     ("GET", f"{GCE}/networks", h.list_networks, "compute"),
     ("POST", f"{GCE}/networks", h.insert_network, "compute"),
     ("GET", rf"{GCE}/networks/(?P<name>{_SEG})", h.get_network, "compute"),
+    ("GET", rf"/compute/v1/projects/(?P<project>{_SEG})", h.get_project, "compute"),
+    ("GET", REGION, h.get_region, "compute"),
+    ("POST", f"{REGION}/subnetworks", h.insert_subnetwork, "compute"),
+    ("GET", f"{REGION}/subnetworks", h.list_subnetworks, "compute"),
+    ("GET", rf"{REGION}/subnetworks/(?P<name>{_SEG})", h.get_subnetwork, "compute"),
+    ("GET", rf"{ZONE}/machineTypes/(?P<name>{_SEG})", h.get_machine_type, "compute"),
+    ("GET", IAM, h.list_service_accounts, "iam"),
+    ("POST", IAM, h.create_service_account, "iam"),
+    ("GET", rf"{IAM}/(?P<email>{_SEG})", h.get_service_account, "iam"),
+    ("DELETE", rf"{IAM}/(?P<email>{_SEG})", h.delete_service_account, "iam"),
+    ("GET", SERVICES, h.get_service, "serviceusage"),
+    ("POST", f"{SERVICES}:enable", h.enable_service, "serviceusage"),
+    ("POST", f"{SERVICES}:disable", h.disable_service, "serviceusage"),
 ]

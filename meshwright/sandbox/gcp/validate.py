@@ -19,6 +19,11 @@ PROJECT = re.compile(
 )
 """Compute's own pattern for a project in a path (an id, a number, or `domain:id`)."""
 LOCATION = re.compile(r"[a-z]+-[a-z]+[0-9]{1,2}(?:-[a-z])?")
+REGION = re.compile(r"[a-z]+-[a-z]+[0-9]{1,2}")
+ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]{1,2}-[a-z]")
+ACCOUNT_ID = re.compile(r"[a-z](?:[-a-z0-9]{4,28}[a-z0-9])")
+"""A service account's id: 6-30 characters (https://cloud.google.com/iam/docs/service-accounts-create)."""
+SERVICE = re.compile(r"[a-z][-a-z0-9]{0,62}\.googleapis\.com")
 GKE_NAME = re.compile(r"[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?")
 """Clusters and node pools: 1-40 characters, a lowercase letter first, no trailing hyphen."""
 SANDBOX_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -55,6 +60,13 @@ def location(value: str, *, any_allowed: bool = False) -> str:
     if (any_allowed and value == "-") or LOCATION.fullmatch(value):
         return value
     raise e.invalid(f"Location {shown(value)} is not a valid zone or region.")
+
+
+def region(value: str) -> str:
+    """Compute's answer to a region it does not know (kelseyhightower/kubernetes-the-hard-way#153)."""
+    if not REGION.fullmatch(value):
+        raise e.invalid(f"Invalid value for field 'region': {shown(value)}. Unknown region.")
+    return value
 
 
 def gke_name(value: Any, field: str) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from meshwright.errors import PermanentError
+from meshwright.files import write_atomic
 
 HOME_ENV = "MESHWRIGHT_PREFECT_HOME"
 DEFAULT_HOME = Path(".meshwright") / "prefect"
@@ -129,9 +130,13 @@ def _prefect_env(root: Path, api_url: str | None = None) -> dict[str, str]:
 
 
 def _spawn(args: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None) -> int:
-    """A detached background process (own session, so a Ctrl-C of the CLI does not reach it)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
+    """A detached background process (own session, so a Ctrl-C of the CLI does not reach it) that
+    creates its files for its user alone (umask 077): the server's database holds Prefect's block
+    encryption key beside the encrypted blocks (the mesh's root CA among them), its result storage
+    and logs what the runs wrote."""
+    private(log.parent)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
             args,
             env=env,
@@ -140,15 +145,33 @@ def _spawn(args: list[str], *, env: dict[str, str], log: Path, cwd: Path | None 
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=0o077,
         )
     return proc.pid
+
+
+def _write(path: Path, info: dict[str, object]) -> None:
+    write_atomic(path, json.dumps(info).encode(), mode=0o600)
+
+
+def private(root: Path) -> None:
+    """`root` and everything under it for its owner alone: directories 0700, files 0600 (a home
+    made by an earlier version, or by Prefect before this, is tightened too)."""
+    if root.parent.name == ".meshwright":  # the default home's parent holds kubeconfigs and roots too
+        root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root.chmod(0o700)
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 @contextmanager
 def _locked(root: Path) -> Iterator[None]:
     """One starter at a time per home: two commands started together must not start two servers
     (or two runners), of which the state file would remember only one."""
-    root.mkdir(parents=True, exist_ok=True)
+    private(root)
     with (root / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
@@ -175,7 +198,7 @@ def _start(root: Path, port: int, *, exact: bool = False) -> Api:
     # (the repossessor frees only the leases it knows). A team server wants the same (README).
     env.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", LEASES_ON_DISK)
     pid = _spawn(args, env=env, log=root / "server.log")
-    (root / SERVER_FILE).write_text(json.dumps({"pid": pid, "url": url, "started": time.time()}))
+    _write(root / SERVER_FILE, {"pid": pid, "url": url, "started": time.time()})
     _wait(lambda: healthy(url), pid, SERVER_START_TIMEOUT, f"the Prefect server ({root / 'server.log'})")
     return Api(url=url, local=True)
 
@@ -267,7 +290,7 @@ def _restart_runner(root: Path, target: Api, project: Path, version: str) -> dic
     args = [sys.executable, "-c", "from flows.serve import main; main()"]
     pid = _spawn(args, env=_prefect_env(root, target.url), log=root / "runner.log", cwd=project)
     info = {"pid": pid, "api": target.url, "code": version, "started": time.time()}
-    (root / RUNNER_FILE).write_text(json.dumps(info))
+    _write(root / RUNNER_FILE, info)
     _wait(lambda: _serving(root, pid), pid, RUNNER_START_TIMEOUT, f"the flow runner ({root / 'runner.log'})")
     return info
 

@@ -9,9 +9,10 @@ from flows._futures import bounded_runner, raise_failures, resolve
 from flows._slots import mesh_slot
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import PermanentError
+from meshwright.findings import findings
 from meshwright.models import ClusterAccess
 from meshwright.spec import MeshSpec, as_spec
-from meshwright.traffic import TrafficReport, check_traffic, findings, traffic_failure
+from meshwright.traffic import TrafficReport, check_traffic, traffic_failure
 from meshwright.verify import ControlPlaneBroken, Observation, VerifyReport, check, failure
 from tasks.report import publish_traffic, publish_verification
 from tasks.verify import (

@@ -2,7 +2,7 @@
 
 Each artifact has a key per mesh (`naming.artifact_key`), so the UI keeps its history from run to
 run. What the tables and the markdown say is computed by pure modules (meshwright.verify,
-meshwright.traffic, meshwright.smoke); this module only publishes.
+meshwright.traffic, meshwright.links, meshwright.smoke); this module only publishes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 
 from meshwright import naming, smoke
 from meshwright.drift import Drift
+from meshwright.links import link_rows
 from meshwright.models import MeshReport, ProvisionReport, TeardownReport, Timing
 from meshwright.spec import MeshSpec
 from meshwright.traffic import TrafficReport, traffic_rows
@@ -71,6 +72,33 @@ def publish_verification(report: VerifyReport) -> str:
         {"primary": "-", "cluster": "-", "status": "-", "root": "-"},
         f"Control plane of mesh {report.mesh}: {_verdict(report.problems)}",
     )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_links(report: VerifyReport) -> str:
+    """Each link's verdict, latency and reason, under a key per mesh: every verification is kept,
+    and the nightly test compares with the previous one."""
+    broken = [f"{k.primary} -> {k.cluster}" for k in report.links if not k.ok]
+    said = f"{len(report.links) - len(broken)}/{len(report.links)} ok"
+    return _table(
+        naming.artifact_key(report.mesh, "links"),
+        link_rows(report.links),
+        {"primary": "-", "cluster": "-", "ok": "-", "reason": "one cluster: no link"},
+        f"Links of mesh {report.mesh}: {said}" + (f"; broken: {', '.join(broken)}" if broken else ""),
+    )
+
+
+@task(
+    task_run_name=naming.KEPT_REPORT,
+    persist_result=True,
+    result_serializer="json",
+    # A key of its own, never a cache's: Prefect writes no result for a task without a key (NO_CACHE).
+    result_storage_key="verify-report-{task_run.id}",
+)
+def keep_report(report: VerifyReport) -> VerifyReport:
+    """The report as this task run's persisted result, whatever the verification found: a failed
+    run's own result is its error, so the CLI reads the report of a failed run from here."""
+    return report
 
 
 @task(cache_policy=NO_CACHE)

@@ -106,7 +106,7 @@ def _drift(mesh: MeshSpec, state: Path | None, connection: str | None) -> Drift 
     from meshwright.observe import observe
 
     if mesh.target is Target.SANDBOX and not connection:
-        if sandbox.daemon.status(state_dir(state)) is None:
+        if not sandbox.daemon.health(state_dir(state)):
             return None
         given: MeshwrightTarget | str | None = MeshwrightTarget(
             target=Target.SANDBOX, sandbox_state=str(state_dir(state))

@@ -6,6 +6,11 @@ was stopped or died (it starts the deletes without waiting: the process that run
 little time). When nothing runs at all (the machine died), the spec's `ttl` labels and the hourly
 reaper are the backstop. The run's result is the verification's: a failed verification fails
 the run, after the teardown.
+
+Each run is compared with the previous run of its mesh (meshwright.history): the newest `links`
+and `versions` tables are read before `up` (the previous run's), the `links` table once more after
+it (this run's, when it verified); the report names links gone red or back, a p95 more than
+doubled, and Istio or chart versions that changed.
 """
 
 from __future__ import annotations
@@ -23,10 +28,15 @@ from flows._futures import raise_failures
 from flows._slots import acting_for, mesh_slot
 from flows.mesh import up_mesh
 from flows.teardown import teardown_mesh
-from meshwright.clients import MeshwrightTarget
+from meshwright import history, naming
+from meshwright.clients import MeshwrightTarget, resolve_target
+from meshwright.errors import MeshwrightError
+from meshwright.history import Comparison, Table
+from meshwright.links import links_of
 from meshwright.models import MeshReport, SmokeReport, TeardownReport, Timing
 from meshwright.spec import MeshSpec, as_spec
-from tasks.report import publish_smoke_report
+from tasks.istio import preflight_charts
+from tasks.report import publish_smoke_report, publish_versions, read_table
 
 T = TypeVar("T")
 
@@ -90,6 +100,8 @@ def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
     stages: list[Timing] = []
     failures: dict[str, BaseException] = {}
     built: MeshReport | None = None
+    before = _Before(_read(mesh, "links"), _read(mesh, "versions"))
+    installed = _installed(mesh, run)
     try:  # up_mesh verifies what it built as its last step: its report holds the verification
         built = _timed(
             stages,
@@ -101,9 +113,51 @@ def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
     finally:
         down = _down(mesh, run, stages, failures)
     said = {stage: str(error) for stage, error in failures.items()}
-    key = publish_smoke_report(mesh, built, down, stages, said)
+    compared = _compare(mesh, before, installed)
+    key = publish_smoke_report(mesh, built, down, stages, said, compared)
     raise_failures(failures)
-    return SmokeReport(mesh=mesh.name, passed=True, problems=[], stages=stages, report_key=key)
+    return SmokeReport(
+        mesh=mesh.name, passed=True, problems=[], stages=stages, report_key=key, changes=compared.changes
+    )
+
+
+@dataclass(frozen=True)
+class _Before:
+    """The newest tables of the mesh before this run: the previous run's."""
+
+    links: Table | None
+    versions: Table | None
+
+
+def _read(mesh: MeshSpec, kind: str) -> Table | None:
+    """The newest version of one of the mesh's tables; a read that fails costs only the comparison."""
+    try:
+        return read_table(naming.artifact_key(mesh.name, kind))
+    except Exception as e:  # the history is a courtesy: it never fails the test
+        get_run_logger().warning("the previous %s of mesh %s cannot be read: %s", kind, mesh.name, e)
+        return None
+
+
+def _installed(mesh: MeshSpec, run: _Run) -> dict[str, str] | None:
+    """The versions this run installs: Istio's and the charts', resolved as `up` resolves them."""
+    try:
+        charts = preflight_charts(mesh, target=resolve_target(mesh.target, run.connection))
+    except MeshwrightError as e:
+        get_run_logger().warning("chart versions unknown (%s): not compared", e)
+        return None
+    return history.versions(mesh.istio.version, {c.chart: c.version for c in charts})
+
+
+def _compare(mesh: MeshSpec, before: _Before, installed: dict[str, str] | None) -> Comparison:
+    """This run against the previous; publishes the versions it installed for the next run."""
+    after = _read(mesh, "links")
+    own = after if after and (before.links is None or after.id != before.links.id) else None
+    now = history.Record(
+        when=own.created if own else "", links=links_of(own.rows) if own else None, versions=installed
+    )
+    if installed:
+        publish_versions(mesh.name, installed)
+    return history.compare(history.record(before.links, before.versions), now)
 
 
 def _down(

@@ -1,19 +1,24 @@
 """verify_mesh: observe every cluster's control plane in parallel, then Bookinfo's traffic through the
-ingress gateway; check, report (one artifact each), fail on problems."""
+ingress gateway; check, give each link of the mesh its verdict, report (one artifact each), fail on
+problems. The run keeps its report (tasks/report.py `keep_report`) whatever it finds, so that the
+CLI prints it for a failed run too."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from prefect import flow
 
 from flows._futures import bounded_runner, raise_failures, resolve
 from flows._slots import mesh_slot
 from meshwright.clients import MeshwrightTarget, resolve_target
-from meshwright.errors import PermanentError
+from meshwright.findings import Finding, explain
+from meshwright.links import judge
 from meshwright.models import ClusterAccess
 from meshwright.spec import MeshSpec, as_spec
-from meshwright.traffic import TrafficReport, check_traffic, findings, traffic_failure
-from meshwright.verify import ControlPlaneBroken, Observation, VerifyReport, check, failure
-from tasks.report import publish_traffic, publish_verification
+from meshwright.traffic import NO_INGRESS, Reply, TrafficReport, check_traffic
+from meshwright.verify import Observation, VerifyReport, broken, check
+from tasks.report import keep_report, publish_links, publish_traffic, publish_verification
 from tasks.verify import (
     SETTLE_SECONDS,
     await_traffic,
@@ -29,6 +34,14 @@ from tasks.verify import (
 REQUESTS = 30
 
 
+class TrafficSeen(NamedTuple):
+    """The traffic check's report, the counted replies behind it and, when it failed, the causes."""
+
+    report: TrafficReport
+    replies: list[Reply]
+    causes: list[Finding]
+
+
 def verify_traffic(
     mesh: MeshSpec,
     clusters: dict[str, ClusterAccess | None],
@@ -36,45 +49,41 @@ def verify_traffic(
     target: MeshwrightTarget,
     requests: int = REQUESTS,
     control_plane: list[str] | None = None,
-) -> TrafficReport:
-    """Bookinfo's traffic through the ingress gateway (`up` calls this after deploying Bookinfo).
+) -> TrafficSeen:
+    """Bookinfo's traffic through the ingress gateway; publishes its table, raises nothing it finds.
 
     Waits until every placed workload has answered once (at most the target's convergence time, from
     the client factory; not when the control plane is already known broken), then sends `requests`
-    GETs of the reviews API and of the product page and counts every answer. On problems, reads
-    what may explain them (firewall rules, each cluster's Bookinfo objects) and raises TrafficBroken
-    naming them; `control_plane` problems, if any, are offered as explanations too.
+    GETs of the reviews API and of the product page and counts (and times) every answer. On
+    problems, reads what may explain them (firewall rules, each cluster's Bookinfo objects);
+    `control_plane` problems, if any, are offered as explanations too.
     """
     address = ingress_address(mesh, clusters, target=target)
     if address:
         await_traffic(mesh, address, within=0.0 if control_plane else converge_seconds(target))
     replies = send_traffic(address, requests=requests) if address else []
-    error = None if address else "the ingress gateway has no load-balancer address (istio-ingressgateway)"
-    report = check_traffic(mesh, address, replies, [], error=error)
+    error = None if address else NO_INGRESS
+    report, causes = check_traffic(mesh, address, replies, [], error=error), []
     if not report.ok:
         states = {n: observe_bookinfo.submit(mesh, a, target=target) for n, a in clusters.items() if a}
         rules = read_firewalls(mesh, target=target)
         seen, failures = resolve(states)
         raise_failures(failures)
-        found = findings(mesh, seen, rules) + list(control_plane or [])
+        causes = explain(mesh, seen, rules)
+        found = [f.text for f in causes] + list(control_plane or [])
         report = check_traffic(mesh, address, replies, found, error=error)
     publish_traffic(mesh, report)
-    if not report.ok:
-        raise traffic_failure(report)
-    return report
+    return TrafficSeen(report, replies, causes)
 
 
-def verify_control_plane(
+def observe_all(
     mesh: MeshSpec,
     clusters: dict[str, ClusterAccess | None],
     *,
     target: MeshwrightTarget,
     settle: float = SETTLE_SECONDS,
-) -> VerifyReport:
-    """Compose the checks inside a running flow (`up` calls this as its last step with what it built).
-
-    Raises ControlPlaneBroken with one line per problem; publishes the table either way.
-    """
+) -> dict[str, Observation]:
+    """Every cluster's control plane, observed in parallel; a cluster that is gone says so."""
     futures = {
         name: observe_control_plane.submit(mesh, access, clusters, target=target, settle=settle)
         for name, access in clusters.items()
@@ -82,17 +91,60 @@ def verify_control_plane(
     }
     seen, failures = resolve(futures)
     raise_failures(failures)
-    seen.update(
-        {
-            n: Observation(cluster=n, error="the cluster does not exist")
-            for n, a in clusters.items()
-            if a is None
-        }
-    )
-    report = check(mesh, {c.name: seen[c.name] for c in mesh.clusters if c.name in seen})
+    gone = {
+        n: Observation(cluster=n, error="the cluster does not exist")
+        for n, a in clusters.items()
+        if a is None
+    }
+    seen.update(gone)
+    return {c.name: seen[c.name] for c in mesh.clusters if c.name in seen}
+
+
+def check_all(
+    mesh: MeshSpec,
+    clusters: dict[str, ClusterAccess | None],
+    *,
+    target: MeshwrightTarget,
+    settle: float = SETTLE_SECONDS,
+    requests: int = REQUESTS,
+) -> VerifyReport:
+    """The control plane, then (with a `bookinfo` section and `requests`) Bookinfo's traffic, then
+    each link's verdict; every table published, nothing raised for what they find (`broken` says).
+    A broken control plane still gets its traffic checked, whose lines join its error."""
+    seen = observe_all(mesh, clusters, target=target, settle=settle)
+    report = check(mesh, seen)
     publish_verification(report)
-    if not report.ok:
-        raise failure(report)
+    traffic = None
+    if mesh.bookinfo and requests > 0:
+        traffic = verify_traffic(
+            mesh, clusters, target=target, requests=requests, control_plane=report.problems
+        )
+        report.traffic = traffic.report
+    report.links = judge(
+        mesh,
+        seen,
+        traffic=report.traffic,
+        replies=traffic.replies if traffic else (),
+        causes=traffic.causes if traffic else (),
+    )
+    publish_links(report)
+    return report
+
+
+def verify_all(
+    mesh: MeshSpec,
+    clusters: dict[str, ClusterAccess | None],
+    *,
+    target: MeshwrightTarget,
+    settle: float = SETTLE_SECONDS,
+    requests: int = REQUESTS,
+) -> VerifyReport:
+    """`check_all`, raising ControlPlaneBroken (the traffic's lines joined) or TrafficBroken when the
+    mesh is not whole. `verify` and `up` both end with this."""
+    report = check_all(mesh, clusters, target=target, settle=settle, requests=requests)
+    error = broken(report)
+    if error is not None:
+        raise error
     return report
 
 
@@ -103,11 +155,13 @@ def verify_mesh(
     settle: float = SETTLE_SECONDS,
     requests: int = REQUESTS,
 ) -> VerifyReport:
-    """Check the control plane of the mesh in SPEC as it exists now.
+    """Check the mesh in SPEC as it exists now, link by link.
 
     Every primary must report every other cluster it should know as synced (istiod's clusterz),
     every cluster must hold the same cacerts root, remotes' istiod Service must point to their
-    primary's east-west gateway, and east-west gateways must have addresses.
+    primary's east-west gateway, east-west gateways must have addresses, and (with a `bookinfo`
+    section) every placed workload must answer through the ingress gateway. Each (primary, cluster)
+    link gets a verdict naming the layer that broke, and the latency of the requests it served.
 
     Args:
         spec: the mesh spec itself (the UI's form) or the path of its YAML file.
@@ -121,42 +175,9 @@ def verify_mesh(
     target = resolve_target(mesh.target, connection)
     with mesh_slot(mesh.name):
         found = locate_clusters(mesh, target=target)
-        return verify_all(mesh, found, target=target, settle=settle, requests=requests)
-
-
-def verify_all(
-    mesh: MeshSpec,
-    clusters: dict[str, ClusterAccess | None],
-    *,
-    target: MeshwrightTarget,
-    settle: float = SETTLE_SECONDS,
-    requests: int = REQUESTS,
-) -> VerifyReport:
-    """The control plane, then (with a `bookinfo` section and `requests`) Bookinfo's traffic; a
-    broken control plane still gets its traffic checked, whose lines join its error. `verify` and
-    `up` both end with this."""
-    try:
-        report = verify_control_plane(mesh, clusters, target=target, settle=settle)
-    except ControlPlaneBroken as broken:
-        if mesh.bookinfo and requests > 0:
-            _traffic_too(mesh, clusters, broken, target=target, requests=requests)
-        raise
-    if mesh.bookinfo and requests > 0:
-        report.traffic = verify_traffic(mesh, clusters, target=target, requests=requests)
+        report = check_all(mesh, found, target=target, settle=settle, requests=requests)
+    keep_report(report)
+    error = broken(report)
+    if error is not None:
+        raise error
     return report
-
-
-def _traffic_too(
-    mesh: MeshSpec,
-    clusters: dict[str, ClusterAccess | None],
-    broken: ControlPlaneBroken,
-    *,
-    target: MeshwrightTarget,
-    requests: int,
-) -> None:
-    """A broken control plane still gets its traffic checked: the lines join its error."""
-    problems = [line.strip() for line in broken.message.splitlines()[1:]]
-    try:
-        verify_traffic(mesh, clusters, target=target, requests=requests, control_plane=problems)
-    except PermanentError as traffic:
-        broken.message += "\n" + traffic.message

@@ -9,6 +9,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field
 
+from meshwright.history import Change
 from meshwright.spec import MeshSpec
 from meshwright.verify import VerifyReport
 
@@ -198,10 +199,12 @@ class MeshReport(Span):
 
 
 class SmokeReport(BaseModel):
-    """What the smoke test found: the verification's verdict and how long each stage took."""
+    """What the smoke test found: the verification's verdict, how long each stage took and what
+    changed since the mesh's previous run."""
 
     mesh: str
     passed: bool
     problems: list[str]
     stages: list[Timing]
     report_key: str
+    changes: list[Change] = []

@@ -81,6 +81,10 @@ def slot_name(mesh: str) -> str:
     return f"meshwright-mesh-{mesh}"
 
 
+# The task run whose persisted result is a verify run's report, failed or not (the CLI reads it).
+KEPT_REPORT = "keep_report"
+
+
 def artifact_key(mesh: str, kind: str = "") -> str:
     """The key of a mesh's Prefect artifact of `kind` (the cluster table without one): one key per
     mesh and kind, so the UI keeps each report's history. Prefect keys are lowercase, dashes only."""

@@ -1,5 +1,6 @@
-"""The nightly smoke test's report for a person: topology, versions, stages, verification and
-teardown, as the markdown of the run's artifact. Pure: the flow gathers, tasks/report.py publishes.
+"""The nightly smoke test's report for a person: topology, versions, stages, verification, each
+link's verdict, what changed since the previous run (meshwright.history) and teardown, as the
+markdown of the run's artifact. Pure: the flow gathers, tasks/report.py publishes.
 
 Failures come in as text (each step's error, `str(error)`): a report is about what a person reads.
 """
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from meshwright.history import Comparison
 from meshwright.models import MeshReport, TeardownReport, Timing
 from meshwright.spec import MeshSpec
-from meshwright.verify import VerifyReport
+from meshwright.verify import Link, VerifyReport
 
 
 def verdict(failures: Mapping[str, str]) -> str:
@@ -25,8 +27,11 @@ def render_markdown(
     down: TeardownReport | None,
     stages: list[Timing],
     failures: Mapping[str, str],
+    *,
+    compared: Comparison | None = None,
 ) -> str:
-    """Topology, versions, stage durations, the verification and the teardown, for a person."""
+    """Topology, versions, stage durations, the verification, the links and what changed since
+    the previous run, and the teardown, for a person."""
     verdict = "**passed**" if not failures else "**failed**"
     lines = [
         f"# Smoke test of mesh `{mesh.name}`: {verdict}",
@@ -50,6 +55,8 @@ def render_markdown(
     lines += (
         _versions(built)
         + _verification(verified, failures.get("verify") or failures.get("up"))
+        + _links(compared.now.links if compared else None)
+        + _changes(compared)
         + _teardown(down, failures)
     )
     return "\n".join(lines) + "\n"
@@ -99,6 +106,44 @@ def _verification(verified: VerifyReport | None, error: str | None) -> list[str]
     )
     roots = ", ".join(f"{c} `{fp}`" for c, fp in verified.roots.items())
     return [*lines, "", f"Roots: {roots}."]
+
+
+def _cell(value: float | int | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _links(links: list[Link] | None) -> list[str]:
+    if not links:
+        return []
+    rows = [
+        f"| {k.primary} | {k.cluster} | {'ok' if k.ok else '**broken**'} | {_cell(k.served)} "
+        f"| {_cell(k.latency_ms.p50)} | {_cell(k.latency_ms.p95)} "
+        f"| {_one_line(f'{k.layer}: {k.reason}') if not k.ok else '-'} |"
+        for k in links
+    ]
+    return [
+        "",
+        "## Links",
+        "",
+        "| primary | cluster | verdict | served | p50 ms | p95 ms | what broke |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def _changes(compared: Comparison | None) -> list[str]:
+    if compared is None:
+        return []
+    lines = ["", "## Since the last run", ""]
+    if compared.previous is None:
+        return [*lines, "First recorded run of this mesh: nothing to compare with."]
+    said = f"Compared with the run recorded {compared.previous}"
+    if compared.now.links is None:
+        said += "; this run did not verify the mesh, so its links are not compared"
+    if not compared.changes:
+        return [*lines, f"{said}: nothing changed."]
+    rows = [f"| {c.kind} | {c.what} | {_one_line(c.detail)} |" for c in compared.changes]
+    return [*lines, f"{said}:", "", "| change | what | detail |", "|---|---|---|", *rows]
 
 
 def _teardown(down: TeardownReport | None, failures: Mapping[str, str]) -> list[str]:

@@ -5,23 +5,22 @@ gateway's load-balancer address (the real one on GKE, a loopback address on the 
 each answer with `read_reply`. Every request must succeed, every cluster where the spec places a
 reviews version must have served some, v2/v3 must show their ratings and the product page its
 details. A failure is explained, where the state can tell, by findings read from the clusters and
-the Compute API (`findings`): a firewall rule that does not let one cluster's pod range reach
+the Compute API: a firewall rule that does not let one cluster's pod range reach
 another's nodes, a Service missing where a caller resolves it, a namespace without injection, pods
 without sidecar, a missing Gateway or VirtualService, a multi-network mesh without the
-cross-network Gateway. The control plane's problems (meshwright.verify) join them as findings.
+cross-network Gateway (meshwright.findings). The control plane's problems (meshwright.verify) join
+them as findings. A reply keeps how long it took (`ms`), as the client that asked measured it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections import Counter
-from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from meshwright import bookinfo, naming
+from meshwright import bookinfo
 from meshwright.errors import PermanentError
 from meshwright.spec import MeshSpec
 
@@ -29,7 +28,7 @@ REVIEWS_PATH = "/api/v1/products/0/reviews"
 PAGE_PATH = "/productpage"
 DETAILS_ERROR = "Sorry, product details are currently unavailable for this book."
 REVIEWS_ERROR = "Sorry, product reviews are currently unavailable for this book."
-TRAFFIC_PORT = bookinfo.PORT
+NO_INGRESS = "the ingress gateway has no load-balancer address (istio-ingressgateway)"
 
 
 class Reply(BaseModel):
@@ -42,21 +41,7 @@ class Reply(BaseModel):
     version: str | None = None  # the reviews' version, from its podname (reviews-v3-...)
     ratings_error: str | None = None  # v2/v3: the rating's error instead of stars
     details: bool | None = None  # product page: the details section answered
-
-
-class BookinfoState(BaseModel):
-    """What one cluster holds of Bookinfo and its mesh plumbing (for explaining failed traffic)."""
-
-    cluster: str
-    pod_cidr: str = ""
-    error: str | None = None
-    namespace: bool = False
-    injection: bool = False
-    services: list[str] = Field(default_factory=list)
-    without_sidecar: list[str] = Field(default_factory=list)
-    gateways: list[str] = Field(default_factory=list)  # "namespace/name"
-    virtual_services: list[str] = Field(default_factory=list)
-    cross_network: bool = False  # a Gateway passing *.local through on 15443 (AUTO_PASSTHROUGH)
+    ms: float | None = None  # how long the answer took, measured by the client that asked
 
 
 class TrafficReport(BaseModel):
@@ -77,10 +62,11 @@ class TrafficBroken(PermanentError):
     """Requests through the ingress gateway do not all succeed or miss a placed workload."""
 
 
-def read_reply(path: str, status: int, body: bytes) -> Reply:
+def read_reply(path: str, status: int, body: bytes, *, ms: float | None = None) -> Reply:
     """The facts of one answer: which reviews served it (JSON) or whether the page shows details."""
     text = body.decode(errors="replace")
-    reply = Reply(path=path, status=status, first_line=(text.strip().splitlines() or [""])[0][:200])
+    first = (text.strip().splitlines() or [""])[0][:200]
+    reply = Reply(path=path, status=status, first_line=first, ms=ms)
     if path == REVIEWS_PATH and status == 200:
         _read_reviews(reply, text)
     if path == PAGE_PATH and status == 200:
@@ -112,7 +98,7 @@ def _read_reviews(reply: Reply, text: str) -> None:
     )
 
 
-def _good(reply: Reply) -> bool:
+def good(reply: Reply) -> bool:
     if reply.status != 200:
         return False
     if reply.path == PAGE_PATH:
@@ -194,7 +180,7 @@ def _failed_requests(replies: list[Reply]) -> list[str]:
     problems = []
     for path in (REVIEWS_PATH, PAGE_PATH):
         sent = [r for r in replies if r.path == path]
-        bad = [r for r in sent if not _good(r)]
+        bad = [r for r in sent if not good(r)]
         if bad:
             what = Counter(f"{r.status or 'no answer'} {r.first_line}".strip() for r in bad)
             problems.append(f"{len(bad)}/{len(sent)} requests to {path} failed: " + "; ".join(what))
@@ -262,110 +248,3 @@ def traffic_rows(spec: MeshSpec, report: TrafficReport) -> list[dict[str, str]]:
         for v in versions
     ]
     return rows + [{"cluster": "-", "workload": "failed", "answers": f} for f in report.failures]
-
-
-# -- findings: what the state says about a failure -------------------------------------------
-
-
-def _covers(ranges: list[str], cidr: str) -> bool:
-    try:
-        net = ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return False
-    for r in ranges:
-        try:
-            if net.subnet_of(ipaddress.ip_network(r, strict=False)):  # type: ignore[arg-type]
-                return True
-        except (ValueError, TypeError):
-            continue
-    return False
-
-
-def _ports(entries: list[dict[str, Any]] | None, port: int) -> bool:
-    for e in entries or []:
-        if str(e.get("IPProtocol", "")).lower() not in ("tcp", "all", "6"):
-            continue
-        ranges = e.get("ports") or []
-        if not ranges or any(
-            int(p.split("-")[0]) <= port <= int(p.split("-")[-1])
-            for p in map(str, ranges)
-            if p.split("-")[0].isdigit()
-        ):
-            return True
-    return False
-
-
-def firewall_lets(rules: list[dict[str, Any]], *, vpc: str, source: str, tag: str, port: int) -> bool:
-    """VPC firewall semantics (INGRESS, enabled, lowest priority number decides, deny wins ties)."""
-    verdicts = []
-    for rule in rules:
-        tags = rule.get("targetTags") or []
-        if (
-            str(rule.get("network", "")).rsplit("/", 1)[-1] != vpc
-            or rule.get("direction", "INGRESS") != "INGRESS"
-            or rule.get("disabled")
-            or not _covers(rule.get("sourceRanges") or [], source)
-            or (tags and tag not in tags)
-        ):
-            continue
-        if rule.get("denied") and _ports(rule["denied"], port):
-            verdicts.append((int(rule.get("priority", 1000)), 0))
-        elif _ports(rule.get("allowed"), port):
-            verdicts.append((int(rule.get("priority", 1000)), 1))
-    return bool(verdicts) and min(verdicts)[1] == 1
-
-
-def findings(
-    spec: MeshSpec, states: dict[str, BookinfoState], rules: list[dict[str, Any]] | None
-) -> list[str]:
-    """Everything in the clusters and the VPC that keeps Bookinfo's traffic from flowing."""
-    assert spec.bookinfo is not None
-    ns, found = spec.bookinfo.namespace, []
-    for c in spec.clusters:
-        s = states.get(c.name)
-        if s is None or s.error:
-            found.append(f"{c.name}: {s.error if s else 'not observed'}")
-            continue
-        found += _cluster_findings(spec, s, ns)
-    if rules is not None:
-        found += _firewall_findings(spec, states, rules)
-    return found
-
-
-def _cluster_findings(spec: MeshSpec, s: BookinfoState, ns: str) -> list[str]:
-    found = []
-    if not s.namespace:
-        return [f"{s.cluster}: namespace {ns} does not exist"]
-    if not s.injection:
-        found.append(f"namespace {ns} in {s.cluster} is not labelled istio-injection=enabled")
-    for svc in bookinfo.SERVICES:
-        if svc not in s.services:
-            found.append(f"Service {ns}/{svc} is missing in {s.cluster}: callers there cannot resolve {svc}")
-    if s.without_sidecar:
-        found.append(f"{s.cluster}: pod(s) without istio-proxy sidecar: {', '.join(s.without_sidecar)}")
-    if s.cluster in bookinfo.config_clusters(spec):
-        if f"{ns}/{bookinfo.GATEWAY}" not in s.gateways:
-            found.append(f"{s.cluster}: Gateway {ns}/{bookinfo.GATEWAY} is missing")
-        if f"{ns}/{bookinfo.VIRTUAL_SERVICE}" not in s.virtual_services:
-            found.append(f"{s.cluster}: VirtualService {ns}/{bookinfo.VIRTUAL_SERVICE} is missing")
-    c = spec.cluster(s.cluster)
-    if spec.multi_network and c.primary is None and not s.cross_network:
-        found.append(
-            f"{s.cluster}: no Gateway passes *.local through on 15443 (AUTO_PASSTHROUGH, cross-network-gateway): "
-            "other networks cannot reach the workloads it configures"
-        )
-    return found
-
-
-def _firewall_findings(
-    spec: MeshSpec, states: dict[str, BookinfoState], rules: list[dict[str, Any]]
-) -> list[str]:
-    found, tag = [], naming.node_tag(spec.name)
-    for src in spec.clusters:
-        for dst in spec.clusters:
-            cidr = states[src.name].pod_cidr if src.name in states else ""
-            if src.name == dst.name or not cidr or spec.istio_network(src) != spec.istio_network(dst):
-                continue
-            if not firewall_lets(rules, vpc=spec.network, source=cidr, tag=tag, port=TRAFFIC_PORT):
-                found.append(f"no firewall rule lets {cidr} reach {dst.name}'s nodes on tcp:{TRAFFIC_PORT}")
-    return found

@@ -18,7 +18,8 @@ server's service proxy drops the caller's credentials, so that path answers 401)
 
 `roles/container.developer` (or a Role with those rules bound to the user) is enough.
 
-Bookinfo's traffic is checked in meshwright.traffic; its report rides along in `VerifyReport.traffic`.
+Bookinfo's traffic is checked in meshwright.traffic; its report rides along in `VerifyReport.traffic`,
+and meshwright.links gives each (primary, cluster) pair its verdict in `VerifyReport.links`.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from meshwright import naming
 from meshwright.errors import PermanentError
 from meshwright.istio_values import needs_eastwest
 from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec
-from meshwright.traffic import TrafficReport
+from meshwright.traffic import TrafficReport, traffic_failure
 
 SYNCED = "synced"
 NOT_LISTED = "not listed"
@@ -57,16 +58,41 @@ class PrimaryTable(BaseModel):
     clusters: dict[str, str]  # cluster -> status as clusterz says (or "not listed")
 
 
+class Latency(BaseModel):
+    """Milliseconds the counted requests through the ingress took, of those a cluster served."""
+
+    p50: float | None = None
+    p95: float | None = None
+
+
+class Link(BaseModel):
+    """One (primary, cluster) pair the mesh needs, checked end to end (meshwright.links)."""
+
+    primary: str
+    cluster: str
+    ok: bool
+    layer: str = ""  # what broke, one of links.LAYERS; empty when ok
+    reason: str = ""  # why, in a person's words; empty when ok
+    api: str = ""  # istiod reaches the cluster's API with its remote secret: "ok", or why not
+    same_root: bool | None = None  # the cluster's cacerts root is the primary's (None: not known)
+    synced: str = ""  # the cluster's syncStatus in the primary's istiod (clusterz)
+    served: int | None = None  # counted requests through the ingress it took part in; None: not checked
+    latency_ms: Latency = Field(default_factory=Latency)
+
+
 class VerifyReport(BaseModel):
     mesh: str
     tables: list[PrimaryTable]
     roots: dict[str, str]  # cluster -> short root fingerprint ("none" without cacerts)
-    problems: list[str]
+    problems: list[str]  # the control plane's
     traffic: TrafficReport | None = None  # with a bookinfo section: what went through the ingress
+    links: list[Link] = Field(default_factory=list)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        return not self.problems
+        """The control plane and the traffic through the ingress are whole (in JSON too)."""
+        return not self.problems and (self.traffic is None or self.traffic.ok)
 
 
 class ControlPlaneBroken(PermanentError):
@@ -132,11 +158,7 @@ def _sync(spec: MeshSpec, seen: dict[str, Observation]) -> tuple[list[PrimaryTab
 
 def _roots(spec: MeshSpec, seen: dict[str, Observation]) -> list[str]:
     found = {c: o.root for c, o in seen.items() if not o.error}
-    problems = [
-        f"{c}: no {naming.CACERTS_SECRET} secret in {naming.ISTIO_NAMESPACE}"
-        for c, r in found.items()
-        if r is None
-    ]
+    problems = [no_cacerts(c) for c, r in found.items() if r is None]
     counted = Counter(r for r in found.values() if r)
     if len(counted) <= 1:
         return problems
@@ -148,34 +170,45 @@ def _roots(spec: MeshSpec, seen: dict[str, Observation]) -> list[str]:
     ]
 
 
+def no_cacerts(cluster: str) -> str:
+    return f"{cluster}: no {naming.CACERTS_SECRET} secret in {naming.ISTIO_NAMESPACE}"
+
+
 def _eastwest(spec: MeshSpec, seen: dict[str, Observation]) -> list[str]:
-    problems = []
-    for c in spec.clusters:
-        o = seen.get(c.name)
-        if o is None or o.error or not needs_eastwest(spec, c):
-            continue
-        if o.eastwest_addresses is None:
-            problems.append(f"{c.name}: no Service {naming.EASTWEST_RELEASE} in {naming.ISTIO_NAMESPACE}")
-        elif not o.eastwest_addresses:
-            problems.append(
-                f"{c.name}: east-west gateway {naming.EASTWEST_RELEASE} has no load-balancer address"
-            )
-    return problems
+    found = (eastwest_problem(spec, c.name, seen.get(c.name)) for c in spec.clusters)
+    return [p for p in found if p]
+
+
+def eastwest_problem(spec: MeshSpec, cluster: str, o: Observation | None) -> str | None:
+    """What is wrong with the cluster's east-west gateway, where it needs one; None when nothing is."""
+    if o is None or o.error or not needs_eastwest(spec, spec.cluster(cluster)):
+        return None
+    if o.eastwest_addresses is None:
+        return f"{cluster}: no Service {naming.EASTWEST_RELEASE} in {naming.ISTIO_NAMESPACE}"
+    if not o.eastwest_addresses:
+        return f"{cluster}: east-west gateway {naming.EASTWEST_RELEASE} has no load-balancer address"
+    return None
 
 
 def _remote_istiod(spec: MeshSpec, seen: dict[str, Observation]) -> list[str]:
-    problems = []
-    for r in spec.remotes:
-        o, p = seen.get(r.name), seen.get(r.primary or "")
-        if o is None or o.error or p is None or p.error or not p.eastwest_addresses:
-            continue  # nothing to compare against: reported by the other checks
-        got = o.istiod_addresses or []
-        if not set(got) & set(p.eastwest_addresses):
-            problems.append(
-                f"{r.name}: Service istiod points to {', '.join(got) or 'nothing'}, "
-                f"not to {r.primary}'s east-west gateway {', '.join(p.eastwest_addresses)}"
-            )
-    return problems
+    found = (
+        istiod_problem(r.name, seen.get(r.name), r.primary or "", seen.get(r.primary or ""))
+        for r in spec.remotes
+    )
+    return [p for p in found if p]
+
+
+def istiod_problem(remote: str, o: Observation | None, primary: str, p: Observation | None) -> str | None:
+    """Where a remote's Service istiod leads, when that is not its primary's east-west gateway."""
+    if o is None or o.error or p is None or p.error or not p.eastwest_addresses:
+        return None  # nothing to compare against: reported by the other checks
+    got = o.istiod_addresses or []
+    if set(got) & set(p.eastwest_addresses):
+        return None
+    return (
+        f"{remote}: Service istiod points to {', '.join(got) or 'nothing'}, "
+        f"not to {primary}'s east-west gateway {', '.join(p.eastwest_addresses)}"
+    )
 
 
 def failure(report: VerifyReport) -> ControlPlaneBroken:
@@ -184,6 +217,18 @@ def failure(report: VerifyReport) -> ControlPlaneBroken:
         f"the control plane of mesh {report.mesh} has {len(report.problems)} problem(s):\n{lines}",
         step="verify",
     )
+
+
+def broken(report: VerifyReport) -> PermanentError | None:
+    """The error a failed verification raises: the control plane's lines with the traffic's joined,
+    or the traffic's alone; None when the report is whole."""
+    traffic = traffic_failure(report.traffic) if report.traffic and not report.traffic.ok else None
+    if not report.problems:
+        return traffic
+    error = failure(report)
+    if traffic is not None:
+        error.message += "\n" + traffic.message
+    return error
 
 
 def table_rows(report: VerifyReport) -> list[dict[str, str]]:

@@ -1,12 +1,14 @@
 """A run's reports as Prefect artifacts: tables and markdown a person reads in the UI.
 
 Each artifact has a key per mesh (`naming.artifact_key`), so the UI keeps its history from run to
-run. What the tables and the markdown say is computed by pure modules (meshwright.verify,
-meshwright.traffic, meshwright.smoke); this module only publishes.
+run, and the nightly test reads the previous run's tables back (`read_table`). What the tables and
+the markdown say is computed by pure modules (meshwright.verify, meshwright.traffic,
+meshwright.links, meshwright.history, meshwright.smoke); this module only publishes and reads.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from uuid import UUID
 
@@ -14,10 +16,14 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from prefect.runtime import flow_run
 
 from meshwright import naming, smoke
 from meshwright.drift import Drift
+from meshwright.history import Comparison, Table, version_rows
+from meshwright.links import link_rows
 from meshwright.models import MeshReport, ProvisionReport, TeardownReport, Timing
 from meshwright.spec import MeshSpec
 from meshwright.traffic import TrafficReport, traffic_rows
@@ -74,6 +80,60 @@ def publish_verification(report: VerifyReport) -> str:
 
 
 @task(cache_policy=NO_CACHE)
+def publish_links(report: VerifyReport) -> str:
+    """Each link's verdict, latency and reason, under a key per mesh: every verification is kept,
+    and the nightly test compares with the previous one."""
+    broken = [f"{k.primary} -> {k.cluster}" for k in report.links if not k.ok]
+    said = f"{len(report.links) - len(broken)}/{len(report.links)} ok"
+    return _table(
+        naming.artifact_key(report.mesh, "links"),
+        link_rows(report.links),
+        {"primary": "-", "cluster": "-", "ok": "-", "reason": "one cluster: no link"},
+        f"Links of mesh {report.mesh}: {said}" + (f"; broken: {', '.join(broken)}" if broken else ""),
+    )
+
+
+@task(
+    task_run_name=naming.KEPT_REPORT,
+    persist_result=True,
+    result_serializer="json",
+    # A key of its own, never a cache's: Prefect writes no result for a task without a key (NO_CACHE).
+    result_storage_key="verify-report-{task_run.id}",
+)
+def keep_report(report: VerifyReport) -> VerifyReport:
+    """The report as this task run's persisted result, whatever the verification found: a failed
+    run's own result is its error, so the CLI reads the report of a failed run from here."""
+    return report
+
+
+@task(cache_policy=NO_CACHE)
+def read_table(key: str) -> Table | None:
+    """The newest version of a table artifact (Prefect keeps every version of a key); None if none."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    if not found:
+        return None
+    rows = json.loads(found[0].data) if isinstance(found[0].data, str) else found[0].data
+    created = found[0].created.isoformat() if found[0].created else ""
+    return Table(id=str(found[0].id), created=created, rows=rows if isinstance(rows, list) else [])
+
+
+@task(cache_policy=NO_CACHE)
+def publish_versions(mesh: str, installed: dict[str, str]) -> str:
+    """What a smoke test installed (Istio, each chart), under a key per mesh, for the next run."""
+    return _table(
+        naming.artifact_key(mesh, "versions"),
+        version_rows(installed),
+        {"component": "-", "version": "-"},
+        f"Versions of mesh {mesh}: " + ", ".join(f"{k} {v}" for k, v in installed.items()),
+    )
+
+
+@task(cache_policy=NO_CACHE)
 def publish_traffic(mesh: MeshSpec, report: TrafficReport) -> str:
     """Answers per cluster and reviews version, and the failures, under a key per mesh."""
     return _table(
@@ -92,12 +152,13 @@ def publish_smoke_report(
     down: TeardownReport | None,
     stages: list[Timing],
     failures: Mapping[str, str],
+    compared: Comparison | None = None,
 ) -> str:
     """The smoke test's markdown report (meshwright.smoke), under a key per mesh."""
     key = naming.artifact_key(mesh.name, "smoke-test")
     verified = built.verification if built else None
     create_markdown_artifact(
-        markdown=smoke.render_markdown(mesh, built, verified, down, stages, failures),
+        markdown=smoke.render_markdown(mesh, built, verified, down, stages, failures, compared=compared),
         key=key,
         description=f"Smoke test of mesh {mesh.name}: {smoke.verdict(failures)}",
     )

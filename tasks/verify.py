@@ -9,8 +9,8 @@ persisted.
 
 Traffic: `ingress_address` reads the ingress gateway's load-balancer address, `await_traffic` asks
 it until every placed workload has answered once, `send_traffic` makes the counted plain HTTP GETs
-(urllib, as curl would), `observe_bookinfo` and `read_firewalls` read what explains a failure. The
-same code runs on GKE and on the sandbox.
+(urllib, as curl would) and times each, `observe_bookinfo` and `read_firewalls` read what explains
+a failure. The same code runs on GKE and on the sandbox.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ from prefect.cache_policies import NO_CACHE
 from meshwright import bookinfo, clients, kube, naming, pki
 from meshwright.clients import Cloud, MeshwrightTarget
 from meshwright.errors import MeshwrightError, PermanentError, PermissionDenied, Unreachable, is_transient
+from meshwright.findings import BookinfoState
 from meshwright.kube import load_balancer_addresses, read_or_none
 from meshwright.models import ClusterAccess, Timing
 from meshwright.remote_secrets import INFORMED, pairs
 from meshwright.spec import MeshSpec, Role
-from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, BookinfoState, Reply, read_reply, unanswered
+from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, Reply, read_reply, unanswered
 from meshwright.translate import kube_call
 from meshwright.verify import SYNCED, Observation, refused_auth
 from tasks.clusters import access_of, get_cluster
@@ -387,11 +388,18 @@ def _base(address: str, port: int) -> str:
     return f"http://{address}" if port == 80 else f"http://{address}:{port}"
 
 
+def _timed(base: str, path: str, *, timeout: float) -> Reply:
+    """One GET read as a reply, with how long it took from the request to the answer's last byte."""
+    started = time.perf_counter()
+    status, body = get(base + path, timeout=timeout)
+    return read_reply(path, status, body, ms=round((time.perf_counter() - started) * 1000, 2))
+
+
 def _ask(base: str, paths: list[str], *, timeout: float = REQUEST_TIMEOUT) -> list[Reply]:
     """GET each path, IN_FLIGHT at a time (one after another, round trips to a distant load
     balancer add up to seconds)."""
     with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
-        return list(pool.map(lambda path: read_reply(path, *get(base + path, timeout=timeout)), paths))
+        return list(pool.map(lambda path: _timed(base, path, timeout=timeout), paths))
 
 
 @task(task_run_name="await_traffic[{address}]", cache_policy=NO_CACHE, persist_result=False)

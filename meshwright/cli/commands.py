@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -108,9 +109,7 @@ def _drift(mesh: MeshSpec, state: Path | None, connection: str | None) -> Drift 
     from meshwright.observe import observe
 
     if mesh.target is Target.SANDBOX and not connection:
-        try:
-            sandbox.daemon.status(state_dir(state))
-        except MeshwrightError:  # no sandbox runs: nothing of the mesh exists there
+        if not sandbox.daemon.health(state_dir(state)):
             return None
         given: MeshwrightTarget | str | None = MeshwrightTarget(
             target=Target.SANDBOX, sandbox_state=str(state_dir(state))
@@ -198,12 +197,14 @@ def _run(
     *,
     hint: str = "",
     queue: bool = False,
+    kept: Callable[[Result], None] | None = None,
     **params: Any,
 ) -> Result | None:
     """Run `flow`'s served deployment, stream its logs to stderr, return its result as `model`; on
     failure one `error:` paragraph (and the hint) and its exit code (1, or 130 when cancelled with
-    Ctrl-C). One run per mesh: when another run of the mesh is in flight, follow that one to its end
-    and exit with its state instead, unless `queue` (then the new run waits for the mesh)."""
+    Ctrl-C), after `kept` is given the report the failed run kept, if it kept one. One run per
+    mesh: when another run of the mesh is in flight, follow that one to its end and exit with its
+    state instead, unless `queue` (then the new run waits for the mesh)."""
     from meshwright.cli import runs, server
 
     root = server.home()
@@ -228,6 +229,7 @@ def _run(
                 echo=lambda line: typer.echo(line, err=True),
                 revive=lambda: server.revive(root, api),
             )
+            failed = _kept(client, run["id"], model) if kept and outcome.exit_code == EXIT_FAILED else None
     except MeshwrightError as e:
         fail(e)
     typer.echo(
@@ -236,6 +238,8 @@ def _run(
     if outcome.exit_code == runs.EXIT_CANCELLED:
         fail(f"{flow}: the run was cancelled", code=runs.EXIT_CANCELLED)
     if outcome.exit_code:
+        if kept and failed is not None:
+            kept(failed)
         code = EXIT_INVALID if "SpecInvalid" in outcome.message else EXIT_FAILED
         refused = "Refused" in outcome.message  # stopped before changing anything: no "what stays"
         fail(f"{outcome.problem}{'' if refused else hint}", code=code)
@@ -253,6 +257,17 @@ def _start(client: Any, flow: str, mesh: MeshSpec, spec: Path, params: dict[str,
     deployment = f"{flow}/{server.RUNNER_DEPLOYMENT}"
     spec_param = runs.spec_parameter(client, deployment, mesh, spec)
     return runs.create_run(client, deployment, {"spec": spec_param, **params})
+
+
+def _kept(client: Any, run_id: str, model: type[Result]) -> Result | None:
+    """The report a failed run kept (naming.KEPT_REPORT), as `model`; None when it kept none."""
+    from meshwright.cli import runs
+
+    try:
+        found = runs.kept_result(client, run_id, naming.KEPT_REPORT)
+        return None if found is None else model.model_validate(found)
+    except (MeshwrightError, ValidationError):
+        return None  # the error line still says what failed
 
 
 def _read_result(flow: str, model: type[Result], result: Any) -> Result | None:
@@ -337,11 +352,13 @@ def verify(
     connection: ConnectionOpt = None,
     queue: QueueOpt = False,
 ) -> None:
-    """Check the control plane of SPEC's mesh as it exists now; exit 1 with one line per problem.
+    """Check the mesh of SPEC as it exists now, link by link: each (primary, cluster) pair's verdict,
+    the layer that broke and the latency of the requests it served. Prints the report (failed or
+    not); exits 1 with one line per problem.
 
     Args:
         spec: the mesh spec (YAML).
-        as_json: print the report as JSON.
+        as_json: print the report as JSON (with `links`), on failure too.
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
         queue: when another run holds the mesh, queue behind it instead of following it.
@@ -350,8 +367,8 @@ def verify(
 
     mesh = read_spec(spec)
     where = _connection(mesh, state, connection)
-    report = _run("verify-mesh", VerifyReport, mesh, spec, queue=queue, connection=where)
-    _show(report, as_json, render.verification)
+    show = partial(_show, as_json=as_json, text=render.verification)
+    show(_run("verify-mesh", VerifyReport, mesh, spec, queue=queue, kept=show, connection=where))
 
 
 @app.command("test")

@@ -49,13 +49,47 @@ def _verified(verification: VerifyReport | None) -> list[str]:
 
 
 def verification(report: VerifyReport) -> str:
-    """What each primary's istiod sees of the other clusters, and every cluster's root."""
+    """What each primary's istiod sees of the other clusters, every cluster's root, and each link's
+    verdict with the latency of the requests it served."""
     lines = []
     for table in report.tables:
         lines.append(f"{table.primary} sees:")
         lines += [f"  {cluster:<16} {seen}" for cluster, seen in table.clusters.items()]
     lines.append("roots: " + ", ".join(f"{c} {fp}" for c, fp in report.roots.items()))
-    return "\n".join(lines)
+    return "\n".join(lines + links(report))
+
+
+LINK_COLUMNS = ("link", "verdict", "synced", "root", "served", "p50 ms", "p95 ms", "what broke")
+
+
+def links(report: VerifyReport) -> list[str]:
+    """The links as a table: one row per (primary, cluster), what broke at the end of a broken one."""
+    if not report.links:
+        return []
+    rows = [LINK_COLUMNS] + [
+        (
+            f"{k.primary} -> {k.cluster}",
+            "ok" if k.ok else "BROKEN",
+            k.synced or "-",
+            {True: "same", False: "differs", None: "-"}[k.same_root],
+            _cell(k.served),
+            _cell(k.latency_ms.p50),
+            _cell(k.latency_ms.p95),
+            "" if k.ok else f"{k.layer}: {k.reason}",
+        )
+        for k in report.links
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LINK_COLUMNS) - 1)]
+    return ["links:"] + [
+        (
+            "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def smoke_test(report: SmokeReport) -> str:

@@ -339,6 +339,26 @@ def _outcome(run: dict[str, Any], started: float) -> Outcome:
     )
 
 
+KEPT_WAIT_SECONDS = 3.0
+
+
+def kept_result(client: httpx.Client, run_id: str, task_run: str, *, wait: float = KEPT_WAIT_SECONDS) -> Any:
+    """The persisted result of the run's task run named `task_run` (how a verify run keeps its report
+    when the run itself fails, its own result then being the error); None when there is none.
+
+    Prefect records task runs from events, a moment after the run's own state: a task run not
+    there yet is waited for, `wait` seconds at most."""
+    body = {
+        "flow_runs": {"id": {"any_": [run_id]}},
+        "task_runs": {"name": {"any_": [task_run]}, "state": {"type": {"any_": ["COMPLETED"]}}},
+        "limit": 1,
+    }
+    deadline = time.monotonic() + wait
+    while not (found := _json(client.post("/task_runs/filter", json=body))) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    return read_result((found[0].get("state") or {}).get("data")) if found else None
+
+
 def read_result(data: Any) -> Any:
     """A completed run's result, when the runner persisted it as JSON in local storage (it does for
     the flows it serves); None otherwise. Pydantic models come back as their field dicts."""

@@ -10,10 +10,11 @@ from prefect.logging import disable_run_logger
 from benchmarks.verify import bring_up_bookinfo
 from meshwright import clients
 from meshwright.clients import MeshwrightTarget
+from meshwright.findings import findings
 from meshwright.models import ClusterAccess
 from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec, Target
-from meshwright.traffic import TrafficReport, check_traffic, findings
+from meshwright.traffic import TrafficReport, check_traffic
 from tasks.verify import ingress_address, observe_bookinfo, read_firewalls, send_traffic
 from tests.support import FAST, meshwright_home_at, register, wait_for
 

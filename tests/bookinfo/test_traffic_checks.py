@@ -1,4 +1,4 @@
-"""The traffic checks of `meshwright verify` (meshwright.traffic, pure): replies as the sandbox's data plane gives them,
+"""The traffic checks of `meshwright verify` (meshwright.traffic and meshwright.findings, pure): replies as the sandbox's data plane gives them,
 findings from state, and the one-line-per-problem verdict."""
 
 from __future__ import annotations
@@ -6,19 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from meshwright import naming
+from meshwright.findings import BookinfoState, findings
 from meshwright.sandbox.mesh.dataplane import Mesh
 from meshwright.sandbox.mesh.serve import Traffic
 from meshwright.spec import MeshSpec
-from meshwright.traffic import (
-    DETAILS_ERROR,
-    PAGE_PATH,
-    REVIEWS_PATH,
-    BookinfoState,
-    Reply,
-    check_traffic,
-    findings,
-    read_reply,
-)
+from meshwright.traffic import DETAILS_ERROR, PAGE_PATH, REVIEWS_PATH, Reply, check_traffic, read_reply
 from tests.dataplane.meshes import healthy, primary_remote
 
 N = 30

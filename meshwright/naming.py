@@ -17,6 +17,7 @@ from meshwright.settings import settings
 RESERVED_LABEL_PREFIX = "meshwright-"
 MESH_LABEL = "meshwright-mesh"
 EXPIRES_LABEL = "meshwright-expires"
+KEEP_ROOT_LABEL = "meshwright-keep-root"
 
 # -- the firewall rule between the pod ranges ------------------------------------------------
 FIREWALL_PRIORITY = 900
@@ -68,11 +69,16 @@ def mesh_expiry(found: list[dict[str, str]], ttl_seconds: int | None, *, now: fl
     return min(kept) if kept else expiry(ttl_seconds, now=now)
 
 
-def resource_labels(mesh: str, user_labels: dict[str, str], *, expires: int | None) -> dict[str, str]:
-    """The labels on every cloud resource of the mesh: the user's, then ours (ours win)."""
+def resource_labels(
+    mesh: str, user_labels: dict[str, str], *, expires: int | None, keep_root: bool = False
+) -> dict[str, str]:
+    """The labels on every cloud resource of the mesh: the user's, then ours (ours win). The reaper,
+    which has no spec, reads from them whether the mesh's root CA outlives it."""
     labels = {**user_labels, MESH_LABEL: mesh}
     if expires is not None:
         labels[EXPIRES_LABEL] = str(expires)
+    if keep_root:
+        labels[KEEP_ROOT_LABEL] = "true"
     return labels
 
 

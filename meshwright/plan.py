@@ -146,7 +146,7 @@ def _resources(spec: MeshSpec, key: StepKey) -> list[Resource]:
 
 
 def _cluster(spec: MeshSpec, c: ClusterSpec) -> Resource:
-    labels = naming.resource_labels(spec.name, c.labels, expires=None)
+    labels = naming.resource_labels(spec.name, c.labels, expires=None, keep_root=spec.istio.keep_root)
     if spec.ttl:
         labels[naming.EXPIRES_LABEL] = f"<now + {spec.ttl}>"
     details = {

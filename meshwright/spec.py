@@ -194,6 +194,8 @@ class IstioSpec(_Model):
     """A Helm repo URL, an oci:// reference or a local directory with base/, istiod/, gateway/; default: Istio's repo on GKE, the bundled charts on the sandbox."""
     root_ca: RootCaSpec | None = None
     """Bring your own root CA instead of one meshwright makes and keeps per mesh."""
+    keep_root: bool = False
+    """Keep the root meshwright made for the mesh when the mesh is torn down (default: removed with it)."""
     mesh_id: str | None = None
     """global.meshID in every cluster; default: the mesh name."""
 

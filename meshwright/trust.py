@@ -13,6 +13,7 @@ or a fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -40,6 +41,9 @@ class RootStore(Protocol):
 
     def create(self, root: KeyPair) -> KeyPair:
         """Save `root` unless one is there already; return the one that is stored."""
+
+    def delete(self) -> bool:
+        """Remove the stored root; False when there was none."""
         ...
 
 
@@ -76,6 +80,14 @@ class FileStore:
             return stored
         os.replace(self.cert.with_suffix(".pem.tmp"), self.cert)
         return root
+
+    def delete(self) -> bool:
+        found = self.key.exists()
+        for path in (self.key, self.cert, self.cert.with_suffix(".pem.tmp")):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: someone keeps something of their own there
+            self.directory.rmdir()
+        return found
 
 
 def _write_new(path: Path, data: bytes, mode: int, *, exclusive: bool) -> None:
@@ -117,6 +129,28 @@ class BlockStore:
                 raise
             return stored
         return root
+
+    def delete(self) -> bool:
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
+        with get_client(sync_client=True) as client:
+            try:
+                document = client.read_block_document_by_name(self.name, block_type_slug="secret")
+            except ObjectNotFound:
+                return False
+            client.delete_block_document(document.id)
+        return True
+
+
+def forget_root(spec: MeshSpec, store: RootStore) -> str:
+    """What happens to the mesh's stored root when the mesh goes: removed, unless the spec brings its
+    own (nothing is stored) or says `istio.keep_root`. Returns what was done, for the log."""
+    if spec.istio.root_ca is not None:
+        return "brought by the spec (istio.root_ca): nothing stored"
+    if spec.istio.keep_root:
+        return f"kept in {store.where} (istio.keep_root)"
+    return f"removed from {store.where}" if store.delete() else "none stored"
 
 
 def store_for(mesh: str, *, state_dir: Path | None = None) -> RootStore:

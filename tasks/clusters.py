@@ -54,7 +54,9 @@ def cluster_request(
         subnetwork=c.subnetwork or "",
         node_pools=[pool],
         ip_allocation_policy=policy,
-        resource_labels=naming.resource_labels(spec.name, c.labels, expires=expires),
+        resource_labels=naming.resource_labels(
+            spec.name, c.labels, expires=expires, keep_root=spec.istio.keep_root
+        ),
         release_channel=container_v1.ReleaseChannel(channel=RELEASE_CHANNEL),
         workload_identity_config=container_v1.WorkloadIdentityConfig(
             workload_pool=f"{spec.project}.svc.id.goog"

@@ -15,6 +15,7 @@ import base64
 import kubernetes.client
 from kubernetes.client.api.core_v1_api import CoreV1Api
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from meshwright import clients, kube, naming, pki, trust
 from meshwright.clients import MeshwrightTarget
@@ -38,6 +39,18 @@ def ensure_root_ca(spec: MeshSpec) -> RootInfo:
     info = RootInfo(fingerprint=pki.fingerprint(root.cert_pem), source=source)
     get_run_logger().info("root CA %s… of mesh %s: %s", info.fingerprint[:16], spec.name, source)
     return info
+
+
+@task(task_run_name="forget_root_ca", cache_policy=NO_CACHE, **RETRYING)
+def forget_root_ca(spec: MeshSpec) -> str:
+    """Remove the mesh's stored root CA once the mesh is gone, unless the spec keeps it.
+
+    Args:
+        spec: the validated mesh spec; `istio.keep_root` keeps the root, `istio.root_ca` stores none.
+    """
+    done = trust.forget_root(spec, trust.store_for(spec.name))
+    get_run_logger().info("root CA of mesh %s: %s", spec.name, done)
+    return done
 
 
 def _read(api: CoreV1Api, *, cluster: str) -> dict[str, bytes] | None:

@@ -151,3 +151,23 @@ def test_preflight_refuses_a_bad_root_before_anything_is_created(tmp_path: Path)
     with pytest.raises(InvalidRequest, match=r"istio\.root_ca\.cert: /dev/zero is not under the project"):
         preflight(given, str(tmp_path / "kubeconfig"), "no-such-block", force=False)
     assert list(tmp_path.iterdir()) == [tmp_path / "k.pem"]
+
+
+def test_the_root_goes_with_the_mesh_unless_the_spec_keeps_it(tmp_path: Path) -> None:
+    store = trust.FileStore(tmp_path / "m1" / "root-ca")
+    trust.ensure_root(spec(), store)
+    assert trust.forget_root(spec(keep_root=True), store) == f"kept in {store.where} (istio.keep_root)"
+    assert store.load() is not None
+    assert trust.forget_root(spec(), store) == f"removed from {store.where}"
+    assert store.load() is None
+    assert not store.directory.exists()
+    assert trust.forget_root(spec(), store) == "none stored"
+
+
+def test_a_root_block_is_deleted_from_the_prefect_api(harness: None) -> None:
+    store = trust.BlockStore("meshwright-forgotten-root-ca")
+    made, _ = trust.ensure_root(spec(), store)
+    assert store.load() == made
+    assert store.delete() is True
+    assert store.load() is None
+    assert store.delete() is False

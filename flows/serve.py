@@ -99,6 +99,7 @@ def main() -> None:
 
     from meshwright import automations
     from meshwright.cli.server import READY_FILE, RUNNER_DEPLOYMENT, home
+    from meshwright.settings import settings
 
     _fork_runs()
     runner = Runner(name="meshwright", query_seconds=POLL_SECONDS, pause_on_shutdown=False)
@@ -111,7 +112,9 @@ def main() -> None:
     with get_client(sync_client=True) as client:  # what acts when a run's process cannot
         teardown = deployments["teardown-mesh"]
         assert isinstance(teardown, UUID)  # add_flow is sync_compatible: called here, it returns the id
-        automations.ensure_all(client, teardown=teardown)
+        named = settings().notify_block
+        notify = automations.notification_block(client, named) if named else None
+        automations.ensure_all(client, teardown=teardown, notify=notify)
     ready = Path(os.environ.get("PREFECT_HOME") or home()) / READY_FILE
     ready.write_text(json.dumps({"pid": os.getpid()}))
     asyncio.run(runner.start())

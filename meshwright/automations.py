@@ -30,6 +30,7 @@ from prefect.automations import (
     Posture,
     ResourceSpecification,
     RunDeployment,
+    SendNotification,
 )
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import StateType
@@ -43,6 +44,7 @@ MESH_FLOWS = ("up-mesh", "verify-mesh", "mesh-smoke-test", "teardown-mesh", "pro
 SMOKE_FLOW = "mesh-smoke-test"
 CRASH_SILENT = "meshwright: crash runs that stopped sending heartbeats"
 TEAR_DOWN = "meshwright: tear down a smoke test that crashed or was cancelled"
+NOTIFY = "meshwright: tell someone a smoke test failed"
 
 _FLOW_RUNS = ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"})
 # A heartbeat may stop without the run being dead: it ended, or it waits (paused) for a person.
@@ -115,6 +117,40 @@ def tear_down_ended_smoke_tests(teardown: UUID) -> AutomationCore:
     )
 
 
+def notify_failed_smoke_tests(block: UUID) -> AutomationCore:
+    """When a smoke test ends Failed or Crashed, send its verdict through the notification block
+    `block` (a Slack webhook, an email, any of Prefect's notification blocks)."""
+    trigger = EventTrigger(
+        expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+        match=_FLOW_RUNS,
+        match_related=_of_flows(SMOKE_FLOW),
+        posture=Posture.Reactive,
+        threshold=1,
+        within=timedelta(0),
+    )
+    action = SendNotification(
+        block_document_id=block,
+        subject="meshwright: smoke test {{ flow_run.name }} ended {{ flow_run.state.name }}",
+        body="Smoke test {{ flow_run.name }} ended {{ flow_run.state.name }}: {{ flow_run.state.message }}\n"
+        "flow run {{ flow_run.id }} {{ flow_run|ui_url or '' }}",
+    )
+    return AutomationCore(
+        name=NOTIFY,
+        description="Sends a failed or crashed smoke test's verdict through the chosen notification block.",
+        trigger=trigger,
+        actions=[action],
+    )
+
+
+def notification_block(client: SyncPrefectClient, name: str) -> UUID:
+    """The id of the notification block `name`, given as "<block type slug>/<block name>"
+    (e.g. slack-webhook/mesh-alerts), as `prefect block ls` shows it."""
+    slug, _, block = name.partition("/")
+    if not block:
+        raise ValueError(f"{name!r}: give the block as <type>/<name>, e.g. slack-webhook/mesh-alerts")
+    return client.read_block_document_by_name(block, block_type_slug=slug).id
+
+
 def ensure(client: SyncPrefectClient, wanted: list[AutomationCore]) -> list[UUID]:
     """Each automation exists once, as `wanted` says (matched by name; duplicates removed)."""
     ids = []
@@ -130,6 +166,9 @@ def ensure(client: SyncPrefectClient, wanted: list[AutomationCore]) -> list[UUID
     return ids
 
 
-def ensure_all(client: SyncPrefectClient, *, teardown: UUID) -> list[UUID]:
-    """Both of meshwright's automations, the teardown one pointed at the deployment `teardown`."""
-    return ensure(client, [crash_silent_runs(), tear_down_ended_smoke_tests(teardown)])
+def ensure_all(client: SyncPrefectClient, *, teardown: UUID, notify: UUID | None = None) -> list[UUID]:
+    """meshwright's automations: the teardown one pointed at the deployment `teardown`, and, once a
+    notification block is named (`notify`), the one that tells someone a smoke test failed (until
+    then it does not exist: off)."""
+    wanted = [crash_silent_runs(), tear_down_ended_smoke_tests(teardown)]
+    return ensure(client, wanted + ([notify_failed_smoke_tests(notify)] if notify else []))

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         description="meshwright's own files: <home>/<mesh>/kubeconfig by default, and the root CA in "
         "<home>/<mesh>/root-ca/ without a Prefect API; relative to the working directory",
     )
+    notify_block: str | None = Field(
+        default=None,
+        description="the Prefect notification block (<type>/<name>, e.g. slack-webhook/mesh-alerts) "
+        "through which a failed or crashed smoke test is told; unset: no notification",
+    )
     spec_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
         default=(),
         description="directories, besides the project's deployments/, whose spec files a flow reads "

@@ -513,6 +513,14 @@ def server_automations(
             help="The teardown deployment a crashed or cancelled smoke test runs.", show_default=False
         ),
     ] = None,
+    notify: Annotated[
+        str | None,
+        typer.Option(
+            help="The notification block (<type>/<name>, e.g. slack-webhook/mesh-alerts) a failed or "
+            "crashed smoke test is told through (default: $MESHWRIGHT_NOTIFY_BLOCK; unset: none).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Create or update meshwright's automations on the Prefect API (PREFECT_API_URL, else the local
     server): runs that stop sending heartbeats are marked Crashed, and a smoke test that ends Crashed
@@ -522,6 +530,7 @@ def server_automations(
     Args:
         teardown: the deployment ("flow/name") that deletes a mesh, e.g. teardown-mesh/teardown;
             default the runner's, teardown-mesh/meshwright.
+        notify: the notification block that tells someone a smoke test failed.
     """
     from meshwright.cli import server
 
@@ -532,15 +541,26 @@ def server_automations(
     from prefect.exceptions import ObjectNotFound
 
     from meshwright import automations
+    from meshwright.settings import settings
 
     with get_client(sync_client=True) as client:
         try:
             deployment = client.read_deployment_by_name(teardown)
         except ObjectNotFound:
             fail(f"no deployment {teardown} on {client.api_url}; deploy it first (prefect.yaml)")
-        automations.ensure_all(client, teardown=deployment.id)
+        named = notify or settings().notify_block
+        try:
+            block = automations.notification_block(client, named) if named else None
+        except (ObjectNotFound, ValueError) as e:
+            fail(f"notification block {named}: {e}; create it in the UI (Blocks) or with Python first")
+        automations.ensure_all(client, teardown=deployment.id, notify=block)
+    told = (
+        f"'{automations.NOTIFY}' (through {named})"
+        if block
+        else "no notification (name a block with --notify)"
+    )
     typer.echo(
-        f"automations ensured: '{automations.CRASH_SILENT}', '{automations.TEAR_DOWN}' (runs {teardown})"
+        f"automations ensured: '{automations.CRASH_SILENT}', '{automations.TEAR_DOWN}' (runs {teardown}), {told}"
     )
 
 

@@ -193,6 +193,7 @@ def _start(root: Path, port: int, *, exact: bool = False) -> Api:
     args = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(chosen)]
     # The UI asks the API at PREFECT_UI_API_URL, which otherwise stays :4200 whatever --port says.
     env = {**_prefect_env(root), "PREFECT_SERVER_API_PORT": str(chosen), "PREFECT_UI_API_URL": url}
+    env["PREFECT_UI_URL"] = url.removesuffix("/api")  # the links notifications carry
     # Concurrency leases on disk, not in the server's memory: a server killed and started again
     # would otherwise forget the lease of a held mesh slot, whose slot then stays taken for good
     # (the repossessor frees only the leases it knows). A team server wants the same (README).

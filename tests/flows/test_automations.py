@@ -5,17 +5,21 @@ heartbeat a dead run's engine last sent."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
 from prefect.settings import PREFECT_API_URL
-from prefect.states import Completed, Running
+from prefect.states import Completed, Failed, Running
 
 from meshwright import automations
 from meshwright.cli import server
@@ -103,3 +107,45 @@ def test_the_runner_sends_heartbeats_often_enough_for_the_silence_the_automation
     env = server._prefect_env(server.home(), "http://127.0.0.1:1/api")
     assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(automations.HEARTBEAT_SECONDS)
     assert automations.SILENCE.total_seconds() >= 3 * automations.HEARTBEAT_SECONDS
+
+
+def test_a_failed_smoke_test_is_told_through_the_notification_block_named() -> None:
+    told: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            told.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    block = CustomWebhookNotificationBlock(
+        name="mesh-alerts",
+        url=f"http://127.0.0.1:{hook.server_address[1]}/hook",
+        json_data={"text": "{{subject}}\n{{body}}"},
+        headers=None,
+        cookies=None,
+    )
+    block.save("mesh-alerts", overwrite=True)
+    try:
+        with get_client(sync_client=True) as client:
+            named = automations.notification_block(client, "custom-webhook/mesh-alerts")
+            ids = automations.ensure(client, [automations.notify_failed_smoke_tests(named)])
+            run = client.create_flow_run_from_deployment(
+                _deployment(client, automations.SMOKE_FLOW), parameters=PARAMETERS
+            )
+            client.set_flow_run_state(run.id, Running(), force=True)
+            client.set_flow_run_state(run.id, Failed(message="verify: 3 link(s) broken"), force=True)
+            _until("the notification", lambda: told)
+            for automation in ids:
+                client.delete_automation(automation)
+    finally:
+        hook.shutdown()
+    text = told[0]["text"]
+    assert f"smoke test {run.name} ended Failed" in text
+    assert "verify: 3 link(s) broken" in text
+    assert f"flow run {run.id}" in text

@@ -134,6 +134,7 @@ def test_settings_come_from_meshwright_environment_variables(monkeypatch: pytest
     monkeypatch.setenv("MESHWRIGHT_RETRIES", "3")
     monkeypatch.setenv("MESHWRIGHT_RETRY_MAX_DELAY", "30")
     monkeypatch.setenv("MESHWRIGHT_SPEC_ROOTS", "/srv/specs:/etc/meshwright/specs")
+    monkeypatch.setenv("MESHWRIGHT_NOTIFY_BLOCK", "slack-webhook/mesh-alerts")
     assert Settings().model_dump() == {
         "max_workers": 3,
         "api_concurrency": 2,
@@ -141,6 +142,7 @@ def test_settings_come_from_meshwright_environment_variables(monkeypatch: pytest
         "retry_backoff": 0.5,
         "retry_max_delay": 30.0,
         "home": Path("/srv/meshwright"),
+        "notify_block": "slack-webhook/mesh-alerts",
         "spec_roots": (Path("/srv/specs"), Path("/etc/meshwright/specs")),
     }
     monkeypatch.setenv("MESHWRIGHT_MAX_WORKERS", "0")

@@ -36,7 +36,8 @@ def held(location: str, pools: Iterable[Pool]) -> dict[str, float]:
 
 def of_cluster(view: Mapping[str, Any]) -> dict[str, float]:
     # A hand-edited state file may hold anything here: what is not a pool holds nothing.
-    listed = view.get("nodePools") if isinstance(view.get("nodePools"), list) else []
+    given = view.get("nodePools")
+    listed = given if isinstance(given, list) else []
     pools = [
         (_count(p.get("initialNodeCount")), p["config"] if isinstance(p.get("config"), dict) else {})
         for p in listed

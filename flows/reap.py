@@ -1,4 +1,5 @@
-"""reap_expired: delete every meshwright resource of a project whose expiry has passed.
+"""reap_expired: delete every meshwright resource of a project whose expiry has passed, and the
+load balancers of meshwright's gateways whose cluster is gone.
 
 Scheduled hourly: the safety net for ephemeral meshes whose teardown never ran (a killed worker,
 a cancelled run, a laptop closed mid-test).
@@ -14,7 +15,12 @@ from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.spec import DEFAULT_TARGET, Target
 from tasks.clusters import delete_cluster, find_expired_clusters
-from tasks.network import delete_firewall, find_expired_firewalls
+from tasks.network import (
+    delete_firewall,
+    delete_load_balancer,
+    find_expired_firewalls,
+    find_orphaned_load_balancers,
+)
 
 
 @flow(name="reap-expired", task_runner=bounded_runner())
@@ -24,7 +30,8 @@ def reap_expired(
     now: float | None = None,
     connection: MeshwrightTarget | str | None = None,
 ) -> dict[str, list[str]]:
-    """Start deleting expired meshwright clusters and firewall rules of `project`.
+    """Start deleting expired meshwright clusters and firewall rules of `project`, and delete the
+    load balancers GKE left behind for gateways of clusters that no longer exist.
 
     Args:
         project: the GCP project to sweep.
@@ -37,9 +44,20 @@ def reap_expired(
     deletes = {c.name: delete_cluster.submit(where, project, c.location, c.name) for c in clusters}
     rules = find_expired_firewalls(where, project, now=moment)
     rule_deletes = {r: delete_firewall.submit(where, project, r) for r in rules}
-    failures = {**resolve(deletes)[1], **resolve(rule_deletes)[1]}
+    # What a cluster deleted with its gateways left behind (a cluster deleted just now: next run).
+    leftovers = find_orphaned_load_balancers(where, project)
+    lb_deletes = {lb.name: delete_load_balancer.submit(where, project, lb) for lb in leftovers}
+    failures = {**resolve(deletes)[1], **resolve(rule_deletes)[1], **resolve(lb_deletes)[1]}
     get_run_logger().info(
-        "reaped %d cluster(s) and %d firewall rule(s) of %s", len(clusters), len(rules), project
+        "reaped %d cluster(s), %d firewall rule(s) and %d left-over load balancer(s) of %s",
+        len(clusters),
+        len(rules),
+        len(leftovers),
+        project,
     )
     raise_failures(failures)
-    return {"clusters": sorted(c.name for c in clusters), "firewalls": sorted(rules)}
+    return {
+        "clusters": sorted(c.name for c in clusters),
+        "firewalls": sorted(rules),
+        "load_balancers": sorted(lb.name for lb in leftovers),
+    }

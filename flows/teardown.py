@@ -1,5 +1,6 @@
-"""teardown_mesh: find everything labelled with the mesh, delete it in parallel, then the firewall
-rule. Safe to run twice and after a crashed run: it reads the world, not a record of it."""
+"""teardown_mesh: find everything labelled with the mesh, uninstall its gateways (so that GKE deletes
+their load balancers, which deleting a cluster does not guarantee), delete the clusters in parallel,
+then the firewall rule. Safe to run twice and after a crashed run: it reads the world, not a record of it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from meshwright.models import TeardownReport
 from meshwright.spec import MeshSpec, as_spec
 from tasks.access import remove_kubeconfig
 from tasks.clusters import delete_cluster, find_mesh_clusters, wait_deleted
+from tasks.gateways import uninstall_gateways
 from tasks.network import delete_firewall
 
 
@@ -25,7 +27,8 @@ def teardown_mesh(
     kubeconfig: str | None = None,
     connection: MeshwrightTarget | str | None = None,
 ) -> TeardownReport:
-    """Delete every cluster labelled with the mesh and the mesh's firewall rule.
+    """Delete every cluster labelled with the mesh (its gateways' load balancers first) and the
+    mesh's firewall rule.
 
     Args:
         spec: the mesh spec itself (the UI's form) or the path of its YAML file.
@@ -44,8 +47,11 @@ def _teardown(
     mesh: MeshSpec, target: MeshwrightTarget, wait: bool, kubeconfig: str | None, started: float
 ) -> TeardownReport:
     refs = find_mesh_clusters(target, mesh.project, mesh.name)
+    # A cluster whose gateways could not be uninstalled is deleted all the same (the failure is
+    # reported; the reaper deletes its load balancers once the cluster is gone).
+    released, failures = resolve({r.name: uninstall_gateways.submit(target, mesh.project, r) for r in refs})
     deletes = {r.name: delete_cluster.submit(target, mesh.project, r.location, r.name) for r in refs}
-    _, failures = resolve(deletes)
+    failures.update(resolve(deletes)[1])
     if wait:
         gone = {
             r.name: wait_deleted.submit(target, mesh.project, r.location, r.name)
@@ -61,6 +67,7 @@ def _teardown(
         mesh=mesh.name,
         deleted_clusters=sorted(r.name for r in refs),
         firewall=firewall,
+        load_balancers=sorted(name for names in released.values() for name in names),
         waited=wait,
         seconds=time.time() - started,
     )

@@ -142,6 +142,8 @@ class Cloud:
     operations: compute_v1.GlobalOperationsClient
     networks: compute_v1.NetworksClient
     subnetworks: compute_v1.SubnetworksClient
+    forwarding_rules: compute_v1.ForwardingRulesClient
+    region_operations: compute_v1.RegionOperationsClient
     regions: compute_v1.RegionsClient
     machine_types: compute_v1.MachineTypesClient
     projects: compute_v1.ProjectsClient
@@ -224,6 +226,8 @@ def _clients(
         operations=compute_v1.GlobalOperationsClient(**kw),
         networks=compute_v1.NetworksClient(**kw),
         subnetworks=compute_v1.SubnetworksClient(**kw),
+        forwarding_rules=compute_v1.ForwardingRulesClient(**kw),
+        region_operations=compute_v1.RegionOperationsClient(**kw),
         regions=compute_v1.RegionsClient(**kw),
         machine_types=compute_v1.MachineTypesClient(**kw),
         projects=compute_v1.ProjectsClient(**kw),

@@ -117,10 +117,21 @@ class ProvisionReport(Span):
         )
 
 
+class LoadBalancerRef(BaseModel):
+    """What GKE's service controller made for one LoadBalancer Service: `name` is its forwarding rule
+    (in `region`, None when only its `k8s-fw-` rule is left) and `cluster` the cluster it served."""
+
+    name: str
+    region: str | None
+    service: str
+    cluster: str
+
+
 class TeardownReport(BaseModel):
     mesh: str
     deleted_clusters: list[str]
     firewall: str
+    load_balancers: list[str] = Field(default_factory=list)  # forwarding rules seen going before the clusters
     waited: bool
     seconds: float
 

@@ -36,6 +36,15 @@ REMOTE_SECRET_LABEL = "istio/multiCluster"
 REMOTE_SECRET_ANNOTATION = "networking.istio.io/cluster"
 NETWORK_LABEL = "topology.istio.io/network"
 CONTROL_PLANE_CLUSTERS_ANNOTATION = "topology.istio.io/controlPlaneClusters"
+# The releases whose Services are of type LoadBalancer (named after the release, in ISTIO_NAMESPACE).
+GATEWAY_RELEASES = (EASTWEST_RELEASE, INGRESS_RELEASE)
+
+# -- what GKE's service controller makes for a LoadBalancer Service ----------------------------
+# kubernetes/cloud-provider-gcp providers/gce/gce_loadbalancer_external.go: the forwarding rule,
+# target pool and address are named `load_balancer_name`, the firewall rule `k8s-fw-` + that name;
+# both describe the Service as JSON, `{"kubernetes.io/service-name":"ns/name", ...}`.
+LB_FIREWALL_PREFIX = "k8s-fw-"
+LB_SERVICE_KEY = "kubernetes.io/service-name"
 
 # -- the kubeconfig meshwright writes ---------------------------------------------------------
 # An extension in the kubeconfig's preferences naming the mesh and project it was written for,
@@ -49,6 +58,21 @@ def firewall_name(mesh: str) -> str:
 
 def node_tag(mesh: str) -> str:
     return f"meshwright-{mesh}-node"
+
+
+def load_balancer_name(service_uid: str) -> str:
+    """k8s.io/cloud-provider `DefaultLoadBalancerName`: "a" + the Service's UID without dashes, cut to 32."""
+    return ("a" + service_uid.replace("-", ""))[:32]
+
+
+def lb_firewall_name(lb_name: str) -> str:
+    return LB_FIREWALL_PREFIX + lb_name
+
+
+def region_of(location: str) -> str:
+    """The region of a zone (`us-central1-a` -> `us-central1`); a region is its own."""
+    head, _, tail = location.rpartition("-")
+    return head if len(tail) == 1 else location
 
 
 def remote_secret_name(cluster: str) -> str:

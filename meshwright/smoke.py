@@ -160,4 +160,5 @@ def _teardown(down: TeardownReport | None, failures: Mapping[str, str]) -> list[
         "## Teardown",
         "",
         f"Deleted clusters: {clusters}; firewall rule {down.firewall}; {down.seconds:.1f}s.",
+        f"Gateway load balancers deleted before their clusters: {len(down.load_balancers)}.",
     ]

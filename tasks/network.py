@@ -1,4 +1,5 @@
-"""The VPC firewall rule that lets the pod ranges of all clusters reach each other.
+"""The VPC firewall rule that lets the pod ranges of all clusters reach each other, and the load
+balancers GKE makes for the gateways' Services (waited for at teardown, reaped when left over).
 
 Firewall rules carry no labels, so the mesh and the expiry go into the description, where the
 reaper reads them back: `meshwright mesh=<name> expires=<unix time>`.
@@ -6,7 +7,9 @@ reaper reads them back: `meshwright mesh=<name> expires=<unix time>`.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 from google.cloud import compute_v1
 from prefect import get_run_logger, task
@@ -14,10 +17,10 @@ from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 
 from meshwright import clients, naming
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import Conflict, NotFound, PermanentError
-from meshwright.models import FirewallResult, NetworkCheck
+from meshwright.errors import Conflict, NotFound, PermanentError, TransientError
+from meshwright.models import FirewallResult, LoadBalancerRef, NetworkCheck
 from meshwright.spec import MeshSpec
-from meshwright.status import custom_mode, get_firewall, get_network
+from meshwright.status import custom_mode, get_firewall, get_network, list_clusters
 from tasks.common import RETRYING, Clock
 
 _DESCRIPTION = re.compile(r"meshwright mesh=(?P<mesh>\S+)(?: expires=(?P<expires>\d+))?")
@@ -214,3 +217,112 @@ def _check_subnetwork(
             cluster=cluster,
             step="check_network",
         )
+
+
+# -- the load balancers GKE's service controller makes (issue 22.6) ---------------------------
+# GKE only "attempts" to delete them with their cluster and recommends deleting LoadBalancer
+# Services first (GKE's "Deleting a cluster"): teardown uninstalls the gateways and waits here for
+# their forwarding rules to go; the reaper deletes what a cluster deleted first left behind.
+
+LB_STEP = "load_balancers"
+# GKE's own node tag, `gke-<cluster>-<hash>-node` (cloud.google.com/kubernetes-engine/docs/concepts/
+# firewall-rules): the target of a `k8s-fw-` rule, and so the cluster the load balancer served.
+_NODE_TAG = re.compile(r"^gke-(?P<cluster>[a-z](?:[-a-z0-9]*[a-z0-9])?)-[0-9a-f]{8}-node$")
+
+
+def forwarding_rule_exists(target: MeshwrightTarget, project: str, region: str, name: str) -> bool:
+    cloud = clients.cloud(target)
+    try:
+        with cloud.call(cluster=None, step=LB_STEP):
+            cloud.forwarding_rules.get(project=project, region=region, forwarding_rule=name)
+    except NotFound:
+        return False
+    return True
+
+
+def wait_forwarding_rules_gone(
+    target: MeshwrightTarget, project: str, region: str, names: list[str], *, cluster: str
+) -> None:
+    """Return once none of the forwarding rules `names` is left in `region`."""
+    cloud = clients.cloud(target)
+    deadline, left = time.monotonic() + cloud.waits.address, list(names)
+    while left:
+        left = [n for n in left if forwarding_rule_exists(target, project, region, n)]
+        if left and time.monotonic() > deadline:
+            raise TransientError(
+                f"GKE has not deleted the forwarding rule(s) {', '.join(left)} of the gateways after "
+                f"{cloud.waits.address:.0f}s; `gcloud compute forwarding-rules list` shows them",
+                cluster=cluster,
+                step="uninstall_gateways",
+            )
+        time.sleep(cloud.poll_seconds if left else 0)
+
+
+def _service(description: str) -> str:
+    try:
+        found = json.loads(description or "{}")
+    except ValueError:
+        return ""
+    return str(found.get(naming.LB_SERVICE_KEY, "")) if isinstance(found, dict) else ""
+
+
+def _served_cluster(rule: compute_v1.Firewall | None) -> str | None:
+    tags = [m["cluster"] for m in map(_NODE_TAG.match, rule.target_tags if rule else []) if m]
+    return tags[0] if len(tags) == 1 else None
+
+
+def _gateway_services() -> set[str]:
+    return {f"{naming.ISTIO_NAMESPACE}/{release}" for release in naming.GATEWAY_RELEASES}
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def find_orphaned_load_balancers(target: MeshwrightTarget, project: str) -> list[LoadBalancerRef]:
+    """The load balancers of meshwright's gateway Services whose cluster no longer exists.
+
+    A load balancer is tied to its cluster by the GKE node tag its `k8s-fw-` rule targets; it is
+    meshwright's when it serves `istio-system/<a gateway release>`. One whose forwarding rule is
+    already gone is found by its `k8s-fw-` rule alone.
+    """
+    cloud = clients.cloud(target)
+    with cloud.call(cluster=None, step="find_orphaned_load_balancers"):
+        regions = {
+            rule.name: region.rsplit("/", 1)[-1]
+            for region, scoped in cloud.forwarding_rules.aggregated_list(project=project)
+            for rule in scoped.forwarding_rules
+        }
+        rules = {r.name: r for r in cloud.firewalls.list(project=project)}
+    alive = {c.name for c in list_clusters(target, project, step="find_orphaned_load_balancers")}
+    prefix = naming.LB_FIREWALL_PREFIX
+    names = set(regions) | {n.removeprefix(prefix) for n in rules if n.startswith(prefix)}
+    found = []
+    for name in sorted(names):
+        rule = rules.get(naming.lb_firewall_name(name))
+        cluster, service = _served_cluster(rule), _service(rule.description if rule else "")
+        if cluster and cluster not in alive and service in _gateway_services():
+            found.append(
+                LoadBalancerRef(name=name, region=regions.get(name), service=service, cluster=cluster)
+            )
+    return found
+
+
+@task(task_run_name="delete_load_balancer[{lb.name}]", cache_policy=NO_CACHE, **RETRYING)
+def delete_load_balancer(target: MeshwrightTarget, project: str, lb: LoadBalancerRef) -> str:
+    """Delete a left-over load balancer's forwarding rule, then its `k8s-fw-` rule; gone counts as deleted."""
+    cloud = clients.cloud(target)
+    if lb.region and forwarding_rule_exists(target, project, lb.region, lb.name):
+        try:
+            with cloud.call(cluster=lb.cluster, step="delete_load_balancer"):
+                op = cloud.forwarding_rules.delete_unary(
+                    project=project, region=lb.region, forwarding_rule=lb.name
+                )
+                done = cloud.region_operations.wait(project=project, region=lb.region, operation=op.name)
+        except NotFound:
+            done = None
+        if done is not None and (done.http_error_status_code or done.error.errors):
+            message = "; ".join(e.message for e in done.error.errors) or done.http_error_message
+            raise PermanentError(f"forwarding rule {lb.name}: {message}", step="delete_load_balancer")
+    firewall = delete_firewall.fn(target, project, naming.lb_firewall_name(lb.name))
+    get_run_logger().info(
+        "deleted load balancer %s of %s (cluster %s, gone)", lb.name, lb.service, lb.cluster
+    )
+    return firewall

@@ -99,10 +99,11 @@ def smoke_test(report: SmokeReport) -> str:
 
 def teardown(report: TeardownReport) -> str:
     verb = "deleted" if report.waited else "deleting"
-    clusters = report.deleted_clusters
+    clusters, balancers = report.deleted_clusters, report.load_balancers
+    first = f"; {len(balancers)} gateway load balancer(s) deleted first" if balancers else ""
     return (
         f"mesh {report.mesh}: {verb} {len(clusters)} cluster(s) {', '.join(clusters)};"
-        f" firewall rule {report.firewall}"
+        f" firewall rule {report.firewall}{first}"
     )
 
 

@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import os
+import queue
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 
 from meshwright.sandbox import chartrepo, contract, store
 from meshwright.sandbox.faults import Api, Faults
+from meshwright.sandbox.gcp import catalog, loadbalancers
 from meshwright.sandbox.gcp.compute import Compute
 from meshwright.sandbox.gcp.errors import GcpError
 from meshwright.sandbox.gcp.gke import Gke, fleet_id
@@ -101,6 +103,10 @@ class World:
         self.dataplane = serve.DataPlane(serve.world_view(self))  # sidecars, gateways, traffic (issue 12)
         self.fleet.pod_admission = self.dataplane.admit_pod  # the injector webhook, as istiod answers it
         self.fleet.config_review = self.dataplane.review_config  # istiod's config validation webhook
+        # GKE's service controller: the clusters report their load balancers (holding their own
+        # lock), the ticker writes them into Compute (holding the world's).
+        self._balancers: queue.SimpleQueue[tuple[str, dict[str, Any], bool]] = queue.SimpleQueue()
+        self.fleet.load_balancers = lambda cid, svc, present: self._balancers.put((cid, svc, present))
         self.router = self._routes()
         self.server: Server | None = None
         self._ticker: threading.Thread | None = None
@@ -198,8 +204,30 @@ class World:
 
     def tick(self) -> None:
         with self.lock:
-            if self.gke.advance():
+            changed = self.gke.advance()
+            if self._apply_balancers() or changed:
                 self.save()
+
+    def _apply_balancers(self) -> bool:
+        """Write what the clusters' load balancers became into Compute; a deleted cluster's are dropped
+        unseen, so what its Services had stays behind (GKE's 'Deleting a cluster' page warns of it)."""
+        applied = False
+        while not self._balancers.empty():
+            cid, svc, present = self._balancers.get()
+            cluster = next((c for c in self.gke.clusters.values() if c.id == cid), None)
+            lb = loadbalancers.service_balancer(svc)
+            if cluster is None or svc.get("metadata", {}).get("uid") is None:
+                continue
+            where = {"project": cluster.project, "region": catalog.region_of(cluster.location)}
+            if present and lb is not None:
+                tag = loadbalancers.node_tag(cluster.view["name"], cluster.id)
+                self.compute.put_service_balancer(lb, network=cluster.view["network"], tag=tag, **where)
+            elif not present:
+                self.compute.drop_service_balancer(
+                    loadbalancers.balancer_name(svc["metadata"]["uid"]), **where
+                )
+            applied = True
+        return applied
 
     def save(self) -> None:
         state = {

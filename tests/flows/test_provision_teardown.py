@@ -54,6 +54,13 @@ def world_counts(world: World) -> tuple[list[str], list[str]]:
     )
 
 
+def forwarding_rules(world: World) -> list[str]:
+    """The project's forwarding rules in every region (what GKE made for LoadBalancer Services)."""
+    cloud = clients.cloud(MeshwrightTarget(target=Target.SANDBOX, sandbox_state=str(world.layout.root)))
+    listed = cloud.forwarding_rules.aggregated_list(project="demo-project")
+    return sorted(f"{region}/{r.name}" for region, scoped in listed for r in scoped.forwarding_rules)
+
+
 class Recorder(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
@@ -200,10 +207,14 @@ def test_smoke_test_always_tears_down_and_reaper_sweeps_expired(
     sandbox.faults.replace([])
     provision_mesh(spec=spec_file, connection=target)
     kept = reap_expired(project="demo-project", target=Target.SANDBOX, connection=target)
-    assert kept == {"clusters": [], "firewalls": []}
+    assert kept == {"clusters": [], "firewalls": [], "load_balancers": []}
 
     reaped = reap_expired(
         project="demo-project", target=Target.SANDBOX, now=time.time() + 2 * 3600, connection="flow-sandbox"
     )
-    assert reaped == {"clusters": ["central", "east", "west"], "firewalls": ["meshwright-flowmesh-pods"]}
+    assert reaped == {
+        "clusters": ["central", "east", "west"],
+        "firewalls": ["meshwright-flowmesh-pods"],
+        "load_balancers": [],
+    }
     assert "MESHWRIGHT_SANDBOX_STATE" not in os.environ  # found through the block, not the environment

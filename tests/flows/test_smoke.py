@@ -22,7 +22,7 @@ from meshwright.errors import MeshwrightError
 from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.world import World
 from meshwright.spec import validate_spec
-from tests.flows.test_provision_teardown import world_counts
+from tests.flows.test_provision_teardown import forwarding_rules, world_counts
 
 SPEC = {
     "name": "smokemesh",
@@ -51,8 +51,13 @@ def test_fault_at_verification_fails_the_run_after_teardown_leaving_nothing(
     sandbox.faults.replace([FaultRule(api="kube", cluster="central", path="/portforward", status=503)])
     with pytest.raises(MeshwrightError, match="clusterz") as failed:
         mesh_smoke_test(spec=str(spec), connection=target)
-    assert world_counts(sandbox) == ([], [])
+    assert world_counts(sandbox) == ([], [])  # no cluster, no firewall rule (k8s-fw- ones neither)
+    assert forwarding_rules(sandbox) == []
     report = latest_markdown("mesh-smokemesh-smoke-test")
+    # central's east-west gateway had its forwarding rule while the mesh ran; it went before central
+    released = re.search(r"Gateway load balancers deleted before their clusters: (\d+)\.", report)
+    assert released, report
+    assert int(released[1]) >= 1
     assert "# Smoke test of mesh `smokemesh`: **failed**" in report
     stages = re.findall(r"^\| (\w+) \| [\d.]+ \| (\w+)", report, re.MULTILINE)
     assert stages[-1] == ("down", "ok")
@@ -70,6 +75,7 @@ def test_a_healthy_mesh_passes_from_the_spec_itself_and_is_gone_afterwards(
     assert result.passed
     assert [s.step for s in result.stages][0 :: len(result.stages) - 1] == ["up", "down"]
     assert world_counts(sandbox) == ([], [])
+    assert forwarding_rules(sandbox) == []
     report = latest_markdown(result.report_key)
     assert "**passed**" in report
     assert "| central | istiod | " in report

@@ -35,10 +35,19 @@ def held(location: str, pools: Iterable[Pool]) -> dict[str, float]:
 
 
 def of_cluster(view: Mapping[str, Any]) -> dict[str, float]:
+    # A hand-edited state file may hold anything here: what is not a pool holds nothing.
+    given = view.get("nodePools")
+    listed = given if isinstance(given, list) else []
     pools = [
-        (int(p.get("initialNodeCount") or 0), p.get("config") or {}) for p in view.get("nodePools") or []
+        (_count(p.get("initialNodeCount")), p["config"] if isinstance(p.get("config"), dict) else {})
+        for p in listed
+        if isinstance(p, dict)
     ]
     return held(str(view["location"]), pools)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def add(totals: Iterable[Mapping[str, float]]) -> dict[str, float]:

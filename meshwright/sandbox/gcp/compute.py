@@ -1,10 +1,12 @@
-"""State and verbs of the emulated Compute v1 API: networks, subnetworks, firewall rules, operations.
+"""State and verbs of the emulated Compute v1 API: networks, subnetworks, firewall rules, regional
+forwarding rules, operations.
 
 Changes are applied before the answer, so every operation is DONE when it is returned. A firewall
 write is validated whole (`read_firewall`), then built (`build_firewall`), then stored; a subnetwork
 likewise (`subnets`). A network is in auto mode (one subnet per region, made when a region is first
 used, with the range Google gives it) or custom mode (only the subnets inserted); GKE adds and
-removes its clusters' secondary ranges here.
+removes its clusters' secondary ranges here, and its service controller the forwarding rule and
+`k8s-fw-` rule of each LoadBalancer Service (`loadbalancers`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from meshwright.sandbox.clock import rfc3339_micros
 from meshwright.sandbox.faults import Faults
-from meshwright.sandbox.gcp import catalog, subnets, validate
+from meshwright.sandbox.gcp import catalog, loadbalancers, subnets, validate
 from meshwright.sandbox.gcp import errors as e
 from meshwright.sandbox.gcp.filters import compile_filter
 from meshwright.sandbox.gcp.firewalls import FIREWALL_MESSAGE, build_firewall, read_firewall, read_name
@@ -25,6 +27,10 @@ from meshwright.sandbox.gcp.validate import Fields
 from meshwright.sandbox.settings import Latency
 
 Table = dict[str, ComputeRecord]
+
+
+def _rule_key(project: str, region: str, name: str) -> str:
+    return f"{project}/{region}/{name}"
 
 
 class Compute:
@@ -47,6 +53,12 @@ class Compute:
             stored.get("subnetworks"), ComputeRecord.from_json, what="Compute subnetwork", key=subnets.key_of
         )
         self.operations = self._load(stored, "global_operations", "global operation")
+        self.forwarding_rules = load_table(
+            stored.get("forwarding_rules"),
+            ComputeRecord.from_json,
+            what="Compute forwarding rule",
+            key=lambda r: _rule_key(r.project, subnets.last(r.view["region"]), r.name),
+        )
         self.latency, self.faults, self.sleep, self.now = latency, faults, sleep, now
         self._base_url = base_url
 
@@ -62,6 +74,7 @@ class Compute:
             "networks": self.networks,
             "subnetworks": self.subnets,
             "global_operations": self.operations,
+            "forwarding_rules": self.forwarding_rules,
         }
         return {name: {k: r.to_json() for k, r in table.items()} for name, table in tables.items()}
 
@@ -284,6 +297,75 @@ class Compute:
         self.sleep(self.latency.firewall)
         del self.firewalls[rule.key]
         return self._operation(project, "delete", rule.view)
+
+    # -- forwarding rules (regional), and what the service controller makes -------------------
+
+    def _forwarding_rule(self, project: str, region: str, name: str) -> ComputeRecord:
+        validate.project(project)
+        found = self.forwarding_rules.get(_rule_key(project, validate.region(region), name))
+        if found is None:
+            path = f"projects/{project}/regions/{region}/forwardingRules/{name}"
+            raise e.GcpError(404, e.RESOURCE_PATH_NOT_FOUND.format(path=path))
+        return found
+
+    def get_forwarding_rule(self, project: str, region: str, name: str) -> dict[str, Any]:
+        return self._forwarding_rule(project, region, name).view
+
+    def list_forwarding_rules(self, project: str, region: str, *, where: str | None = None) -> dict[str, Any]:
+        validate.region(region)
+        here = {k: r for k, r in self.forwarding_rules.items() if subnets.last(r.view["region"]) == region}
+        listed = self._list(here, project, "compute#forwardingRuleList", where=where)
+        return {**listed, "id": f"projects/{project}/regions/{region}/forwardingRules"}
+
+    def aggregated_forwarding_rules(self, project: str, *, where: str | None = None) -> dict[str, Any]:
+        """Every region's rules under `regions/<region>`; regions without any are left out."""
+        listed = self._list(self.forwarding_rules, project, "compute#forwardingRuleList", where=where)
+        items: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for rule in listed["items"]:
+            scope = items.setdefault(f"regions/{subnets.last(rule['region'])}", {"forwardingRules": []})
+            scope["forwardingRules"].append(rule)
+        return {
+            "kind": "compute#forwardingRuleAggregatedList",
+            "id": f"projects/{project}/aggregated/forwardingRules",
+            "items": items,
+            "selfLink": "",
+        }
+
+    def delete_forwarding_rule(self, project: str, region: str, name: str) -> dict[str, Any]:
+        rule = self._forwarding_rule(project, region, name)
+        failed = self._injected_failure(project, "delete", rule.view["selfLink"])
+        if failed:
+            return failed
+        del self.forwarding_rules[_rule_key(project, region, name)]
+        return self._operation(project, "delete", rule.view, region=region)
+
+    def put_service_balancer(
+        self, lb: loadbalancers.ServiceBalancer, *, project: str, region: str, network: str, tag: str
+    ) -> None:
+        """The service controller made (or updated) a Service's load balancer: its two rules."""
+        body = loadbalancers.firewall_body(lb, network=network, tag=tag)
+        kept = self.firewalls.get(f"{project}/{body['name']}")
+        rule = build_firewall(
+            read_firewall(body),
+            project=project,
+            name=body["name"],
+            links=self._links(project),
+            kept=kept.view if kept else {},
+        )
+        self.firewalls[rule.key] = rule
+        key, old = (
+            _rule_key(project, region, lb.lb_name),
+            self.forwarding_rules.get(_rule_key(project, region, lb.lb_name)),
+        )
+        view = loadbalancers.forwarding_rule(lb, region_link=f"{self._base(project)}/regions/{region}")
+        if old is not None:  # GKE deletes and re-inserts it; the sandbox keeps its id
+            view.update(id=old.view["id"], creationTimestamp=old.view["creationTimestamp"])
+        self.forwarding_rules[key] = ComputeRecord(project, view)
+
+    def drop_service_balancer(self, lb_name: str, *, project: str, region: str) -> None:
+        """The service controller removed a load balancer whose Service went (or stopped being one)."""
+        self.forwarding_rules.pop(_rule_key(project, region, lb_name), None)
+        self.firewalls.pop(f"{project}/{loadbalancers.firewall_name(lb_name)}", None)
 
     # -- global operations -------------------------------------------------------------------
 

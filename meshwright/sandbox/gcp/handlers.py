@@ -88,6 +88,23 @@ def insert_network(b: Backends, r: Request) -> dict[str, Any]:
     return b.compute.insert_network(r.params["project"], r.json())
 
 
+def get_forwarding_rule(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.get_forwarding_rule(r.params["project"], r.params["region"], r.params["name"])
+
+
+def list_forwarding_rules(b: Backends, r: Request) -> dict[str, Any]:
+    where = r.query.get("filter")
+    return b.compute.list_forwarding_rules(r.params["project"], r.params["region"], where=where)
+
+
+def aggregated_forwarding_rules(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.aggregated_forwarding_rules(r.params["project"], where=r.query.get("filter"))
+
+
+def delete_forwarding_rule(b: Backends, r: Request) -> dict[str, Any]:
+    return b.compute.delete_forwarding_rule(r.params["project"], r.params["region"], r.params["name"])
+
+
 def insert_subnetwork(b: Backends, r: Request) -> dict[str, Any]:
     return b.compute.insert_subnetwork(r.params["project"], r.params["region"], r.json())
 

@@ -53,6 +53,18 @@ ROUTES: list[tuple[str, str, GcpHandler, Api]] = [
     ("POST", f"{REGION}/subnetworks", h.insert_subnetwork, "compute"),
     ("GET", f"{REGION}/subnetworks", h.list_subnetworks, "compute"),
     ("GET", rf"{REGION}/subnetworks/(?P<name>{_SEG})", h.get_subnetwork, "compute"),
+    # A regional operation is filed with the global ones (names are unique): the same lookup answers.
+    ("GET", rf"{REGION}/operations/(?P<operation>{_SEG})", h.get_global_operation, "compute"),
+    ("POST", rf"{REGION}/operations/(?P<operation>{_SEG})/wait", h.get_global_operation, "compute"),
+    ("GET", f"{REGION}/forwardingRules", h.list_forwarding_rules, "compute"),
+    ("GET", rf"{REGION}/forwardingRules/(?P<name>{_SEG})", h.get_forwarding_rule, "compute"),
+    ("DELETE", rf"{REGION}/forwardingRules/(?P<name>{_SEG})", h.delete_forwarding_rule, "compute"),
+    (
+        "GET",
+        rf"/compute/v1/projects/(?P<project>{_SEG})/aggregated/forwardingRules",
+        h.aggregated_forwarding_rules,
+        "compute",
+    ),
     ("GET", rf"{ZONE}/machineTypes/(?P<name>{_SEG})", h.get_machine_type, "compute"),
     ("GET", IAM, h.list_service_accounts, "iam"),
     ("POST", IAM, h.create_service_account, "iam"),

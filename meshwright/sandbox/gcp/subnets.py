@@ -117,9 +117,21 @@ def build_subnet(
 def ranges(subnets: Iterable[ComputeRecord]) -> Iterator[tuple[ComputeRecord, ipaddress.IPv4Network]]:
     """Every range of these subnets, primary and secondary, with the subnet it belongs to."""
     for subnet in subnets:
-        yield subnet, ipaddress.IPv4Network(subnet.view["ipCidrRange"])
-        for secondary in subnet.view.get("secondaryIpRanges") or []:
-            yield subnet, ipaddress.IPv4Network(secondary["ipCidrRange"])
+        listed = subnet.view.get("secondaryIpRanges")
+        secondary = (
+            [r.get("ipCidrRange") for r in listed if isinstance(r, dict)] if isinstance(listed, list) else []
+        )
+        for cidr in [subnet.view.get("ipCidrRange"), *secondary]:
+            net = _network(cidr)
+            if net is not None:  # a hand-edited state file's nonsense holds no range
+                yield subnet, net
+
+
+def _network(cidr: Any) -> ipaddress.IPv4Network | None:
+    try:
+        return ipaddress.IPv4Network(cidr)
+    except (TypeError, ValueError):
+        return None
 
 
 def conflict(wanted: Iterable[str], subnets: Iterable[ComputeRecord]) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import hashlib
 import ipaddress
 import logging
@@ -109,6 +110,10 @@ ConfigReviewHook = Callable[
 """(cluster_id, group, plural, object, old) -> None when the validating webhooks admit the write, else
 (403, denial) or (500, why the webhook could not be called)."""
 
+LoadBalancerHook = Callable[[str, dict[str, Any], bool], None]
+"""(cluster_id, LoadBalancer Service, present) -> None: its load balancer is up (or changed), or gone.
+Called with the cluster's lock held: it must not wait for the world's lock."""
+
 
 def loopback_pool(layout: Layout) -> ipaddress.IPv4Network:
     """This sandbox's /16 of 127.0.0.0/8 for load-balancer addresses (two sandboxes on one host differ)."""
@@ -139,6 +144,7 @@ class Fleet:
         self.port_forward: ForwardBackend | None = None
         self.pod_admission: PodAdmissionHook | None = None
         self.config_review: ConfigReviewHook | None = None
+        self.load_balancers: LoadBalancerHook | None = None
         self.lb_pool = loopback_pool(layout)
         self._lb_reserved: set[str] = set()
         self._lb_lock = threading.Lock()
@@ -216,6 +222,7 @@ class Fleet:
             pod_cidr=cluster["clusterIpv4Cidr"],
             services_cidr=cluster["servicesIpv4Cidr"],
             lb_address=self._lb_address,
+            lb_changed=self._balancers_for(sandbox_id(cluster["id"])),
             admit_pod=self._admission_for(sandbox_id(cluster["id"])),
             review_config=self._review_for(sandbox_id(cluster["id"])),
         )
@@ -228,6 +235,16 @@ class Fleet:
             return None if hook is None else hook(cid, pod)
 
         return admit
+
+    def _balancers_for(self, cid: str) -> Callable[[dict[str, Any], bool], None]:
+        """The cluster's view of `load_balancers`, read at each change."""
+
+        def changed(svc: dict[str, Any], present: bool) -> None:
+            hook = self.load_balancers
+            if hook is not None:
+                hook(cid, copy.deepcopy(svc), present)  # the store changes it after the call
+
+        return changed
 
     def _review_for(
         self, cid: str

@@ -2,7 +2,8 @@
 
 Namespaces become Active with their default service account and root CA configmap; secrets get
 `data` from `stringData` and service-account tokens; Services get cluster IPs and load-balancer
-IPs; CRDs register their types and become Established; owners take their dependents with them.
+IPs (and, through `lb_changed`, the cloud's rules for them); CRDs register their types and become
+Established; owners take their dependents with them.
 Workloads (Deployments and friends) live in `workloads.py`.
 """
 
@@ -71,6 +72,7 @@ class Controllers(Workloads):
         pod_cidr: str,
         services_cidr: str,
         lb_address: Callable[[], str],
+        lb_changed: Callable[[dict[str, Any], bool], None] = lambda svc, present: None,
         admit_pod: PodAdmission = lambda pod: None,
         review_config: ConfigReview = lambda group, plural, obj, old: None,
     ) -> None:
@@ -78,6 +80,7 @@ class Controllers(Workloads):
         self.pod_net = ipaddress.ip_network(pod_cidr)
         self.svc_net = ipaddress.ip_network(services_cidr)
         self.lb_address, self.admit_pod, self.review_config = lb_address, admit_pod, review_config
+        self.lb_changed = lb_changed  # the cloud's service controller: a load balancer made or gone
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._timer_lock = threading.Lock()
@@ -286,15 +289,24 @@ class Controllers(Workloads):
         ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
         ingress = dotted.get(svc, "status.loadBalancer.ingress") or []
         on_loopback = bool(ingress) and all(str(i.get("ip", "")).startswith("127.") for i in ingress)
-        if svc["spec"].get("type") == "LoadBalancer" and not on_loopback:
+        balanced = svc["spec"].get("type") == "LoadBalancer"
+        if balanced and not on_loopback:
             ip = self.lb_address()  # loopback only: an address that leaves the machine is never handed out
-            self.later(
-                self.latency.loadbalancer,
-                lambda: self._set_status(
-                    "v1", "Service", ns, name, {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}
-                ),
-            )
+            self.later(self.latency.loadbalancer, lambda: self._balanced(ns, name, ip))
+        elif balanced:
+            self.lb_changed(svc, True)  # its ports may have changed: the cloud's rules follow
+        elif dotted.get(old or {}, "spec.type") == "LoadBalancer":
+            self.later(self.latency.loadbalancer, lambda: self.lb_changed(old or {}, False))
         self._endpoints(ns, svc)
+
+    def _balanced(self, ns: str, name: str, ip: str) -> None:
+        """The load balancer is up: the cloud has its rules, the Service its address."""
+        self._set_status(
+            "v1", "Service", ns, name, {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}
+        )
+        svc = self.cluster.find(self.rt("v1", "Service"), ns, name)
+        if svc is not None and svc["spec"].get("type") == "LoadBalancer":
+            self.lb_changed(svc, True)
 
     def _react_horizontalpodautoscaler(self, hpa: dict[str, Any], old: dict[str, Any] | None) -> None:
         """The autoscaler keeps its target between minReplicas and maxReplicas (no metrics: it never goes further)."""
@@ -364,6 +376,8 @@ class Controllers(Workloads):
         if rt.kind == "Service" and ns:
             ep_rt = self.rt("v1", "Endpoints")
             self.cluster.remove(ep_rt, self.cluster.key(ep_rt, ns, obj["metadata"]["name"]))
+            if dotted.get(obj, "spec.type") == "LoadBalancer":  # the cloud's cleanup takes its time too
+                self.later(self.latency.loadbalancer, lambda: self.lb_changed(obj, False))
         if rt.kind == "Pod" and ns:
             self._endpoints(ns)
 

@@ -13,14 +13,17 @@ from prefect import flow, get_run_logger
 
 from flows._futures import bounded_runner, raise_failures, resolve
 from meshwright.clients import MeshwrightTarget, resolve_target
+from meshwright.models import ClusterRef
+from meshwright.naming import KEEP_ROOT_LABEL, MESH_LABEL
 from meshwright.spec import DEFAULT_TARGET, Target
-from tasks.clusters import delete_cluster, find_expired_clusters
+from tasks.clusters import delete_cluster, find_expired_clusters, find_mesh_clusters
 from tasks.network import (
     delete_firewall,
     delete_load_balancer,
     find_expired_firewalls,
     find_orphaned_load_balancers,
 )
+from tasks.trust import forget_mesh_root
 
 
 @flow(name="reap-expired", task_runner=bounded_runner())
@@ -30,8 +33,9 @@ def reap_expired(
     now: float | None = None,
     connection: MeshwrightTarget | str | None = None,
 ) -> dict[str, list[str]]:
-    """Start deleting expired meshwright clusters and firewall rules of `project`, and delete the
-    load balancers GKE left behind for gateways of clusters that no longer exist.
+    """Start deleting expired meshwright clusters and firewall rules of `project`, delete the load
+    balancers GKE left behind for gateways of clusters that no longer exist, and the stored root CA
+    of each mesh whose clusters all went (unless its clusters say it keeps it).
 
     Args:
         project: the GCP project to sweep.
@@ -55,9 +59,21 @@ def reap_expired(
         len(leftovers),
         project,
     )
-    raise_failures(failures)
+    raise_failures(failures)  # a mesh whose clusters did not all go keeps its root
+    roots = [m for m in _gone_meshes(where, project, clusters) if forget_mesh_root(m)]
     return {
         "clusters": sorted(c.name for c in clusters),
         "firewalls": sorted(rules),
         "load_balancers": sorted(lb.name for lb in leftovers),
+        "roots": sorted(roots),
     }
+
+
+def _gone_meshes(where: MeshwrightTarget, project: str, reaped: list[ClusterRef]) -> list[str]:
+    """The meshes all of whose clusters this run deleted, unless they keep their root CA."""
+    meshes = {c.labels[MESH_LABEL] for c in reaped if MESH_LABEL in c.labels}
+    keeping = {c.labels[MESH_LABEL] for c in reaped if c.labels.get(KEEP_ROOT_LABEL) == "true"}
+    names = {c.name for c in reaped}
+    return sorted(
+        m for m in meshes - keeping if all(c.name in names for c in find_mesh_clusters(where, project, m))
+    )

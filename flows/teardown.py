@@ -18,6 +18,7 @@ from tasks.access import remove_kubeconfig
 from tasks.clusters import delete_cluster, find_mesh_clusters, wait_deleted
 from tasks.gateways import uninstall_gateways
 from tasks.network import delete_firewall
+from tasks.trust import forget_root_ca
 
 
 @flow(name="teardown-mesh", task_runner=bounded_runner())
@@ -27,8 +28,8 @@ def teardown_mesh(
     kubeconfig: str | None = None,
     connection: MeshwrightTarget | str | None = None,
 ) -> TeardownReport:
-    """Delete every cluster labelled with the mesh (its gateways' load balancers first) and the
-    mesh's firewall rule.
+    """Delete every cluster labelled with the mesh (its gateways' load balancers first), the mesh's
+    firewall rule and its stored root CA (unless the spec says `istio.keep_root`).
 
     Args:
         spec: the mesh spec itself (the UI's form) or the path of its YAML file.
@@ -61,6 +62,7 @@ def _teardown(
         failures.update(resolve(gone)[1])
     firewall = delete_firewall(target, mesh.project, naming.firewall_name(mesh.name))
     raise_failures(failures)
+    root = forget_root_ca(mesh)  # its clusters are going: no new intermediate will be signed for it
     if wait:
         remove_kubeconfig(mesh, kubeconfig or str(naming.default_kubeconfig(mesh.name)))
     return TeardownReport(
@@ -68,6 +70,7 @@ def _teardown(
         deleted_clusters=sorted(r.name for r in refs),
         firewall=firewall,
         load_balancers=sorted(name for names in released.values() for name in names),
+        root=root,
         waited=wait,
         seconds=time.time() - started,
     )

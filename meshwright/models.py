@@ -132,6 +132,7 @@ class TeardownReport(BaseModel):
     deleted_clusters: list[str]
     firewall: str
     load_balancers: list[str] = Field(default_factory=list)  # forwarding rules seen going before the clusters
+    root: str = ""  # what became of the mesh's stored root CA (removed, kept, none stored)
     waited: bool
     seconds: float
 

@@ -53,6 +53,17 @@ def forget_root_ca(spec: MeshSpec) -> str:
     return done
 
 
+@task(task_run_name="forget_root_ca[{mesh}]", cache_policy=NO_CACHE, **RETRYING)
+def forget_mesh_root(mesh: str) -> bool:
+    """The reaper's: remove the stored root CA of a mesh whose clusters it deleted (it has no spec;
+    a mesh that keeps its root says so on its clusters' labels, and the reaper skips it).
+
+    Args:
+        mesh: the mesh's name.
+    """
+    return trust.store_for(mesh).delete()
+
+
 def _read(api: CoreV1Api, *, cluster: str) -> dict[str, bytes] | None:
     with kube_call(cluster=cluster, step="ensure_cacerts", what="secret/cacerts"):
         secret = kube.read_or_none(

@@ -101,9 +101,10 @@ def teardown(report: TeardownReport) -> str:
     verb = "deleted" if report.waited else "deleting"
     clusters, balancers = report.deleted_clusters, report.load_balancers
     first = f"; {len(balancers)} gateway load balancer(s) deleted first" if balancers else ""
+    root = f"; root CA {report.root}" if report.root else ""
     return (
         f"mesh {report.mesh}: {verb} {len(clusters)} cluster(s) {', '.join(clusters)};"
-        f" firewall rule {report.firewall}{first}"
+        f" firewall rule {report.firewall}{first}{root}"
     )
 
 

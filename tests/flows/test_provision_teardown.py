@@ -17,13 +17,13 @@ from flows.provision import provision_mesh
 from flows.reap import reap_expired
 from flows.smoke import mesh_smoke_test
 from flows.teardown import teardown_mesh
-from meshwright import clients
+from meshwright import clients, trust
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import OperationFailed, PermanentError, SpecInvalid
 from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.kube.fleet import operator_token
 from meshwright.sandbox.world import World
-from meshwright.spec import Target
+from meshwright.spec import Target, load_spec
 
 SPEC = {
     "name": "flowmesh",
@@ -206,8 +206,9 @@ def test_smoke_test_always_tears_down_and_reaper_sweeps_expired(
     assert world_counts(sandbox) == ([], [])
     sandbox.faults.replace([])
     provision_mesh(spec=spec_file, connection=target)
+    trust.ensure_root(load_spec(spec_file), trust.store_for("flowmesh"))  # as up_mesh makes it
     kept = reap_expired(project="demo-project", target=Target.SANDBOX, connection=target)
-    assert kept == {"clusters": [], "firewalls": [], "load_balancers": []}
+    assert kept == {"clusters": [], "firewalls": [], "load_balancers": [], "roots": []}
 
     reaped = reap_expired(
         project="demo-project", target=Target.SANDBOX, now=time.time() + 2 * 3600, connection="flow-sandbox"
@@ -216,5 +217,7 @@ def test_smoke_test_always_tears_down_and_reaper_sweeps_expired(
         "clusters": ["central", "east", "west"],
         "firewalls": ["meshwright-flowmesh-pods"],
         "load_balancers": [],
+        "roots": ["flowmesh"],  # every cluster of the mesh went, and the spec keeps no root
     }
+    assert trust.store_for("flowmesh").load() is None
     assert "MESHWRIGHT_SANDBOX_STATE" not in os.environ  # found through the block, not the environment

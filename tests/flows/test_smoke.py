@@ -17,6 +17,7 @@ from prefect.states import Cancelled, Crashed
 
 from flows.provision import provision_mesh
 from flows.smoke import _teardown_hook, mesh_smoke_test
+from meshwright import trust
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import MeshwrightError
 from meshwright.sandbox.faults import FaultRule
@@ -76,6 +77,7 @@ def test_a_healthy_mesh_passes_from_the_spec_itself_and_is_gone_afterwards(
     assert [s.step for s in result.stages][0 :: len(result.stages) - 1] == ["up", "down"]
     assert world_counts(sandbox) == ([], [])
     assert forwarding_rules(sandbox) == []
+    assert trust.store_for("smokemesh").load() is None  # the root went with the mesh
     report = latest_markdown(result.report_key)
     assert "**passed**" in report
     assert "| central | istiod | " in report

@@ -65,7 +65,7 @@ def preflight(
         )
     check_service_accounts(mesh, target=target)
     check_quotas(mesh, target=target, existing=[c.name for c in existing])
-    expires = naming.mesh_expiry([c.labels for c in existing], mesh.ttl_seconds, now=started)
+    expires = naming.mesh_expiry([(c.labels, c.created) for c in existing], mesh.ttl_seconds, now=started)
     return Preflight(mesh, target, path, expires, started, leaving)
 
 

@@ -53,6 +53,7 @@ class ClusterRef(BaseModel):
     location: str
     status: str
     labels: dict[str, str] = Field(default_factory=dict)
+    created: float | None = None  # unix time GKE created it
 
 
 class NetworkCheck(BaseModel):

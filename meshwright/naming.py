@@ -18,6 +18,7 @@ RESERVED_LABEL_PREFIX = "meshwright-"
 MESH_LABEL = "meshwright-mesh"
 EXPIRES_LABEL = "meshwright-expires"
 KEEP_ROOT_LABEL = "meshwright-keep-root"
+TTL_LABEL = "meshwright-ttl"
 
 # -- the firewall rule between the pod ranges ------------------------------------------------
 FIREWALL_PRIORITY = 900
@@ -84,23 +85,42 @@ def expiry(ttl_seconds: int | None, *, now: float | None = None) -> int | None:
     return None if ttl_seconds is None else int((time.time() if now is None else now) + ttl_seconds)
 
 
-def mesh_expiry(found: list[dict[str, str]], ttl_seconds: int | None, *, now: float) -> int | None:
-    """The expiry of a mesh whose resources carry the labels `found`: the earliest one there, so that
-    a rerun (or a firewall rule made again) never postpones the reaper; now + ttl for a new mesh."""
+def mesh_expiry(
+    existing: list[tuple[dict[str, str], float | None]], ttl_seconds: int | None, *, now: float
+) -> int | None:
+    """The expiry of a mesh whose clusters carry (labels, creation time) `existing`: the one they
+    carry while the spec's ttl is the one they were labelled with, so a rerun (or a firewall rule
+    made again) never postpones the reaper; the first creation plus the new ttl when the spec's ttl
+    changed; now + ttl for a new mesh."""
     if ttl_seconds is None:
         return None
-    kept = [int(labels[EXPIRES_LABEL]) for labels in found if labels.get(EXPIRES_LABEL, "").isdigit()]
-    return min(kept) if kept else expiry(ttl_seconds, now=now)
+    kept = [
+        int(labels[EXPIRES_LABEL])
+        for labels, _ in existing
+        if labels.get(EXPIRES_LABEL, "").isdigit() and labels.get(TTL_LABEL) == str(ttl_seconds)
+    ]
+    if kept:
+        return min(kept)
+    created = [when for _, when in existing if when]
+    return int((min(created) if created else now) + ttl_seconds)
 
 
 def resource_labels(
-    mesh: str, user_labels: dict[str, str], *, expires: int | None, keep_root: bool = False
+    mesh: str,
+    user_labels: dict[str, str],
+    *,
+    expires: int | None,
+    ttl_seconds: int | None = None,
+    keep_root: bool = False,
 ) -> dict[str, str]:
     """The labels on every cloud resource of the mesh: the user's, then ours (ours win). The reaper,
-    which has no spec, reads from them whether the mesh's root CA outlives it."""
+    which has no spec, reads from them whether the mesh's root CA outlives it; a rerun reads the ttl
+    the expiry was made from."""
     labels = {**user_labels, MESH_LABEL: mesh}
     if expires is not None:
         labels[EXPIRES_LABEL] = str(expires)
+        if ttl_seconds is not None:
+            labels[TTL_LABEL] = str(ttl_seconds)
     if keep_root:
         labels[KEEP_ROOT_LABEL] = "true"
     return labels

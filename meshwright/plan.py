@@ -149,6 +149,7 @@ def _cluster(spec: MeshSpec, c: ClusterSpec) -> Resource:
     labels = naming.resource_labels(spec.name, c.labels, expires=None, keep_root=spec.istio.keep_root)
     if spec.ttl:
         labels[naming.EXPIRES_LABEL] = f"<now + {spec.ttl}>"
+        labels[naming.TTL_LABEL] = str(spec.ttl_seconds)
     details = {
         "location": c.location,
         "role": c.role.value,

@@ -7,6 +7,7 @@ are never cached: a new run always re-reads the world.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from google.cloud import container_v1
 from prefect import get_run_logger, task
@@ -55,7 +56,7 @@ def cluster_request(
         node_pools=[pool],
         ip_allocation_policy=policy,
         resource_labels=naming.resource_labels(
-            spec.name, c.labels, expires=expires, keep_root=spec.istio.keep_root
+            spec.name, c.labels, expires=expires, ttl_seconds=spec.ttl_seconds, keep_root=spec.istio.keep_root
         ),
         release_channel=container_v1.ReleaseChannel(channel=RELEASE_CHANNEL),
         workload_identity_config=container_v1.WorkloadIdentityConfig(
@@ -96,6 +97,31 @@ def _adopt(spec: MeshSpec, existing: container_v1.Cluster, target: MeshwrightTar
         )
 
 
+def _converge_labels(
+    spec: MeshSpec, existing: container_v1.Cluster, target: MeshwrightTarget, *, expires: int | None
+) -> str:
+    """An adopted cluster gets the labels the spec gives it now (the user's, the expiry of the
+    spec's ttl, keep-root), through GKE's setResourceLabels with the current label fingerprint."""
+    wanted = naming.resource_labels(
+        spec.name,
+        spec.cluster(existing.name).labels,
+        expires=expires,
+        ttl_seconds=spec.ttl_seconds,
+        keep_root=spec.istio.keep_root,
+    )
+    if dict(existing.resource_labels) == wanted or existing.status != Status.RUNNING:
+        return ""
+    request = container_v1.SetLabelsRequest(
+        name=f"{_parent(spec.project, existing.location)}/clusters/{existing.name}",
+        resource_labels=wanted,
+        label_fingerprint=existing.label_fingerprint,
+    )
+    cloud = clients.cloud(target)
+    with cloud.call(cluster=existing.name, step="create_cluster"):
+        cloud.container.set_labels(request=request)
+    return "; labels set to the spec's"
+
+
 @task(
     task_run_name="create_cluster[{name}]",
     persist_result=True,
@@ -117,7 +143,8 @@ def create_cluster(
     existing = get_cluster(target, spec.project, c.location, name, step="create_cluster")
     if existing is not None:
         _adopt(spec, existing, target)
-        log.info("cluster %s exists (%s): adopted", name, existing.status.name)
+        relabelled = _converge_labels(spec, existing, target, expires=expires)
+        log.info("cluster %s exists (%s): adopted%s", name, existing.status.name, relabelled)
         return CreateResult(name=name, location=c.location, adopted=True, timing=clock.done())
     cloud, parent = clients.cloud(target), _parent(spec.project, c.location)
     network = get_network(target, spec.project, spec.network, step="create_cluster")
@@ -201,7 +228,14 @@ def access_of(cluster: container_v1.Cluster, timing: Timing) -> ClusterAccess:
 
 
 def _ref(c: container_v1.Cluster) -> ClusterRef:
-    return ClusterRef(name=c.name, location=c.location, status=c.status.name, labels=dict(c.resource_labels))
+    created = c.create_time and datetime.fromisoformat(c.create_time.replace("Z", "+00:00")).timestamp()
+    return ClusterRef(
+        name=c.name,
+        location=c.location,
+        status=c.status.name,
+        labels=dict(c.resource_labels),
+        created=created or None,
+    )
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)

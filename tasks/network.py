@@ -50,14 +50,6 @@ def desired_rule(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None) -
     )
 
 
-def _kept_expiry(spec: MeshSpec, current: compute_v1.Firewall | None, expires: int | None) -> int | None:
-    """A rerun keeps the expiry the mesh was created with, as its adopted clusters do."""
-    parsed = parse_description(current.description) if current is not None else None
-    if expires is not None and parsed and parsed[0] == spec.name and parsed[1] is not None:
-        return parsed[1]
-    return expires
-
-
 def _same(current: compute_v1.Firewall, want: compute_v1.Firewall) -> bool:
     return (
         sorted(current.source_ranges) == list(want.source_ranges)
@@ -99,7 +91,7 @@ def _ensure_rule(
 ) -> tuple[str, compute_v1.Firewall]:
     """Look, then insert or patch; what was done and the rule as it should be."""
     current = get_firewall(target, spec.project, naming.firewall_name(spec.name), step="ensure_firewall")
-    want = desired_rule(spec, pod_cidrs, expires=_kept_expiry(spec, current, expires))
+    want = desired_rule(spec, pod_cidrs, expires=expires)  # the mesh's own (flows/provision.preflight)
     return _converge(clients.cloud(target), spec.project, current, want), want
 
 

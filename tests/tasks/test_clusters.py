@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.cloud import container_v1
 
-from meshwright import clients
+from meshwright import clients, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, NotFound, OperationFailed, PermanentError, TransientError
 from meshwright.sandbox.faults import FaultRule
@@ -48,6 +48,7 @@ def test_create_is_vpc_native_labelled_tagged_and_waitable(sandbox: World, targe
         "team": "mesh",
         "meshwright-mesh": "m1",
         "meshwright-expires": "1900000000",
+        "meshwright-ttl": "7200",  # what the expiry was made from: a rerun with the same ttl keeps it
     }
     assert cluster.ip_allocation_policy.use_ip_aliases is True
     assert list(cluster.node_pools[0].config.tags) == ["meshwright-m1-node"]
@@ -171,3 +172,42 @@ class _State:
 )
 def test_retry_condition_looks_only_at_the_error_tree(error: Exception | None, retry: bool) -> None:
     assert retry_if_transient(None, None, _State(error)) is retry
+
+
+def test_an_adopted_cluster_takes_the_labels_and_ttl_the_spec_gives_it_now(
+    sandbox: World, target: MeshwrightTarget
+) -> None:
+    first = create_cluster.fn(mesh(), "west", target=target, expires=1_900_000_000)
+    wait_cluster.fn(mesh(), first, target=target)
+    changed = mesh(ttl="6h")
+    changed.cluster("west").labels["team"] = "edge"
+    existing = [(c.labels, c.created) for c in find_mesh_clusters.fn(target, "demo-project", "m1")]
+    assert naming.mesh_expiry(existing, 2 * 3600, now=0) == 1_900_000_000  # the same ttl: kept as it is
+    created = existing[0][1]
+    assert created is not None
+    expires = naming.mesh_expiry(existing, 6 * 3600, now=0)
+    assert expires == int(created + 6 * 3600)  # a new ttl counts from the mesh's creation
+    create_cluster.fn(changed, "west", target=target, expires=expires)
+    cluster = get_cluster(target, "demo-project", "us-west1-b", "west", step="test")
+    assert cluster is not None
+    assert dict(cluster.resource_labels) == {
+        "team": "edge",
+        "meshwright-mesh": "m1",
+        "meshwright-expires": str(expires),
+        "meshwright-ttl": str(6 * 3600),
+    }
+
+
+def test_gke_refuses_labels_set_with_a_stale_fingerprint(sandbox: World, target: MeshwrightTarget) -> None:
+    create_cluster.fn(mesh(), "west", target=target, expires=None)
+    request = container_v1.SetLabelsRequest(
+        name="projects/demo-project/locations/us-west1-b/clusters/west",
+        resource_labels={"a": "b"},
+        label_fingerprint="00000000",
+    )
+    cloud = clients.cloud(target)
+    with (
+        pytest.raises(PermanentError, match="fingerprint mismatch; try again with the proper fingerprint"),
+        cloud.call(cluster="west", step="test"),
+    ):
+        cloud.container.set_labels(request=request)

@@ -7,6 +7,12 @@ from typing import Any
 CLUSTER_EXISTS = "Already exists: projects/{project}/locations/{location}/clusters/{name}."
 CLUSTER_NOT_FOUND = "Not found: projects/{project}/locations/{location}/clusters/{name}."
 OPERATION_NOT_FOUND = "Not found: projects/{project}/locations/{location}/operations/{name}."
+# GKE's words for a setResourceLabels whose labelFingerprint is not the cluster's current one
+# (as users report it: crossplane-contrib/provider-gcp#477, hashicorp/terraform-provider-google#5608).
+LABEL_FINGERPRINT_MISMATCH = (
+    "Labels could not be set due to fingerprint mismatch; try again with the proper fingerprint: "
+    'incorrect fingerprint supplied was "{given}", the expected one is "{expected}".'
+)
 OPERATION_IN_PROGRESS = (
     "Operation {operation} is currently {verb} cluster {name}. Please wait and try again once it is done."
 )

@@ -285,6 +285,22 @@ class Gke:
         op = self._new_operation(cluster, "DELETE_CLUSTER", self.latency.delete)
         return self.operation_view(op)
 
+    def set_resource_labels(
+        self, project: str, location: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """clusters.setResourceLabels: all labels at once, guarded by the current labelFingerprint."""
+        cluster = self._cluster(project, location, name)
+        expected, given = cluster.view.get("labelFingerprint", ""), str(body.get("labelFingerprint") or "")
+        if given != expected:
+            raise e.failed_precondition(e.LABEL_FINGERPRINT_MISMATCH.format(given=given, expected=expected))
+        raw = body.get("resourceLabels") or {}
+        if not isinstance(raw, dict):
+            raise e.invalid("Invalid value for field 'resourceLabels': not a map.")
+        labels = validate.labels({str(k): str(v) for k, v in raw.items()}, "resource_labels")
+        cluster.view.update(resourceLabels=labels, labelFingerprint=secrets.token_hex(4))
+        op = self._new_operation(cluster, "SET_LABELS", 0.0)
+        return self.operation_view(op)
+
     def _running_operation(self, cluster: ClusterRecord) -> GkeOperation | None:
         return next(
             (op for op in self.operations.values() if op.cluster == cluster.key and not op.done), None
@@ -364,6 +380,8 @@ class Gke:
         op.view["endTime"] = rfc3339_micros(now)
         cluster = self.clusters.get(op.cluster)
         if cluster is None:
+            return
+        if op.kind == "SET_LABELS":  # the labels were set with the request
             return
         if op.kind == "DELETE_CLUSTER":
             del self.clusters[op.cluster]

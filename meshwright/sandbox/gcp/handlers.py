@@ -36,6 +36,11 @@ def delete_cluster(b: Backends, r: Request) -> dict[str, Any]:
     return b.gke.delete_cluster(r.params["project"], r.params["location"], r.params["cluster"])
 
 
+def set_resource_labels(b: Backends, r: Request) -> dict[str, Any]:
+    p = r.params
+    return b.gke.set_resource_labels(p["project"], p["location"], p["cluster"], r.json() or {})
+
+
 def get_gke_operation(b: Backends, r: Request) -> dict[str, Any]:
     return b.gke.get_operation(r.params["project"], r.params["location"], r.params["operation"])
 

@@ -24,6 +24,7 @@ SERVICES = rf"/v1/projects/(?P<project>{_SEG})/services/(?P<service>[^/:]+)"
 
 ROUTES: list[tuple[str, str, GcpHandler, Api]] = [
     ("POST", f"{GKE}/clusters", h.create_cluster, "gke"),
+    ("POST", rf"{GKE}/clusters/(?P<cluster>[^/:]+):setResourceLabels", h.set_resource_labels, "gke"),
     ("GET", f"{GKE}/clusters", h.list_clusters, "gke"),
     ("GET", rf"{GKE}/clusters/(?P<cluster>{_SEG})", h.get_cluster, "gke"),
     ("DELETE", rf"{GKE}/clusters/(?P<cluster>{_SEG})", h.delete_cluster, "gke"),

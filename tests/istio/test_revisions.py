@@ -69,7 +69,7 @@ def test_two_revisions_from_two_chart_versions_each_serve_clusterz_and_inject(
         prepare_namespace.fn(spec, access, target=target)
         base = istio_values.release(spec, spec.cluster(access.name), "istio-base")
         ensure_helm_release(target, access, old["base"], base.name, base.values, step="test")
-    istiod = istio_values.release(spec, spec.cluster("central"), "istiod").values
+    istiod = istio_values.release(spec, spec.cluster("central"), "istiod", rev="", tagged=False).values
     ensure_helm_release(target, central, old["istiod"], "istiod", istiod, step="test")
     canary = {**istiod, "revision": "canary", "revisionTags": ["prod"]}
     ensure_helm_release(target, central, new["istiod"], "istiod-canary", canary, step="test")

@@ -31,6 +31,9 @@ from tasks.istio import ensure_helm_release, installed_revisions
 
 CLUSTERZ, MONITORING_PORT, SYNCED = "/debug/clusterz", 15014, "synced"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+NS = naming.ISTIO_NAMESPACE
+LEGACY_WEBHOOK = "istio-sidecar-injector"
+NEVER_MATCH = {"matchLabels": {"istio.io/deactivated": "never-match"}}  # istio pkg/kube/util NeverMatch
 
 
 def _revision_pod(core: kubernetes.client.CoreV1Api, rev: str) -> str | None:
@@ -111,18 +114,61 @@ def move_revision_tag(
     source = next(r for r in charts if r.chart == "istiod")
     order = [r for r in installed if r != to] + [to]  # off the others first: helm owns each object once
     for rev in order:
+        # the unrevisioned istiod's own webhook is the tag "default" (istio-injection=enabled) already
+        tagged = rev == to and rev != ""
         plan = istio_values.release(
-            spec,
-            c,
-            naming.ISTIOD_RELEASE,
-            remote_pilot_address=remote_pilot_address,
-            rev=rev,
-            tagged=rev == to,
+            spec, c, naming.ISTIOD_RELEASE, remote_pilot_address=remote_pilot_address, rev=rev, tagged=tagged
         )
         ref = source.model_copy(update={"version": installed[rev]})
         ensure_helm_release(target, access, ref, plan.name, plan.values, step=step)
+        if rev == "" and to == "":
+            _restore_legacy_webhook(target, access, plan.name)
+    if "" in installed and to != "":
+        _deactivate_legacy_webhook(clients.cloud(target).kube_for(access), access)
     get_run_logger().info("tag %s in %s -> revision %s", naming.REVISION_TAG, access.name, to)
     return to
+
+
+def _deactivate_legacy_webhook(client: Any, access: ClusterAccess) -> None:
+    """The unrevisioned istiod's injector (`istio-sidecar-injector`, which also takes
+    istio-injection=enabled) made to match nothing, as `istioctl tag set default` does when a mesh
+    leaves a non-revisioned install (istioctl/pkg/tag DeactivateIstioInjectionWebhook, NeverMatch):
+    the API server would call it after the tag's webhooks, and its injection would win."""
+    _set_selectors(client, access, None)
+
+
+def _restore_legacy_webhook(target: MeshwrightTarget, access: ClusterAccess, release: str) -> None:
+    """The unrevisioned istiod's injector back as its release renders it (helm leaves an object
+    edited under an unchanged release alone)."""
+    cloud, step = clients.cloud(target), "move_revision_tag"
+    with cloud.helm_for(access, step=step) as command:
+        rendered = asyncio.run(helm.manifest(command, release, NS))
+    legacy = [
+        o for o in rendered if o.get("kind") == "MutatingWebhookConfiguration" and _named(o, LEGACY_WEBHOOK)
+    ]
+    _set_selectors(
+        cloud.kube_for(access), access, {h["name"]: h for o in legacy for h in o.get("webhooks") or []}
+    )
+
+
+def _set_selectors(client: Any, access: ClusterAccess, rendered: dict[str, Any] | None) -> None:
+    """Replace the selectors of `istio-sidecar-injector`'s webhooks: those `rendered` (by webhook
+    name), or NeverMatch when None. A replace, not an apply: the selectors must lose NeverMatch."""
+    hooks = kubernetes.client.AdmissionregistrationV1Api(client)
+    with kube_call(cluster=access.name, step="move_revision_tag", what=f"webhook {LEGACY_WEBHOOK}"):
+        found = kube.read_or_none(lambda: hooks.read_mutating_webhook_configuration(LEGACY_WEBHOOK))
+        if found is None:
+            return
+        body = client.sanitize_for_serialization(found)
+        for hook in body.get("webhooks") or []:
+            source = (rendered or {}).get(hook["name"], {})
+            hook["namespaceSelector"] = source.get("namespaceSelector") if rendered else NEVER_MATCH
+            hook["objectSelector"] = source.get("objectSelector") if rendered else NEVER_MATCH
+        hooks.replace_mutating_webhook_configuration(LEGACY_WEBHOOK, body)
+
+
+def _named(obj: dict[str, Any], name: str) -> bool:
+    return bool((obj.get("metadata") or {}).get("name") == name)
 
 
 def _deployments(spec: MeshSpec) -> list[tuple[str, str]]:

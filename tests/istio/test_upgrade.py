@@ -13,7 +13,9 @@ import pytest
 
 from flows.mesh import up_mesh
 from meshwright.clients import MeshwrightTarget
+from meshwright.errors import OperationFailed
 from meshwright.models import MeshReport
+from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.world import World
 from meshwright.spec import validate_spec
 from tasks.verify import get
@@ -93,3 +95,25 @@ def test_up_moves_a_four_cluster_mesh_to_the_new_revision_without_a_failed_reque
         assert _revisions(target, second, cluster, "bookinfo") == {"1-30-3"}, cluster
     assert second.verification is not None
     assert second.verification.ok
+
+
+def test_an_upgrade_whose_new_control_plane_cannot_be_verified_removes_it_and_fails_saying_where(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
+) -> None:
+    spec = {**FOUR, "name": "unverified", "clusters": FOUR["clusters"][:2], "bookinfo": None}
+    kubeconfig = str(tmp_path / "kubeconfig")
+    first = up_mesh(spec=validate_spec(spec), kubeconfig=kubeconfig, connection=target)
+    sandbox.faults.replace([FaultRule(api="kube", cluster="hub", path="/portforward", status=503)])
+    with pytest.raises(
+        OperationFailed, match=r"^upgrade: upgrade to revision 1-30-3 stopped before the tag moved"
+    ):
+        up_mesh(
+            spec=validate_spec({**spec, "istio": {"version": "1.30.3"}}),
+            kubeconfig=kubeconfig,
+            connection=target,
+        )
+    sandbox.faults.replace([])
+    for cluster in ("hub", "west"):
+        access = next(c for c in first.provision.clusters if c.name == cluster)
+        istiods = sorted(r["name"] for r in helm_releases(target, access) if r["name"].startswith("istiod"))
+        assert istiods == ["istiod-1-29-8"], cluster

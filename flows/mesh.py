@@ -22,11 +22,12 @@ from prefect.futures import PrefectFuture
 from flows._futures import LocalThreadPoolTaskRunner, raise_failures, resolve, submit
 from flows._slots import mesh_slot
 from flows.provision import Preflight, preflight
+from flows.upgrade import upgrade_revisions
 from flows.verify import verify_all
-from meshwright import dag
+from meshwright import dag, istio_values
 from meshwright.clients import MeshwrightTarget
 from meshwright.dag import StepKey
-from meshwright.drift import diff
+from meshwright.drift import Observed, diff
 from meshwright.models import ChartRef, ClusterAccess, FirewallResult, MeshReport, ProvisionReport
 from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec
@@ -142,7 +143,9 @@ def up_mesh(
 def _up(pre: Preflight, *, force: bool, prune: bool) -> MeshReport:
     mesh, target = pre.mesh, pre.target
     charts = preflight_charts(mesh, target=target)
-    publish_changes(diff(mesh, observe_mesh(mesh, target=target)), prune=prune)
+    observed = observe_mesh(mesh, target=target)
+    publish_changes(diff(mesh, observed), prune=prune)
+    old = _old_revision(mesh, observed)
     started: Futures = {StepKey(dag.ROOT): ensure_root_ca.submit(mesh)}
     for c in mesh.clusters:
         create = create_cluster.submit(mesh, c.name, target=target, expires=pre.expires)
@@ -168,15 +171,31 @@ def _up(pre: Preflight, *, force: bool, prune: bool) -> MeshReport:
     assert firewall is not None
     report = _report(pre, list(created.values()), ready, firewall, path, charts, results)
     published = publish_report.submit(report.provision)  # alongside the verification
+    access = {k.cluster: a for k, a in ready.items() if k.cluster}
     try:
-        report.verification = verify_all(
-            mesh, {k.cluster: a for k, a in ready.items() if k.cluster}, target=target
-        )
+        if old is None:
+            report.verification = verify_all(mesh, dict(access), target=target)
+        else:
+            report.verification = upgrade_revisions(mesh, access, charts, report.gateways, old, target=target)
     finally:
         published.wait()  # the cluster table is published whatever the verification finds
     raise_failures(resolve({"publish_report": published})[1])
     report.finished = time.time()
     return report
+
+
+def _old_revision(mesh: MeshSpec, observed: Observed) -> str | None:
+    """The istiod revision the mesh's primaries run that the spec's version replaces; None when none
+    does (a new mesh, or one on the spec's revision already)."""
+    new = istio_values.revision(mesh)
+    found = {
+        rev
+        for c in mesh.primaries
+        if (seen := observed.cluster(c.name)) is not None
+        for rev in istio_values.istiod_revisions(seen.releases)
+        if rev != new
+    }
+    return min(found) if found else None
 
 
 def _delete_leaving(pre: Preflight) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from meshwright import bookinfo, dag, naming
+from meshwright import bookinfo, dag, istio_values, naming
 from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec
 
@@ -134,6 +134,9 @@ def _releases(spec: MeshSpec, observed: Observed) -> list[Change]:
         have = observed.cluster(key.cluster or "") if key.kind == dag.INSTALL else None
         if key.kind != dag.INSTALL or key.release is None or (have is None or have.unread):
             continue
+        if key.release == naming.ISTIOD_RELEASE:
+            changes += _istiod(spec, have)
+            continue
         version = have.releases.get(key.release)
         if version is None:
             changes.append(Change(action="install", kind="release", what=key.release, where=have.name))
@@ -148,6 +151,19 @@ def _releases(spec: MeshSpec, observed: Observed) -> list[Change]:
                 )
             )
     return changes
+
+
+def _istiod(spec: MeshSpec, have: ObservedCluster) -> list[Change]:
+    """istiod by revision: a new revision is installed beside the old ones, which go once the tag moved."""
+    installed, wanted = istio_values.istiod_revisions(have.releases), istio_values.revision(spec)
+    old = sorted(r or "unrevisioned istiod" for r in installed if r != wanted)
+    if wanted in installed and not old:
+        return []
+    what = naming.istiod_release(wanted)
+    if not old:
+        return [Change(action="install", kind="release", what=what, where=have.name)]
+    detail = f"by revision: {', '.join(old)} -> {wanted}; tag {naming.REVISION_TAG} moves, then the old go"
+    return [Change(action="upgrade", kind="release", what=what, where=have.name, detail=detail)]
 
 
 def _secrets(spec: MeshSpec, observed: Observed) -> list[Change]:

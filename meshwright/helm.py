@@ -434,3 +434,11 @@ async def _metadata(command: pyhelm3.Command, name: str, namespace: str) -> dict
 def list_releases(command: pyhelm3.Command, namespace: str) -> list[dict[str, Any]]:
     """`helm list` in a namespace, as helm's JSON (name, revision, chart, app_version, status)."""
     return list(asyncio.run(command.list(namespace=namespace)))
+
+
+async def uninstall(command: HelmCommand, name: str, namespace: str, *, timeout: str = "5m") -> bool:
+    """`helm uninstall --wait`; False when there was no such release (already gone: a rerun)."""
+    if await _metadata(command, name, namespace) is None:
+        return False
+    await command.uninstall(name, namespace=namespace, wait=True, timeout=timeout)
+    return True

@@ -19,7 +19,6 @@ from meshwright.spec import ClusterSpec, MeshSpec, Role
 
 CHARTS = {"base": naming.BASE_RELEASE, "istiod": naming.ISTIOD_RELEASE, "gateway": naming.EASTWEST_RELEASE}
 EASTWEST_SELECTOR = {"istio": "eastwestgateway"}
-ISTIOD_HOST = f"istiod.{naming.ISTIO_NAMESPACE}.svc.cluster.local"
 Values = dict[str, Any]
 
 
@@ -54,17 +53,42 @@ def _global(spec: MeshSpec, c: ClusterSpec) -> Values:
     }
 
 
+def revision(spec: MeshSpec) -> str:
+    """The istiod revision the spec asks for: its version with dashes (`1-30-3`)."""
+    return naming.revision(spec.istio.version)
+
+
 def base_values(spec: MeshSpec, c: ClusterSpec) -> Values:
+    """`defaultRevision`: the revision whose istiod serves the default validation webhook."""
+    values: Values = {"defaultRevision": revision(spec)}
     if c.role is Role.REMOTE:
-        return {"profile": "remote", "global": {"externalIstiod": True}}
+        return values | {"profile": "remote", "global": {"externalIstiod": True}}
     if serves_remotes(spec, c):
-        return {"global": {"externalIstiod": True}}
-    return {}
+        return values | {"global": {"externalIstiod": True}}
+    return values
 
 
-def istiod_values(spec: MeshSpec, c: ClusterSpec, *, remote_pilot_address: str | None = None) -> Values:
-    """A remote's values need its primary's east-west gateway address."""
-    values: Values = {"global": _global(spec, c)}
+def istiod_values(
+    spec: MeshSpec,
+    c: ClusterSpec,
+    *,
+    remote_pilot_address: str | None = None,
+    rev: str | None = None,
+    tagged: bool = True,
+) -> Values:
+    """istiod of revision `rev` (default: the spec's), holding the revision tag when `tagged`.
+
+    The tag's webhooks and Service come with the release that holds it (`revisionTags`, rendered by
+    istio-discovery's revision-tags templates), so moving the tag is two upgrades: off the old
+    revision's release, onto the new one's (helm refuses two releases owning one object). A remote's
+    values need its primary's east-west gateway address.
+    """
+    rev = revision(spec) if rev is None else rev
+    values: Values = {
+        "global": _global(spec, c),
+        "revision": rev,
+        "revisionTags": [naming.REVISION_TAG] if tagged else [],
+    }
     if c.role is Role.REMOTE:
         if not remote_pilot_address:
             raise ValueError(f"remote {c.name} needs its primary's east-west gateway address")
@@ -87,6 +111,11 @@ def release_names(spec: MeshSpec, c: ClusterSpec) -> list[str]:
     return names + ([naming.EASTWEST_RELEASE] if needs_eastwest(spec, c) else [])
 
 
+def release_name(spec: MeshSpec, name: str) -> str:
+    """The Helm release behind a step's release name: istiod is released per revision."""
+    return naming.istiod_release(revision(spec)) if name == naming.ISTIOD_RELEASE else name
+
+
 def awaited(c: ClusterSpec, name: str) -> bool:
     """Whether meshwright waits for a release's pods: istiod and the gateway on a primary. Base has
     none; a remote runs no istiod, and its gateway's pod is injected by the primary's istiod, which
@@ -94,17 +123,26 @@ def awaited(c: ClusterSpec, name: str) -> bool:
     return c.role is Role.PRIMARY and name != naming.BASE_RELEASE
 
 
-def release(spec: MeshSpec, c: ClusterSpec, name: str, *, remote_pilot_address: str | None = None) -> Release:
+def release(
+    spec: MeshSpec,
+    c: ClusterSpec,
+    name: str,
+    *,
+    remote_pilot_address: str | None = None,
+    rev: str | None = None,
+    tagged: bool = True,
+) -> Release:
     """One release of the cluster with its values; istiod on a remote needs `remote_pilot_address`.
 
-    `wait`: see `awaited`.
+    istiod is released as `istiod-<rev>` (see `istiod_values` for `rev` and `tagged`); `wait`: see `awaited`.
     """
     primary = awaited(c, name)
     if name == naming.BASE_RELEASE:
         return Release(name=name, chart="base", values=base_values(spec, c), wait=primary)
     if name == naming.ISTIOD_RELEASE:
-        values = istiod_values(spec, c, remote_pilot_address=remote_pilot_address)
-        return Release(name=name, chart="istiod", values=values, wait=primary)
+        values = istiod_values(spec, c, remote_pilot_address=remote_pilot_address, rev=rev, tagged=tagged)
+        rev = revision(spec) if rev is None else rev
+        return Release(name=naming.istiod_release(rev), chart="istiod", values=values, wait=primary)
     if name == naming.EASTWEST_RELEASE and needs_eastwest(spec, c):
         return Release(name=name, chart="gateway", values=eastwest_values(spec, c), wait=primary)
     raise ValueError(f"cluster {c.name} has no release {name}")
@@ -133,8 +171,20 @@ def _meta(name: str) -> dict[str, Any]:
     return {"name": name, "namespace": naming.ISTIO_NAMESPACE}
 
 
-def expose_istiod() -> list[dict[str, Any]]:
-    """samples/multicluster/expose-istiod.yaml: istiod's 15012 and 15017 through the gateway."""
+def _host(rev: str) -> str:
+    return f"{naming.istiod_release(rev)}.{naming.ISTIO_NAMESPACE}"
+
+
+def _sni_hosts(rev: str) -> list[str]:
+    """The unrevisioned istiod of a mesh built before revisions keeps expose-istiod.yaml's `*`."""
+    return [f"{_host(rev)}.svc", f"{_host(rev)}.svc.cluster.local"] if rev else ["*"]
+
+
+def expose_istiod(revisions: list[str]) -> list[dict[str, Any]]:
+    """samples/multicluster/expose-istiod-rev.yaml.tmpl: istiod's 15012 and 15017 through the gateway,
+    routed by SNI to each revision's istiod (a remote's webhooks and proxies dial istiod-<rev>). One
+    VirtualService with every running revision's routes, where the sample has one per revision, so
+    that dropping a revision is one apply."""
     gateway = {
         "apiVersion": "networking.istio.io/v1",
         "kind": "Gateway",
@@ -149,9 +199,12 @@ def expose_istiod() -> list[dict[str, Any]]:
     }
     routes = [
         {
-            "match": [{"port": port, "sniHosts": ["*"]}],
-            "route": [{"destination": {"host": ISTIOD_HOST, "port": {"number": target}}}],
+            "match": [{"port": port, "sniHosts": _sni_hosts(rev)}],
+            "route": [
+                {"destination": {"host": f"{_host(rev)}.svc.cluster.local", "port": {"number": target}}}
+            ],
         }
+        for rev in sorted(revisions, key=lambda r: r == "")  # a catch-all last
         for port, target in ((15012, 15012), (15017, 443))
     ]
     service = {
@@ -178,9 +231,20 @@ def expose_services() -> list[dict[str, Any]]:
     ]
 
 
-def exposures(spec: MeshSpec, c: ClusterSpec) -> list[dict[str, Any]]:
-    """What a primary applies on its east-west gateway; remotes get their config from their primary."""
+def exposures(spec: MeshSpec, c: ClusterSpec, revisions: list[str] | None = None) -> list[dict[str, Any]]:
+    """What a primary applies on its east-west gateway, istiod's routes for `revisions` (default: the
+    spec's); remotes get their config from their primary."""
     if c.role is Role.REMOTE:
         return []
-    out = expose_istiod() if serves_remotes(spec, c) else []
+    out = expose_istiod(revisions or [revision(spec)]) if serves_remotes(spec, c) else []
     return out + (expose_services() if spec.multi_network else [])
+
+
+def istiod_revisions(releases: dict[str, str]) -> dict[str, str]:
+    """The istiod revisions among a cluster's releases (name -> version, as `helm list` shows them):
+    revision -> version; "" for the unrevisioned `istiod` of a mesh built before revisions."""
+    return {
+        name.removeprefix("istiod").removeprefix("-"): version
+        for name, version in releases.items()
+        if name == "istiod" or name.startswith("istiod-")
+    }

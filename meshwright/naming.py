@@ -27,7 +27,8 @@ FIREWALL_PROTOCOLS = ("tcp", "udp", "icmp", "esp", "ah", "sctp")
 # -- Istio -----------------------------------------------------------------------------------
 ISTIO_NAMESPACE = "istio-system"
 BASE_RELEASE = "istio-base"
-ISTIOD_RELEASE = "istiod"
+ISTIOD_RELEASE = "istiod"  # the step's name; the Helm release is istiod-<revision> (`istiod_release`)
+REVISION_TAG = "default"  # the revision tag namespaces and a remote's injection path follow
 EASTWEST_RELEASE = "istio-eastwestgateway"
 INGRESS_RELEASE = "istio-ingressgateway"
 CACERTS_SECRET = "cacerts"
@@ -51,6 +52,17 @@ LB_SERVICE_KEY = "kubernetes.io/service-name"
 # An extension in the kubeconfig's preferences naming the mesh and project it was written for,
 # so that `up` can refuse to overwrite the kubeconfig of another mesh.
 KUBECONFIG_EXTENSION = "meshwright"
+
+
+def revision(version: str) -> str:
+    """Istio's revision name for a version: `1.30.3` -> `1-30-3` (the canary upgrade docs' convention)."""
+    return version.replace(".", "-")
+
+
+def istiod_release(revision: str) -> str:
+    """istiod's Helm release, Deployment and Service: `istiod-<revision>`; `istiod` for the unrevisioned
+    control plane of a mesh built before revisions (Istio's charts name them so)."""
+    return f"istiod-{revision}" if revision else "istiod"
 
 
 def firewall_name(mesh: str) -> str:

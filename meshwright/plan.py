@@ -201,12 +201,19 @@ def _release(spec: MeshSpec, c: ClusterSpec, release: str) -> Resource:
     network = spec.istio_network(c)
     extra = {
         naming.BASE_RELEASE: {"chart": "base"},
-        naming.ISTIOD_RELEASE: {"chart": "istiod", "clusterName": c.name, "network": network},
+        naming.ISTIOD_RELEASE: {
+            "chart": "istiod",
+            "clusterName": c.name,
+            "network": network,
+            "revision": istio_values.revision(spec),
+            "revisionTags": naming.REVISION_TAG,
+        },
         naming.EASTWEST_RELEASE: {"chart": "gateway", "networkGateway": network},
     }[release]
     profile = "remote" if c.primary else "default"
     common = {"namespace": naming.ISTIO_NAMESPACE, "version": spec.istio.version, "profile": profile}
-    return Resource(kind="helm-release", name=release, cluster=c.name, details={**common, **extra})
+    name = istio_values.release_name(spec, release)
+    return Resource(kind="helm-release", name=name, cluster=c.name, details={**common, **extra})
 
 
 def _remote_secret(source: str, primary: str) -> Resource:

@@ -99,7 +99,13 @@ def install_release(
         remote_pilot_address: a remote's primary's east-west gateway address (istiod on a remote).
     """
     clock, cluster = Clock(f"install_{release}", access.name), spec.cluster(access.name)
-    plan = istio_values.release(spec, cluster, release, remote_pilot_address=remote_pilot_address)
+    others = [
+        r for r in installed_revisions(target, access, step=clock.step) if r != istio_values.revision(spec)
+    ]
+    # beside another revision (an upgrade), the tag stays where it is until the control plane is verified
+    plan = istio_values.release(
+        spec, cluster, release, remote_pilot_address=remote_pilot_address, tagged=not others
+    )
     ref = next(r for r in charts if r.chart == plan.chart)
     result = ensure_helm_release(target, access, ref, plan.name, plan.values, step=clock.step)
     get_run_logger().info(
@@ -125,8 +131,25 @@ def wait_release_ready(
     """
     if not istio_values.awaited(spec.cluster(access.name), release):
         return False
-    _wait_ready(target, access, release, step=f"wait_ready_{release}")
+    name = istio_values.release_name(spec, release)
+    _wait_ready(target, access, name, step=f"wait_ready_{release}")
     return True
+
+
+def installed_revisions(target: MeshwrightTarget, access: ClusterAccess, *, step: str) -> dict[str, str]:
+    """The istiod revisions installed in the cluster: revision -> chart version (see istio_values)."""
+    with clients.cloud(target).helm_for(access, step=step) as command:
+        listed = helm.list_releases(command, naming.ISTIO_NAMESPACE)
+    return istio_values.istiod_revisions({str(r["name"]): str(r.get("app_version", "")) for r in listed})
+
+
+def _running_revisions(client: Any, access: ClusterAccess) -> list[str]:
+    """The revisions of the istiod Deployments in istio-system ("" for an unrevisioned istiod)."""
+    apps = kubernetes.client.api.apps_v1_api.AppsV1Api(client)
+    with kube_call(cluster=access.name, step="expose_on_gateway", what="istiod deployments"):
+        found = apps.list_namespaced_deployment(naming.ISTIO_NAMESPACE, label_selector="app=istiod").items
+    revs = {(d.metadata.labels or {}).get("istio.io/rev", "default") for d in found if d.metadata}
+    return sorted("" if r == "default" else r for r in revs)
 
 
 def ensure_helm_release(
@@ -164,7 +187,8 @@ def ensure_helm_release(
 
 
 def _wait_ready(target: MeshwrightTarget, access: ClusterAccess, release: str, *, step: str) -> None:
-    deployment = "istiod" if release == naming.ISTIOD_RELEASE else release
+    """`release`'s Deployment (the Helm release's name: istiod-<rev>, the gateway) rolled out."""
+    deployment = release
     cloud = clients.cloud(target)
     timeout = cloud.waits.ready
     try:
@@ -225,14 +249,20 @@ def _watch_address(api: CoreV1Api, *, timeout: float) -> str | None:
 
 
 @task(task_run_name="expose_on_gateway[{access.name}]", **ONCE_PER_RUN, **RETRYING)
-def expose_on_gateway(spec: MeshSpec, access: ClusterAccess, *, target: MeshwrightTarget) -> list[str]:
+def expose_on_gateway(
+    spec: MeshSpec, access: ClusterAccess, *, target: MeshwrightTarget, revisions: list[str] | None = None
+) -> list[str]:
     """Apply the Gateways (and VirtualService) that expose istiod to remotes and services to other networks.
 
     Args:
         spec: the validated mesh spec.
         access: a primary with an east-west gateway.
         target: where the mesh is built.
+        revisions: the istiod revisions routed to (default: the spec's and every one installed, so
+            that a remote's pods keep reaching the revision that injects them while two run).
     """
-    manifests = istio_values.exposures(spec, spec.cluster(access.name))
     client = clients.cloud(target).kube_for(access)
+    if revisions is None:
+        revisions = sorted({istio_values.revision(spec), *_running_revisions(client, access)})
+    manifests = istio_values.exposures(spec, spec.cluster(access.name), revisions)
     return kube.apply(client, manifests, cluster=access.name, step="expose_on_gateway")

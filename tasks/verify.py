@@ -127,20 +127,20 @@ def eastwest_addresses(core: kubernetes.client.CoreV1Api) -> list[str] | None:
     return None if svc is None else load_balancer_addresses(svc)
 
 
-def istiod_addresses(client: kubernetes.client.ApiClient) -> list[str]:
-    """Where Service istiod of a remote leads: its EndpointSlices' addresses, or its ExternalName."""
+def istiod_addresses(client: kubernetes.client.ApiClient, name: str = "istiod") -> list[str]:
+    """Where Service istiod[-<revision>] of a remote leads: its EndpointSlices' addresses, or its ExternalName."""
     core, ns = kubernetes.client.CoreV1Api(client), naming.ISTIO_NAMESPACE
-    svc = read_or_none(lambda: core.read_namespaced_service("istiod", ns))
+    svc = read_or_none(lambda: core.read_namespaced_service(name, ns))
     if svc is None:
         return []
     if svc.spec and svc.spec.type == "ExternalName":
         return [str(svc.spec.external_name)]
     slices = kubernetes.client.DiscoveryV1Api(client).list_namespaced_endpoint_slice(
-        ns, label_selector="kubernetes.io/service-name=istiod"
+        ns, label_selector=f"kubernetes.io/service-name={name}"
     )
     found = {a for s in slices.items for e in s.endpoints or [] for a in e.addresses or []}
     if not found:  # older remote profiles render a v1 Endpoints object instead
-        endpoints = read_or_none(lambda: core.read_namespaced_endpoints("istiod", ns))
+        endpoints = read_or_none(lambda: core.read_namespaced_endpoints(name, ns))
         subsets = (endpoints.subsets if endpoints is not None else None) or []
         found = {str(a.ip) for s in subsets for a in s.addresses or []}
     return sorted(found)
@@ -302,7 +302,8 @@ def observe_control_plane(
         seen.root = root_fingerprint(core)
         seen.eastwest_addresses = eastwest_addresses(core)
         if role is Role.REMOTE:
-            seen.istiod_addresses = istiod_addresses(client)
+            service = naming.istiod_release(naming.revision(spec.istio.version))
+            seen.istiod_addresses = istiod_addresses(client, service)
         if role is Role.PRIMARY:
             _observe_primary(spec, access, seen, others, target=target, settle=settle)
     return seen

@@ -79,7 +79,7 @@ def test_ctrl_c_cancels_the_run_then_rerun_converges_and_down_removes_everything
         report = json.loads(up.stdout)
         assert [c["name"] for c in report["provision"]["clusters"]] == ["central", "west", "east"]
         assert all(s["finished"] >= s["started"] for s in report["steps"])
-        assert {r["name"] for r in report["releases"]} == {"istio-base", "istiod"}
+        assert {r["name"] for r in report["releases"]} == {"istio-base", "istiod-1-30-3"}
         assert world(root) == (["central:RUNNING", "east:RUNNING", "west:RUNNING"], ["meshwright-clim-pods"])
         token = (root / "operator-token").read_text().strip()
         assert token not in up.stdout + up.stderr

@@ -228,7 +228,7 @@ class Builder:
         )
         self.pod(name, naming.EASTWEST_RELEASE, "istio-system", {**EASTWEST_LABELS, **net}, [])
         if self.spec.cluster(name).primary is None:
-            for m in istio_values.exposures(self.spec, self.spec.cluster(name)):
+            for m in istio_values.exposures(self.spec, self.spec.cluster(name), [""]):
                 self.add(name, f"networking.istio.io/{m['kind'].lower()}s", m)
         return address
 

@@ -80,7 +80,7 @@ def test_a_healthy_mesh_passes_from_the_spec_itself_and_is_gone_afterwards(
     assert trust.store_for("smokemesh").load() is None  # the root went with the mesh
     report = latest_markdown(result.report_key)
     assert "**passed**" in report
-    assert "| central | istiod | " in report
+    assert "| central | istiod-1-30-3 | " in report
     assert "Roots: central `" in report
 
 

@@ -73,11 +73,11 @@ def test_primary_istiod_carries_the_cluster_id_and_mounts_cacerts(
 ) -> None:
     target = shared_target
     _, clusters, _ = installed
-    istiod = get(target, clusters["central"], "deployment", "istiod", namespace=NS)
+    istiod = get(target, clusters["central"], "deployment", "istiod-1-30-3", namespace=NS)
     assert {
         "app": "istiod",
         "istio": "pilot",
-        "istio.io/rev": "default",
+        "istio.io/rev": "1-30-3",
     }.items() <= istiod.metadata.labels.items()
     env = {e.name: e.value for e in istiod.spec.template.spec.containers[0].env}
     assert env["CLUSTER_ID"] == "central"
@@ -87,7 +87,7 @@ def test_primary_istiod_carries_the_cluster_id_and_mounts_cacerts(
     assert istiod.status.available_replicas == 1
     ports = {
         p.name: (p.port, p.target_port)
-        for p in get(target, clusters["central"], "service", "istiod", namespace=NS).spec.ports
+        for p in get(target, clusters["central"], "service", "istiod-1-30-3", namespace=NS).spec.ports
     }
     assert ports["https-webhook"] == (443, 15017)
     assert ports["https-dns"][0] == 15012
@@ -98,14 +98,19 @@ def test_mesh_config_and_injector_values_name_mesh_and_network(
 ) -> None:
     target = shared_target
     _, clusters, _ = installed
-    mesh = yaml.safe_load(get(target, clusters["central"], "configmap", "istio", namespace=NS).data["mesh"])
+    mesh = yaml.safe_load(
+        get(target, clusters["central"], "configmap", "istio-1-30-3", namespace=NS).data["mesh"]
+    )
     assert (mesh["defaultConfig"]["meshId"], mesh["trustDomain"]) == ("m1", "cluster.local")
     values = json.loads(
-        get(target, clusters["central"], "configmap", "istio-sidecar-injector", namespace=NS).data["values"]
+        get(target, clusters["central"], "configmap", "istio-sidecar-injector-1-30-3", namespace=NS).data[
+            "values"
+        ]
     )
     assert values["global"]["network"] == "default"
-    webhook = get(target, clusters["central"], "webhook", "istio-sidecar-injector")
-    by_name = {w.name: w for w in webhook.webhooks}
+    webhook = get(target, clusters["central"], "webhook", "istio-revision-tag-default")  # the tag takes
+    by_name = {w.name: w for w in webhook.webhooks}  # istio-injection=enabled (revision-tags-mwc.yaml)
+    assert {w.client_config.service.name for w in webhook.webhooks} == {"istiod-1-30-3"}
     namespaced = by_name["namespace.sidecar-injector.istio.io"]
     assert namespaced.client_config.service.path == "/inject"
     assert namespaced.namespace_selector.match_expressions[0].to_dict() == {
@@ -145,13 +150,13 @@ def test_the_remote_points_at_its_primarys_gateway_and_runs_no_istiod(
     namespace = get(target, west, "namespace", NS)
     assert namespace.metadata.annotations["topology.istio.io/controlPlaneClusters"] == "central"
     with pytest.raises(kubernetes.client.ApiException) as missing:
-        get(target, west, "deployment", "istiod", namespace=NS)
+        get(target, west, "deployment", "istiod-1-30-3", namespace=NS)
     assert missing.value.status == 404
-    assert get(target, west, "service", "istiod", namespace=NS).spec.selector is None
-    slice_ = get(target, west, "endpointslice", "istiod", namespace=NS)
+    assert get(target, west, "service", "istiod-1-30-3", namespace=NS).spec.selector is None
+    slice_ = get(target, west, "endpointslice", "istiod-1-30-3", namespace=NS)
     assert slice_.endpoints[0].addresses == [address]
-    assert slice_.metadata.labels["kubernetes.io/service-name"] == "istiod"
-    webhook = get(target, west, "webhook", "istio-sidecar-injector")
+    assert slice_.metadata.labels["kubernetes.io/service-name"] == "istiod-1-30-3"
+    webhook = get(target, west, "webhook", "istio-sidecar-injector-1-30-3")
     assert {w.client_config.service.path for w in webhook.webhooks} == {"/inject/cluster/west/net/default"}
     assert get(target, west, "serviceaccount", "istio-reader-service-account", namespace=NS)
 
@@ -206,12 +211,12 @@ def _writes(reader: kubernetes.client.ApiClient) -> dict[str, Callable[[], Any]]
     return {
         "create secret": lambda: core.create_namespaced_secret(NS, {"metadata": {"name": "x"}}),
         "patch service": lambda: core.patch_namespaced_service(
-            "istiod", NS, {"metadata": {"labels": {"a": "b"}}}
+            "istiod-1-30-3", NS, {"metadata": {"labels": {"a": "b"}}}
         ),
         "delete namespace": lambda: core.delete_namespace("default"),
         "create pod": lambda: core.create_namespaced_pod(NS, {"metadata": {"name": "p"}}),
         "scale istiod": lambda: apps.patch_namespaced_deployment_scale(
-            "istiod", NS, {"spec": {"replicas": 3}}
+            "istiod-1-30-3", NS, {"spec": {"replicas": 3}}
         ),
     }
 
@@ -262,8 +267,8 @@ def test_a_rerun_makes_no_revision_and_a_changed_value_upgrades_only_its_release
     assert ensure("10.0.0.7") == [("unchanged", 1), ("unchanged", 1)]
     assert ensure("10.9.9.9") == [("unchanged", 1), ("upgraded", 2)]
     releases = {r["name"]: r for r in helm_releases(target, west)}
-    assert (releases["istio-base"]["revision"], releases["istiod"]["revision"]) == ("1", "2")
-    assert releases["istiod"]["chart"] == "istiod-1.30.3"
+    assert (releases["istio-base"]["revision"], releases["istiod-1-30-3"]["revision"]) == ("1", "2")
+    assert releases["istiod-1-30-3"]["chart"] == "istiod-1.30.3"
 
 
 def _mark_release(
@@ -348,7 +353,7 @@ def test_an_istiod_that_never_becomes_ready_names_cluster_and_release(
         install_release.fn(spec, central, "istiod", bundled, target=target)
         with pytest.raises(
             OperationFailed,
-            match=r"^wait_ready_istiod \[central\]: release istiod: .*not rolled out after 1s",
+            match=r"^wait_ready_istiod \[central\]: release istiod-1-30-3: .*not rolled out after 1s",
         ):
             wait_release_ready.fn(spec, central, "istiod", target=target)
     finally:

@@ -15,8 +15,8 @@ from meshwright.sandbox.world import World
 from tasks.istio import install_release, prepare_namespace
 from tests.istio.support import api, bring_up, primary_remote
 
-BINDING = "istio-reader-clusterrole-istio-system"
-WEBHOOK = "istio-sidecar-injector"
+BINDING = "istio-reader-clusterrole-1-30-3-istio-system"
+WEBHOOK = "istio-sidecar-injector-1-30-3"
 
 
 def exists(read: object) -> bool:

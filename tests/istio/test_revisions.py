@@ -16,6 +16,7 @@ from meshwright.clients import MeshwrightTarget
 from meshwright.models import ChartRef, ClusterAccess
 from tasks.istio import ensure_helm_release, prepare_namespace
 from tasks.remote_secrets import exchange_remote_secret
+from tasks.upgrade import move_revision_tag
 from tasks.verify import istiod_pods
 from tests.istio.support import api, bring_up, primary_remote
 
@@ -69,7 +70,7 @@ def test_two_revisions_from_two_chart_versions_each_serve_clusterz_and_inject(
         prepare_namespace.fn(spec, access, target=target)
         base = istio_values.release(spec, spec.cluster(access.name), "istio-base")
         ensure_helm_release(target, access, old["base"], base.name, base.values, step="test")
-    istiod = istio_values.release(spec, spec.cluster("central"), "istiod").values
+    istiod = istio_values.release(spec, spec.cluster("central"), "istiod", rev="", tagged=False).values
     ensure_helm_release(target, central, old["istiod"], "istiod", istiod, step="test")
     canary = {**istiod, "revision": "canary", "revisionTags": ["prod"]}
     ensure_helm_release(target, central, new["istiod"], "istiod-canary", canary, step="test")
@@ -103,3 +104,27 @@ def test_two_revisions_from_two_chart_versions_each_serve_clusterz_and_inject(
         "shop-tagged": ("canary", "docker.io/istio/proxyv2:1.30.3"),
         "shop-legacy": ("default", "docker.io/istio/proxyv2:1.29.8"),
     }
+
+
+def test_moving_the_tag_off_an_unrevisioned_istiod_deactivates_its_webhook_and_moving_back_restores_it(
+    target: MeshwrightTarget,
+) -> None:
+    spec = primary_remote()
+    central = bring_up(spec, target)["central"]
+    old, new = _charts(target, "1.29.8"), _charts(target, "1.30.3")
+    prepare_namespace.fn(spec, central, target=target)
+    base = istio_values.release(spec, spec.cluster("central"), "istio-base")
+    ensure_helm_release(target, central, new["base"], base.name, base.values, step="test")
+    for ref, rev in ((old["istiod"], ""), (new["istiod"], "1-30-3")):  # a mesh built before revisions
+        plan = istio_values.release(spec, spec.cluster("central"), "istiod", rev=rev, tagged=False)
+        ensure_helm_release(target, central, ref, plan.name, plan.values, step="test")
+    client = api(target, central)
+    _until(lambda: len(istiod_pods(kubernetes.client.CoreV1Api(client))) == 2, "istiods")
+
+    move_revision_tag.fn(spec, central, list(new.values()), "1-30-3", target=target)
+    moved = _injected(client, "shop-moved", {"istio-injection": "enabled"})
+    move_revision_tag.fn(spec, central, list(new.values()), "", target=target)
+    back = _injected(client, "shop-back", {"istio-injection": "enabled"})
+
+    assert moved.metadata.annotations["istio.io/rev"] == "1-30-3"
+    assert back.metadata.annotations["istio.io/rev"] == "default"

@@ -74,11 +74,11 @@ def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
     assert sorted((r.cluster, r.name, r.revision) for r in report.releases) == [
         ("central", "istio-base", 1),
         ("central", "istio-eastwestgateway", 1),
-        ("central", "istiod", 1),
+        ("central", "istiod-1-30-3", 1),
         ("east", "istio-base", 1),
-        ("east", "istiod", 1),
+        ("east", "istiod-1-30-3", 1),
         ("west", "istio-base", 1),
-        ("west", "istiod", 1),
+        ("west", "istiod-1-30-3", 1),
     ]
     assert {c.chart: c.version for c in report.charts} == {
         "base": "1.30.3",
@@ -93,7 +93,7 @@ def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
         assert files["root-cert.pem"] == root_pem
         pki.verify_issued(files["ca-cert.pem"], root_pem)
     address = report.gateways["central"]
-    slice_ = get(target, access(report, "west"), "endpointslice", "istiod", namespace=NS)
+    slice_ = get(target, access(report, "west"), "endpointslice", "istiod-1-30-3", namespace=NS)
     assert slice_.endpoints[0].addresses == [address]
     assert sorted((r.source, r.primary, r.action) for r in report.remote_secrets) == [
         ("east", "central", "created"),
@@ -107,7 +107,10 @@ def test_primary_remote_comes_up_with_one_root_and_a_rerun_changes_nothing(
     assert set(proof.traffic.served) == {"central", "west"}  # reviews v1/v2 in central, v3 in west
 
     shown = {c["name"]: c["releases"] for c in mesh_status(load_spec(path), target)["clusters"]}
-    assert {(r["name"], r["revision"]) for r in shown["west"]} == {("istio-base", "1"), ("istiod", "1")}
+    assert {(r["name"], r["revision"]) for r in shown["west"]} == {
+        ("istio-base", "1"),
+        ("istiod-1-30-3", "1"),
+    }
     assert {r["app_version"] for r in shown["central"]} == {"1.30.3"}
 
     again = up(path, target, tmp_path)
@@ -134,7 +137,11 @@ def test_multi_primary_multi_network_labels_networks_and_crosses_them(
         assert get(target, where, "namespace", NS).metadata.labels["topology.istio.io/network"] == network
         gateway = get(target, where, "service", "istio-eastwestgateway", namespace=NS)
         assert gateway.metadata.labels["topology.istio.io/network"] == network
-        env = get(target, where, "deployment", "istiod", namespace=NS).spec.template.spec.containers[0].env
+        env = (
+            get(target, where, "deployment", "istiod-1-30-3", namespace=NS)
+            .spec.template.spec.containers[0]
+            .env
+        )
         assert {e.name: e.value for e in env}["CLUSTER_ID"] == cluster
         assert report.exposed[cluster] == ["Gateway/cross-network-gateway"]
     # Each network's gateway has its own address, and every one stays on this machine.
@@ -162,7 +169,7 @@ def test_primary_remote_across_networks_gives_the_remote_its_own_gateway(
     namespace = get(target, edge, "namespace", NS).metadata
     assert namespace.labels["topology.istio.io/network"] == "net-b"
     assert namespace.annotations["topology.istio.io/controlPlaneClusters"] == "hub"
-    webhook = get(target, edge, "webhook", "istio-sidecar-injector")
+    webhook = get(target, edge, "webhook", "istio-sidecar-injector-1-30-3")
     assert {w.client_config.service.path for w in webhook.webhooks} == {"/inject/cluster/edge/net/net-b"}
     gateway = get(target, edge, "service", "istio-eastwestgateway", namespace=NS)
     assert gateway.metadata.labels["topology.istio.io/network"] == "net-b"
@@ -202,6 +209,6 @@ def test_a_failing_release_fails_the_run_naming_cluster_and_step_and_stops_only_
     assert beta is not None
     assert {r["name"] for r in helm_releases(target, beta)} == {
         "istio-base",
-        "istiod",
+        "istiod-1-30-3",
         "istio-eastwestgateway",
     }

@@ -36,7 +36,10 @@ SAME_NETWORK = spec(
 
 def test_primary_with_remotes_runs_an_external_istiod() -> None:
     central = PRIMARY_REMOTE.cluster("central")
-    assert iv.base_values(PRIMARY_REMOTE, central) == {"global": {"externalIstiod": True}}
+    assert iv.base_values(PRIMARY_REMOTE, central) == {
+        "defaultRevision": "1-30-3",
+        "global": {"externalIstiod": True},
+    }
     assert iv.istiod_values(PRIMARY_REMOTE, central) == {
         "global": {
             "meshID": "m1",
@@ -45,12 +48,18 @@ def test_primary_with_remotes_runs_an_external_istiod() -> None:
             "externalIstiod": True,
         },
         "pilot": {"env": {"EXTERNAL_ISTIOD": "true"}},
+        "revision": "1-30-3",
+        "revisionTags": ["default"],
     }
 
 
 def test_remote_uses_the_remote_profile_pointed_at_its_primary() -> None:
     west = PRIMARY_REMOTE.cluster("west")
-    assert iv.base_values(PRIMARY_REMOTE, west) == {"profile": "remote", "global": {"externalIstiod": True}}
+    assert iv.base_values(PRIMARY_REMOTE, west) == {
+        "defaultRevision": "1-30-3",
+        "profile": "remote",
+        "global": {"externalIstiod": True},
+    }
     assert iv.istiod_values(PRIMARY_REMOTE, west, remote_pilot_address="10.0.0.7") == {
         "profile": "remote",
         "global": {
@@ -61,6 +70,8 @@ def test_remote_uses_the_remote_profile_pointed_at_its_primary() -> None:
             "remotePilotAddress": "10.0.0.7",
         },
         "istiodRemote": {"injectionPath": "/inject/cluster/west/net/default"},
+        "revision": "1-30-3",
+        "revisionTags": ["default"],
     }
 
 
@@ -110,7 +121,7 @@ def test_multi_network_labels_namespaces_and_gives_every_cluster_an_eastwest_gat
             "networkGateway": net,
         }
         assert iv.istiod_values(MULTI_NETWORK, c)["global"]["meshID"] == "shared"
-        assert iv.base_values(MULTI_NETWORK, c) == {}
+        assert iv.base_values(MULTI_NETWORK, c) == {"defaultRevision": "1-30-3"}
         gateway = iv.exposures(MULTI_NETWORK, c)
         assert [o["metadata"]["name"] for o in gateway] == ["cross-network-gateway"]
         server = gateway[0]["spec"]["servers"][0]
@@ -135,3 +146,28 @@ def test_readiness_is_awaited_on_primaries_only() -> None:
     assert not iv.release(PRIMARY_REMOTE, west, "istiod", remote_pilot_address="10.0.0.7").wait
     with pytest.raises(ValueError, match="no release"):
         iv.release(PRIMARY_REMOTE, west, "istio-eastwestgateway")
+
+
+def test_istiod_is_released_per_revision_and_exposed_per_revision_to_remotes() -> None:
+    central = PRIMARY_REMOTE.cluster("central")
+    assert iv.release(PRIMARY_REMOTE, central, "istiod").name == "istiod-1-30-3"
+    beside = iv.release(PRIMARY_REMOTE, central, "istiod", rev="1-29-8", tagged=False)
+    assert (beside.name, beside.values["revision"], beside.values["revisionTags"]) == (
+        "istiod-1-29-8",
+        "1-29-8",
+        [],
+    )
+    service = iv.exposures(PRIMARY_REMOTE, central, ["1-29-8", "1-30-3"])[1]
+    assert [
+        (r["match"][0]["port"], r["match"][0]["sniHosts"][0], r["route"][0]["destination"]["host"])
+        for r in service["spec"]["tls"]
+    ] == [
+        (15012, "istiod-1-29-8.istio-system.svc", "istiod-1-29-8.istio-system.svc.cluster.local"),
+        (15017, "istiod-1-29-8.istio-system.svc", "istiod-1-29-8.istio-system.svc.cluster.local"),
+        (15012, "istiod-1-30-3.istio-system.svc", "istiod-1-30-3.istio-system.svc.cluster.local"),
+        (15017, "istiod-1-30-3.istio-system.svc", "istiod-1-30-3.istio-system.svc.cluster.local"),
+    ]
+    assert iv.istiod_revisions({"istiod": "1.29.8", "istiod-1-30-3": "1.30.3", "istio-base": "1.30.3"}) == {
+        "": "1.29.8",
+        "1-30-3": "1.30.3",
+    }

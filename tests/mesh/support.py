@@ -31,6 +31,7 @@ READER_RULES = [  # the read rules of Istio's istio-reader-clusterrole (istio-di
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": READ},
 ]
 ISTIOD_LABELS = {"app": "istiod", "istio": "pilot"}
+REMOTE_ISTIOD = "istiod-1-30-3"  # the remote profile's Service for the spec's revision
 EASTWEST_LABELS = {"app": "istio-eastwestgateway", "istio": "eastwestgateway"}
 
 
@@ -139,14 +140,14 @@ def create_istiod(target: MeshwrightTarget, access: ClusterAccess) -> None:
 
 
 def point_remote_istiod(target: MeshwrightTarget, access: ClusterAccess, address: str) -> None:
-    """What the istiod chart's remote profile renders: Service istiod backed by an EndpointSlice to an IP."""
+    """What the istiod chart's remote profile renders: Service istiod-<revision> backed by an EndpointSlice to an IP."""
     core(target, access).create_namespaced_service(
-        NS, {"metadata": {"name": "istiod"}, "spec": {"ports": [{"name": "tcp-istiod", "port": 15012}]}}
+        NS, {"metadata": {"name": REMOTE_ISTIOD}, "spec": {"ports": [{"name": "tcp-istiod", "port": 15012}]}}
     )
     kubernetes.client.DiscoveryV1Api(kube(target, access)).create_namespaced_endpoint_slice(
         NS,
         {
-            "metadata": {"name": "istiod-remote", "labels": {"kubernetes.io/service-name": "istiod"}},
+            "metadata": {"name": "istiod-remote", "labels": {"kubernetes.io/service-name": REMOTE_ISTIOD}},
             "addressType": "IPv4",
             "endpoints": [{"addresses": [address]}],
             "ports": [{"name": "tcp-istiod", "port": 15012, "protocol": "TCP"}],

@@ -19,7 +19,7 @@ from meshwright.spec import MeshSpec
 from meshwright.verify import VerifyReport, check
 from tasks.remote_secrets import exchange_remote_secret
 from tasks.verify import _unusable_ca, locate_clusters, observe_control_plane
-from tests.mesh.support import NS, core, kube, set_root
+from tests.mesh.support import NS, REMOTE_ISTIOD, core, kube, set_root
 from tests.support import wait_for
 
 
@@ -166,7 +166,7 @@ def test_remote_istiod_behind_v1_endpoints_is_followed(
     core(target, meshed["west"]).create_namespaced_endpoints(
         NS,
         {
-            "metadata": {"name": "istiod"},
+            "metadata": {"name": REMOTE_ISTIOD},
             "subsets": [{"addresses": [{"ip": address}], "ports": [{"port": 15012}]}],
         },
     )

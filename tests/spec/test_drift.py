@@ -18,7 +18,7 @@ SPEC = validate_spec(
         },
     }
 )
-RELEASES = {"istio-base": "1.30.3", "istiod": "1.30.3"}
+RELEASES = {"istio-base": "1.30.3", "istiod-1-30-3": "1.30.3"}
 
 
 def as_built(**changes: object) -> Observed:
@@ -75,7 +75,9 @@ def test_a_cluster_left_behind_is_a_delete_that_needs_prune_and_its_range_leaves
 
 def test_a_moved_workload_and_an_older_release_are_named() -> None:
     west = (
-        as_built().clusters[1].model_copy(update={"releases": {"istio-base": "1.29.8", "istiod": "1.30.3"}})
+        as_built()
+        .clusters[1]
+        .model_copy(update={"releases": {"istio-base": "1.29.8", "istiod-1-30-3": "1.30.3"}})
     )
     hub = (
         as_built()
@@ -86,4 +88,16 @@ def test_a_moved_workload_and_an_older_release_are_named() -> None:
     assert [c.line() for c in drift.changes] == [
         "upgrade release istio-base in west (1.29.8 -> 1.30.3)",
         "remove workload reviews-v1 in hub",
+    ]
+
+
+def test_a_new_istio_version_is_an_upgrade_by_revision_and_an_unrevisioned_istiod_is_migrated() -> None:
+    old = {"istio-base": "1.29.8", "istiod-1-29-8": "1.29.8"}
+    west = as_built().clusters[1].model_copy(update={"releases": old})
+    hub = as_built().clusters[0].model_copy(update={"releases": {"istio-base": "1.29.8", "istiod": "1.29.8"}})
+    drift = diff(SPEC, as_built(clusters=[hub, west]))
+    assert [c.line() for c in drift.changes if "istiod" in c.what] == [
+        "upgrade release istiod-1-30-3 in hub (by revision: unrevisioned istiod -> 1-30-3; tag default moves, "
+        "then the old go)",
+        "upgrade release istiod-1-30-3 in west (by revision: 1-29-8 -> 1-30-3; tag default moves, then the old go)",
     ]

@@ -130,3 +130,19 @@ def test_a_remote_installs_its_gateway_once_its_remote_secret_is_in() -> None:
     after = {str(s.key): [str(k) for k in s.after] for s in dag.steps(spec)}
     assert after["install_istio-eastwestgateway[west]"] == ["exchange_remote_secret[west->central]"]
     assert after["install_istio-eastwestgateway[central]"] == ["wait_ready_istiod[central]"]
+
+
+def test_istiod_is_planned_as_the_revision_of_the_version_holding_the_default_tag() -> None:
+    plan = build_plan(load_spec(ROOT / "deployments" / "sandbox.yaml"))
+    (istiod,) = [
+        r
+        for s in plan.stages
+        for step in s.steps
+        if step.key == "install_istiod[central]"
+        for r in step.resources
+    ]
+    assert (istiod.name, istiod.details["revision"], istiod.details["revisionTags"]) == (
+        "istiod-1-30-3",
+        "1-30-3",
+        "default",
+    )

@@ -91,7 +91,7 @@ def subsets(svc: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, A
 def rolling_out(dep: dict[str, Any], rs: dict[str, Any]) -> dict[str, Any]:
     replicas = (dep.get("spec") or {}).get("replicas", 1)
     message = f'ReplicaSet "{rs["metadata"]["name"]}" is progressing.'
-    # The controller retires the other ReplicaSets at once, so until the new pods run nothing is
+    # The new pods are not ready until the rollout latency has passed; until then nothing new is
     # ready or available: the status says so (it is merged, and a stale availableReplicas from the
     # previous rollout made `kubectl rollout status` and meshwright's rollout wait return early).
     return {

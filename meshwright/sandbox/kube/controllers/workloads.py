@@ -105,7 +105,8 @@ class Workloads:
         name = rs["metadata"]["name"]
         revision = self._revision(meta, name)
         rs["metadata"]["annotations"] = {REVISION: revision}
-        self._retire_other_replica_sets(dep, keep=name)
+        if dotted_strategy(dep) == "Recreate":
+            self._retire_other_replica_sets(dep, keep=name)
         self.cluster.put_internal(self.rt("apps/v1", "ReplicaSet"), rs)
         self._annotate_revision(meta, revision)
         self._set_status("apps/v1", "Deployment", meta["namespace"], meta["name"], rolling_out(dep, rs))
@@ -296,6 +297,10 @@ class Workloads:
         if dep is None or rs is None or self._replica_set_for(dep)["metadata"]["name"] != rs_name:
             return
         n = self._start_pods(ns, rs["metadata"]["uid"])
+        # RollingUpdate (the default; maxUnavailable 25% rounds down to 0 for small replica counts,
+        # maxSurge 25% up to 1): the old ReplicaSets go once the new pods are ready, so a restart
+        # never leaves a Deployment without a ready pod (kubernetes pkg/controller/deployment/rolling.go).
+        self._retire_other_replica_sets(dep, keep=rs_name)
         generation = rs["metadata"].get("generation", 1)
         self._set_status("apps/v1", "ReplicaSet", ns, rs_name, replica_set_ready(n, generation))
         self._set_status("apps/v1", "Deployment", ns, name, deployment_available(dep, n, rs_name))
@@ -349,3 +354,8 @@ class Workloads:
             "subsets": subsets,
         }
         self.cluster.put_internal(ep_rt, endpoints)
+
+
+def dotted_strategy(dep: dict[str, Any]) -> str:
+    """The Deployment's `spec.strategy.type`: RollingUpdate unless it says Recreate."""
+    return str(((dep.get("spec") or {}).get("strategy") or {}).get("type") or "RollingUpdate")

@@ -36,13 +36,16 @@ def test_firewall_is_created_then_unchanged_then_patched(sandbox: World, target:
     assert sorted(a.I_p_protocol for a in rule.allowed) == ["ah", "esp", "icmp", "sctp", "tcp", "udp"]
     assert rule.description == "meshwright mesh=m1 expires=5000"
     assert (
-        ensure_firewall.fn(spec, ["10.252.0.0/14", "10.8.0.0/14"], target=target, expires=9999).action
+        ensure_firewall.fn(spec, ["10.252.0.0/14", "10.8.0.0/14"], target=target, expires=5000).action
         == "unchanged"
     )
-    patched = ensure_firewall.fn(spec, ["10.8.0.0/14"], target=target, expires=9999)
+    patched = ensure_firewall.fn(spec, ["10.8.0.0/14"], target=target, expires=5000)
     assert (patched.action, patched.source_ranges) == ("patched", ["10.8.0.0/14"])
+    # The mesh's expiry is settled in preflight (naming.mesh_expiry): a new one (the spec's ttl
+    # changed) is the rule's too.
+    assert ensure_firewall.fn(spec, ["10.8.0.0/14"], target=target, expires=9999).action == "patched"
     assert get_firewall(target, "demo-project", "meshwright-m1-pods", step="t").description.endswith(
-        "expires=5000"
+        "expires=9999"
     )
 
 

@@ -214,8 +214,12 @@ def _wait(ready: object, pid: int, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def _terminate(pid: object, *, grace: float = 15.0) -> bool:
-    """SIGTERM the process group meshwright started (it leads its own session), then SIGKILL."""
+def _terminate(pid: object, *, grace: float = 5.0) -> bool:
+    """SIGTERM the process group meshwright started (it leads its own session), then SIGKILL.
+
+    An idle runner or server is gone within 3 s; one busy with runs can take its time, and what it
+    leaves is safe to cut: SQLite's journal keeps the database whole, and a run killed mid-way is
+    marked Crashed by the heartbeat automation (meshwright/automations.py)."""
     if not isinstance(pid, int) or not _alive(pid):
         return False
     os.killpg(pid, signal.SIGTERM)

@@ -29,8 +29,11 @@ class FileRefused(Exception):
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write to a temporary file beside `path` (created with `mode`), then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write to a temporary file beside `path` (created with `mode`), then rename it over `path`. A
+    secret's directories, made here, are their owner's alone (0700)."""
+    private = mode & 0o077 == 0
+    for directory in reversed([p for p in path.parents if not p.exists()]):
+        directory.mkdir(exist_ok=True, mode=0o700 if private else 0o777)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, mode)

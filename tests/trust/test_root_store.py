@@ -171,3 +171,12 @@ def test_a_root_block_is_deleted_from_the_prefect_api(harness: None) -> None:
     assert store.delete() is True
     assert store.load() is None
     assert store.delete() is False
+
+
+def test_a_secret_file_s_new_directories_are_private(tmp_path: Path) -> None:
+    from meshwright.files import write_secret
+
+    write_secret(tmp_path / ".meshwright" / "m1" / "kubeconfig", b"token")
+    assert stat.S_IMODE((tmp_path / ".meshwright").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / ".meshwright" / "m1").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / ".meshwright" / "m1" / "kubeconfig").stat().st_mode) == 0o600

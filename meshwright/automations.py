@@ -95,16 +95,21 @@ def _carried(parameter: str) -> dict[str, Any]:
     return {"__prefect_kind": "json", "value": {"__prefect_kind": "jinja", "template": template}}
 
 
-def tear_down_ended_smoke_tests(teardown: UUID) -> AutomationCore:
-    """When a smoke test ends Crashed or Cancelled, run the teardown deployment `teardown` for its mesh."""
-    trigger = EventTrigger(
-        expect={"prefect.flow-run.Crashed", "prefect.flow-run.Cancelled"},
+def _smoke_test_ends(*states: str) -> EventTrigger:
+    """A smoke test's run entering one of `states`."""
+    return EventTrigger(
+        expect={f"prefect.flow-run.{state}" for state in states},
         match=_FLOW_RUNS,
         match_related=_of_flows(SMOKE_FLOW),
         posture=Posture.Reactive,
         threshold=1,
         within=timedelta(0),
     )
+
+
+def tear_down_ended_smoke_tests(teardown: UUID) -> AutomationCore:
+    """When a smoke test ends Crashed or Cancelled, run the teardown deployment `teardown` for its mesh."""
+    trigger = _smoke_test_ends("Crashed", "Cancelled")
     parameters = {name: _carried(name) for name in ("spec", "connection", "kubeconfig")}
     action = RunDeployment(
         source="selected", deployment_id=teardown, parameters={**parameters, "wait": True}, job_variables=None
@@ -120,14 +125,7 @@ def tear_down_ended_smoke_tests(teardown: UUID) -> AutomationCore:
 def notify_failed_smoke_tests(block: UUID) -> AutomationCore:
     """When a smoke test ends Failed or Crashed, send its verdict through the notification block
     `block` (a Slack webhook, an email, any of Prefect's notification blocks)."""
-    trigger = EventTrigger(
-        expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-        match=_FLOW_RUNS,
-        match_related=_of_flows(SMOKE_FLOW),
-        posture=Posture.Reactive,
-        threshold=1,
-        within=timedelta(0),
-    )
+    trigger = _smoke_test_ends("Failed", "Crashed")
     action = SendNotification(
         block_document_id=block,
         subject="meshwright: smoke test {{ flow_run.name }} ended {{ flow_run.state.name }}",

@@ -7,6 +7,7 @@ read is reported as such (`unread`), not guessed.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import kubernetes.client
 from google.cloud import container_v1
@@ -57,19 +58,35 @@ def _cluster(target: clients.MeshwrightTarget, c: container_v1.Cluster, namespac
 
 
 def _remote_secrets(client: kubernetes.client.ApiClient, cluster: str) -> list[str]:
-    """The clusters this one's istiod is given a remote secret for (Istio's label selects them)."""
+    """The clusters this one's istiod is given a remote secret for."""
+    return sorted(
+        remote_secrets.cluster_of(m) for m in remote_secret_metadata(client, cluster=cluster, step=STEP)
+    )
+
+
+def remote_secret_metadata(
+    client: kubernetes.client.ApiClient, *, cluster: str, step: str
+) -> list[dict[str, Any]]:
+    """The metadata of the remote secrets in a cluster's istio-system (Istio's label selects them);
+    their data (a token) is not kept."""
     core = kubernetes.client.CoreV1Api(client)
-    with kube_call(cluster=cluster, step=STEP, what="secrets"):
+    with kube_call(cluster=cluster, step=step, what="secrets"):
         found = core.list_namespaced_secret(
             naming.ISTIO_NAMESPACE, label_selector=f"{naming.REMOTE_SECRET_LABEL}=true"
         )
-    metas = [s["metadata"] for s in client.sanitize_for_serialization(found)["items"]]  # names only kept
-    return sorted(remote_secrets.cluster_of(m) for m in metas)
+    return [s["metadata"] for s in client.sanitize_for_serialization(found)["items"]]
 
 
 def _workloads(client: kubernetes.client.ApiClient, cluster: str, namespace: str) -> list[str]:
+    return bookinfo_deployments(client, namespace, cluster=cluster, step=STEP)
+
+
+def bookinfo_deployments(
+    client: kubernetes.client.ApiClient, namespace: str, *, cluster: str, step: str
+) -> list[str]:
+    """The Bookinfo workloads (Deployments of the catalogue) a cluster runs in `namespace`."""
     apps = kubernetes.client.AppsV1Api(client)
-    with kube_call(cluster=cluster, step=STEP, what="deployments"):
+    with kube_call(cluster=cluster, step=step, what=f"deployments in {namespace}"):
         found = apps.list_namespaced_deployment(namespace)
     names = [d["metadata"]["name"] for d in client.sanitize_for_serialization(found)["items"]]
     return sorted(n for n in names if n in bookinfo_catalog.WORKLOADS)

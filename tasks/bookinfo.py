@@ -15,10 +15,10 @@ import kubernetes.client
 from prefect import get_run_logger, task
 
 from meshwright import bookinfo, clients, kube, naming
-from meshwright.bookinfo_catalog import WORKLOADS
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import NotReady, OperationFailed
 from meshwright.models import BookinfoResult, ChartRef, ClusterAccess
+from meshwright.observe import bookinfo_deployments
 from meshwright.spec import MeshSpec
 from meshwright.translate import kube_call
 from tasks.common import ONCE_PER_RUN, RETRYING, Clock
@@ -77,11 +77,11 @@ def _remove_unplaced(
 ) -> list[str]:
     """Delete the Bookinfo Deployments this cluster runs that the spec now places elsewhere (or
     nowhere); their Services stay, as in every cluster of the mesh."""
-    apps, keep = kubernetes.client.AppsV1Api(client), {w.name for w in placed}
-    with kube_call(cluster=cluster, step=STEP, what=f"deployments in {namespace}"):
-        found = client.sanitize_for_serialization(apps.list_namespaced_deployment(namespace))["items"]
-        gone = sorted(n for n in (d["metadata"]["name"] for d in found) if n in WORKLOADS and n not in keep)
-        for name in gone:
+    keep = {w.name for w in placed}
+    gone = [n for n in bookinfo_deployments(client, namespace, cluster=cluster, step=STEP) if n not in keep]
+    apps = kubernetes.client.AppsV1Api(client)
+    for name in gone:
+        with kube_call(cluster=cluster, step=STEP, what=f"deployment/{name}"):
             apps.delete_namespaced_deployment(name, namespace)
     return gone
 

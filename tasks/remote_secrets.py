@@ -23,6 +23,7 @@ from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, NotFound, PermanentError, PermissionDenied, TransientError
 from meshwright.kube import read_or_none
 from meshwright.models import ClusterAccess, RemoteSecretResult
+from meshwright.observe import remote_secret_metadata
 from meshwright.translate import kube_call
 from tasks.common import ONCE_PER_RUN, RETRYING
 
@@ -176,11 +177,7 @@ def prune_remote_secrets(
     """
     core = _core(clients.cloud(target).kube_for(primary))
     try:
-        with _call(primary, "secrets"):
-            found = core.list_namespaced_secret(
-                naming.ISTIO_NAMESPACE, label_selector=f"{naming.REMOTE_SECRET_LABEL}=true"
-            )
-        metas = [s["metadata"] for s in core.api_client.sanitize_for_serialization(found)["items"]]
+        metas = remote_secret_metadata(core.api_client, cluster=primary.name, step="prune_remote_secrets")
         gone = [m["name"] for m in metas if rs.cluster_of(m) in ours and rs.cluster_of(m) not in keep]
         for name in gone:
             with _call(primary, f"secret/{name}"), contextlib.suppress(NotFound):

@@ -176,7 +176,9 @@ def _up(pre: Preflight, *, force: bool, prune: bool) -> MeshReport:
         if old is None:
             report.verification = verify_all(mesh, dict(access), target=target)
         else:
-            report.verification = upgrade_revisions(mesh, access, charts, report.gateways, old, target=target)
+            report.verification, report.upgrade = upgrade_revisions(
+                mesh, access, charts, report.gateways, old, target=target, started=pre.started
+            )
     finally:
         published.wait()  # the cluster table is published whatever the verification finds
     raise_failures(resolve({"publish_report": published})[1])

@@ -28,15 +28,18 @@ from flows._futures import raise_failures
 from flows._slots import acting_for, mesh_slot
 from flows.mesh import up_mesh
 from flows.teardown import teardown_mesh
-from meshwright import history, naming
+from meshwright import history, naming, rehearsal
 from meshwright.clients import MeshwrightTarget, resolve_target
-from meshwright.errors import MeshwrightError
+from meshwright.errors import MeshwrightError, OperationFailed
 from meshwright.history import Comparison, Table
 from meshwright.links import links_of
-from meshwright.models import MeshReport, SmokeReport, TeardownReport, Timing
+from meshwright.models import MeshReport, Rehearsal, SmokeReport, TeardownReport, Timing
 from meshwright.spec import MeshSpec, as_spec
 from tasks.istio import preflight_charts
 from tasks.report import publish_smoke_report, publish_versions, read_table
+from tasks.traffic import SteadyTraffic
+
+NO_UPGRADE = "up found no older istiod revision to upgrade from: nothing was rehearsed"
 
 T = TypeVar("T")
 
@@ -68,8 +71,13 @@ def mesh_smoke_test(
     spec: MeshSpec | str,
     connection: MeshwrightTarget | str | None = None,
     kubeconfig: str | None = None,
+    upgrade_from: str | None = None,
 ) -> SmokeReport:
     """Build the mesh, verify it, tear it down whatever happened; fail when the verification fails.
+
+    With `upgrade_from`, a rehearsal of the next Istio upgrade: the mesh is built at that version,
+    then `up` moves it to the spec's by revision while requests go through Bookinfo's ingress without
+    pause; the run fails when any of them failed, and the report counts them per upgrade phase.
 
     Publishes a markdown report (topology, versions, per-stage durations, the verification) under
     the key `mesh-<name>-smoke-test`, next to the cluster and control-plane tables.
@@ -81,10 +89,13 @@ def mesh_smoke_test(
         kubeconfig: where `up` writes the mesh's kubeconfig for the run's length (removed by the
             teardown); default `.meshwright/<mesh>/kubeconfig` under the runner's directory. The
             CLI passes the caller's own path.
+        upgrade_from: an Istio version to build the mesh at first and upgrade from (e.g. 1.29.8);
+            needs a `bookinfo` section (its ingress carries the requests).
     """
     mesh = as_spec(spec)
+    older = rehearsal.older(mesh, upgrade_from) if upgrade_from else None
     with mesh_slot(mesh.name):  # up and down run as its subflows, under the same slot
-        return _smoke(mesh, _Run(spec, connection, kubeconfig))
+        return _smoke(mesh, _Run(spec, connection, kubeconfig, older))
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,10 @@ class _Run:
     spec: MeshSpec | str
     connection: MeshwrightTarget | str | None
     kubeconfig: str | None
+    older: MeshSpec | None = None  # an upgrade rehearsal's mesh at its first version
+
+    def up(self, spec: MeshSpec | str) -> MeshReport:
+        return up_mesh(spec=spec, kubeconfig=self.kubeconfig, connection=self.connection)
 
 
 def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
@@ -102,23 +117,53 @@ def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
     built: MeshReport | None = None
     before = _Before(_read(mesh, "links"), _read(mesh, "versions"))
     installed = _installed(mesh, run)
+    rehearsed: Rehearsal | None = None
     try:  # up_mesh verifies what it built as its last step: its report holds the verification
-        built = _timed(
-            stages,
-            "up",
-            lambda: up_mesh(spec=run.spec, kubeconfig=run.kubeconfig, connection=run.connection),
-        )
+        built = _timed(stages, "up", lambda: run.up(run.older or run.spec))
+        if run.older is not None:
+            built, rehearsed = _upgrade(mesh, run, built, stages, failures)
     except Exception as e:
         failures["up"] = e
     finally:
         down = _down(mesh, run, stages, failures)
     said = {stage: str(error) for stage, error in failures.items()}
     compared = _compare(mesh, before, installed)
-    key = publish_smoke_report(mesh, built, down, stages, said, compared)
+    key = publish_smoke_report(mesh, built, down, stages, said, compared, rehearsed)
     raise_failures(failures)
     return SmokeReport(
-        mesh=mesh.name, passed=True, problems=[], stages=stages, report_key=key, changes=compared.changes
+        mesh=mesh.name,
+        passed=True,
+        problems=[],
+        stages=stages,
+        report_key=key,
+        changes=compared.changes,
+        upgrade=rehearsed,
     )
+
+
+def _upgrade(
+    mesh: MeshSpec, run: _Run, built: MeshReport, stages: list[Timing], failures: dict[str, BaseException]
+) -> tuple[MeshReport, Rehearsal]:
+    """`up` at the spec's version while requests flow through the ingress built at the older one;
+    the upgraded mesh's report (the older one's if the upgrade failed) and what the requests saw."""
+    older = run.older or mesh
+    seen_first = built.verification.traffic if built.verification else None
+    if seen_first is None or not seen_first.address:
+        raise OperationFailed(
+            "the mesh built first has no ingress address to send requests through", step="up"
+        )
+    upgraded = None
+    with SteadyTraffic(seen_first.address) as traffic:
+        try:
+            upgraded = _timed(stages, "upgrade", lambda: run.up(run.spec))
+        except Exception as e:
+            failures["upgrade"] = e
+    phases = upgraded.upgrade.phases if upgraded and upgraded.upgrade else []
+    seen = rehearsal.count(mesh, older.istio.version, phases, traffic.seen)
+    problem = seen.problem() or (None if phases or "upgrade" in failures else NO_UPGRADE)
+    if problem and "upgrade" not in failures:
+        failures["upgrade"] = OperationFailed(problem, step="upgrade")
+    return upgraded or built, seen
 
 
 @dataclass(frozen=True)

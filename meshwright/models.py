@@ -194,6 +194,16 @@ class BookinfoResult(BaseModel):
     timing: Timing
 
 
+class UpgradeReport(BaseModel):
+    """An upgrade by revision as `up` ran it: the revisions ("" is the unrevisioned istiod), each
+    phase's times in Istio's canary order, and what the approval point was answered."""
+
+    old: str
+    new: str
+    phases: list[Timing]
+    decision: str | None = None  # the approval's answer, when the spec asked for one
+
+
 class MeshReport(Span):
     """What `up` built: the clusters (provision report), the root's fingerprint, the charts that
     were installed, each cluster's cacerts and releases, and the gateways' addresses."""
@@ -208,7 +218,42 @@ class MeshReport(Span):
     remote_secrets: list[RemoteSecretResult] = []
     bookinfo: list[BookinfoResult] = []
     verification: VerifyReport | None = None
+    upgrade: UpgradeReport | None = None
     steps: list[Timing]
+
+
+class PhaseTraffic(BaseModel):
+    phase: str
+    seconds: float | None  # None: not a phase of the upgrade (requests outside every phase)
+    requests: int
+    failed: int
+
+
+class Rehearsal(BaseModel):
+    """What the requests saw while the mesh moved from `from_version` to `to_version`."""
+
+    from_version: str
+    to_version: str
+    requests: int
+    failed: int
+    failures: list[str]  # the first few, "HH:MM:SS status: first line"
+    phases: list[PhaseTraffic]
+
+    @property
+    def ok(self) -> bool:
+        return self.requests > 0 and self.failed == 0
+
+    def problem(self) -> str | None:
+        """Why the rehearsal failed, in one line; None when no request failed."""
+        if self.requests == 0:
+            return "no request went through the ingress during the upgrade"
+        if self.failed == 0:
+            return None
+        where = ", ".join(f"{p.failed} during {p.phase}" for p in self.phases if p.failed)
+        return (
+            f"{self.failed} of {self.requests} requests through the ingress failed during the upgrade "
+            f"from {self.from_version} to {self.to_version} ({where})"
+        )
 
 
 class SmokeReport(BaseModel):
@@ -221,3 +266,4 @@ class SmokeReport(BaseModel):
     stages: list[Timing]
     report_key: str
     changes: list[Change] = []
+    upgrade: Rehearsal | None = None  # with upgrade_from: the requests seen during the upgrade

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from meshwright import rehearsal
 from meshwright.history import Comparison
-from meshwright.models import MeshReport, TeardownReport, Timing
+from meshwright.models import MeshReport, Rehearsal, TeardownReport, Timing
 from meshwright.spec import MeshSpec
 from meshwright.verify import Link, VerifyReport
 
@@ -29,6 +30,7 @@ def render_markdown(
     failures: Mapping[str, str],
     *,
     compared: Comparison | None = None,
+    rehearsed: Rehearsal | None = None,
 ) -> str:
     """Topology, versions, stage durations, the verification, the links and what changed since
     the previous run, and the teardown, for a person."""
@@ -54,7 +56,8 @@ def render_markdown(
     ]
     lines += (
         _versions(built)
-        + _verification(verified, failures.get("verify") or failures.get("up"))
+        + (rehearsal.markdown(rehearsed) if rehearsed else [])
+        + _verification(verified, failures.get("verify") or failures.get("upgrade") or failures.get("up"))
         + _links(compared.now.links if compared else None)
         + _changes(compared)
         + _teardown(down, failures)

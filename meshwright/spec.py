@@ -90,6 +90,13 @@ def _name_rule(value: str, *, max_len: int, what: str) -> str:
     return value
 
 
+def check_version(v: str) -> str:
+    """An Istio version meshwright supports, or ValueError."""
+    if not _VERSION.fullmatch(v):
+        raise ValueError("not a supported Istio version (1.20.0 to 1.39.x)")
+    return v
+
+
 def parse_duration(text: str) -> int:
     """'6h', '90m', '1d12h' -> seconds. Raises ValueError on anything else."""
     match = _DURATION.fullmatch(text.strip()) if text.strip() else None
@@ -180,6 +187,27 @@ class RootCaSpec(_Model):
         return _resolve(v, info)
 
 
+class UpgradeSpec(_Model):
+    """How `up` rolls out a change of `istio.version` (always by revision, as Istio's canary
+    upgrade does): whether a person approves the move of the revision tag first."""
+
+    approve: bool = False
+    """Pause before the revision tag moves, until someone continues or rolls back (the run's page in the UI, or `meshwright approve SPEC`)."""
+    approve_within: str = "1h"
+    """How long the pause waits for an answer (30m, 6h ...); no answer rolls the upgrade back."""
+
+    @field_validator("approve_within")
+    @classmethod
+    def _within(cls, v: str) -> str:
+        if not 60 <= parse_duration(v) <= MAX_TTL_SECONDS:
+            raise ValueError("must be between 1m and 30d")
+        return v
+
+    @property
+    def approve_seconds(self) -> int:
+        return parse_duration(self.approve_within)
+
+
 class IstioSpec(_Model):
     """Which Istio to install, from where, with which root CA, and the mesh id shared by all clusters.
 
@@ -198,6 +226,8 @@ class IstioSpec(_Model):
     """Keep the root meshwright made for the mesh when the mesh is torn down (default: removed with it)."""
     mesh_id: str | None = None
     """global.meshID in every cluster; default: the mesh name."""
+    upgrade: UpgradeSpec = UpgradeSpec()
+    """How a change of `version` is rolled out: by revision, with an approval point if asked."""
 
     @field_validator("charts")
     @classmethod
@@ -207,9 +237,7 @@ class IstioSpec(_Model):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        if not _VERSION.fullmatch(v):
-            raise ValueError("not a supported Istio version (1.20.0 to 1.39.x)")
-        return v
+        return check_version(v)
 
     @field_validator("mesh_id")
     @classmethod

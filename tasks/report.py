@@ -24,7 +24,7 @@ from meshwright import naming, smoke
 from meshwright.drift import Drift
 from meshwright.history import Comparison, Table, version_rows
 from meshwright.links import link_rows
-from meshwright.models import MeshReport, ProvisionReport, TeardownReport, Timing
+from meshwright.models import MeshReport, ProvisionReport, Rehearsal, TeardownReport, Timing
 from meshwright.spec import MeshSpec
 from meshwright.traffic import TrafficReport, traffic_rows
 from meshwright.verify import VerifyReport, table_rows
@@ -153,12 +153,16 @@ def publish_smoke_report(
     stages: list[Timing],
     failures: Mapping[str, str],
     compared: Comparison | None = None,
+    rehearsed: Rehearsal | None = None,
 ) -> str:
     """The smoke test's markdown report (meshwright.smoke), under a key per mesh."""
     key = naming.artifact_key(mesh.name, "smoke-test")
     verified = built.verification if built else None
+    markdown = smoke.render_markdown(
+        mesh, built, verified, down, stages, failures, compared=compared, rehearsed=rehearsed
+    )
     create_markdown_artifact(
-        markdown=smoke.render_markdown(mesh, built, verified, down, stages, failures, compared=compared),
+        markdown=markdown,
         key=key,
         description=f"Smoke test of mesh {mesh.name}: {smoke.verdict(failures)}",
     )

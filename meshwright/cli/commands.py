@@ -379,9 +379,18 @@ def smoke_test(
     state: StateOpt = None,
     connection: ConnectionOpt = None,
     queue: QueueOpt = False,
+    upgrade_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Rehearse an upgrade: build at this Istio version, then upgrade to the spec's while "
+            "requests flow through the ingress; fails when any of them fails.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """The ephemeral mesh test: up, verify, down as one run; teardown always runs, and the run
-    fails when the verification does (after the teardown).
+    fails when the verification does (after the teardown). With --upgrade-from, the nightly upgrade
+    rehearsal: up at that version, upgrade by revision under traffic, verify, down.
 
     Args:
         spec: the mesh spec (YAML); give it a `ttl` so the reaper covers a killed run.
@@ -391,16 +400,53 @@ def smoke_test(
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
         queue: when another run holds the mesh, queue behind it instead of following it.
+        upgrade_from: the Istio version to build first and upgrade from (e.g. 1.29.8).
     """
+    from meshwright import rehearsal
     from meshwright.models import SmokeReport
 
     mesh = read_spec(spec)
+    if upgrade_from:
+        try:
+            rehearsal.older(mesh, upgrade_from)
+        except MeshwrightError as e:
+            fail(e, code=EXIT_INVALID)
     params: dict[str, Any] = {
         "kubeconfig": str(_check_kubeconfig(mesh, kubeconfig, force=False)),
         "connection": _connection(mesh, state, connection),
+        **({"upgrade_from": upgrade_from} if upgrade_from else {}),
     }
     report = _run("mesh-smoke-test", SmokeReport, mesh, spec, queue=queue, **params)
     _show(report, as_json, render.smoke_test)
+
+
+@app.command()
+def approve(
+    spec: SpecArg,
+    roll_back: Annotated[
+        bool, typer.Option("--roll-back", help="Roll the upgrade back instead of moving the tag.")
+    ] = False,
+) -> None:
+    """Answer the approval point of the mesh's upgrade (`istio.upgrade.approve`): continue, moving
+    the revision tag to the new istiod, or roll back. Same as Resume on the run's page in the UI.
+
+    Args:
+        spec: the mesh spec (YAML).
+        roll_back: remove the new revision and keep the old one.
+    """
+    from meshwright.cli import runs, server
+
+    mesh = read_spec(spec)
+    decision = "roll back" if roll_back else "continue"
+    try:
+        api = server.api(server.home())
+        with runs.connect(api.url) as client:
+            run = runs.resume_paused(client, mesh.name, {"decision": decision})
+    except MeshwrightError as e:
+        fail(e)
+    typer.echo(
+        f"flow run {run['name']} of mesh {mesh.name} resumed: {decision}: {api.ui}/runs/flow-run/{run['id']}"
+    )
 
 
 @app.command()

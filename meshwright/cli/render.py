@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from meshwright.models import MeshReport, SmokeReport, TeardownReport
+    from meshwright.models import MeshReport, SmokeReport, TeardownReport, UpgradeReport
     from meshwright.verify import VerifyReport
 
 FINGERPRINT = 23  # characters of the root's fingerprint `up` shows
@@ -29,10 +29,18 @@ def mesh_up(report: MeshReport) -> str:
     releases = sorted({r.name for r in report.releases})
     lines.append(f"  Istio releases on every cluster: {', '.join(releases)}")
     lines += [f"  east-west gateway {cluster}: {address}" for cluster, address in report.gateways.items()]
+    lines += _upgraded(report.upgrade)
     lines.append(f"  kubeconfig {p.kubeconfig} (contexts: {', '.join(c.name for c in p.clusters)})")
     lines += _verified(report.verification)
     lines += ["", f"  kubectl --kubeconfig {p.kubeconfig} --context {p.clusters[0].name} get namespaces"]
     return "\n".join(lines)
+
+
+def _upgraded(upgrade: UpgradeReport | None) -> list[str]:
+    if upgrade is None:
+        return []
+    phases = ", ".join(f"{t.step} {t.seconds:.1f}s" for t in upgrade.phases)
+    return [f"  upgraded istiod revision {upgrade.old or 'unrevisioned'} -> {upgrade.new}: {phases}"]
 
 
 def _verified(verification: VerifyReport | None) -> list[str]:
@@ -94,7 +102,14 @@ def _cell(value: float | None) -> str:
 
 def smoke_test(report: SmokeReport) -> str:
     verdict = "passed" if report.passed else "failed"
-    return f"mesh {report.mesh}: smoke test {verdict}; report artifact {report.report_key}"
+    said = f"mesh {report.mesh}: smoke test {verdict}; report artifact {report.report_key}"
+    up = report.upgrade
+    if up is None:
+        return said
+    return (
+        f"{said}\n  upgrade {up.from_version} -> {up.to_version}: {up.failed} of {up.requests} requests"
+        " through the ingress failed"
+    )
 
 
 def teardown(report: TeardownReport) -> str:

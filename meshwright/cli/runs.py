@@ -219,7 +219,7 @@ def create_run(client: httpx.Client, deployment: str, parameters: dict[str, Any]
     return dict(_json(created))
 
 
-ACTIVE = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING")
+ACTIVE = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING")
 
 
 def in_flight(client: httpx.Client, mesh: str, deployment: str) -> dict[str, Any] | None:
@@ -236,6 +236,25 @@ def in_flight(client: httpx.Client, mesh: str, deployment: str) -> dict[str, Any
             run["flow_name"] = _json(client.get(f"/flows/{run['flow_id']}")).get("name", "")
             return dict(run)
     return None
+
+
+def resume_paused(client: httpx.Client, mesh: str, run_input: dict[str, Any]) -> dict[str, Any]:
+    """Resume the paused run about `mesh` (a served run or its `up` subflow) with `run_input`, as the
+    UI's Resume does; RunError when none waits."""
+    body = {"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}, "sort": "START_TIME_DESC", "limit": 200}
+    paused = [
+        r
+        for r in _json(client.post("/flow_runs/filter", json=body))
+        if _mesh_of((r.get("parameters") or {}).get("spec")) == mesh
+    ]
+    if not paused:
+        raise RunError(f"no run of mesh {mesh} is paused waiting for an answer", step="approve")
+    run = paused[0]
+    answer = _json(client.post(f"/flow_runs/{run['id']}/resume", json={"run_input": run_input}))
+    if answer.get("status") != "ACCEPT":
+        reason = (answer.get("details") or {}).get("reason") or answer.get("status")
+        raise RunError(f"flow run {run['name']} could not be resumed: {reason}", step="approve")
+    return dict(run)
 
 
 def _mesh_of(spec: Any) -> str | None:

@@ -112,3 +112,12 @@ def test_validate_reads_the_file_its_user_names_outside_the_spec_roots(
         settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok: mesh 'dual-mesh'")
+
+
+def test_an_upgrade_rehearsal_of_its_own_version_is_refused_before_any_run(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["test", str(ROOT / "deployments" / "sandbox.yaml"), "--upgrade-from", "1.30.3"]
+    )
+    assert result.exit_code == 2
+    assert "upgrade_from is the spec's own istio.version (1.30.3): nothing to upgrade" in result.output
+    assert "flow run" not in result.output

@@ -67,19 +67,31 @@ def test_fault_at_verification_fails_the_run_after_teardown_leaving_nothing(
     assert str(failed.value).splitlines()[0][:40] in report.replace("\\|", "|")
 
 
-def test_a_healthy_mesh_passes_from_the_spec_itself_and_is_gone_afterwards(
+def test_an_upgrade_rehearsal_passes_with_no_failed_request_and_leaves_nothing(
     sandbox: World, target: MeshwrightTarget
 ) -> None:
-    # One cluster: up_mesh does not exchange remote secrets yet, so a remote would not be seen.
-    one = {**SPEC, "clusters": SPEC["clusters"][:1]}
-    result = mesh_smoke_test(spec=validate_spec(one), connection=target)
+    one = {
+        **SPEC,
+        "clusters": SPEC["clusters"][:1],
+        "bookinfo": {"placement": {"central": ["productpage-v1", "details-v1", "reviews-v2", "ratings-v1"]}},
+    }
+    result = mesh_smoke_test(spec=validate_spec(one), connection=target, upgrade_from="1.29.8")
     assert result.passed
-    assert [s.step for s in result.stages][0 :: len(result.stages) - 1] == ["up", "down"]
+    assert [s.step for s in result.stages] == ["up", "upgrade", "down"]
+    assert result.upgrade is not None
+    assert (result.upgrade.from_version, result.upgrade.to_version) == ("1.29.8", "1.30.3")
+    assert result.upgrade.requests > 5
+    assert result.upgrade.failed == 0
+    assert "move tag to 1-30-3" in [p.phase for p in result.upgrade.phases]
     assert world_counts(sandbox) == ([], [])
     assert forwarding_rules(sandbox) == []
     assert trust.store_for("smokemesh").load() is None  # the root went with the mesh
     report = latest_markdown(result.report_key)
     assert "**passed**" in report
+    assert "## Upgrade 1.29.8 → 1.30.3" in report
+    assert re.search(r"^\| restart workloads onto 1-30-3 \| [\d.]+ \| \d+ \| 0 \|$", report, re.MULTILINE), (
+        report
+    )
     assert "| central | istiod-1-30-3 | " in report
     assert "Roots: central `" in report
 

@@ -10,15 +10,19 @@ from typing import Any
 
 import kubernetes.client
 import pytest
+from prefect.settings import PREFECT_API_URL
 
 from flows.mesh import up_mesh
+from meshwright.cli import runs
+from meshwright.cli.runs import RunError
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import OperationFailed
 from meshwright.models import MeshReport
 from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.world import World
 from meshwright.spec import validate_spec
-from tasks.verify import get
+from meshwright.traffic import good
+from tasks.traffic import SteadyTraffic
 from tests.istio.support import api, helm_releases
 
 pytestmark = pytest.mark.usefixtures("harness", "meshwright_home")
@@ -44,26 +48,6 @@ FOUR: dict[str, Any] = {
 }
 
 
-class Requests(threading.Thread):
-    """GET /productpage every 0.2 s until stopped; what failed (not 200, or a part unavailable)."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__(daemon=True)
-        self.url, self.stop, self.sent = f"http://{address}/productpage", threading.Event(), 0
-        self.failed: list[str] = []
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            status, body = get(self.url, timeout=5.0)
-            self.sent += 1
-            if status != 200 or b"unavailable" in body:
-                said = [line for line in body.decode(errors="replace").split("<") if "unavailable" in line][
-                    :2
-                ]
-                self.failed.append(f"{time.strftime('%X')} {status} {said or body[:80]!r}")
-            self.stop.wait(0.2)
-
-
 def _revisions(target: MeshwrightTarget, report: MeshReport, cluster: str, ns: str) -> set[str]:
     access = next(c for c in report.provision.clusters if c.name == cluster)
     pods = kubernetes.client.CoreV1Api(api(target, access)).list_namespaced_pod(ns).items
@@ -77,16 +61,24 @@ def test_up_moves_a_four_cluster_mesh_to_the_new_revision_without_a_failed_reque
     first = up_mesh(spec=validate_spec(FOUR), kubeconfig=kubeconfig, connection=target)
     assert first.verification is not None
     assert first.verification.traffic is not None
-    requests = Requests(first.verification.traffic.address)
-    requests.start()
-    try:
-        newer = validate_spec({**FOUR, "istio": {"version": "1.30.3"}})
+    newer = validate_spec({**FOUR, "istio": {"version": "1.30.3"}})
+    with SteadyTraffic(str(first.verification.traffic.address)) as requests:
         second = up_mesh(spec=newer, kubeconfig=kubeconfig, connection=target)
-    finally:
-        requests.stop.set()
-        requests.join()
-    assert requests.sent > 10
-    assert requests.failed == []
+    assert len(requests.seen) > 10
+    assert [
+        f"{time.strftime('%X', time.gmtime(t))} {r.status} {r.first_line}"
+        for t, r in requests.seen
+        if not good(r)
+    ] == []
+    assert second.upgrade is not None
+    assert [p.step for p in second.upgrade.phases] == [
+        "install revision 1-30-3",
+        "verify control plane 1-30-3",
+        "move tag to 1-30-3",
+        "restart workloads onto 1-30-3",
+        "verify mesh",
+        "remove revision 1-29-8",
+    ]
     hub = next(c for c in second.provision.clusters if c.name == "hub")
     assert sorted(r["name"] for r in helm_releases(target, hub) if r["name"].startswith("istiod")) == [
         "istiod-1-30-3"
@@ -113,6 +105,43 @@ def test_an_upgrade_whose_new_control_plane_cannot_be_verified_removes_it_and_fa
             connection=target,
         )
     sandbox.faults.replace([])
+    for cluster in ("hub", "west"):
+        access = next(c for c in first.provision.clusters if c.name == cluster)
+        istiods = sorted(r["name"] for r in helm_releases(target, access) if r["name"].startswith("istiod"))
+        assert istiods == ["istiod-1-29-8"], cluster
+
+
+def _answer_when_paused(mesh: str, decision: str) -> threading.Thread:
+    """Answers the mesh's approval point as `meshwright approve` does, once a run waits for it."""
+
+    def answer() -> None:
+        with runs.connect(str(PREFECT_API_URL.value())) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    runs.resume_paused(client, mesh, {"decision": decision})
+                    return
+                except RunError:
+                    time.sleep(0.3)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_upgrade_rolled_back_at_its_approval_point_keeps_the_old_revision_and_fails_saying_so(
+    sandbox: World, target: MeshwrightTarget, tmp_path: Path
+) -> None:
+    spec = {**FOUR, "name": "approving", "clusters": FOUR["clusters"][:2], "bookinfo": None}
+    kubeconfig = str(tmp_path / "kubeconfig")
+    first = up_mesh(spec=validate_spec(spec), kubeconfig=kubeconfig, connection=target)
+    answered = _answer_when_paused("approving", "roll back")
+    newer = {**spec, "istio": {"version": "1.30.3", "upgrade": {"approve": True}}}
+    with pytest.raises(
+        OperationFailed, match=r"rolled back at its approval point \(roll back\); the mesh runs 1-29-8"
+    ):
+        up_mesh(spec=validate_spec(newer), kubeconfig=kubeconfig, connection=target)
+    answered.join()
     for cluster in ("hub", "west"):
         access = next(c for c in first.provision.clusters if c.name == cluster)
         istiods = sorted(r["name"] for r in helm_releases(target, access) if r["name"].startswith("istiod"))

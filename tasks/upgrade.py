@@ -34,6 +34,9 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 NS = naming.ISTIO_NAMESPACE
 LEGACY_WEBHOOK = "istio-sidecar-injector"
 NEVER_MATCH = {"matchLabels": {"istio.io/deactivated": "never-match"}}  # istio pkg/kube/util NeverMatch
+TAG_WEBHOOK = f"istio-revision-tag-{naming.REVISION_TAG}"  # Istio's revision-tags-mwc.yaml
+TAG_SERVICE = f"istiod-revision-tag-{naming.REVISION_TAG}"  # and revision-tags-svc.yaml
+HELM_OWNER, HELM_POLICY = "meta.helm.sh/release-name", "helm.sh/resource-policy"
 
 
 def _revision_pod(core: kubernetes.client.CoreV1Api, rev: str) -> str | None:
@@ -112,7 +115,11 @@ def move_revision_tag(
     step, c = "move_revision_tag", spec.cluster(access.name)
     installed = installed_revisions(target, access, step=step)
     source = next(r for r in charts if r.chart == "istiod")
-    order = [r for r in installed if r != to] + [to]  # off the others first: helm owns each object once
+    others = [r for r in installed if r != to]
+    # Handed over: onto `to` first, in place. Otherwise off the others first (helm owns an object once).
+    order = (
+        [to, *others] if _hand_over_tag(clients.cloud(target).kube_for(access), access, to) else [*others, to]
+    )
     for rev in order:
         # the unrevisioned istiod's own webhook is the tag "default" (istio-injection=enabled) already
         tagged = rev == to and rev != ""
@@ -127,6 +134,38 @@ def move_revision_tag(
         _deactivate_legacy_webhook(clients.cloud(target).kube_for(access), access)
     get_run_logger().info("tag %s in %s -> revision %s", naming.REVISION_TAG, access.name, to)
     return to
+
+
+def _hand_over_tag(client: Any, access: ClusterAccess, to: str) -> bool:
+    """Give the tag's objects (its MutatingWebhookConfiguration and Service) that another revision's
+    release holds to `to`'s release, as they are, so that the tag never goes missing while it moves.
+
+    `istioctl tag set --overwrite` rewrites the webhook in place; with Helm the old release would
+    delete it and the new one create it, and a pod created in between is not injected. So: the
+    objects' owner annotations name `to`'s release, which then adopts them and rewrites them in one
+    update (Helm adopts an object whose meta.helm.sh annotations name the release, helm/helm
+    pkg/action/validate.go existingResourceConflict), and `helm.sh/resource-policy: keep` makes the
+    old release's upgrade leave them instead of deleting them (helm/helm pkg/kube/client.go Update:
+    "Skipping delete ... due to annotation"). False when there is nothing to hand over."""
+    if not to:
+        return False  # the unrevisioned istiod's own injector is the tag (see _restore_legacy_webhook)
+    release, handed = naming.istiod_release(to), False
+    hooks, core = kubernetes.client.AdmissionregistrationV1Api(client), kubernetes.client.CoreV1Api(client)
+    patch = {"metadata": {"annotations": {HELM_OWNER: release, HELM_POLICY: "keep"}}}
+    with kube_call(cluster=access.name, step="move_revision_tag", what=f"revision tag {naming.REVISION_TAG}"):
+        webhook = kube.read_or_none(lambda: hooks.read_mutating_webhook_configuration(TAG_WEBHOOK))
+        if webhook is not None and _owner(webhook) not in (None, release):
+            hooks.patch_mutating_webhook_configuration(TAG_WEBHOOK, patch)
+            handed = True
+        service = kube.read_or_none(lambda: core.read_namespaced_service(TAG_SERVICE, NS))
+        if service is not None and _owner(service) not in (None, release):
+            core.patch_namespaced_service(TAG_SERVICE, NS, patch)
+            handed = True
+    return handed
+
+
+def _owner(obj: Any) -> str | None:
+    return (obj.metadata.annotations or {}).get(HELM_OWNER)
 
 
 def _deactivate_legacy_webhook(client: Any, access: ClusterAccess) -> None:

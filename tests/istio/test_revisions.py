@@ -6,17 +6,19 @@ revision tag's webhook with the revision the tag points at) with its own revisio
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
 import kubernetes.client
+import kubernetes.watch
 
 from meshwright import clients, helm, istio_values, kube
 from meshwright.clients import MeshwrightTarget
 from meshwright.models import ChartRef, ClusterAccess
 from tasks.istio import ensure_helm_release, prepare_namespace
 from tasks.remote_secrets import exchange_remote_secret
-from tasks.upgrade import move_revision_tag
+from tasks.upgrade import TAG_WEBHOOK, move_revision_tag
 from tasks.verify import istiod_pods
 from tests.istio.support import api, bring_up, primary_remote
 
@@ -128,3 +130,58 @@ def test_moving_the_tag_off_an_unrevisioned_istiod_deactivates_its_webhook_and_m
 
     assert moved.metadata.annotations["istio.io/rev"] == "1-30-3"
     assert back.metadata.annotations["istio.io/rev"] == "default"
+
+
+def _tag_events(
+    client: kubernetes.client.ApiClient, seen: list[tuple[str, str]], stop: threading.Event
+) -> None:
+    """Every event of the tag's webhook until `stop`: (type, the istiod Service its first webhook calls)."""
+    hooks = kubernetes.client.AdmissionregistrationV1Api(client)
+    since: str | None = None  # each watch goes on from the last event: no event lost, none repeated
+    while not stop.is_set():
+        for event in kubernetes.watch.Watch().stream(
+            hooks.list_mutating_webhook_configuration,
+            field_selector=f"metadata.name={TAG_WEBHOOK}",
+            resource_version=since,
+            timeout_seconds=1,
+        ):
+            since = event["object"].metadata.resource_version
+            service = event["object"].webhooks[0].client_config.service
+            seen.append((event["type"], service.name if service else ""))
+
+
+def test_the_tag_moves_between_revisions_in_place_never_leaving_a_moment_without_its_webhook(
+    target: MeshwrightTarget,
+) -> None:
+    spec = primary_remote()
+    central = bring_up(spec, target)["central"]
+    charts = _charts(target, "1.30.3")
+    prepare_namespace.fn(spec, central, target=target)
+    base = istio_values.release(spec, spec.cluster("central"), "istio-base")
+    ensure_helm_release(target, central, charts["base"], base.name, base.values, step="test")
+    for version, tagged in (("1.29.8", True), ("1.30.3", False)):
+        rev = version.replace(".", "-")
+        plan = istio_values.release(spec, spec.cluster("central"), "istiod", rev=rev, tagged=tagged)
+        ensure_helm_release(
+            target, central, _charts(target, version)["istiod"], plan.name, plan.values, step="test"
+        )
+    client = api(target, central)
+    seen: list[tuple[str, str]] = []
+    stop = threading.Event()
+    watching = threading.Thread(target=_tag_events, args=(api(target, central), seen, stop), daemon=True)
+    watching.start()
+    time.sleep(0.5)  # the watch lists the webhook as it is first
+    try:
+        move_revision_tag.fn(spec, central, list(charts.values()), "1-30-3", target=target)
+        moved = _injected(client, "shop-moved", {"istio-injection": "enabled"})
+        move_revision_tag.fn(spec, central, list(charts.values()), "1-29-8", target=target)
+        back = _injected(client, "shop-back", {"istio-injection": "enabled"})
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        watching.join()
+    assert moved.metadata.annotations["istio.io/rev"] == "1-30-3"
+    assert back.metadata.annotations["istio.io/rev"] == "1-29-8"
+    assert [t for t, _ in seen if t != "MODIFIED"] == ["ADDED"], seen  # never DELETED, never re-ADDED
+    assert "istiod-1-30-3" in [s for _, s in seen]
+    assert seen[-1][1] == "istiod-1-29-8"

@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, NoReturn
 
 from prefect import get_run_logger
 from prefect.exceptions import FlowPauseTimeout
@@ -51,21 +52,6 @@ class UpgradeDecision(RunInput):
     """continue: move the revision tag to the new istiod; roll back: remove it, keep the old."""
 
 
-class _Phases:
-    """The upgrade's phases as they ran, from `started` (when `up` began installing the new revision)."""
-
-    def __init__(self, new: str, started: float) -> None:
-        self.done = [Timing(step=f"install revision {new}", started=started, finished=time.time())]
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        began = time.time()
-        try:
-            yield
-        finally:
-            self.done.append(Timing(step=name, started=began, finished=time.time()))
-
-
 def upgrade_revisions(
     mesh: MeshSpec,
     access: dict[str, ClusterAccess],
@@ -78,65 +64,117 @@ def upgrade_revisions(
 ) -> tuple[VerifyReport, UpgradeReport]:
     """Move the mesh from istiod revision `old` to the spec's: the verification of the mesh on it,
     and the upgrade's phases (`started`: when `up` began installing the new revision)."""
-    new, phases = istio_values.revision(mesh), _Phases(istio_values.revision(mesh), started)
-    decision = None
-    try:
-        with phases.phase(f"verify control plane {new}"):
-            _each(
-                [c.name for c in mesh.primaries],
-                lambda n: check_revision.submit(mesh, access[n], new, target=target),
-            )
-    except MeshwrightError as e:
-        with phases.phase(f"remove revision {new}"):
-            _remove(mesh, access, new, keep=old, target=target)
-        raise OperationFailed(
-            f"upgrade to revision {new} stopped before the tag moved: {e}", step="upgrade"
-        ) from e
-    if mesh.istio.upgrade.approve:
-        with phases.phase("approval"):
-            decision = _approval(mesh, old, new)
+    new = istio_values.revision(mesh)
+    done = [Timing(step=f"install revision {new}", started=started, finished=time.time())]
+    upgrade = _Upgrade(mesh, access, charts, addresses, target, old, new, done)
+    upgrade.check()
+    decision = upgrade.approval() if mesh.istio.upgrade.approve else None
+    verification = upgrade.move()
+    with upgrade.phase(f"remove revision {old or 'unrevisioned'}"):
+        upgrade.remove(old, keep=new)
+    return verification, UpgradeReport(old=old, new=new, phases=done, decision=decision)
+
+
+@dataclass(frozen=True)
+class _Upgrade:
+    """One upgrade from revision `old` to `new`: its steps across the mesh, each phase timed in `done`."""
+
+    mesh: MeshSpec
+    access: dict[str, ClusterAccess]
+    charts: list[ChartRef]
+    addresses: dict[str, str]
+    target: MeshwrightTarget
+    old: str
+    new: str
+    done: list[Timing]
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.time()
+        try:
+            yield
+        finally:
+            self.done.append(Timing(step=name, started=began, finished=time.time()))
+
+    def check(self) -> None:
+        """The new control plane verified on every primary; removed again when it is not."""
+        mesh, new = self.mesh, self.new
+        try:
+            with self.phase(f"verify control plane {new}"):
+                _each(
+                    [c.name for c in mesh.primaries],
+                    lambda n: check_revision.submit(mesh, self.access[n], new, target=self.target),
+                )
+        except MeshwrightError as e:
+            self.abandon(f"stopped before the tag moved: {e}", cause=e)
+
+    def approval(self) -> str:
+        """The approval point's answer; anything but continue abandons the upgrade."""
+        with self.phase("approval"):
+            decision = _approval(self.mesh, self.old, self.new)
         if decision != CONTINUE:
-            with phases.phase(f"remove revision {new}"):
-                _remove(mesh, access, new, keep=old, target=target)
-            raise OperationFailed(
-                f"upgrade to revision {new} rolled back at its approval point ({decision}); "
-                f"the mesh runs {old or 'the unrevisioned istiod'}",
-                step="upgrade",
+            self.abandon(
+                f"rolled back at its approval point ({decision}); the mesh runs {self.old or 'the unrevisioned istiod'}"
             )
-    verification = _move(mesh, access, charts, addresses, old, new, phases, target=target)
-    with phases.phase(f"remove revision {old or 'unrevisioned'}"):
-        _remove(mesh, access, old, keep=new, target=target)
-    return verification, UpgradeReport(old=old, new=new, phases=phases.done, decision=decision)
+        return decision
 
+    def abandon(self, why: str, *, cause: BaseException | None = None) -> NoReturn:
+        """Before the tag moved: the new revision removed, the run failed saying why."""
+        with self.phase(f"remove revision {self.new}"):
+            self.remove(self.new, keep=self.old)
+        raise OperationFailed(f"upgrade to revision {self.new} {why}", step="upgrade") from cause
 
-def _move(
-    mesh: MeshSpec,
-    access: dict[str, ClusterAccess],
-    charts: list[ChartRef],
-    addresses: dict[str, str],
-    old: str,
-    new: str,
-    phases: _Phases,
-    *,
-    target: MeshwrightTarget,
-) -> VerifyReport:
-    """The tag and the workloads onto `new`, then the mesh verified; back onto `old` if anything fails."""
-    try:
-        with phases.phase(f"move tag to {new}"):
-            _tag(mesh, access, charts, addresses, new, target=target)
-        with phases.phase(f"restart workloads onto {new}"):
-            _restart(mesh, access, new, target=target)
-        with phases.phase("verify mesh"):
-            return verify_all(mesh, dict(access), target=target)
-    except MeshwrightError as e:
-        with phases.phase(f"roll back to {old or 'unrevisioned'}"):
-            _tag(mesh, access, charts, addresses, old, target=target)
-            _restart(mesh, access, old, target=target)
-            _remove(mesh, access, new, keep=old, target=target)
-        raise OperationFailed(
-            f"upgrade to revision {new} rolled back to {old or 'the unrevisioned istiod'}: {e}",
-            step="upgrade",
-        ) from e
+    def move(self) -> VerifyReport:
+        """The tag and the workloads onto the new revision, then the mesh verified; back onto the old
+        one if anything fails."""
+        old, new = self.old, self.new
+        try:
+            with self.phase(f"move tag to {new}"):
+                self.tag(new)
+            with self.phase(f"restart workloads onto {new}"):
+                self.restart(new)
+            with self.phase("verify mesh"):
+                return verify_all(self.mesh, dict(self.access), target=self.target)
+        except MeshwrightError as e:
+            with self.phase(f"roll back to {old or 'unrevisioned'}"):
+                self.tag(old)
+                self.restart(old)
+                self.remove(new, keep=old)
+            raise OperationFailed(
+                f"upgrade to revision {new} rolled back to {old or 'the unrevisioned istiod'}: {e}",
+                step="upgrade",
+            ) from e
+
+    def tag(self, to: str) -> None:
+        """The tag `default` onto revision `to` in every cluster."""
+
+        def move(name: str) -> Any:
+            pilot = self.addresses.get(self.mesh.cluster(name).primary or "")
+            return move_revision_tag.submit(
+                self.mesh, self.access[name], self.charts, to, target=self.target, remote_pilot_address=pilot
+            )
+
+        _each([c.name for c in self.mesh.clusters], move)
+
+    def restart(self, to: str) -> None:
+        """Every workload and gateway whose sidecar another revision injected, restarted onto `to`."""
+        _each(
+            [c.name for c in self.mesh.clusters],
+            lambda n: restart_workloads.submit(self.mesh, self.access[n], to, target=self.target),
+        )
+
+    def remove(self, rev: str, *, keep: str) -> None:
+        """Revision `rev` out of every cluster, then only `keep` routed on the east-west gateways."""
+        mesh, target = self.mesh, self.target
+        _each(
+            [c.name for c in mesh.clusters],
+            lambda n: remove_revision.submit(self.access[n], rev, target=target),
+        )
+        exposing = [c.name for c in mesh.primaries if istio_values.exposures(mesh, c)]
+        _each(
+            exposing,
+            lambda n: expose_on_gateway.submit(mesh, self.access[n], target=target, revisions=[keep]),
+        )
 
 
 def _approval(mesh: MeshSpec, old: str, new: str) -> str:
@@ -159,40 +197,3 @@ def _approval(mesh: MeshSpec, old: str, new: str) -> str:
         return f"no answer within {within}"
     get_run_logger().info("approval of the upgrade to %s answered: %s", new, answer.decision)
     return answer.decision
-
-
-def _tag(
-    mesh: MeshSpec,
-    access: dict[str, ClusterAccess],
-    charts: list[ChartRef],
-    addresses: dict[str, str],
-    to: str,
-    *,
-    target: MeshwrightTarget,
-) -> None:
-    """The tag `default` onto revision `to` in every cluster."""
-
-    def move(name: str) -> Any:
-        pilot = addresses.get(mesh.cluster(name).primary or "")
-        return move_revision_tag.submit(
-            mesh, access[name], charts, to, target=target, remote_pilot_address=pilot
-        )
-
-    _each([c.name for c in mesh.clusters], move)
-
-
-def _restart(mesh: MeshSpec, access: dict[str, ClusterAccess], to: str, *, target: MeshwrightTarget) -> None:
-    """Every workload and gateway whose sidecar another revision injected, restarted onto `to`."""
-    _each(
-        [c.name for c in mesh.clusters],
-        lambda n: restart_workloads.submit(mesh, access[n], to, target=target),
-    )
-
-
-def _remove(
-    mesh: MeshSpec, access: dict[str, ClusterAccess], rev: str, *, keep: str, target: MeshwrightTarget
-) -> None:
-    """Revision `rev` out of every cluster, then only `keep` routed on the east-west gateways."""
-    _each([c.name for c in mesh.clusters], lambda n: remove_revision.submit(access[n], rev, target=target))
-    exposing = [c.name for c in mesh.primaries if istio_values.exposures(mesh, c)]
-    _each(exposing, lambda n: expose_on_gateway.submit(mesh, access[n], target=target, revisions=[keep]))

@@ -48,6 +48,11 @@ FOUR: dict[str, Any] = {
 }
 
 
+def _istiods(target: MeshwrightTarget, report: MeshReport, cluster: str) -> list[str]:
+    access = next(c for c in report.provision.clusters if c.name == cluster)
+    return sorted(r["name"] for r in helm_releases(target, access) if r["name"].startswith("istiod"))
+
+
 def _revisions(target: MeshwrightTarget, report: MeshReport, cluster: str, ns: str) -> set[str]:
     access = next(c for c in report.provision.clusters if c.name == cluster)
     pods = kubernetes.client.CoreV1Api(api(target, access)).list_namespaced_pod(ns).items
@@ -79,10 +84,7 @@ def test_up_moves_a_four_cluster_mesh_to_the_new_revision_without_a_failed_reque
         "verify mesh",
         "remove revision 1-29-8",
     ]
-    hub = next(c for c in second.provision.clusters if c.name == "hub")
-    assert sorted(r["name"] for r in helm_releases(target, hub) if r["name"].startswith("istiod")) == [
-        "istiod-1-30-3"
-    ]
+    assert _istiods(target, second, "hub") == ["istiod-1-30-3"]
     for cluster in ("hub", "west", "east", "south"):
         assert _revisions(target, second, cluster, "bookinfo") == {"1-30-3"}, cluster
     assert second.verification is not None
@@ -106,9 +108,7 @@ def test_an_upgrade_whose_new_control_plane_cannot_be_verified_removes_it_and_fa
         )
     sandbox.faults.replace([])
     for cluster in ("hub", "west"):
-        access = next(c for c in first.provision.clusters if c.name == cluster)
-        istiods = sorted(r["name"] for r in helm_releases(target, access) if r["name"].startswith("istiod"))
-        assert istiods == ["istiod-1-29-8"], cluster
+        assert _istiods(target, first, cluster) == ["istiod-1-29-8"], cluster
 
 
 def _answer_when_paused(mesh: str, decision: str) -> threading.Thread:
@@ -143,6 +143,4 @@ def test_an_upgrade_rolled_back_at_its_approval_point_keeps_the_old_revision_and
         up_mesh(spec=validate_spec(newer), kubeconfig=kubeconfig, connection=target)
     answered.join()
     for cluster in ("hub", "west"):
-        access = next(c for c in first.provision.clusters if c.name == cluster)
-        istiods = sorted(r["name"] for r in helm_releases(target, access) if r["name"].startswith("istiod"))
-        assert istiods == ["istiod-1-29-8"], cluster
+        assert _istiods(target, first, cluster) == ["istiod-1-29-8"], cluster

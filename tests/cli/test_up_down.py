@@ -167,3 +167,15 @@ def test_two_ups_of_one_mesh_started_together_do_not_collide(tmp_path: Path, cli
         assert cli("down", str(spec), env=env).returncode == 0
     finally:
         daemon.reset(root)
+
+
+def test_approve_with_no_run_waiting_for_an_answer_says_so_and_exits_1(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    spec = tmp_path / "mesh.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "name": "unpaused"}))
+    result = cli("approve", str(spec), "--roll-back", env=cli_env, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: approve: no run of mesh unpaused is paused waiting for an answer"
+    )

@@ -110,6 +110,10 @@ ConfigReviewHook = Callable[
 """(cluster_id, group, plural, object, old) -> None when the validating webhooks admit the write, else
 (403, denial) or (500, why the webhook could not be called)."""
 
+PodRunHook = Callable[[str, dict[str, Any]], "tuple[int, str] | None"]
+"""(cluster_id, a bare pod that started) -> its container's (exit code, output), or None when the
+sandbox cannot run it. Called off the cluster's lock."""
+
 LoadBalancerHook = Callable[[str, dict[str, Any], bool], None]
 """(cluster_id, LoadBalancer Service, present) -> None: its load balancer is up (or changed), or gone.
 Called with the cluster's lock held: it must not wait for the world's lock."""
@@ -143,6 +147,7 @@ class Fleet:
         self.service_proxy: ProxyBackend | None = None
         self.port_forward: ForwardBackend | None = None
         self.pod_admission: PodAdmissionHook | None = None
+        self.pod_run: PodRunHook | None = None
         self.config_review: ConfigReviewHook | None = None
         self.load_balancers: LoadBalancerHook | None = None
         self.lb_pool = loopback_pool(layout)
@@ -225,6 +230,7 @@ class Fleet:
             lb_changed=self._balancers_for(sandbox_id(cluster["id"])),
             admit_pod=self._admission_for(sandbox_id(cluster["id"])),
             review_config=self._review_for(sandbox_id(cluster["id"])),
+            run_pod=self._runner_for(sandbox_id(cluster["id"])),
         )
 
     def _admission_for(self, cid: str) -> Callable[[dict[str, Any]], str | None]:
@@ -235,6 +241,15 @@ class Fleet:
             return None if hook is None else hook(cid, pod)
 
         return admit
+
+    def _runner_for(self, cid: str) -> Callable[[dict[str, Any]], tuple[int, str] | None]:
+        """The cluster's view of `pod_run`, read when a pod starts."""
+
+        def run(pod: dict[str, Any]) -> tuple[int, str] | None:
+            hook = self.pod_run
+            return None if hook is None else hook(cid, pod)
+
+        return run
 
     def _balancers_for(self, cid: str) -> Callable[[dict[str, Any], bool], None]:
         """The cluster's view of `load_balancers`, read at each change."""

@@ -78,6 +78,7 @@ TERMINATED = (
     b"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 )
 RESET = "reset"  # Failure.transport: the peer reset the connection (curl: 56, Connection reset by peer)
+UNRESOLVED = "unresolved"  # Failure.transport: the name does not resolve (curl: 6)
 
 
 @dataclass
@@ -121,7 +122,7 @@ class Failure:
     why: str
     endpoint: Endpoint | None = None
     delayed: bool = False  # a connection attempt that times out or is reset takes time
-    transport: str = ""  # for a caller without proxy (status 0): RESET, or "" (no connection at all)
+    transport: str = ""  # with status 0: RESET, UNRESOLVED, or "" (no connection at all)
 
 
 Pick = Callable[[tuple[str, ...], int], int]
@@ -433,9 +434,8 @@ def connect(
     c = mesh.clusters[source]
     svc = named(c.list("/services", namespace), name)
     if svc is None and (dns or not has_sidecar(source_pod)):
-        return Failure(
-            0, b"", f"{name}.{namespace} does not resolve in {source}: no Service {namespace}/{name} there"
-        )
+        why = f"{name}.{namespace} does not resolve in {source}: no Service {namespace}/{name} there"
+        return Failure(0, b"", why, transport=UNRESOLVED)
     key = (source, source_pod["metadata"]["name"], namespace, name, str(port))
     if not has_sidecar(source_pod):
         assert svc is not None

@@ -1,0 +1,108 @@
+"""Pods a user creates directly (not through a ReplicaSet): admitted, scheduled, started, and, for a
+`restartPolicy: Never` pod whose command the sandbox knows how to run, run to its end.
+
+- Admission: the injector webhook (`admit_pod`) is called as for a ReplicaSet's pods; a refusal is
+  the API server's 500 `Internal error occurred: failed calling webhook ...`. The pod gets a node and
+  an IP from the pod range, and is Pending.
+- Start: after the rollout latency it is Running and Ready.
+- Run: `run_pod` (the data plane's container runner) gets the pod off the cluster's lock and answers
+  (exit code, output), or None when it does not know what the container does (the pod then keeps
+  running, as a `sleep infinity` would). The pod then ends as the kubelet ends it: phase Succeeded
+  (exit 0) or Failed, the container `terminated` with its exit code and reason Completed / Error and,
+  under `terminationMessagePolicy: FallbackToLogsOnError`, the tail of its output as the message
+  (kubernetes pkg/kubelet/kuberuntime: the last 80 lines, at most 2048 bytes, only on an error).
+  Pods with `restartPolicy` Always or OnFailure are never run to an end (a real kubelet restarts them).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from meshwright.sandbox import clock
+from meshwright.sandbox.kube.controllers.builders import condition
+from meshwright.sandbox.kube.controllers.workloads import Workloads
+from meshwright.sandbox.kube.status import KubeError
+
+PodRun = Callable[[dict[str, Any]], "tuple[int, str] | None"]
+"""A pod that runs (a copy) -> (exit code, output) of its container, or None when it cannot be run."""
+MESSAGE_LINES, MESSAGE_BYTES = 80, 2048  # the kubelet's tail of the log for FallbackToLogsOnError
+
+
+def _bare(pod: dict[str, Any]) -> bool:
+    return not pod["metadata"].get("ownerReferences")
+
+
+def terminated(pod: dict[str, Any], code: int, output: str) -> dict[str, Any]:
+    """The status of a pod whose only container ended with `code` (a copy of the pod's status)."""
+    container = ((pod.get("spec") or {}).get("containers") or [{}])[0]
+    message = ""
+    if code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+        message = "\n".join(output.splitlines()[-MESSAGE_LINES:])[-MESSAGE_BYTES:]
+    state = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "finishedAt": clock.rfc3339()}
+    if message:
+        state["message"] = message
+    name, image = container.get("name", ""), str(container.get("image", ""))
+    status = {"name": name, "image": image, "imageID": _image_id(image), "ready": False, "restartCount": 0,
+              "started": False, "state": {"terminated": state}}  # fmt: skip
+    unready = condition("Ready", "False", "PodCompleted", "")
+    return {
+        "phase": "Succeeded" if code == 0 else "Failed",
+        "conditions": [unready, condition("ContainersReady", "False", "PodCompleted", "")],
+        "containerStatuses": [status],
+    }
+
+
+def _image_id(image: str) -> str:
+    """The digest the runtime pulled (made up here, stable per image), as the kubelet reports it."""
+    digest = hashlib.sha256(image.encode()).hexdigest()
+    path, _, last = image.rpartition("/")
+    repository = f"{path}/{last.split(':')[0]}" if path else last.split(":")[0]  # without its tag
+    return f"{repository}@sha256:{digest}"
+
+
+class Pods(Workloads):
+    """Bare pods: admission, scheduling, start and, where the sandbox can, their run."""
+
+    run_pod: PodRun
+
+    def _admit_pod(self, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
+        if old is not None or not _bare(pod):
+            return  # a ReplicaSet's pods were admitted and placed by the controller that made them
+        refused = self.admit_pod(pod)
+        if refused:
+            raise KubeError(500, refused, details={"causes": [{"message": refused}]})
+        node, host_ip = self._place()
+        ip = self._free_pod_ip()
+        pod.setdefault("spec", {}).setdefault("nodeName", node)
+        pod["status"] = {"phase": "Pending", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip}
+
+    def _react_pod(self, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
+        super()._react_pod(pod, old)
+        if old is None and _bare(pod):
+            meta = pod["metadata"]
+            self.later(self.latency.rollout, lambda: self._start(meta["namespace"], meta["name"]))
+
+    def _start(self, namespace: str, name: str) -> None:
+        ready = [condition("Ready", "True", "", ""), condition("ContainersReady", "True", "", "")]
+        running = {"phase": "Running", "conditions": ready, "startTime": clock.rfc3339()}
+        self._set_status("v1", "Pod", namespace, name, running)
+        pod = self.cluster.find(self.rt("v1", "Pod"), namespace, name)
+        if pod is not None and (pod.get("spec") or {}).get("restartPolicy") == "Never":
+            threading.Thread(
+                target=self._run, args=(copy.deepcopy(pod),), name=f"pod-{name}", daemon=True
+            ).start()
+
+    def _run(self, pod: dict[str, Any]) -> None:
+        """Off the cluster's lock: the runner reads other clusters and sends requests."""
+        result = self.run_pod(pod)
+        if result is None:
+            return
+        meta = pod["metadata"]
+        with self.cluster.lock:
+            current = self.cluster.find(self.rt("v1", "Pod"), meta["namespace"], meta["name"])
+            if current is not None and current["metadata"].get("uid") == meta.get("uid"):
+                self._set_status("v1", "Pod", meta["namespace"], meta["name"], terminated(current, *result))

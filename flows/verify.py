@@ -15,9 +15,11 @@ from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.findings import Finding, explain
 from meshwright.links import judge
 from meshwright.models import ClusterAccess
+from meshwright.mtls import MtlsReport, check_mtls
 from meshwright.spec import MeshSpec, as_spec
 from meshwright.traffic import NO_INGRESS, Reply, TrafficReport, check_traffic
 from meshwright.verify import Observation, VerifyReport, broken, check
+from tasks.mtls import observe_mtls
 from tasks.report import keep_report, publish_links, publish_traffic, publish_verification
 from tasks.verify import (
     SETTLE_SECONDS,
@@ -76,6 +78,21 @@ def verify_traffic(
     return TrafficSeen(report, replies, causes)
 
 
+def verify_mtls(
+    mesh: MeshSpec,
+    clusters: dict[str, ClusterAccess | None],
+    *,
+    target: MeshwrightTarget,
+    traffic: TrafficReport | None,
+) -> MtlsReport:
+    """Bookinfo's PeerAuthentication mode: each primary's policy and, where Bookinfo runs, a plaintext
+    probe from a pod outside the mesh, in parallel; `traffic` says whether mesh traffic passes."""
+    futures = {n: observe_mtls.submit(mesh, a, target=target) for n, a in clusters.items() if a}
+    seen, failures = resolve(futures)
+    raise_failures(failures)
+    return check_mtls(mesh, seen, traffic)
+
+
 def observe_all(
     mesh: MeshSpec,
     clusters: dict[str, ClusterAccess | None],
@@ -120,6 +137,7 @@ def check_all(
             mesh, clusters, target=target, requests=requests, control_plane=report.problems
         )
         report.traffic = traffic.report
+        report.mtls = verify_mtls(mesh, clusters, target=target, traffic=report.traffic)
     report.links = judge(
         mesh,
         seen,

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, computed_field
 from meshwright import naming
 from meshwright.errors import PermanentError
 from meshwright.istio_values import needs_eastwest
+from meshwright.mtls import MtlsReport, mtls_failure
 from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec
 from meshwright.traffic import TrafficReport, traffic_failure
@@ -86,13 +87,17 @@ class VerifyReport(BaseModel):
     roots: dict[str, str]  # cluster -> short root fingerprint ("none" without cacerts)
     problems: list[str]  # the control plane's
     traffic: TrafficReport | None = None  # with a bookinfo section: what went through the ingress
+    mtls: MtlsReport | None = (
+        None  # with a bookinfo section: its PeerAuthentication, proven (meshwright.mtls)
+    )
     links: list[Link] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        """The control plane and the traffic through the ingress are whole (in JSON too)."""
-        return not self.problems and (self.traffic is None or self.traffic.ok)
+        """The control plane, the traffic through the ingress and mTLS are whole (in JSON too)."""
+        whole = (self.traffic is None or self.traffic.ok) and (self.mtls is None or self.mtls.ok)
+        return not self.problems and whole
 
 
 class ControlPlaneBroken(PermanentError):
@@ -220,14 +225,15 @@ def failure(report: VerifyReport) -> ControlPlaneBroken:
 
 
 def broken(report: VerifyReport) -> PermanentError | None:
-    """The error a failed verification raises: the control plane's lines with the traffic's joined,
-    or the traffic's alone; None when the report is whole."""
+    """The error a failed verification raises: the control plane's lines with the traffic's and
+    mTLS's joined, or the first of those with the other's; None when the report is whole."""
     traffic = traffic_failure(report.traffic) if report.traffic and not report.traffic.ok else None
-    if not report.problems:
-        return traffic
-    error = failure(report)
-    if traffic is not None:
-        error.message += "\n" + traffic.message
+    mtls = mtls_failure(report.mtls) if report.mtls and not report.mtls.ok else None
+    found = [e for e in (traffic, mtls) if e is not None]
+    error = failure(report) if report.problems else (found.pop(0) if found else None)
+    for joined in found:
+        assert error is not None
+        error.message += "\n" + joined.message
     return error
 
 

@@ -101,8 +101,9 @@ def _plaintext_call(mesh: Mesh) -> Endpoint | Failure:
 def test_bookinfos_own_strict_policy_resets_a_caller_without_sidecar() -> None:
     mesh, _ = healthy(primary_remote())
     got = _plaintext_call(mesh)
-    assert isinstance(got, Failure) and got.transport == dataplane.RESET and got.status == 0
-    assert "STRICT" in got.why and "productpage-v1" in got.why
+    assert isinstance(got, Failure)
+    assert (got.status, got.transport) == (0, dataplane.RESET)
+    assert "productpage-v1 in central is STRICT on 9080" in got.why
 
 
 def test_permissive_and_disable_take_the_plaintext_caller() -> None:

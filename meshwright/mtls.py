@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from meshwright import bookinfo
 from meshwright.bookinfo_catalog import SERVICES
@@ -80,6 +80,7 @@ class MtlsReport(BaseModel):
     mesh_traffic: str  # what the traffic check says of mesh traffic under the policy
     problems: list[str]
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         return not self.problems

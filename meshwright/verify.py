@@ -14,7 +14,10 @@ server's service proxy drops the caller's credentials, so that path answers 401)
   upgrade needs `create` too since Kubernetes 1.35);
 - `get` on `secrets` in istio-system (the `cacerts` root and, on primaries, the remote secrets
   that are diagnosed when a cluster is not synced);
-- `get`/`list` on `services` and `endpointslices.discovery.k8s.io` in istio-system.
+- `get`/`list` on `services` and `endpointslices.discovery.k8s.io` in istio-system;
+- with Bookinfo, for the mTLS proof (meshwright.mtls): `create`, `get`, `list`, `watch` and `delete`
+  on `pods` in Bookinfo's namespace, `list` on `peerauthentications.security.istio.io` there and in
+  istio-system.
 
 `roles/container.developer` (or a Role with those rules bound to the user) is enough.
 

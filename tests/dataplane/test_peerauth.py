@@ -103,7 +103,10 @@ def test_bookinfos_own_strict_policy_resets_a_caller_without_sidecar() -> None:
     got = _plaintext_call(mesh)
     assert isinstance(got, Failure)
     assert (got.status, got.transport) == (0, dataplane.RESET)
-    assert "productpage-v1 in central is STRICT on 9080" in got.why
+    assert (
+        "productpage-v1-7d9f8 in central is STRICT on 9080: plaintext from a caller without sidecar"
+        in got.why
+    )
 
 
 def test_permissive_and_disable_take_the_plaintext_caller() -> None:

@@ -30,6 +30,7 @@ from meshwright.sandbox.http import KUBE_MAX_BODY, Request, Response, Server, fr
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.controllers import bootstrap, nodes
 from meshwright.sandbox.kube.controllers.controllers import Controllers
+from meshwright.sandbox.kube.controllers.pods import Run
 from meshwright.sandbox.kube.http.api import ClusterApi, PortForward, ServiceProxy, refusal
 from meshwright.sandbox.kube.http.portforward import PortStream
 from meshwright.sandbox.kube.registry import ResourceType
@@ -110,9 +111,9 @@ ConfigReviewHook = Callable[
 """(cluster_id, group, plural, object, old) -> None when the validating webhooks admit the write, else
 (403, denial) or (500, why the webhook could not be called)."""
 
-PodRunHook = Callable[[str, dict[str, Any]], "tuple[int, str] | None"]
-"""(cluster_id, a bare pod that started) -> its container's (exit code, output), or None when the
-sandbox cannot run it. Called off the cluster's lock."""
+PodRunHook = Callable[[str, dict[str, Any]], "Run | None"]
+"""(cluster_id, a bare pod just created) -> how to run its container (called later, off the cluster's
+lock, with the started pod), or None when the sandbox cannot run it."""
 
 LoadBalancerHook = Callable[[str, dict[str, Any], bool], None]
 """(cluster_id, LoadBalancer Service, present) -> None: its load balancer is up (or changed), or gone.
@@ -242,10 +243,10 @@ class Fleet:
 
         return admit
 
-    def _runner_for(self, cid: str) -> Callable[[dict[str, Any]], tuple[int, str] | None]:
-        """The cluster's view of `pod_run`, read when a pod starts."""
+    def _runner_for(self, cid: str) -> Callable[[dict[str, Any]], Run | None]:
+        """The cluster's view of `pod_run`, read when a pod is created."""
 
-        def run(pod: dict[str, Any]) -> tuple[int, str] | None:
+        def run(pod: dict[str, Any]) -> Run | None:
             hook = self.pod_run
             return None if hook is None else hook(cid, pod)
 

@@ -36,7 +36,6 @@ class Merged:
 
     mode: str = PERMISSIVE
     per_port: dict[int, str] = field(default_factory=dict)
-    source: str = ""  # namespace/name of the policy that set the mode ("" when none did)
 
     def on(self, port: int) -> str:
         return self.per_port.get(port, self.mode)
@@ -53,7 +52,8 @@ def _age(policy: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _selector(policy: dict[str, Any]) -> dict[str, str]:
-    return dict(dotted.get(policy, "spec.selector.matchLabels", {}) or {})
+    labels = dotted.get(policy, "spec.selector.matchLabels", {})
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
 def _oldest(policies: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -75,18 +75,17 @@ def compose(
     policies: list[dict[str, Any]], *, namespace: str, labels: dict[str, str], root: str = ROOT_NAMESPACE
 ) -> Merged:
     """The policy istiod gives the proxy of a pod with these labels in `namespace`."""
-    mode, source = PERMISSIVE, ""
-    scopes = _scopes(policies, namespace, labels, root)
-    for policy in scopes:
+    mode, scopes = PERMISSIVE, _scopes(policies, namespace, labels, root)
+    for policy in scopes:  # mesh, namespace, workload: the narrowest that sets a mode wins
         if policy is not None and _mode(dotted.get(policy, "spec.mtls")) != UNSET:
             mode = _mode(dotted.get(policy, "spec.mtls"))
-            source = f"{dotted.get(policy, 'metadata.namespace')}/{dotted.get(policy, 'metadata.name')}"
     workload = scopes[2]
-    ports = dotted.get(workload or {}, "spec.portLevelMtls", {}) or {}
+    ports = dotted.get(workload or {}, "spec.portLevelMtls", {})
+    ports = ports if isinstance(ports, dict) else {}
     per_port = {
         int(p): (_mode(m) if _mode(m) != UNSET else mode) for p, m in ports.items() if str(p).isdigit()
     }
-    return Merged(mode, per_port, source)
+    return Merged(mode, per_port)
 
 
 def mode_for(policies: list[dict[str, Any]], pod: dict[str, Any], port: int) -> str:

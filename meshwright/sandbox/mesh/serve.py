@@ -227,14 +227,25 @@ class DataPlane:
             else validation.review(self._mesh([]), source.node.cluster, group, plural, obj, old)
         )
 
-    def run_pod(self, cluster_id: str, pod: dict[str, Any]) -> tuple[int, str] | None:
-        """A bare pod's container, when it runs curl: (exit code, output) of its request, sent from
-        that pod through the data plane (None for any other command: the sandbox cannot run it)."""
-        words, source = curl.argv(pod), self._source(cluster_id)
-        if words is None or source is None:
+    def run_pod(
+        self, cluster_id: str, pod: dict[str, Any]
+    ) -> Callable[[dict[str, Any]], tuple[int, str]] | None:
+        """How to run a bare pod's container when it runs curl: its request leaves from the started
+        pod through the data plane; (exit code, output). None for any other command."""
+        words = curl.argv(pod)
+        if words is None:
             return None
-        cluster = source.node.cluster
-        return curl.run(words, lambda host, port, path: self.traffic.from_pod(cluster, pod, host, port, path))
+
+        def run(started: dict[str, Any]) -> tuple[int, str]:
+            source = self._source(cluster_id)
+            if source is None:
+                return 7, "curl: (7) Couldn't connect to server: the pod's cluster is gone"
+            cluster = source.node.cluster
+            return curl.run(
+                words, lambda host, port, path: self.traffic.from_pod(cluster, started, host, port, path)
+            )
+
+        return run
 
     def _source(self, cluster_id: str) -> Source | None:
         source = next((s for s in self._known if s.id == cluster_id), None)

@@ -1,17 +1,16 @@
-"""Pods a user creates directly (not through a ReplicaSet): admitted, scheduled, started, and, for a
-`restartPolicy: Never` pod whose command the sandbox knows how to run, run to its end.
+"""Pods a user creates directly (not through a ReplicaSet): admitted and, when the sandbox knows how
+to run their container, scheduled, started and run to their end.
 
 - Admission: the injector webhook (`admit_pod`) is called as for a ReplicaSet's pods; a refusal is
-  the API server's 500 `Internal error occurred: failed calling webhook ...`. The pod gets a node and
-  an IP from the pod range, and is Pending.
-- Start: after the rollout latency it is Running and Ready.
-- Run: `run_pod` (the data plane's container runner) gets the pod off the cluster's lock and answers
-  (exit code, output), or None when it does not know what the container does (the pod then keeps
-  running, as a `sleep infinity` would). The pod then ends as the kubelet ends it: phase Succeeded
-  (exit 0) or Failed, the container `terminated` with its exit code and reason Completed / Error and,
-  under `terminationMessagePolicy: FallbackToLogsOnError`, the tail of its output as the message
+  the API server's 500 `Internal error occurred: failed calling webhook ...`. The pod is Pending.
+- Run: `run_pod` (the data plane's container runner) says, for a `restartPolicy: Never` pod, how to
+  run its container, or None when it does not know what the container does: such a pod stays
+  Pending, unscheduled (no container runs in the sandbox). A pod it can run is scheduled (a node, an
+  IP from the pod range) and Running after the rollout latency; its container then runs off the
+  cluster's lock and the pod ends as the kubelet ends it: phase Succeeded (exit 0) or Failed, the
+  container `terminated` with its exit code and reason Completed / Error and, under
+  `terminationMessagePolicy: FallbackToLogsOnError`, the tail of its output as the message
   (kubernetes pkg/kubelet/kuberuntime: the last 80 lines, at most 2048 bytes, only on an error).
-  Pods with `restartPolicy` Always or OnFailure are never run to an end (a real kubelet restarts them).
 """
 
 from __future__ import annotations
@@ -27,8 +26,10 @@ from meshwright.sandbox.kube.controllers.builders import condition
 from meshwright.sandbox.kube.controllers.workloads import Workloads
 from meshwright.sandbox.kube.status import KubeError
 
-PodRun = Callable[[dict[str, Any]], "tuple[int, str] | None"]
-"""A pod that runs (a copy) -> (exit code, output) of its container, or None when it cannot be run."""
+Run = Callable[[dict[str, Any]], tuple[int, str]]
+"""A started pod (a copy) -> (exit code, output) of its container."""
+PodRun = Callable[[dict[str, Any]], "Run | None"]
+"""A pod just created -> how to run its container, or None when the sandbox cannot run it."""
 MESSAGE_LINES, MESSAGE_BYTES = 80, 2048  # the kubelet's tail of the log for FallbackToLogsOnError
 
 
@@ -65,44 +66,50 @@ def _image_id(image: str) -> str:
 
 
 class Pods(Workloads):
-    """Bare pods: admission, scheduling, start and, where the sandbox can, their run."""
+    """Bare pods: admission and, for those the sandbox can run, scheduling, start and their run."""
 
     run_pod: PodRun
 
     def _admit_pod(self, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
         if old is not None or not _bare(pod):
-            return  # a ReplicaSet's pods were admitted and placed by the controller that made them
+            return  # a ReplicaSet's pods were admitted by the controller that made them
         refused = self.admit_pod(pod)
         if refused:
             raise KubeError(500, refused, details={"causes": [{"message": refused}]})
-        node, host_ip = self._place()
-        ip = self._free_pod_ip()
-        pod.setdefault("spec", {}).setdefault("nodeName", node)
-        pod["status"] = {"phase": "Pending", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip}
+        pod["status"] = {"phase": "Pending"}
 
     def _react_pod(self, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
         super()._react_pod(pod, old)
-        if old is None and _bare(pod):
-            meta = pod["metadata"]
-            self.later(self.latency.rollout, lambda: self._start(meta["namespace"], meta["name"]))
-
-    def _start(self, namespace: str, name: str) -> None:
-        ready = [condition("Ready", "True", "", ""), condition("ContainersReady", "True", "", "")]
-        running = {"phase": "Running", "conditions": ready, "startTime": clock.rfc3339()}
-        self._set_status("v1", "Pod", namespace, name, running)
-        pod = self.cluster.find(self.rt("v1", "Pod"), namespace, name)
-        if pod is not None and (pod.get("spec") or {}).get("restartPolicy") == "Never":
-            threading.Thread(
-                target=self._run, args=(copy.deepcopy(pod),), name=f"pod-{name}", daemon=True
-            ).start()
-
-    def _run(self, pod: dict[str, Any]) -> None:
-        """Off the cluster's lock: the runner reads other clusters and sends requests."""
-        result = self.run_pod(pod)
-        if result is None:
+        if old is not None or not _bare(pod) or (pod.get("spec") or {}).get("restartPolicy") != "Never":
             return
+        job = self.run_pod(pod)
+        if job is not None:
+            meta = pod["metadata"]
+            self.later(self.latency.rollout, lambda: self._start(meta["namespace"], meta["name"], job))
+
+    def _start(self, namespace: str, name: str, job: Run) -> None:
+        """Scheduled (a node, an IP from the pod range), started, and its container run off the lock."""
+        node, host_ip = self._place()
+        ip = self._free_pod_ip()
+        ready = [condition("Ready", "True", "", ""), condition("ContainersReady", "True", "", "")]
+
+        def bind(pod: dict[str, Any]) -> None:
+            pod.setdefault("spec", {}).setdefault("nodeName", node)
+            pod["status"] = {**(pod.get("status") or {}), "phase": "Running", "conditions": ready,
+                             "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip, "startTime": clock.rfc3339()}  # fmt: skip
+
+        started = self.cluster.modify(self.rt("v1", "Pod"), namespace, name, bind)
+        if started is not None:
+            args = (copy.deepcopy(started), job)
+            threading.Thread(target=self._run, args=args, name=f"pod-{name}", daemon=True).start()
+
+    def _run(self, pod: dict[str, Any], job: Run) -> None:
+        """Off the cluster's lock: the runner reads other clusters and sends requests."""
+        code, output = job(pod)
         meta = pod["metadata"]
         with self.cluster.lock:
             current = self.cluster.find(self.rt("v1", "Pod"), meta["namespace"], meta["name"])
             if current is not None and current["metadata"].get("uid") == meta.get("uid"):
-                self._set_status("v1", "Pod", meta["namespace"], meta["name"], terminated(current, *result))
+                self._set_status(
+                    "v1", "Pod", meta["namespace"], meta["name"], terminated(current, code, output)
+                )

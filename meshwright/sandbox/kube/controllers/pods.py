@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from meshwright.sandbox.kube.controllers.builders import condition
 from meshwright.sandbox.kube.controllers.workloads import Workloads
 from meshwright.sandbox.kube.status import KubeError
 
+log = logging.getLogger(__name__)
 Run = Callable[[dict[str, Any]], tuple[int, str]]
 """A started pod (a copy) -> (exit code, output) of its container."""
 PodRun = Callable[[dict[str, Any]], "Run | None"]
@@ -38,7 +40,7 @@ def _bare(pod: dict[str, Any]) -> bool:
 
 
 def terminated(pod: dict[str, Any], code: int, output: str) -> dict[str, Any]:
-    """The status of a pod whose only container ended with `code` (a copy of the pod's status)."""
+    """The status fields of a pod whose (first) container ended with `code`, printing `output`."""
     container = ((pod.get("spec") or {}).get("containers") or [{}])[0]
     message = ""
     if code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
@@ -105,7 +107,11 @@ class Pods(Workloads):
 
     def _run(self, pod: dict[str, Any], job: Run) -> None:
         """Off the cluster's lock: the runner reads other clusters and sends requests."""
-        code, output = job(pod)
+        try:
+            code, output = job(pod)
+        except Exception:  # a bug of the sandbox's runner: said in its log and in the pod's, never hidden
+            log.exception("running pod %s failed in cluster %s", pod["metadata"]["name"], self.cluster.name)
+            code, output = 1, "the sandbox failed to run this container (see the sandbox's log)"
         meta = pod["metadata"]
         with self.cluster.lock:
             current = self.cluster.find(self.rt("v1", "Pod"), meta["namespace"], meta["name"])

@@ -157,8 +157,8 @@ def verify_all(
     settle: float = SETTLE_SECONDS,
     requests: int = REQUESTS,
 ) -> VerifyReport:
-    """`check_all`, raising ControlPlaneBroken (the traffic's lines joined) or TrafficBroken when the
-    mesh is not whole. `verify` and `up` both end with this."""
+    """`check_all`, raising ControlPlaneBroken (the traffic's and mTLS's lines joined), TrafficBroken
+    or MtlsBroken when the mesh is not whole. `verify` and `up` both end with this."""
     report = check_all(mesh, clusters, target=target, settle=settle, requests=requests)
     error = broken(report)
     if error is not None:

@@ -75,6 +75,8 @@ class MtlsSeen(BaseModel):
 
 
 class MtlsReport(BaseModel):
+    """The spec's mode against what each cluster shows; `summary()` is the report's one line."""
+
     expected: str
     clusters: list[MtlsSeen]
     mesh_traffic: str  # what the traffic check says of mesh traffic under the policy

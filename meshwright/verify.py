@@ -90,9 +90,7 @@ class VerifyReport(BaseModel):
     roots: dict[str, str]  # cluster -> short root fingerprint ("none" without cacerts)
     problems: list[str]  # the control plane's
     traffic: TrafficReport | None = None  # with a bookinfo section: what went through the ingress
-    mtls: MtlsReport | None = (
-        None  # with a bookinfo section: its PeerAuthentication, proven (meshwright.mtls)
-    )
+    mtls: MtlsReport | None = None  # with a bookinfo section: its PeerAuthentication, proven
     links: list[Link] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
@@ -232,12 +230,13 @@ def broken(report: VerifyReport) -> PermanentError | None:
     mTLS's joined, or the first of those with the other's; None when the report is whole."""
     traffic = traffic_failure(report.traffic) if report.traffic and not report.traffic.ok else None
     mtls = mtls_failure(report.mtls) if report.mtls and not report.mtls.ok else None
-    found = [e for e in (traffic, mtls) if e is not None]
-    error = failure(report) if report.problems else (found.pop(0) if found else None)
-    for joined in found:
-        assert error is not None
-        error.message += "\n" + joined.message
-    return error
+    found: list[PermanentError] = [e for e in (traffic, mtls) if e is not None]
+    if report.problems:
+        found.insert(0, failure(report))
+    if not found:
+        return None
+    found[0].message += "".join("\n" + e.message for e in found[1:])
+    return found[0]
 
 
 def table_rows(report: VerifyReport) -> list[dict[str, str]]:

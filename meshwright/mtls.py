@@ -14,8 +14,9 @@ Two facts, both readable on any cluster (GKE or the sandbox):
   code is read from the pod's status, and on an error the kubelet puts the tail of its output in the
   termination message (`terminationMessagePolicy: FallbackToLogsOnError`), so neither exec nor log
   access is needed. Under STRICT the server's proxy resets the plaintext connection: curl exits 56
-  `Recv failure: Connection reset by peer` (istio.io "Mutual TLS Migration"). A probe that got a
-  sidecar anyway proves nothing and says so.
+  `Recv failure: Connection reset by peer` (the `legacy` namespace's sleep in istio.io's "Mutual TLS
+  Migration", https://istio.io/latest/docs/tasks/security/authentication/mtls-migration/). A probe
+  that got a sidecar anyway proves nothing and says so.
 
 Mesh traffic passing under the same policy is the traffic check's verdict (meshwright.traffic):
 the ingress gateway is an mTLS client of productpage, and reviews, details and ratings answer across

@@ -178,7 +178,9 @@ def verify_mesh(
     Every primary must report every other cluster it should know as synced (istiod's clusterz),
     every cluster must hold the same cacerts root, remotes' istiod Service must point to their
     primary's east-west gateway, east-west gateways must have addresses, and (with a `bookinfo`
-    section) every placed workload must answer through the ingress gateway. Each (primary, cluster)
+    section) every placed workload must answer through the ingress gateway, Bookinfo's namespace must
+    have the spec's PeerAuthentication mode and, under STRICT, a pod without sidecar must be refused
+    where Bookinfo runs. Each (primary, cluster)
     link gets a verdict naming the layer that broke, and the latency of the requests it served.
 
     Args:
@@ -187,7 +189,7 @@ def verify_mesh(
             in its usual place.
         settle: seconds a primary may keep a working remote `syncing` before it counts as a problem.
         requests: with a `bookinfo` section, how many requests of each kind go through the ingress
-            gateway (0: no traffic check).
+            gateway (0: no traffic check, nor mTLS probe).
     """
     mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)

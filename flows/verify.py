@@ -15,9 +15,11 @@ from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.findings import Finding, explain
 from meshwright.links import judge
 from meshwright.models import ClusterAccess
+from meshwright.mtls import MtlsReport, check_mtls
 from meshwright.spec import MeshSpec, as_spec
 from meshwright.traffic import NO_INGRESS, Reply, TrafficReport, check_traffic
 from meshwright.verify import Observation, VerifyReport, broken, check
+from tasks.mtls import observe_mtls
 from tasks.report import keep_report, publish_links, publish_traffic, publish_verification
 from tasks.verify import (
     SETTLE_SECONDS,
@@ -76,6 +78,21 @@ def verify_traffic(
     return TrafficSeen(report, replies, causes)
 
 
+def verify_mtls(
+    mesh: MeshSpec,
+    clusters: dict[str, ClusterAccess | None],
+    *,
+    target: MeshwrightTarget,
+    traffic: TrafficReport | None,
+) -> MtlsReport:
+    """Bookinfo's PeerAuthentication mode: each primary's policy and, where Bookinfo runs, a plaintext
+    probe from a pod outside the mesh, in parallel; `traffic` says whether mesh traffic passes."""
+    futures = {n: observe_mtls.submit(mesh, a, target=target) for n, a in clusters.items() if a}
+    seen, failures = resolve(futures)
+    raise_failures(failures)
+    return check_mtls(mesh, seen, traffic)
+
+
 def observe_all(
     mesh: MeshSpec,
     clusters: dict[str, ClusterAccess | None],
@@ -120,6 +137,7 @@ def check_all(
             mesh, clusters, target=target, requests=requests, control_plane=report.problems
         )
         report.traffic = traffic.report
+        report.mtls = verify_mtls(mesh, clusters, target=target, traffic=report.traffic)
     report.links = judge(
         mesh,
         seen,
@@ -139,8 +157,8 @@ def verify_all(
     settle: float = SETTLE_SECONDS,
     requests: int = REQUESTS,
 ) -> VerifyReport:
-    """`check_all`, raising ControlPlaneBroken (the traffic's lines joined) or TrafficBroken when the
-    mesh is not whole. `verify` and `up` both end with this."""
+    """`check_all`, raising ControlPlaneBroken (the traffic's and mTLS's lines joined), TrafficBroken
+    or MtlsBroken when the mesh is not whole. `verify` and `up` both end with this."""
     report = check_all(mesh, clusters, target=target, settle=settle, requests=requests)
     error = broken(report)
     if error is not None:
@@ -160,7 +178,9 @@ def verify_mesh(
     Every primary must report every other cluster it should know as synced (istiod's clusterz),
     every cluster must hold the same cacerts root, remotes' istiod Service must point to their
     primary's east-west gateway, east-west gateways must have addresses, and (with a `bookinfo`
-    section) every placed workload must answer through the ingress gateway. Each (primary, cluster)
+    section) every placed workload must answer through the ingress gateway, Bookinfo's namespace must
+    have the spec's PeerAuthentication mode and, under STRICT, a pod without sidecar must be refused
+    where Bookinfo runs. Each (primary, cluster)
     link gets a verdict naming the layer that broke, and the latency of the requests it served.
 
     Args:
@@ -169,7 +189,7 @@ def verify_mesh(
             in its usual place.
         settle: seconds a primary may keep a working remote `syncing` before it counts as a problem.
         requests: with a `bookinfo` section, how many requests of each kind go through the ingress
-            gateway (0: no traffic check).
+            gateway (0: no traffic check, nor mTLS probe).
     """
     mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)

@@ -4,8 +4,11 @@ The workloads, services and calls are Istio's samples/bookinfo (platform/kube/bo
 networking/bookinfo-gateway.yaml). Split across clusters, two rules of Istio multicluster shape the
 manifests: a caller resolves `reviews` only if the Service exists in its own cluster, so the four
 Services go to every cluster; and the namespace carries `istio-injection=enabled` so each pod gets
-its sidecar. Deployments go where `bookinfo.placement` says. `reviews` gets `CLUSTER_NAME` (then
-its JSON names the cluster that served it) and, explicitly, the ratings switch and star colour its
+its sidecar. A PeerAuthentication `default` (STRICT unless `bookinfo.mtls` says PERMISSIVE) goes to
+every cluster with the namespace: a remote's proxies take it from their primary's istiod, which
+reads its own cluster, and the copy in the remote keeps the namespace whole if it becomes a primary.
+Deployments go where `bookinfo.placement` says. `reviews` gets `CLUSTER_NAME` (then its JSON names
+the cluster that served it) and, explicitly, the ratings switch and star colour its
 image versions are built with. The ingress gateway (Istio's `gateway` chart) goes to the cluster(s)
 running productpage, Bookinfo's own Gateway and VirtualService to their config cluster (the
 primary of a remote).
@@ -35,6 +38,7 @@ GATEWAY_PORT = (
 )
 STAR_COLORS = {"v2": "black", "v3": "red"}
 INJECTION_LABEL = "istio-injection"
+PEER_AUTHENTICATION = "default"  # the name Istio's docs give a namespace-wide policy
 ROUTES: tuple[tuple[str, str], ...] = (
     ("exact", "/productpage"),
     ("prefix", "/static"),
@@ -165,6 +169,17 @@ def virtual_service(namespace: str) -> dict[str, Any]:
     }
 
 
+def peer_authentication(namespace: str, mode: str) -> dict[str, Any]:
+    """The namespace-wide PeerAuthentication (no selector): with STRICT, the namespace's proxies take
+    only mTLS, so a caller without a sidecar is refused (istio.io, "Mutual TLS Migration")."""
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": PEER_AUTHENTICATION, "namespace": namespace},
+        "spec": {"mtls": {"mode": mode}},
+    }
+
+
 def ingress_values() -> dict[str, Any]:
     """Values of the `gateway` chart for release istio-ingressgateway: its defaults (labels
     app=istio-ingressgateway, istio=ingressgateway; a LoadBalancer on 15021, 80 and 443)."""
@@ -175,7 +190,7 @@ def manifests(spec: MeshSpec, cluster: str) -> list[dict[str, Any]]:
     """Everything Bookinfo needs in `cluster`, in apply order (the ingress chart is installed apart)."""
     assert spec.bookinfo is not None, "the spec has no bookinfo section"
     ns = spec.bookinfo.namespace
-    items = [namespace(spec)]
+    items = [namespace(spec), peer_authentication(ns, spec.bookinfo.mtls.value)]
     items += [service(s, ns) for s in SERVICES]
     workloads = placed(spec, cluster)
     items += [service_account(s, ns) for s in dict.fromkeys(w.service for w in workloads)]

@@ -22,6 +22,7 @@ class ObservedCluster(BaseModel):
     pod_cidr: str = ""
     remote_secrets: list[str] = Field(default_factory=list)  # the clusters it holds a secret for
     workloads: list[str] = Field(default_factory=list)  # Bookinfo deployments it runs
+    mtls: str | None = None  # mode of Bookinfo's PeerAuthentication `default` ("" none; None not read)
     releases: dict[str, str] = Field(default_factory=dict)  # release -> chart version
     unread: str = ""  # why its inside could not be read (not RUNNING, unreachable)
 
@@ -40,8 +41,8 @@ class Observed(BaseModel):
 class Change(BaseModel):
     """One difference: `action` on `what` (`where`, when it lives in a cluster)."""
 
-    action: str  # create, delete, add, remove, install, upgrade, place
-    kind: str  # cluster, remote-secret, firewall-source, release, workload
+    action: str  # create, delete, add, remove, install, upgrade, place, set
+    kind: str  # cluster, remote-secret, firewall-source, release, workload, peer-authentication
     what: str
     where: str = ""
     detail: str = ""
@@ -70,6 +71,7 @@ def diff(spec: MeshSpec, observed: Observed) -> Drift:
         *_releases(spec, observed),
         *_secrets(spec, observed),
         *_workloads(spec, observed),
+        *_mtls(spec, observed),
     ]
     return Drift(mesh=spec.name, exists=bool(observed.clusters), changes=changes)
 
@@ -203,6 +205,19 @@ def _workloads(spec: MeshSpec, observed: Observed) -> list[Change]:
         changes += [
             Change(action="remove", kind="workload", what=w, where=c.name) for w in sorted(have - want)
         ]
+    return changes
+
+
+def _mtls(spec: MeshSpec, observed: Observed) -> list[Change]:
+    """Bookinfo's PeerAuthentication where it is missing or says another mode than the spec's."""
+    if spec.bookinfo is None:
+        return []
+    want, names, changes = spec.bookinfo.mtls.value, {c.name for c in spec.clusters}, []
+    for c in observed.clusters:
+        if c.mtls is not None and not c.unread and c.mtls != want and c.name in names:
+            what = bookinfo.PEER_AUTHENTICATION
+            changes.append(Change(action="set", kind="peer-authentication", what=what, where=c.name,
+                                  detail=f"{c.mtls or 'none'} -> {want}"))  # fmt: skip
     return changes
 
 

@@ -12,9 +12,10 @@ from typing import Any
 import kubernetes.client
 from google.cloud import container_v1
 
-from meshwright import bookinfo_catalog, clients, helm, naming, remote_secrets
+from meshwright import bookinfo, bookinfo_catalog, clients, helm, naming, remote_secrets
 from meshwright.drift import Observed, ObservedCluster
 from meshwright.errors import MeshwrightError
+from meshwright.kube import read_or_none
 from meshwright.spec import BookinfoSpec, MeshSpec
 from meshwright.status import get_firewall, mesh_clusters
 from meshwright.translate import kube_call
@@ -47,6 +48,7 @@ def _cluster(target: clients.MeshwrightTarget, c: container_v1.Cluster, namespac
         client = cloud.kube(c.endpoint, ca)
         try:
             secrets, workloads = _remote_secrets(client, c.name), _workloads(client, c.name, namespace)
+            mtls = peer_authentication_mode(client, namespace, cluster=c.name, step=STEP)
         finally:
             client.close()
         with cloud.helm(c.name, c.endpoint, ca, step=STEP) as command:
@@ -54,7 +56,8 @@ def _cluster(target: clients.MeshwrightTarget, c: container_v1.Cluster, namespac
     except MeshwrightError as e:
         return seen.model_copy(update={"unread": str(e)})
     releases = {r["name"]: str(r.get("app_version", "")) for r in listed}
-    return seen.model_copy(update={"remote_secrets": secrets, "workloads": workloads, "releases": releases})
+    found = {"remote_secrets": secrets, "workloads": workloads, "releases": releases, "mtls": mtls}
+    return seen.model_copy(update=found)
 
 
 def _remote_secrets(client: kubernetes.client.ApiClient, cluster: str) -> list[str]:
@@ -75,6 +78,24 @@ def remote_secret_metadata(
             naming.ISTIO_NAMESPACE, label_selector=f"{naming.REMOTE_SECRET_LABEL}=true"
         )
     return [s["metadata"] for s in client.sanitize_for_serialization(found)["items"]]
+
+
+def peer_authentication_mode(
+    client: kubernetes.client.ApiClient, namespace: str, *, cluster: str, step: str
+) -> str:
+    """The mode of Bookinfo's PeerAuthentication `default` ("" when there is none, or no Istio CRD)."""
+    custom = kubernetes.client.CustomObjectsApi(client)
+    group, version, plural = "security.istio.io", "v1", "peerauthentications"
+    with kube_call(cluster=cluster, step=step, what=f"peerauthentication/{bookinfo.PEER_AUTHENTICATION}"):
+        found: Any = read_or_none(
+            lambda: custom.get_namespaced_custom_object(
+                group, version, namespace, plural, bookinfo.PEER_AUTHENTICATION
+            )
+        )
+    if not found:
+        return ""
+    mode = ((found.get("spec") or {}).get("mtls") or {}).get("mode")
+    return str(mode or "UNSET")
 
 
 def _workloads(client: kubernetes.client.ApiClient, cluster: str, namespace: str) -> list[str]:

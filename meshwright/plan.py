@@ -233,6 +233,10 @@ def _bookinfo(spec: MeshSpec, c: ClusterSpec) -> list[Resource]:
     assert spec.bookinfo is not None
     ns = spec.bookinfo.namespace
     resources = [Resource(kind="namespace", name=ns, cluster=c.name, details={"istio-injection": "enabled"})]
+    mode = {"namespace": ns, "mtls": spec.bookinfo.mtls.value}
+    resources.append(
+        Resource(kind="peer-authentication", name=bookinfo.PEER_AUTHENTICATION, cluster=c.name, details=mode)
+    )
     resources += [
         Resource(
             kind="service", name=s, cluster=c.name, details={"namespace": ns, "port": str(bookinfo.PORT)}

@@ -108,7 +108,8 @@ def _verification(verified: VerifyReport | None, error: str | None) -> list[str]
         else ["One cluster: no remote to see."]
     )
     roots = ", ".join(f"{c} `{fp}`" for c, fp in verified.roots.items())
-    return [*lines, "", f"Roots: {roots}."]
+    mtls = ["", verified.mtls.summary() + "."] if verified.mtls is not None else []
+    return [*lines, "", f"Roots: {roots}.", *mtls]
 
 
 def _cell(value: float | int | None) -> str:

@@ -75,6 +75,13 @@ class Target(StrEnum):
 DEFAULT_TARGET = Target.SANDBOX
 
 
+class MtlsMode(StrEnum):
+    """The PeerAuthentication mode of Bookinfo's namespace (Istio's names)."""
+
+    STRICT = "STRICT"
+    PERMISSIVE = "PERMISSIVE"
+
+
 class Role(StrEnum):
     PRIMARY = "primary"
     REMOTE = "remote"
@@ -346,6 +353,9 @@ class BookinfoSpec(_Model):
     """Namespace of the Bookinfo sample in every cluster."""
     placement: dict[str, list[str]]
     """Cluster -> Bookinfo workloads (productpage-v1, details-v1, reviews-v1..3, ratings-v1)."""
+    mtls: MtlsMode = MtlsMode.STRICT
+    """PeerAuthentication `default` of the namespace: STRICT (only mTLS from the mesh) or PERMISSIVE
+    (plaintext from callers without a sidecar too, e.g. during a migration)."""
 
     @field_validator("namespace")
     @classmethod

@@ -14,7 +14,10 @@ server's service proxy drops the caller's credentials, so that path answers 401)
   upgrade needs `create` too since Kubernetes 1.35);
 - `get` on `secrets` in istio-system (the `cacerts` root and, on primaries, the remote secrets
   that are diagnosed when a cluster is not synced);
-- `get`/`list` on `services` and `endpointslices.discovery.k8s.io` in istio-system.
+- `get`/`list` on `services` and `endpointslices.discovery.k8s.io` in istio-system;
+- with Bookinfo, for the mTLS proof (meshwright.mtls): `create`, `get`, `list`, `watch` and `delete`
+  on `pods` in Bookinfo's namespace, `list` on `peerauthentications.security.istio.io` there and in
+  istio-system.
 
 `roles/container.developer` (or a Role with those rules bound to the user) is enough.
 
@@ -32,6 +35,7 @@ from pydantic import BaseModel, Field, computed_field
 from meshwright import naming
 from meshwright.errors import PermanentError
 from meshwright.istio_values import needs_eastwest
+from meshwright.mtls import MtlsReport, mtls_failure
 from meshwright.remote_secrets import pairs
 from meshwright.spec import MeshSpec
 from meshwright.traffic import TrafficReport, traffic_failure
@@ -86,13 +90,15 @@ class VerifyReport(BaseModel):
     roots: dict[str, str]  # cluster -> short root fingerprint ("none" without cacerts)
     problems: list[str]  # the control plane's
     traffic: TrafficReport | None = None  # with a bookinfo section: what went through the ingress
+    mtls: MtlsReport | None = None  # with a bookinfo section: its PeerAuthentication, proven
     links: list[Link] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        """The control plane and the traffic through the ingress are whole (in JSON too)."""
-        return not self.problems and (self.traffic is None or self.traffic.ok)
+        """The control plane, the traffic through the ingress and mTLS are whole (in JSON too)."""
+        whole = (self.traffic is None or self.traffic.ok) and (self.mtls is None or self.mtls.ok)
+        return not self.problems and whole
 
 
 class ControlPlaneBroken(PermanentError):
@@ -220,15 +226,17 @@ def failure(report: VerifyReport) -> ControlPlaneBroken:
 
 
 def broken(report: VerifyReport) -> PermanentError | None:
-    """The error a failed verification raises: the control plane's lines with the traffic's joined,
-    or the traffic's alone; None when the report is whole."""
+    """The error a failed verification raises: the control plane's lines with the traffic's and
+    mTLS's joined, or the first of those with the other's; None when the report is whole."""
     traffic = traffic_failure(report.traffic) if report.traffic and not report.traffic.ok else None
-    if not report.problems:
-        return traffic
-    error = failure(report)
-    if traffic is not None:
-        error.message += "\n" + traffic.message
-    return error
+    mtls = mtls_failure(report.mtls) if report.mtls and not report.mtls.ok else None
+    found: list[PermanentError] = [e for e in (traffic, mtls) if e is not None]
+    if report.problems:
+        found.insert(0, failure(report))
+    if not found:
+        return None
+    found[0].message += "".join("\n" + e.message for e in found[1:])
+    return found[0]
 
 
 def table_rows(report: VerifyReport) -> list[dict[str, str]]:

@@ -53,6 +53,8 @@ def _verified(verification: VerifyReport | None) -> list[str]:
         lines.append(
             f"  Bookinfo: http://{traffic.address}/productpage ({traffic.requests} requests checked)"
         )
+    if verification.mtls is not None:
+        lines.append("  " + verification.mtls.summary())
     return lines
 
 
@@ -64,6 +66,8 @@ def verification(report: VerifyReport) -> str:
         lines.append(f"{table.primary} sees:")
         lines += [f"  {cluster:<16} {seen}" for cluster, seen in table.clusters.items()]
     lines.append("roots: " + ", ".join(f"{c} {fp}" for c, fp in report.roots.items()))
+    if report.mtls is not None:
+        lines.append(report.mtls.summary())
     return "\n".join(lines + links(report))
 
 

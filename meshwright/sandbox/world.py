@@ -103,6 +103,7 @@ class World:
         self.dataplane = serve.DataPlane(serve.world_view(self))  # sidecars, gateways, traffic (issue 12)
         self.fleet.pod_admission = self.dataplane.admit_pod  # the injector webhook, as istiod answers it
         self.fleet.config_review = self.dataplane.review_config  # istiod's config validation webhook
+        self.fleet.pod_run = self.dataplane.run_pod  # a bare pod's curl, through the data plane
         # GKE's service controller: the clusters report their load balancers (holding their own
         # lock), the ticker writes them into Compute (holding the world's).
         self._balancers: queue.SimpleQueue[tuple[str, dict[str, Any], bool]] = queue.SimpleQueue()

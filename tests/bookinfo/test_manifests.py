@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshwright import bookinfo
-from meshwright.spec import MeshSpec, load_spec
+from meshwright.spec import MeshSpec, MtlsMode, load_spec
 
 SPEC = "deployments/sandbox.yaml"
 
@@ -94,3 +94,18 @@ def test_a_remote_entry_gets_its_gateway_config_in_its_primary() -> None:
     assert bookinfo.config_clusters(moved) == ["central"]
     assert _by_kind(bookinfo.manifests(moved, "central"), "VirtualService")
     assert not _by_kind(bookinfo.manifests(moved, "west"), "Gateway")
+
+
+def test_every_cluster_gets_a_strict_namespace_policy_unless_the_spec_says_permissive() -> None:
+    spec = _spec()
+    for c in spec.clusters:
+        policy = _by_kind(bookinfo.manifests(spec, c.name), "PeerAuthentication")["default"]
+        assert policy["apiVersion"] == "security.istio.io/v1"
+        assert policy["metadata"]["namespace"] == "bookinfo"
+        assert policy["spec"] == {"mtls": {"mode": "STRICT"}}  # no selector: namespace-wide
+    assert spec.bookinfo is not None
+    relaxed = spec.model_copy(
+        update={"bookinfo": spec.bookinfo.model_copy(update={"mtls": MtlsMode.PERMISSIVE})}
+    )
+    policy = _by_kind(bookinfo.manifests(relaxed, spec.clusters[0].name), "PeerAuthentication")["default"]
+    assert policy["spec"] == {"mtls": {"mode": "PERMISSIVE"}}

@@ -16,11 +16,13 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.logging import disable_run_logger
 
 from flows.verify import verify_mesh
-from meshwright import clients, naming
+from meshwright import bookinfo, clients, kube, naming
 from meshwright.helm import resolve_charts
+from meshwright.mtls import MtlsReport, check_mtls
 from meshwright.sandbox.contract import BUNDLED_CHARTS
-from meshwright.verify import ControlPlaneBroken
+from meshwright.verify import ControlPlaneBroken, VerifyReport, broken
 from tasks.bookinfo import deploy_bookinfo
+from tasks.mtls import observe_mtls
 from tasks.network import ensure_firewall
 from tasks.verify import ingress_address
 from tests.bookinfo.support import Built, routing_caught_up, running_mesh, traffic
@@ -178,6 +180,8 @@ def test_verify_mesh_flow_checks_traffic_and_publishes_it(
     assert report.ok
     assert report.traffic is not None
     assert report.traffic.served["west"]["v3"] > 0
+    assert report.mtls is not None
+    assert report.mtls.summary().startswith("mTLS STRICT: plaintext refused in central, west, east")
     rows = json.loads(str(artifacts[0].data))
     assert {
         "cluster": "west",
@@ -219,3 +223,54 @@ def test_pods_started_without_injection_fail_then_deploy_bookinfo_restarts_them(
     assert repaired.restarted == ["reviews-v3"]
     wait_for(lambda: _rolled_out(apps, "reviews-v3", "bookinfo"), what="reviews-v3 restarted", timeout=10)
     assert traffic(built, requests=6).ok
+
+
+def _mtls(built: Built) -> MtlsReport:
+    """What verify reports of mTLS now: each cluster's policy and plaintext probe, with the traffic."""
+    _, target, mesh, clusters = built
+    mesh_traffic = traffic(built, requests=5)
+    with disable_run_logger():
+        seen = {n: observe_mtls.fn(mesh, a, target=target) for n, a in clusters.items()}
+    return check_mtls(mesh, seen, mesh_traffic)
+
+
+def test_a_caller_without_sidecar_is_refused_while_mesh_traffic_crosses_clusters(built: Built) -> None:
+    report = _mtls(built)
+    assert report.ok, report.problems
+    assert {s.cluster: s.probe.exit_code if s.probe else None for s in report.clusters} == {
+        "central": 56,
+        "west": 56,
+        "east": 56,
+    }
+    assert report.summary() == (
+        "mTLS STRICT: plaintext refused in central, west, east (curl exit 56: Recv failure: Connection reset"
+        " by peer); mesh traffic passes (10 requests through the ingress, reviews served in central, west)"
+    )
+
+
+def test_without_the_strict_policy_verification_fails_naming_mtls(built: Built) -> None:
+    _, target, mesh, clusters = built
+    assert mesh.bookinfo is not None
+    client = clients.cloud(target).kube_for(clusters["central"])
+    custom = kubernetes.client.CustomObjectsApi(client)
+    custom.delete_namespaced_custom_object(
+        "security.istio.io", "v1", "bookinfo", "peerauthentications", "default"
+    )
+    try:
+        routing_caught_up(built[0])
+        report = _mtls(built)
+    finally:
+        kube.apply(
+            client, [bookinfo.peer_authentication("bookinfo", "STRICT")], cluster="central", step="test"
+        )
+    assert (
+        "mTLS STRICT expected: central: namespace bookinfo is PERMISSIVE (no PeerAuthentication)"
+        in report.problems
+    )
+    assert (
+        "mTLS STRICT expected: west: plaintext from a pod without sidecar was answered (http://reviews.bookinfo:9080/)"
+        in report.problems
+    )
+    error = broken(VerifyReport(mesh=mesh.name, tables=[], roots={}, problems=[], mtls=report))
+    assert error is not None
+    assert error.message.startswith("mTLS of Bookinfo has 4 problem(s):")

@@ -245,7 +245,8 @@ class Builder:
 
     def bookinfo(self, name: str) -> None:
         kinds = {"Namespace": "/namespaces", "Service": "/services", "Gateway": "networking.istio.io/gateways",
-                 "VirtualService": "networking.istio.io/virtualservices"}  # fmt: skip
+                 "VirtualService": "networking.istio.io/virtualservices",
+                 "PeerAuthentication": "security.istio.io/peerauthentications"}  # fmt: skip
         for m in bookinfo.manifests(self.spec, name):
             if m["kind"] == "Deployment":
                 t = m["spec"]["template"]

@@ -101,3 +101,18 @@ def test_a_new_istio_version_is_an_upgrade_by_revision_and_an_unrevisioned_istio
         "then the old go)",
         "upgrade release istiod-1-30-3 in west (by revision: 1-29-8 -> 1-30-3; tag default moves, then the old go)",
     ]
+
+
+def test_bookinfos_policy_missing_or_in_another_mode_is_set_and_an_unread_one_is_not_guessed() -> None:
+    built = as_built()
+    hub = built.clusters[0].model_copy(update={"mtls": "STRICT"})
+    west = built.clusters[1].model_copy(update={"mtls": "PERMISSIVE"})
+    assert [c.line() for c in diff(SPEC, built.model_copy(update={"clusters": [hub, west]})).changes] == [
+        "set peer-authentication default in west (PERMISSIVE -> STRICT)"
+    ]
+    missing = built.clusters[0].model_copy(update={"mtls": ""})
+    assert [c.line() for c in diff(SPEC, built.model_copy(update={"clusters": [missing, west]})).changes] == [
+        "set peer-authentication default in hub (none -> STRICT)",
+        "set peer-authentication default in west (PERMISSIVE -> STRICT)",
+    ]
+    assert diff(SPEC, built).changes == []  # mtls None: not read, nothing said

@@ -40,11 +40,14 @@ def test_plan_lists_every_resource_kind() -> None:
         "firewall-rule",
         "kubeconfig",
         "namespace",
+        "peer-authentication",
         "secret",
         "helm-release",
         "service",
         "deployment",
     }
+    policies = {(r.cluster, r.details["mtls"]) for r in plan.resources() if r.kind == "peer-authentication"}
+    assert policies == {("central", "STRICT"), ("west", "STRICT"), ("east", "STRICT")}
     remote_secrets = [r for r in plan.resources() if r.name.startswith("istio-remote-secret-")]
     assert {(r.name, r.cluster) for r in remote_secrets} == {
         ("istio-remote-secret-west", "central"),

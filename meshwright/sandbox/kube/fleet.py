@@ -30,6 +30,7 @@ from meshwright.sandbox.http import KUBE_MAX_BODY, Request, Response, Server, fr
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.controllers import bootstrap, nodes
 from meshwright.sandbox.kube.controllers.controllers import Controllers
+from meshwright.sandbox.kube.controllers.pods import Run
 from meshwright.sandbox.kube.http.api import ClusterApi, PortForward, ServiceProxy, refusal
 from meshwright.sandbox.kube.http.portforward import PortStream
 from meshwright.sandbox.kube.registry import ResourceType
@@ -110,6 +111,10 @@ ConfigReviewHook = Callable[
 """(cluster_id, group, plural, object, old) -> None when the validating webhooks admit the write, else
 (403, denial) or (500, why the webhook could not be called)."""
 
+PodRunHook = Callable[[str, dict[str, Any]], "Run | None"]
+"""(cluster_id, a bare pod just created) -> how to run its container (called later, off the cluster's
+lock, with the started pod), or None when the sandbox cannot run it."""
+
 LoadBalancerHook = Callable[[str, dict[str, Any], bool], None]
 """(cluster_id, LoadBalancer Service, present) -> None: its load balancer is up (or changed), or gone.
 Called with the cluster's lock held: it must not wait for the world's lock."""
@@ -143,6 +148,7 @@ class Fleet:
         self.service_proxy: ProxyBackend | None = None
         self.port_forward: ForwardBackend | None = None
         self.pod_admission: PodAdmissionHook | None = None
+        self.pod_run: PodRunHook | None = None
         self.config_review: ConfigReviewHook | None = None
         self.load_balancers: LoadBalancerHook | None = None
         self.lb_pool = loopback_pool(layout)
@@ -225,6 +231,7 @@ class Fleet:
             lb_changed=self._balancers_for(sandbox_id(cluster["id"])),
             admit_pod=self._admission_for(sandbox_id(cluster["id"])),
             review_config=self._review_for(sandbox_id(cluster["id"])),
+            run_pod=self._runner_for(sandbox_id(cluster["id"])),
         )
 
     def _admission_for(self, cid: str) -> Callable[[dict[str, Any]], str | None]:
@@ -235,6 +242,15 @@ class Fleet:
             return None if hook is None else hook(cid, pod)
 
         return admit
+
+    def _runner_for(self, cid: str) -> Callable[[dict[str, Any]], Run | None]:
+        """The cluster's view of `pod_run`, read when a pod is created."""
+
+        def run(pod: dict[str, Any]) -> Run | None:
+            hook = self.pod_run
+            return None if hook is None else hook(cid, pod)
+
+        return run
 
     def _balancers_for(self, cid: str) -> Callable[[dict[str, Any], bool], None]:
         """The cluster's view of `load_balancers`, read at each change."""

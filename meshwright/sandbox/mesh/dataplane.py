@@ -24,6 +24,16 @@ istiod has synced), with the rules Istio and the VPC apply:
   address, port 15443, a Gateway with `AUTO_PASSTHROUGH` for `*.local`), then gateway pod to pod.
   Mutual TLS: the caller's and the endpoint's control planes (each pod's own revision) sign with
   the same root.
+- **Peer authentication** (`peerauth`, from the PeerAuthentications of each proxy's config
+  cluster). Auto mTLS: a caller's proxy sends mTLS to an endpoint with a sidecar unless the
+  endpoint's mode, as the caller's istiod computes it, is DISABLE (istio/istio
+  pilot/pkg/xds/endpoints/mtls_checker.go `checkMtlsEnabled`); an endpoint on another network it
+  would not send mTLS to is left out, since the east-west gateway routes by mTLS SNI
+  (pilot/pkg/xds/endpoints/ep_filters.go `EndpointsByNetworkFilter`). The endpoint's proxy
+  enforces its own mode: STRICT resets a plaintext connection, DISABLE does not speak TLS (the
+  caller's Envoy sees its connection terminated), PERMISSIVE takes both. A caller without
+  sidecar always sends plaintext (tests/integration/security/reachability_test.go: "global mtls
+  strict" succeeds except from naked callers).
 - **Ingress.** An address belongs to a LoadBalancer Service: see `ingress`.
 
 A failed connection is Envoy's 503 `upstream connect error or disconnect/reset before headers.
@@ -40,6 +50,7 @@ from typing import Any
 
 from meshwright.sandbox import dotted
 from meshwright.sandbox.mesh import istiod as istiod_model
+from meshwright.sandbox.mesh import peerauth
 from meshwright.sandbox.mesh.reachability import Node, connects
 from meshwright.sandbox.mesh.revisions import (
     DEFAULT_REVISION,
@@ -63,6 +74,11 @@ TLS_FAILURE = UPSTREAM_FAILURE + (
     b", transport failure reason: TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED"
 )
 NO_UPSTREAM = b"no healthy upstream"
+TERMINATED = (
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+)
+RESET = "reset"  # Failure.transport: the peer reset the connection (curl: 56, Connection reset by peer)
+UNRESOLVED = "unresolved"  # Failure.transport: the name does not resolve (curl: 6)
 
 
 @dataclass
@@ -106,6 +122,7 @@ class Failure:
     why: str
     endpoint: Endpoint | None = None
     delayed: bool = False  # a connection attempt that times out or is reset takes time
+    transport: str = ""  # with status 0: RESET, UNRESOLVED, or "" (no connection at all)
 
 
 Pick = Callable[[tuple[str, ...], int], int]
@@ -256,6 +273,12 @@ class Mesh:
 
     # -- what a control plane knows -----------------------------------------------------------
 
+    def peer_mode(self, plane: ControlPlane, ep: Endpoint) -> str:
+        """The mTLS mode a control plane computes for an endpoint's proxy, from its own cluster's
+        PeerAuthentications (istiod reads Istio config from its config cluster only)."""
+        policies = self.clusters[plane.cluster].list(peerauth.PEER_AUTHENTICATIONS)
+        return peerauth.mode_for(policies, ep.pod, ep.port)
+
     def network(self, cluster: str) -> str:
         """A cluster's Istio network: the label on its istio-system namespace ("" = the default)."""
         ns = named(self.clusters[cluster].list("/namespaces"), ISTIO_NS) or {}
@@ -339,7 +362,7 @@ def _path(
     )
     if why:
         return Failure(503, UPSTREAM_FAILURE, why, ep, delayed=True)
-    return _mtls(mesh, source, ep, control_plane)
+    return _peer_auth(mesh, source, ep, control_plane)
 
 
 def _sender(
@@ -372,6 +395,34 @@ def _mtls(mesh: Mesh, source: str, ep: Endpoint, control_plane: ControlPlane) ->
     return Failure(503, TLS_FAILURE, why, ep, delayed=True)
 
 
+def _peer_auth(mesh: Mesh, source: str, ep: Endpoint, control_plane: ControlPlane) -> Failure | None:
+    """Auto mTLS from a caller's proxy, and what the endpoint's proxy accepts."""
+    sends_mtls = mesh.peer_mode(control_plane, ep) != peerauth.DISABLE
+    if sends_mtls and (failure := _mtls(mesh, source, ep, control_plane)):
+        return failure
+    theirs = mesh.control_plane(ep.cluster, revision_of(ep.pod))
+    mode = mesh.peer_mode(theirs, ep) if theirs else peerauth.STRICT  # no config: no plaintext listener
+    if sends_mtls and mode == peerauth.DISABLE:
+        why = f"{ep.name} in {ep.cluster} has mTLS DISABLE on {ep.port}; {control_plane} sent mTLS"
+        return Failure(503, TERMINATED, why, ep)
+    if not sends_mtls and mode == peerauth.STRICT:
+        why = f"{ep.name} in {ep.cluster} is STRICT on {ep.port}; {control_plane} sent plaintext (DISABLE)"
+        return Failure(503, TERMINATED, why, ep)
+    return None
+
+
+def _sends_mtls_across(
+    mesh: Mesh, source: str, control_plane: ControlPlane, found: list[Endpoint]
+) -> list[Endpoint]:
+    """The endpoints a caller's proxy gets: those on another network only when it would send them mTLS."""
+    here = mesh.network(source)
+    return [
+        ep
+        for ep in found
+        if mesh.network(ep.cluster) == here or mesh.peer_mode(control_plane, ep) != peerauth.DISABLE
+    ]
+
+
 def connect(
     mesh: Mesh, source: str, source_pod: dict[str, Any], host: str, port: int, *, pick: Pick, dns: bool = True
 ) -> Endpoint | Failure:
@@ -383,9 +434,8 @@ def connect(
     c = mesh.clusters[source]
     svc = named(c.list("/services", namespace), name)
     if svc is None and (dns or not has_sidecar(source_pod)):
-        return Failure(
-            0, b"", f"{name}.{namespace} does not resolve in {source}: no Service {namespace}/{name} there"
-        )
+        why = f"{name}.{namespace} does not resolve in {source}: no Service {namespace}/{name} there"
+        return Failure(0, b"", why, transport=UNRESOLVED)
     key = (source, source_pod["metadata"]["name"], namespace, name, str(port))
     if not has_sidecar(source_pod):
         assert svc is not None
@@ -396,7 +446,9 @@ def connect(
         return Failure(
             503, NO_UPSTREAM, f"the proxies of revision {revision} in {source} have no control plane"
         )
-    found = mesh.endpoints(control_plane, namespace, name, port)
+    found = _sends_mtls_across(
+        mesh, source, control_plane, mesh.endpoints(control_plane, namespace, name, port)
+    )
     if not found:
         return Failure(
             503,
@@ -418,4 +470,20 @@ def _plaintext(
     if not local:
         what = f"{svc['metadata'].get('namespace')}/{svc['metadata']['name']}"
         return Failure(0, b"", f"no pod of {what} in {source} (caller has no sidecar)")
-    return local[pick(key, len(local))]
+    ep = local[pick(key, len(local))]
+    return _refuses_plaintext(mesh, ep) or ep
+
+
+def _refuses_plaintext(mesh: Mesh, ep: Endpoint) -> Failure | None:
+    """A plaintext connection to a proxy in STRICT mode is reset (its inbound listener has no
+    plaintext filter chain); a pod without sidecar, or one PERMISSIVE or DISABLE, takes it."""
+    if not has_sidecar(ep.pod):
+        return None
+    plane = mesh.control_plane(ep.cluster, revision_of(ep.pod))
+    mode = mesh.peer_mode(plane, ep) if plane else peerauth.STRICT
+    if mode != peerauth.STRICT:
+        return None
+    why = (
+        f"{ep.name} in {ep.cluster} is STRICT on {ep.port}: plaintext from a caller without sidecar is reset"
+    )
+    return Failure(0, b"", why, ep, transport=RESET)

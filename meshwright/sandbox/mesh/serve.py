@@ -4,6 +4,8 @@
   pod (the injector webhook; see `injection`); `review_config` when it writes Istio config (the
   validation webhook; see `validation`). It reads the clusters' object stores only, never the
   world lock and never the network, because the emulator calls it with a cluster's lock held.
+- `DataPlane.run_pod(cluster_id, pod)` runs a bare pod's `curl` (see `curl`): its request leaves
+  from that pod (`Traffic.from_pod`), so a pod without sidecar meets PeerAuthentication as plaintext.
 - `Traffic.request(address, port, path, host)` is a request reaching an ingress gateway: routed
   by `ingress` and `dataplane`, answered by `apps`, hop by hop, with Envoy's 503 (after
   `FAILURE_DELAY`) where a connection would fail. Why each failure happened is logged (the
@@ -28,7 +30,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meshwright.sandbox import dotted
-from meshwright.sandbox.mesh import apps, dataplane, gateway, ingress, injection, probe, validation
+from meshwright.sandbox.mesh import (
+    apps,
+    curl,
+    dataplane,
+    gateway,
+    ingress,
+    injection,
+    peerauth,
+    probe,
+    validation,
+)
 from meshwright.sandbox.mesh import istiod as istiod_model
 from meshwright.sandbox.mesh.dataplane import Cluster, Endpoint, Failure, Mesh
 from meshwright.sandbox.mesh.reachability import Node
@@ -50,6 +62,7 @@ READ_TYPES: tuple[tuple[str, str | None], ...] = (
     ("apps/deployments", dataplane.ISTIO_NS),
     (dataplane.GATEWAYS, None),
     (dataplane.VIRTUAL_SERVICES, None),
+    (peerauth.PEER_AUTHENTICATIONS, None),
     (injection.WEBHOOKS_TYPE, None),
     (validation.WEBHOOKS_TYPE, None),
 )
@@ -214,6 +227,26 @@ class DataPlane:
             else validation.review(self._mesh([]), source.node.cluster, group, plural, obj, old)
         )
 
+    def run_pod(
+        self, cluster_id: str, pod: dict[str, Any]
+    ) -> Callable[[dict[str, Any]], tuple[int, str]] | None:
+        """How to run a bare pod's container when it runs curl: its request leaves from the started
+        pod through the data plane; (exit code, output). None for any other command."""
+        words = curl.argv(pod)
+        if words is None:
+            return None
+
+        def run(started: dict[str, Any]) -> tuple[int, str]:
+            source = self._source(cluster_id)
+            if source is None:
+                return 7, "curl: (7) Couldn't connect to server: the pod's cluster is gone"
+            cluster = source.node.cluster
+            return curl.run(
+                words, lambda host, port, path: self.traffic.from_pod(cluster, started, host, port, path)
+            )
+
+        return run
+
     def _source(self, cluster_id: str) -> Source | None:
         source = next((s for s in self._known if s.id == cluster_id), None)
         if source is None:  # a cluster newer than the last poll
@@ -311,6 +344,20 @@ class Traffic:
             status, body = self._failed(hop)
             return status or 503, body, apps.TEXT
         return self._serve(mesh, hop, path.split("?")[0], 0)
+
+    def from_pod(
+        self, cluster: str, pod: dict[str, Any], host: str, port: int, path: str
+    ) -> tuple[int, bytes] | Failure:
+        """A GET sent by a pod of `cluster` (its proxy, or kube-proxy for a pod without one)."""
+        mesh = self.snapshot()
+        if cluster not in mesh.clusters:
+            return Failure(0, b"", f"{cluster} is not serving", transport=dataplane.UNRESOLVED)
+        hop = dataplane.connect(mesh, cluster, pod, host, port, pick=self.pick)
+        if isinstance(hop, Failure):
+            self._failed(hop)
+            return hop
+        status, body, _ = self._serve(mesh, hop, path.split("?")[0], 0)
+        return status, body
 
     def _serve(self, mesh: Mesh, ep: Endpoint, path: str, depth: int) -> tuple[int, bytes, str]:
         def call(host: str, sub_path: str) -> tuple[int, bytes]:

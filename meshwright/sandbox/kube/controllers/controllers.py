@@ -4,7 +4,7 @@ Namespaces become Active with their default service account and root CA configma
 `data` from `stringData` and service-account tokens; Services get cluster IPs and load-balancer
 IPs (and, through `lb_changed`, the cloud's rules for them); CRDs register their types and become
 Established; owners take their dependents with them.
-Workloads (Deployments and friends) live in `workloads.py`.
+Workloads (Deployments and friends) live in `workloads.py`, pods a user creates in `pods.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 
 from meshwright.sandbox import clock, dotted
 from meshwright.sandbox.kube.auth import TokenAuthority
-from meshwright.sandbox.kube.controllers.workloads import ConfigReview, PodAdmission, Workloads
+from meshwright.sandbox.kube.controllers.pods import PodRun, Pods
+from meshwright.sandbox.kube.controllers.workloads import ConfigReview, PodAdmission
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.schema import fielderrors
 from meshwright.sandbox.kube.status import KubeError
@@ -61,7 +62,7 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-class Controllers(Workloads):
+class Controllers(Pods):
     def __init__(
         self,
         cluster: ClusterState,
@@ -75,12 +76,14 @@ class Controllers(Workloads):
         lb_changed: Callable[[dict[str, Any], bool], None] = lambda svc, present: None,
         admit_pod: PodAdmission = lambda pod: None,
         review_config: ConfigReview = lambda group, plural, obj, old: None,
+        run_pod: PodRun = lambda pod: None,
     ) -> None:
         self.cluster, self.latency, self.authority, self.ca_pem = cluster, latency, authority, ca_pem
         self.pod_net = ipaddress.ip_network(pod_cidr)
         self.svc_net = ipaddress.ip_network(services_cidr)
         self.lb_address, self.admit_pod, self.review_config = lb_address, admit_pod, review_config
         self.lb_changed = lb_changed  # the cloud's service controller: a load balancer made or gone
+        self.run_pod = run_pod  # what a bare pod's container does, when the sandbox knows (pods.py)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._timer_lock = threading.Lock()

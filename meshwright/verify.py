@@ -29,7 +29,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
+from meshwright import drills as drill_checks
 from meshwright import naming
+from meshwright.drills import DrillResult
 from meshwright.errors import PermanentError
 from meshwright.istio_values import needs_eastwest
 from meshwright.remote_secrets import pairs
@@ -87,12 +89,14 @@ class VerifyReport(BaseModel):
     problems: list[str]  # the control plane's
     traffic: TrafficReport | None = None  # with a bookinfo section: what went through the ingress
     links: list[Link] = Field(default_factory=list)
+    drills: list[DrillResult] = Field(default_factory=list)  # what `verify --drill` did and found
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        """The control plane and the traffic through the ingress are whole (in JSON too)."""
-        return not self.problems and (self.traffic is None or self.traffic.ok)
+        """The control plane and the traffic through the ingress are whole, and every drill held (in JSON too)."""
+        whole = not self.problems and (self.traffic is None or self.traffic.ok)
+        return whole and all(d.ok for d in self.drills)
 
 
 class ControlPlaneBroken(PermanentError):
@@ -220,14 +224,15 @@ def failure(report: VerifyReport) -> ControlPlaneBroken:
 
 
 def broken(report: VerifyReport) -> PermanentError | None:
-    """The error a failed verification raises: the control plane's lines with the traffic's joined,
-    or the traffic's alone; None when the report is whole."""
+    """The error a failed verification raises: the control plane's lines with the traffic's and the
+    drills' joined, or the first of those that failed with the rest; None when the report is whole."""
     traffic = traffic_failure(report.traffic) if report.traffic and not report.traffic.ok else None
-    if not report.problems:
-        return traffic
-    error = failure(report)
-    if traffic is not None:
-        error.message += "\n" + traffic.message
+    drilled = drill_checks.failure(report.drills)
+    error: PermanentError | None = failure(report) if report.problems else None
+    for found in (traffic, drilled):
+        if found is not None and error is not None:
+            error.message += "\n" + found.message
+        error = error or found
     return error
 
 

@@ -1,0 +1,334 @@
+"""The drills' I/O: requests flowing through the ingress meanwhile (`Load`), a Deployment scaled and
+waited for, a reader token rotated. What must hold is meshwright.drills' to judge.
+
+Each drill puts back what it changed in a `finally`: the failover drill scales its Deployment back
+to the replicas it had and waits for them; the rotation leaves every remote secret with a token
+that works (the old one is revoked only after every primary synced the new one). Tokens are read,
+written and forgotten inside one task run; results carry Secret names only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import kubernetes.client
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from meshwright import clients, drills, naming
+from meshwright import kubeconfig as kc
+from meshwright import remote_secrets as rs
+from meshwright.clients import Cloud, MeshwrightTarget
+from meshwright.drills import DrillResult, RotatedToken, Timed, Victim
+from meshwright.errors import MeshwrightError, NotFound
+from meshwright.models import ClusterAccess
+from meshwright.spec import MeshSpec
+from meshwright.traffic import PAGE_PATH, REVIEWS_PATH, read_reply
+from meshwright.translate import kube_call
+from tasks.remote_secrets import _prove, _store, current_token_secret
+from tasks.verify import get, read_clusterz
+
+STEP = "drill"
+PACE = 0.02  # seconds between two requests of the load (a steady trickle, not a benchmark)
+POLL = 0.2
+SECRET_EVENT = 1.0  # istiod handles a secret event within a second; clusterz names no kubeconfig hash
+TOKEN_TIMEOUT = 60.0
+
+
+class Load:
+    """GETs of the reviews API and the product page through the ingress, one after another, from a
+    thread, while the drill acts; every answer kept with its time since the drill began."""
+
+    def __init__(self, address: str, *, port: int = 80) -> None:
+        self.base = f"http://{address}" if port == 80 else f"http://{address}:{port}"
+        self.samples: list[Timed] = []
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drill-load", daemon=True)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def _run(self) -> None:
+        paths = (REVIEWS_PATH, PAGE_PATH)
+        while not self._stop.is_set():
+            for path in paths:
+                status, body = get(self.base + path, timeout=5.0)
+                self.samples.append(Timed(at=round(self.now(), 3), reply=read_reply(path, status, body)))
+            self._stop.wait(PACE)
+
+    def until(self, done: Callable[[list[Timed], float], bool], *, within: float) -> bool:
+        """Let requests flow until `done(samples, now)` holds, at most `within` seconds."""
+        deadline = self.now() + within
+        while not done(list(self.samples), self.now()):
+            if self.now() > deadline:
+                return False
+            time.sleep(POLL)
+        return True
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+
+
+def _wait(check: Callable[[], bool], *, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(POLL)
+    return True
+
+
+# -- failover --------------------------------------------------------------------------------
+
+
+def scale(client: kubernetes.client.ApiClient, access: ClusterAccess, victim: Victim, replicas: int) -> int:
+    """Set the Deployment's replicas through its scale subresource; returns what it had."""
+    apps = kubernetes.client.AppsV1Api(client)
+    with kube_call(cluster=access.name, step=STEP, what=f"deployment/{victim.deployment} scale"):
+        current = apps.read_namespaced_deployment_scale(victim.deployment, victim.namespace)
+        had = int((current.spec.replicas if current.spec else None) or 0)
+        current.spec = kubernetes.client.V1ScaleSpec(
+            replicas=replicas
+        )  # a PUT: a concurrent change conflicts
+        apps.replace_namespaced_deployment_scale(victim.deployment, victim.namespace, current)
+    return had
+
+
+def pods(client: kubernetes.client.ApiClient, access: ClusterAccess, victim: Victim) -> tuple[int, int]:
+    """(pods not being deleted, ready pods) of the victim's version: Bookinfo's labels app and version."""
+    core = kubernetes.client.CoreV1Api(client)
+    selector = f"app=reviews,version={victim.version}"
+    with kube_call(cluster=access.name, step=STEP, what=f"pods of {victim.deployment}"):
+        found = list(core.list_namespaced_pod(victim.namespace, label_selector=selector).items)
+    alive = [p for p in found if not (p.metadata and p.metadata.deletion_timestamp)]
+    ready = [p for p in alive if _ready(p)]
+    return len(alive), len(ready)
+
+
+def _ready(pod: Any) -> bool:
+    conditions = (pod.status.conditions if pod.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+@task(task_run_name="drill_failover", cache_policy=NO_CACHE, persist_result=False)
+def drill_failover(
+    spec: MeshSpec, clusters: dict[str, ClusterAccess | None], address: str, *, target: MeshwrightTarget
+) -> DrillResult:
+    """Scale one placed reviews version to 0 while requests flow, see the other clusters serve, scale
+    it back (always) and see it answer again.
+
+    Args:
+        spec: the validated mesh spec, with Bookinfo.
+        clusters: every cluster's access.
+        address: the ingress gateway's address.
+        target: where the mesh is built.
+    """
+    victim, within = drills.failover_victim(spec), clients.cloud(target).waits.converge
+    access = clusters.get(victim.cluster)
+    if access is None:
+        return DrillResult(
+            drill=drills.FAILOVER, subject=str(victim), problems=[f"{victim.cluster} does not exist"]
+        )
+    client = clients.cloud(target).kube_for(access)
+    marks: dict[str, float | None] = {"down": None, "restore": None, "up": None}
+    try:
+        with Load(address) as load:
+            _outage(client, access, victim, load, marks, within=within)
+        return drills.judge_failover(victim, load.samples, marks, seconds=load.now())
+    finally:
+        client.close()
+
+
+def _outage(
+    client: kubernetes.client.ApiClient,
+    access: ClusterAccess,
+    victim: Victim,
+    load: Load,
+    marks: dict[str, float | None],
+    *,
+    within: float,
+) -> None:
+    log = get_run_logger()
+    load.until(lambda s, now: now >= 0.5, within=1.0)  # requests before anything changes
+    replicas = scale(client, access, victim, 0)
+    try:
+        if _wait(lambda: pods(client, access, victim)[0] == 0, within=within):
+            marks["down"] = load.now()
+            log.info("%s scaled to 0 (from %d): its pods are gone", victim, replicas)
+            load.until(lambda s, now: drills.failed_over(s, victim, marks["down"] or 0.0, now), within=within)
+    finally:
+        marks["restore"] = load.now()
+        scale(client, access, victim, replicas)
+        if _wait(lambda: pods(client, access, victim)[1] >= replicas, within=within):
+            marks["up"] = load.now()
+            log.info("%s back to %d ready replica(s)", victim, replicas)
+    if marks["up"] is not None:
+        up = marks["up"]
+        load.until(lambda s, now: drills.back(s, victim, up) is not None, within=within)
+
+
+# -- reader token rotation -------------------------------------------------------------------
+
+
+def _new_token(core: kubernetes.client.CoreV1Api, access: ClusterAccess, name: str) -> str:
+    """A new token Secret for the reader, waited for until the token controller filled it."""
+    ns = naming.ISTIO_NAMESPACE
+    with kube_call(cluster=access.name, step=STEP, what=f"secret/{name}"):
+        body: Any = rs.reader_token_secret(name)
+        core.create_namespaced_secret(ns, body)
+        deadline = time.monotonic() + TOKEN_TIMEOUT
+        while time.monotonic() < deadline:
+            token = rs.token_of({"data": core.read_namespaced_secret(name, ns).data})
+            if token:
+                return token
+            time.sleep(POLL)
+    raise MeshwrightError(
+        f"secret {ns}/{name} got no token within {TOKEN_TIMEOUT:.0f}s", cluster=access.name, step=STEP
+    )
+
+
+def _synced(cloud: Cloud, primary: ClusterAccess, source: str) -> bool:
+    client = cloud.kube_for(primary)
+    try:
+        return read_clusterz(client, primary).get(source) == "synced"
+    except MeshwrightError:
+        return False
+    finally:
+        client.close()
+
+
+def _write_all(cloud: Cloud, source: ClusterAccess, primaries: list[ClusterAccess], token: str) -> None:
+    config = rs.render(
+        kc.with_token(
+            source.name, server=f"https://{source.endpoint}", ca_data=source.ca_certificate, token=token
+        )
+    )
+    wanted = rs.remote_secret(source.name, config)
+    for primary in primaries:
+        client = cloud.kube_for(primary)
+        try:
+            _store(kubernetes.client.CoreV1Api(client), primary, wanted)
+        finally:
+            client.close()
+
+
+def _revoke(core: kubernetes.client.CoreV1Api, access: ClusterAccess, name: str) -> None:
+    """Delete the old token Secret: the API server refuses its token from now on."""
+    with kube_call(cluster=access.name, step=STEP, what=f"secret/{name}"):
+        try:
+            core.delete_namespaced_secret(name, naming.ISTIO_NAMESPACE)
+        except kubernetes.client.exceptions.ApiException as e:
+            if e.status != 404:
+                raise
+
+
+def rotate_reader_token(
+    cloud: Cloud, source: ClusterAccess, primaries: list[ClusterAccess], *, within: float
+) -> RotatedToken:
+    """New token, proven; new remote secret in every primary; every primary's istiod synced with it;
+    only then the old token revoked. A step that fails leaves the old token in place: every remote
+    secret then holds a token that works, old or new."""
+    client = cloud.kube_for(source)
+    core = kubernetes.client.CoreV1Api(client)
+    try:
+        old, new = current_token_secret(core, source), rs.rotated_token_name(time.time())
+        done = RotatedToken(
+            cluster=source.name, old_secret=old, new_secret=new, primaries=[p.name for p in primaries]
+        )
+        token = _new_token(core, source, new)
+        _prove(cloud, source, token)
+        started = time.monotonic()
+        _write_all(cloud, source, primaries, token)
+        del token
+        time.sleep(SECRET_EVENT)
+        if not _wait(lambda: all(_synced(cloud, p, source.name) for p in primaries), within=within):
+            done.problem = f"not synced with the new token within {within:.0f}s in {', '.join(done.primaries)}; the old token stays"
+            return done
+        done.synced_seconds = round(time.monotonic() - started, 2)
+        _revoke(core, source, old)
+        done.revoked = True
+        return done
+    finally:
+        client.close()
+
+
+@task(task_run_name="drill_rotate_secrets", cache_policy=NO_CACHE, persist_result=False)
+def drill_rotate_secrets(
+    spec: MeshSpec,
+    clusters: dict[str, ClusterAccess | None],
+    address: str | None,
+    *,
+    target: MeshwrightTarget,
+) -> DrillResult:
+    """Replace every cluster's reader token (new token, new remote secrets, synced, old one revoked)
+    while requests flow through the ingress; no request may fail.
+
+    Args:
+        spec: the validated mesh spec.
+        clusters: every cluster's access.
+        address: the ingress gateway's address (None: the rotation is judged without traffic).
+        target: where the mesh is built.
+    """
+    cloud = clients.cloud(target)
+    readers: dict[str, list[str]] = {}
+    for source, primary in rs.pairs(spec):
+        readers.setdefault(source, []).append(primary)
+    load = Load(address) if address else None
+    rotated, revoked_at = [], None
+    with load or _NoLoad():
+        for source, primaries in readers.items():
+            rotated.append(_rotate_one(cloud, clusters, source, primaries, within=cloud.waits.converge))
+        revoked_at = load.now() if load else None
+        if load:
+            load.until(lambda s, now: now - (revoked_at or 0.0) >= 2 * drills.QUIET_SECONDS, within=10.0)
+    samples, seconds = (load.samples, load.now()) if load else ([], 0.0)
+    get_run_logger().info(
+        "reader tokens rotated: %s",
+        ", ".join(f"{r.cluster} ({r.old_secret} -> {r.new_secret})" for r in rotated),
+    )
+    return drills.judge_rotation(spec, rotated, samples, revoked_at=revoked_at, seconds=seconds)
+
+
+def _rotate_one(
+    cloud: Cloud,
+    clusters: dict[str, ClusterAccess | None],
+    source: str,
+    primaries: list[str],
+    *,
+    within: float,
+) -> RotatedToken:
+    access, readers = clusters.get(source), [clusters.get(p) for p in primaries]
+    if access is None or any(r is None for r in readers):
+        return RotatedToken(
+            cluster=source,
+            old_secret="",
+            new_secret="",
+            primaries=primaries,
+            problem="a cluster does not exist",
+        )
+    try:
+        return rotate_reader_token(cloud, access, [r for r in readers if r is not None], within=within)
+    except (MeshwrightError, NotFound) as e:
+        return RotatedToken(
+            cluster=source, old_secret="", new_secret="", primaries=primaries, problem=e.message
+        )
+
+
+class _NoLoad:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
@@ -26,8 +26,10 @@ from prefect.logging.loggers import flow_run_logger
 
 from flows._futures import raise_failures
 from flows._slots import acting_for, mesh_slot
+from flows.drills import run_drills
 from flows.mesh import up_mesh
 from flows.teardown import teardown_mesh
+from meshwright import drills as drill_checks
 from meshwright import history, naming
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import MeshwrightError
@@ -37,6 +39,7 @@ from meshwright.models import MeshReport, SmokeReport, TeardownReport, Timing
 from meshwright.spec import MeshSpec, as_spec
 from tasks.istio import preflight_charts
 from tasks.report import publish_smoke_report, publish_versions, read_table
+from tasks.verify import locate_clusters
 
 T = TypeVar("T")
 
@@ -68,8 +71,10 @@ def mesh_smoke_test(
     spec: MeshSpec | str,
     connection: MeshwrightTarget | str | None = None,
     kubeconfig: str | None = None,
+    drills: list[str] | None = None,
 ) -> SmokeReport:
-    """Build the mesh, verify it, tear it down whatever happened; fail when the verification fails.
+    """Build the mesh, verify it, drill it (with `drills`), tear it down whatever happened; fail when
+    the verification or a drill fails.
 
     Publishes a markdown report (topology, versions, per-stage durations, the verification) under
     the key `mesh-<name>-smoke-test`, next to the cluster and control-plane tables.
@@ -81,10 +86,13 @@ def mesh_smoke_test(
         kubeconfig: where `up` writes the mesh's kubeconfig for the run's length (removed by the
             teardown); default `.meshwright/<mesh>/kubeconfig` under the runner's directory. The
             CLI passes the caller's own path.
+        drills: after a verified `up`, each of `failover` and `rotate-secrets` (see verify_mesh),
+            as the stage `drills`; a failed one fails the test, after the teardown.
     """
     mesh = as_spec(spec)
+    names = drill_checks.parse(drills or [])
     with mesh_slot(mesh.name):  # up and down run as its subflows, under the same slot
-        return _smoke(mesh, _Run(spec, connection, kubeconfig))
+        return _smoke(mesh, _Run(spec, connection, kubeconfig, names))
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ class _Run:
     spec: MeshSpec | str
     connection: MeshwrightTarget | str | None
     kubeconfig: str | None
+    drills: list[str] = field(default_factory=list)
 
 
 def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
@@ -108,8 +117,10 @@ def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
             "up",
             lambda: up_mesh(spec=run.spec, kubeconfig=run.kubeconfig, connection=run.connection),
         )
+        if run.drills and built.verification is not None:
+            _timed(stages, "drills", lambda: _drill(mesh, run, built, failures))
     except Exception as e:
-        failures["up"] = e
+        failures["drills" if built else "up"] = e
     finally:
         down = _down(mesh, run, stages, failures)
     said = {stage: str(error) for stage, error in failures.items()}
@@ -119,6 +130,17 @@ def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
     return SmokeReport(
         mesh=mesh.name, passed=True, problems=[], stages=stages, report_key=key, changes=compared.changes
     )
+
+
+def _drill(mesh: MeshSpec, run: _Run, built: MeshReport, failures: dict[str, BaseException]) -> None:
+    """The drills on the mesh `up` built and verified; their results join its verification."""
+    assert built.verification is not None
+    target = resolve_target(mesh.target, run.connection)
+    found = locate_clusters(mesh, target=target)
+    built.verification.drills = run_drills(mesh, found, built.verification, target=target, names=run.drills)
+    error = drill_checks.failure(built.verification.drills)
+    if error is not None:
+        failures["drills"] = error
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import kubernetes.client
 from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from meshwright import clients, drills, naming
@@ -332,3 +333,14 @@ class _NoLoad:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+@task(cache_policy=NO_CACHE)
+def publish_drills(mesh: str, results: list[DrillResult]) -> str:
+    """The drills' table (`mesh-<name>-drills`): what each took away, the requests meanwhile, how
+    long until it was back, and its problems."""
+    key = naming.artifact_key(mesh, "drills")
+    failed = [r.drill for r in results if not r.ok]
+    said = f"Drills of mesh {mesh}: " + (f"failed: {', '.join(failed)}" if failed else "all held")
+    create_table_artifact(table=drills.rows(results) or [{"drill": "-"}], key=key, description=said)
+    return key

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meshwright.sandbox import dotted
-from meshwright.sandbox.mesh import apps, dataplane, gateway, ingress, injection, probe, validation
+from meshwright.sandbox.mesh import apps, dataplane, gateway, ingress, injection, locality, probe, validation
 from meshwright.sandbox.mesh import istiod as istiod_model
 from meshwright.sandbox.mesh.dataplane import Cluster, Endpoint, Failure, Mesh
 from meshwright.sandbox.mesh.reachability import Node
@@ -50,6 +50,8 @@ READ_TYPES: tuple[tuple[str, str | None], ...] = (
     ("apps/deployments", dataplane.ISTIO_NS),
     (dataplane.GATEWAYS, None),
     (dataplane.VIRTUAL_SERVICES, None),
+    (locality.DESTINATION_RULES, None),
+    (locality.NODES, None),
     (injection.WEBHOOKS_TYPE, None),
     (validation.WEBHOOKS_TYPE, None),
 )

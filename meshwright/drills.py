@@ -96,10 +96,12 @@ def parse(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def failover_victim(spec: MeshSpec) -> Victim:
+def failover_victim(spec: MeshSpec, answered: dict[str, dict[str, int]] | None = None) -> Victim:
     """The reviews version to take away: one whose callers have reviews in another cluster to fail
-    over to. A cluster that runs a single reviews version goes first (then every reviews answer of
-    that cluster stops, and only the other clusters can serve), in the spec's order."""
+    over to and, when `answered` (cluster -> version -> answers seen) says, one that serves now (a
+    DestinationRule with locality failover keeps callers on their own region's versions). A cluster
+    that runs a single reviews version goes first (then every reviews answer of that cluster stops,
+    and only the other clusters can serve), then the spec's order."""
     placement = bookinfo.reviews_placement(spec)
     candidates = [(c, v) for c, versions in placement.items() for v in versions if len(placement) > 1]
     if spec.bookinfo is None or not candidates:
@@ -108,7 +110,8 @@ def failover_victim(spec: MeshSpec) -> Victim:
             f"(placed: {placement or 'nowhere'})",
             step="drill",
         )
-    cluster, version = min(candidates, key=lambda cv: len(placement[cv[0]]))
+    serving = [(c, v) for c, v in candidates if (answered or {}).get(c, {}).get(v)]
+    cluster, version = min(serving or candidates, key=lambda cv: len(placement[cv[0]]))
     return Victim(cluster=cluster, version=version, namespace=spec.bookinfo.namespace)
 
 

@@ -38,6 +38,7 @@ PACE = 0.02  # seconds between two requests of the load (a steady trickle, not a
 POLL = 0.2
 SECRET_EVENT = 1.0  # istiod handles a secret event within a second; clusterz names no kubeconfig hash
 TOKEN_TIMEOUT = 60.0
+LEAD_IN = 0.5  # seconds of requests before a drill changes anything
 
 
 class Load:
@@ -136,20 +137,21 @@ def drill_failover(
         address: the ingress gateway's address.
         target: where the mesh is built.
     """
-    victim, within = drills.failover_victim(spec), clients.cloud(target).waits.converge
-    access = clusters.get(victim.cluster)
-    if access is None:
-        return DrillResult(
-            drill=drills.FAILOVER, subject=str(victim), problems=[f"{victim.cluster} does not exist"]
-        )
-    client = clients.cloud(target).kube_for(access)
-    marks: dict[str, float | None] = {"down": None, "restore": None, "up": None}
-    try:
-        with Load(address) as load:
+    within = clients.cloud(target).waits.converge
+    with Load(address) as load:
+        load.until(lambda s, now: now >= LEAD_IN and len(s) >= 10, within=within)  # before anything changes
+        victim = drills.failover_victim(spec, drills.served(load.samples))
+        access = clusters.get(victim.cluster)
+        if access is None:
+            why = f"{victim.cluster} does not exist"
+            return DrillResult(drill=drills.FAILOVER, subject=str(victim), problems=[why])
+        marks: dict[str, float | None] = {"down": None, "restore": None, "up": None}
+        client = clients.cloud(target).kube_for(access)
+        try:
             _outage(client, access, victim, load, marks, within=within)
-        return drills.judge_failover(victim, load.samples, marks, seconds=load.now())
-    finally:
-        client.close()
+        finally:
+            client.close()
+    return drills.judge_failover(victim, load.samples, marks, seconds=load.now())
 
 
 def _outage(
@@ -162,7 +164,6 @@ def _outage(
     within: float,
 ) -> None:
     log = get_run_logger()
-    load.until(lambda s, now: now >= 0.5, within=1.0)  # requests before anything changes
     replicas = scale(client, access, victim, 0)
     try:
         if _wait(lambda: pods(client, access, victim)[0] == 0, within=within):

@@ -34,6 +34,13 @@ def test_the_victim_is_the_version_alone_in_its_cluster() -> None:
     assert drills.failover_victim(primary_remote()) == WEST_V3
 
 
+def test_the_victim_is_one_that_serves_now_when_locality_keeps_callers_at_home() -> None:
+    answered = {"central": {"v1": 3, "v2": 3}}  # a locality DestinationRule: west's v3 gets nothing
+    assert drills.failover_victim(primary_remote(), answered) == Victim(
+        cluster="central", version="v1", namespace="bookinfo"
+    )
+
+
 def test_a_mesh_with_reviews_in_one_cluster_has_nothing_to_fail_over_to() -> None:
     spec = mesh_spec(
         "one",

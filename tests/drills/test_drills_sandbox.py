@@ -4,13 +4,20 @@ requests flowing through its ingress gateway while they act."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import kubernetes.client
 import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.logging import disable_run_logger
 
+from flows.verify import verify_mesh
 from meshwright import clients, naming
 from meshwright import remote_secrets as rs
 from meshwright.traffic import good
@@ -122,3 +129,68 @@ def test_revoking_the_old_token_before_the_new_remote_secret_is_in_fails_request
     assert bad, "revoking east's token first must cost requests (details-v1 runs only on east)"
     assert all(s.at > 0.3 for s in bad)
     assert not [s for s in load.samples[-10:] if not good(s.reply)]  # whole again once the new secret is in
+
+
+# Istio's locality test rule (tests/integration/pilot/locality_test.go), for Bookinfo's reviews.
+LOCALITY_RULE = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "DestinationRule",
+    "metadata": {"name": "reviews-locality", "namespace": "bookinfo"},
+    "spec": {
+        "host": "reviews",
+        "trafficPolicy": {
+            "loadBalancer": {"simple": "ROUND_ROBIN", "localityLbSetting": {"enabled": True}},
+            "outlierDetection": {"interval": "1s", "baseEjectionTime": "10m", "maxEjectionPercent": 100},
+        },
+    },
+}
+
+
+@contextlib.contextmanager
+def _locality_rule(built: Built) -> Iterator[None]:
+    """The rule in central, productpage's config cluster, for as long as the block runs."""
+    world, target, _, clusters = built
+    custom = kubernetes.client.CustomObjectsApi(clients.cloud(target).kube_for(clusters["central"]))
+    group = ("networking.istio.io", "v1", "bookinfo", "destinationrules")
+    custom.create_namespaced_custom_object(*group, LOCALITY_RULE)
+    try:
+        routing_caught_up(world)
+        yield
+    finally:
+        custom.delete_namespaced_custom_object(*group, "reviews-locality")
+        routing_caught_up(world)
+
+
+def test_with_a_locality_rule_the_failover_drill_takes_away_a_version_that_serves_productpage(
+    built: Built, address: str
+) -> None:
+    _, target, mesh, clusters = built
+    with _locality_rule(built), disable_run_logger():
+        result = drill_failover.fn(mesh, dict(clusters), address, target=target)
+
+    assert result.ok, result.problems
+    assert result.subject == "reviews-v1 on central"  # west's v3 gets nothing from central's productpage
+    assert set(result.served) == {"central"}
+
+
+@pytest.mark.usefixtures("harness")
+def test_verify_with_both_drills_reports_them_and_publishes_their_table(built: Built, tmp_path: Path) -> None:
+    _, target, mesh, _ = built
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump(mesh.model_dump(mode="json", exclude_none=True)))
+
+    report = verify_mesh(
+        spec=str(path), connection=target, settle=5.0, requests=10, drills=["failover", "rotate-secrets"]
+    )
+
+    assert report.ok
+    assert [(d.drill, d.ok, d.failed) for d in report.drills] == [
+        ("failover", True, 0),
+        ("rotate-secrets", True, 0),
+    ]
+    assert json.loads(report.model_dump_json())["drills"][1]["rotated"][0]["cluster"] == "west"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mesh-drl-drills"]))
+        )
+    assert [row["drill"] for row in json.loads(str(artifacts[0].data))] == ["failover", "rotate-secrets"]

@@ -9,6 +9,7 @@ written and forgotten inside one task run; results carry Secret names only.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -227,43 +228,60 @@ def _write_all(cloud: Cloud, source: ClusterAccess, primaries: list[ClusterAcces
 
 
 def _revoke(core: kubernetes.client.CoreV1Api, access: ClusterAccess, name: str) -> None:
-    """Delete the old token Secret: the API server refuses its token from now on."""
-    with kube_call(cluster=access.name, step=STEP, what=f"secret/{name}"):
-        try:
-            core.delete_namespaced_secret(name, naming.ISTIO_NAMESPACE)
-        except kubernetes.client.exceptions.ApiException as e:
-            if e.status != 404:
-                raise
+    """Delete a token Secret: the API server refuses its token from now on."""
+    with contextlib.suppress(NotFound), kube_call(cluster=access.name, step=STEP, what=f"secret/{name}"):
+        core.delete_namespaced_secret(name, naming.ISTIO_NAMESPACE)
 
 
 def rotate_reader_token(
     cloud: Cloud, source: ClusterAccess, primaries: list[ClusterAccess], *, within: float
 ) -> RotatedToken:
-    """New token, proven; new remote secret in every primary; every primary's istiod synced with it;
-    only then the old token revoked. A step that fails leaves the old token in place: every remote
-    secret then holds a token that works, old or new."""
+    """Replace `source`'s reader token in every primary that reads it (`_replace`); a failure is the
+    result's `problem`, with the Secret names it concerns."""
     client = cloud.kube_for(source)
     core = kubernetes.client.CoreV1Api(client)
+    names = [p.name for p in primaries]
+    done = RotatedToken(cluster=source.name, old_secret="", new_secret="", primaries=names)
     try:
-        old, new = current_token_secret(core, source), rs.rotated_token_name(time.time())
-        done = RotatedToken(
-            cluster=source.name, old_secret=old, new_secret=new, primaries=[p.name for p in primaries]
-        )
-        token = _new_token(core, source, new)
-        _prove(cloud, source, token)
-        started = time.monotonic()
-        _write_all(cloud, source, primaries, token)
-        del token
-        time.sleep(SECRET_EVENT)
-        if not _wait(lambda: all(_synced(cloud, p, source.name) for p in primaries), within=within):
-            done.problem = f"not synced with the new token within {within:.0f}s in {', '.join(done.primaries)}; the old token stays"
-            return done
-        done.synced_seconds = round(time.monotonic() - started, 2)
-        _revoke(core, source, old)
-        done.revoked = True
-        return done
+        done.old_secret = current_token_secret(core, source)
+        done.new_secret = rs.rotated_token_name(time.time())
+        _replace(cloud, core, source, primaries, done, within=within)
+    except MeshwrightError as e:
+        done.problem = e.message
     finally:
         client.close()
+    return done
+
+
+def _replace(
+    cloud: Cloud,
+    core: kubernetes.client.CoreV1Api,
+    source: ClusterAccess,
+    primaries: list[ClusterAccess],
+    done: RotatedToken,
+    *,
+    within: float,
+) -> None:
+    """New token, proven; new remote secret in every primary; every primary's istiod synced with it;
+    only then the old token revoked. A token that fails its proof is deleted again (nothing holds
+    it); a primary that does not sync keeps the old token valid: every remote secret then holds a
+    token that works, old or new."""
+    token = _new_token(core, source, done.new_secret)
+    try:
+        _prove(cloud, source, token)
+    except MeshwrightError:
+        _revoke(core, source, done.new_secret)
+        raise
+    started = time.monotonic()
+    _write_all(cloud, source, primaries, token)
+    del token
+    time.sleep(SECRET_EVENT)
+    if not _wait(lambda: all(_synced(cloud, p, source.name) for p in primaries), within=within):
+        done.problem = f"not synced with the new token within {within:.0f}s; the old token stays valid"
+        return
+    done.synced_seconds = round(time.monotonic() - started, 2)
+    _revoke(core, source, done.old_secret)
+    done.revoked = True
 
 
 @task(task_run_name="drill_rotate_secrets", cache_policy=NO_CACHE, persist_result=False)
@@ -283,57 +301,38 @@ def drill_rotate_secrets(
         address: the ingress gateway's address (None: the rotation is judged without traffic).
         target: where the mesh is built.
     """
-    cloud = clients.cloud(target)
-    readers: dict[str, list[str]] = {}
+    if address is None:
+        rotated = _rotate_all(spec, clusters, target=target)
+        return drills.judge_rotation(spec, rotated, [], revoked_at=None, seconds=0.0)
+    with Load(address) as load:
+        load.until(lambda s, now: now >= LEAD_IN, within=LEAD_IN + 1.0)
+        rotated = _rotate_all(spec, clusters, target=target)
+        revoked_at = load.now()  # requests go on a while: a lost cluster shows after its secret's use
+        load.until(lambda s, now: now - revoked_at >= 2 * drills.QUIET_SECONDS, within=10.0)
+    return drills.judge_rotation(spec, rotated, load.samples, revoked_at=revoked_at, seconds=load.now())
+
+
+def _rotate_all(
+    spec: MeshSpec, clusters: dict[str, ClusterAccess | None], *, target: MeshwrightTarget
+) -> list[RotatedToken]:
+    """Each cluster's token in turn, in the spec's order; a cluster that is gone is a problem."""
+    cloud, readers = clients.cloud(target), dict[str, list[str]]()
     for source, primary in rs.pairs(spec):
         readers.setdefault(source, []).append(primary)
-    load = Load(address) if address else None
-    rotated, revoked_at = [], None
-    with load or _NoLoad():
-        for source, primaries in readers.items():
-            rotated.append(_rotate_one(cloud, clusters, source, primaries, within=cloud.waits.converge))
-        revoked_at = load.now() if load else None
-        if load:
-            load.until(lambda s, now: now - (revoked_at or 0.0) >= 2 * drills.QUIET_SECONDS, within=10.0)
-    samples, seconds = (load.samples, load.now()) if load else ([], 0.0)
+    rotated = []
+    for source, primaries in readers.items():
+        access, found = clusters.get(source), [a for p in primaries if (a := clusters.get(p))]
+        if access is None or len(found) < len(primaries):
+            why = "the cluster or a primary that reads it does not exist"
+            rotated.append(
+                RotatedToken(cluster=source, old_secret="", new_secret="", primaries=primaries, problem=why)
+            )
+            continue
+        rotated.append(rotate_reader_token(cloud, access, found, within=cloud.waits.converge))
     get_run_logger().info(
-        "reader tokens rotated: %s",
-        ", ".join(f"{r.cluster} ({r.old_secret} -> {r.new_secret})" for r in rotated),
+        "reader tokens rotated: %s", ", ".join(f"{r.cluster} -> {r.new_secret}" for r in rotated)
     )
-    return drills.judge_rotation(spec, rotated, samples, revoked_at=revoked_at, seconds=seconds)
-
-
-def _rotate_one(
-    cloud: Cloud,
-    clusters: dict[str, ClusterAccess | None],
-    source: str,
-    primaries: list[str],
-    *,
-    within: float,
-) -> RotatedToken:
-    access, readers = clusters.get(source), [clusters.get(p) for p in primaries]
-    if access is None or any(r is None for r in readers):
-        return RotatedToken(
-            cluster=source,
-            old_secret="",
-            new_secret="",
-            primaries=primaries,
-            problem="a cluster does not exist",
-        )
-    try:
-        return rotate_reader_token(cloud, access, [r for r in readers if r is not None], within=within)
-    except (MeshwrightError, NotFound) as e:
-        return RotatedToken(
-            cluster=source, old_secret="", new_secret="", primaries=primaries, problem=e.message
-        )
-
-
-class _NoLoad:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+    return rotated
 
 
 @task(cache_policy=NO_CACHE)

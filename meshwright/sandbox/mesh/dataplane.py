@@ -18,7 +18,9 @@ istiod has synced), with the rules Istio and the VPC apply:
 - **Endpoints.** The control plane knows its own cluster and every cluster it has `synced`
   (clusterz); Services merge by namespace and name; only ready pods with an `istio-proxy` count.
   A pod without sidecar sends plaintext through kube-proxy: its own cluster's pods only.
-- **Balancing.** Round robin over every known endpoint, reachable or not, as Envoy's does.
+- **Balancing.** Round robin over every known endpoint, reachable or not, as Envoy's does; where
+  the host's DestinationRule sets `outlierDetection`, over those of the caller's best locality
+  priority only (locality failover: see `locality`).
 - **Paths.** Same Istio network: pod to pod, so the VPC must let the caller's pod in (see
   `reachability`). Other network: through an east-west gateway of the endpoint's network (an
   address, port 15443, a Gateway with `AUTO_PASSTHROUGH` for `*.local`), then gateway pod to pod.

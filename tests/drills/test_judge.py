@@ -7,6 +7,8 @@ import pytest
 
 from meshwright import drills
 from meshwright.drills import DrillFailed, RotatedToken, Timed, Victim
+from meshwright.models import TeardownReport
+from meshwright.smoke import render_markdown
 from meshwright.traffic import DETAILS_ERROR, PAGE_PATH, REVIEWS_PATH, Reply
 from meshwright.verify import VerifyReport, broken
 from tests.dataplane.meshes import CENTRAL, EAST, WEST, mesh_spec, primary_remote
@@ -117,3 +119,20 @@ def test_a_failed_drill_fails_the_verification_naming_the_drill_and_why() -> Non
     assert error is not None
     assert "drill failover (reviews-v3 on west): it never came back" in error.message
     assert report.model_dump(mode="json")["drills"][0]["ok"] is False
+
+
+def test_the_smoke_report_has_a_row_per_drill() -> None:
+    held = drills.DrillResult(
+        drill="failover",
+        subject="reviews-v3 on west",
+        requests=40,
+        served={"central": {"v1": 40}},
+        back_seconds=0.4,
+    )
+    verified = VerifyReport(mesh="m1", tables=[], roots={}, problems=[], drills=[held])
+    down = TeardownReport(mesh="m1", deleted_clusters=[], firewall="gone", waited=True, seconds=1.0)
+
+    markdown = render_markdown(primary_remote(), None, verified, down, [], {})
+
+    assert "## Drills" in markdown
+    assert "| failover | reviews-v3 on west | yes | 40/40 ok | central: 40 | 0.4s | - |" in markdown

@@ -17,15 +17,17 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.logging import disable_run_logger
 
+from flows.drills import run_drills
 from flows.verify import verify_mesh
 from meshwright import clients, naming
 from meshwright import remote_secrets as rs
 from meshwright.traffic import good
+from meshwright.verify import VerifyReport
 from tasks.drills import Load, _write_all, drill_failover, drill_rotate_secrets
 from tasks.remote_secrets import current_token_secret, exchange_remote_secret
 from tasks.verify import ingress_address
 from tests.bookinfo.support import Built, routing_caught_up, running_mesh
-from tests.dataplane.meshes import primary_remote
+from tests.dataplane.meshes import CENTRAL, EAST, WEST, mesh_spec, primary_remote
 from tests.support import wait_for
 
 
@@ -194,3 +196,16 @@ def test_verify_with_both_drills_reports_them_and_publishes_their_table(built: B
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mesh-drl-drills"]))
         )
     assert [row["drill"] for row in json.loads(str(artifacts[0].data))] == ["failover", "rotate-secrets"]
+
+
+@pytest.mark.usefixtures("harness")
+def test_a_mesh_the_failover_drill_cannot_drill_is_a_problem_of_the_drill_not_a_crash(built: Built) -> None:
+    _, target, _, clusters = built
+    at_home = ["productpage-v1", "reviews-v1", "reviews-v2", "ratings-v1", "details-v1"]
+    spec = mesh_spec("drl", [CENTRAL, WEST, EAST], {"central": at_home})
+    report = VerifyReport(mesh="drl", tables=[], roots={}, problems=[])
+
+    (result,) = run_drills(spec, dict(clusters), report, target=target, names=["failover"])
+
+    assert not result.ok
+    assert "needs Bookinfo's reviews placed in two clusters at least" in result.problems[0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
@@ -26,8 +26,10 @@ from prefect.logging.loggers import flow_run_logger
 
 from flows._futures import raise_failures
 from flows._slots import acting_for, mesh_slot
+from flows.drills import run_drills
 from flows.mesh import up_mesh
 from flows.teardown import teardown_mesh
+from meshwright import drills as drill_checks
 from meshwright import history, naming, rehearsal
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.errors import MeshwrightError, OperationFailed
@@ -35,10 +37,13 @@ from meshwright.history import Comparison, Table
 from meshwright.links import links_of
 from meshwright.models import MeshReport, Rehearsal, SmokeReport, TeardownReport, Timing
 from meshwright.spec import MeshSpec, as_spec
+from meshwright.traffic import PAGE_PATH
 from tasks.istio import preflight_charts
 from tasks.report import publish_smoke_report, publish_versions, read_table
-from tasks.traffic import SteadyTraffic
+from tasks.traffic import Load
+from tasks.verify import locate_clusters
 
+EVERY_SECONDS = 0.2  # a rehearsal's request rate: one product page every 0.2 s, as a user's curl loop
 NO_UPGRADE = "up found no older istiod revision to upgrade from: nothing was rehearsed"
 
 T = TypeVar("T")
@@ -71,9 +76,11 @@ def mesh_smoke_test(
     spec: MeshSpec | str,
     connection: MeshwrightTarget | str | None = None,
     kubeconfig: str | None = None,
+    drills: list[str] | None = None,
     upgrade_from: str | None = None,
 ) -> SmokeReport:
-    """Build the mesh, verify it, tear it down whatever happened; fail when the verification fails.
+    """Build the mesh, verify it, drill it (with `drills`), tear it down whatever happened; fail when
+    the verification or a drill fails.
 
     With `upgrade_from`, a rehearsal of the next Istio upgrade: the mesh is built at that version,
     then `up` moves it to the spec's by revision while requests go through Bookinfo's ingress without
@@ -89,13 +96,17 @@ def mesh_smoke_test(
         kubeconfig: where `up` writes the mesh's kubeconfig for the run's length (removed by the
             teardown); default `.meshwright/<mesh>/kubeconfig` under the runner's directory. The
             CLI passes the caller's own path.
+        drills: after a verified `up`, each of `failover` and `rotate-secrets` (see verify_mesh),
+            as the stage `drills`; a failed one fails the test, after the teardown.
         upgrade_from: an Istio version to build the mesh at first and upgrade from (e.g. 1.29.8);
-            needs a `bookinfo` section (its ingress carries the requests).
+            needs a `bookinfo` section (its ingress carries the requests). Drills, if any, run
+            on the upgraded mesh.
     """
     mesh = as_spec(spec)
+    names = drill_checks.parse(drills or [])
     older = rehearsal.older(mesh, upgrade_from) if upgrade_from else None
     with mesh_slot(mesh.name):  # up and down run as its subflows, under the same slot
-        return _smoke(mesh, _Run(spec, connection, kubeconfig, older))
+        return _smoke(mesh, _Run(spec, connection, kubeconfig, names, older))
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class _Run:
     spec: MeshSpec | str
     connection: MeshwrightTarget | str | None
     kubeconfig: str | None
+    drills: list[str] = field(default_factory=list)
     older: MeshSpec | None = None  # an upgrade rehearsal's mesh at its first version
 
     def up(self, spec: MeshSpec | str) -> MeshReport:
@@ -122,8 +134,10 @@ def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
         built = _timed(stages, "up", lambda: run.up(run.older or run.spec))
         if run.older is not None:
             built, rehearsed = _upgrade(mesh, run, built, stages, failures)
+        if run.drills and built.verification is not None and not failures:
+            _timed(stages, "drills", lambda: _drill(mesh, run, built, failures))
     except Exception as e:
-        failures["up"] = e
+        failures["drills" if built else "up"] = e
     finally:
         down = _down(mesh, run, stages, failures)
     said = {stage: str(error) for stage, error in failures.items()}
@@ -153,17 +167,28 @@ def _upgrade(
             "the mesh built first has no ingress address to send requests through", step="up"
         )
     upgraded = None
-    with SteadyTraffic(seen_first.address) as traffic:
+    with Load(seen_first.address, paths=[PAGE_PATH], pace=EVERY_SECONDS) as traffic:
         try:
             upgraded = _timed(stages, "upgrade", lambda: run.up(run.spec))
         except Exception as e:
             failures["upgrade"] = e
     phases = upgraded.upgrade.phases if upgraded and upgraded.upgrade else []
-    seen = rehearsal.count(mesh, older.istio.version, phases, traffic.seen)
+    seen = rehearsal.count(mesh, older.istio.version, phases, traffic.seen())
     problem = seen.problem() or (None if phases or "upgrade" in failures else NO_UPGRADE)
     if problem and "upgrade" not in failures:
         failures["upgrade"] = OperationFailed(problem, step="upgrade")
     return upgraded or built, seen
+
+
+def _drill(mesh: MeshSpec, run: _Run, built: MeshReport, failures: dict[str, BaseException]) -> None:
+    """The drills on the mesh `up` built and verified; their results join its verification."""
+    assert built.verification is not None
+    target = resolve_target(mesh.target, run.connection)
+    found = locate_clusters(mesh, target=target)
+    built.verification.drills = run_drills(mesh, found, built.verification, target=target, names=run.drills)
+    error = drill_checks.failure(built.verification.drills)
+    if error is not None:
+        failures["drills"] = error
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from prefect import flow
 
 from flows._futures import bounded_runner, raise_failures, resolve
 from flows._slots import mesh_slot
+from flows.drills import run_drills
+from meshwright import drills as drill_checks
 from meshwright.clients import MeshwrightTarget, resolve_target
 from meshwright.findings import Finding, explain
 from meshwright.links import judge
@@ -172,8 +174,9 @@ def verify_mesh(
     connection: MeshwrightTarget | str | None = None,
     settle: float = SETTLE_SECONDS,
     requests: int = REQUESTS,
+    drills: list[str] | None = None,
 ) -> VerifyReport:
-    """Check the mesh in SPEC as it exists now, link by link.
+    """Check the mesh in SPEC as it exists now, link by link; then, with `drills`, break it on purpose.
 
     Every primary must report every other cluster it should know as synced (istiod's clusterz),
     every cluster must hold the same cacerts root, remotes' istiod Service must point to their
@@ -190,12 +193,19 @@ def verify_mesh(
         settle: seconds a primary may keep a working remote `syncing` before it counts as a problem.
         requests: with a `bookinfo` section, how many requests of each kind go through the ingress
             gateway (0: no traffic check, nor mTLS probe).
+        drills: after a verification that passed, each of `failover` (a placed reviews version
+            scaled to 0 and back) and `rotate-secrets` (every reader token replaced, the old one
+            revoked) while requests flow through the ingress; each puts back what it changed, and
+            one that fails fails the run (meshwright.drills).
     """
     mesh = as_spec(spec)
     target = resolve_target(mesh.target, connection)
+    names = drill_checks.parse(drills or [])
     with mesh_slot(mesh.name):
         found = locate_clusters(mesh, target=target)
         report = check_all(mesh, found, target=target, settle=settle, requests=requests)
+        if names:
+            report.drills = run_drills(mesh, found, report, target=target, names=names)
     keep_report(report)
     error = broken(report)
     if error is not None:

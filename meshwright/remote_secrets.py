@@ -32,6 +32,7 @@ INFORMED: tuple[tuple[str, str], ...] = (
 
 
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+READER_TOKEN_LABEL = "meshwright.io/reader-token"  # a token Secret made by a rotation
 
 
 def pairs(spec: MeshSpec) -> list[tuple[str, str]]:
@@ -49,18 +50,33 @@ def pairs(spec: MeshSpec) -> list[tuple[str, str]]:
     ]
 
 
-def reader_token_secret() -> dict[str, Any]:
-    """The long-lived token Secret istioctl creates for the reader SA (Kubernetes >= 1.24 makes none)."""
+def reader_token_secret(name: str = naming.READER_TOKEN_SECRET) -> dict[str, Any]:
+    """The long-lived token Secret istioctl creates for the reader SA (Kubernetes >= 1.24 makes none);
+    a rotated one (any other `name`) is labelled so that later runs find it (`current_reader_token`)."""
+    labels = {} if name == naming.READER_TOKEN_SECRET else {READER_TOKEN_LABEL: "true"}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": SA_TOKEN_TYPE,
         "metadata": {
-            "name": naming.READER_TOKEN_SECRET,
+            "name": name,
             "namespace": naming.ISTIO_NAMESPACE,
             "annotations": {SA_NAME_ANNOTATION: naming.READER_SERVICE_ACCOUNT},
+            **({"labels": labels} if labels else {}),
         },
     }
+
+
+def rotated_token_name(now: float) -> str:
+    """A new token Secret's name for a rotation: istioctl's name and the time, in hex seconds."""
+    return f"{naming.READER_TOKEN_SECRET}-{int(now):x}"
+
+
+def current_reader_token(rotated: list[dict[str, Any]]) -> str:
+    """The token Secret the mesh's remote secrets are made from: the newest rotated one (metadata of
+    the Secrets labelled READER_TOKEN_LABEL), else istioctl's own name."""
+    newest = max(rotated, key=lambda m: (m.get("creationTimestamp") or "", m.get("name") or ""), default=None)
+    return str(newest["name"]) if newest else naming.READER_TOKEN_SECRET
 
 
 def render(config: dict[str, Any]) -> bytes:

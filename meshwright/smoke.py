@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from meshwright import rehearsal
+from meshwright.drills import rows as drill_rows
 from meshwright.history import Comparison
 from meshwright.models import MeshReport, Rehearsal, TeardownReport, Timing
 from meshwright.spec import MeshSpec
@@ -58,11 +59,30 @@ def render_markdown(
         _versions(built)
         + (rehearsal.markdown(rehearsed) if rehearsed else [])
         + _verification(verified, failures.get("verify") or failures.get("upgrade") or failures.get("up"))
+        + _drills(verified)
         + _links(compared.now.links if compared else None)
         + _changes(compared)
         + _teardown(down, failures)
     )
     return "\n".join(lines) + "\n"
+
+
+def _drills(verified: VerifyReport | None) -> list[str]:
+    """The drills of the run (meshwright.drills), a row each; nothing when none ran."""
+    if verified is None or not verified.drills:
+        return []
+    head = [
+        "",
+        "## Drills",
+        "",
+        "| drill | subject | ok | requests | served | back | problems |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    cells = ("drill", "subject", "ok", "requests", "served", "back", "problems")
+    return head + [
+        "| " + " | ".join(_one_line(row[c]) or "-" for c in cells) + " |"
+        for row in drill_rows(verified.drills)
+    ]
 
 
 def _outcome(error: str | None) -> str:

@@ -32,7 +32,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
+from meshwright import drills as drill_checks
 from meshwright import naming
+from meshwright.drills import DrillResult
 from meshwright.errors import PermanentError
 from meshwright.istio_values import needs_eastwest
 from meshwright.mtls import MtlsReport, mtls_failure
@@ -92,13 +94,15 @@ class VerifyReport(BaseModel):
     traffic: TrafficReport | None = None  # with a bookinfo section: what went through the ingress
     mtls: MtlsReport | None = None  # with a bookinfo section: its PeerAuthentication, proven
     links: list[Link] = Field(default_factory=list)
+    drills: list[DrillResult] = Field(default_factory=list)  # what `verify --drill` did and found
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        """The control plane, the traffic through the ingress and mTLS are whole (in JSON too)."""
+        """The control plane, the traffic through the ingress and mTLS are whole, and every drill
+        held (in JSON too)."""
         whole = (self.traffic is None or self.traffic.ok) and (self.mtls is None or self.mtls.ok)
-        return not self.problems and whole
+        return not self.problems and whole and all(d.ok for d in self.drills)
 
 
 class ControlPlaneBroken(PermanentError):
@@ -226,11 +230,12 @@ def failure(report: VerifyReport) -> ControlPlaneBroken:
 
 
 def broken(report: VerifyReport) -> PermanentError | None:
-    """The error a failed verification raises: the control plane's lines with the traffic's and
-    mTLS's joined, or the first of those with the other's; None when the report is whole."""
+    """The error a failed verification raises: the control plane's lines with the traffic's, mTLS's
+    and the drills' joined, or the first of those that failed with the rest; None when whole."""
     traffic = traffic_failure(report.traffic) if report.traffic and not report.traffic.ok else None
     mtls = mtls_failure(report.mtls) if report.mtls and not report.mtls.ok else None
-    found: list[PermanentError] = [e for e in (traffic, mtls) if e is not None]
+    drilled = drill_checks.failure(report.drills)
+    found: list[PermanentError] = [e for e in (traffic, mtls, drilled) if e is not None]
     if report.problems:
         found.insert(0, failure(report))
     if not found:

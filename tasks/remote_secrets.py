@@ -57,14 +57,22 @@ def _check_reader_account(core: kubernetes.client.CoreV1Api, access: ClusterAcce
         )
 
 
+def current_token_secret(core: kubernetes.client.CoreV1Api, access: ClusterAccess) -> str:
+    """The name of the reader's token Secret in use: the newest a rotation made, else istioctl's."""
+    selector = f"{rs.READER_TOKEN_LABEL}=true"
+    with _call(access, "reader token secrets"):
+        found = core.list_namespaced_secret(naming.ISTIO_NAMESPACE, label_selector=selector).items
+    return rs.current_reader_token([core.api_client.sanitize_for_serialization(s.metadata) for s in found])
+
+
 def _reader_token(core: kubernetes.client.CoreV1Api, access: ClusterAccess) -> str:
     """Create (or adopt) the reader's token Secret and wait until the token controller filled it."""
-    name, ns = naming.READER_TOKEN_SECRET, naming.ISTIO_NAMESPACE
+    name, ns = current_token_secret(core, access), naming.ISTIO_NAMESPACE
     with _call(access, f"secret/{name}"):
         if read_or_none(lambda: core.read_namespaced_secret(name, ns)) is None:
             # Conflict: another pair's task created it a moment ago; adopt it.
             with contextlib.suppress(Conflict), _call(access, f"secret/{name}"):
-                core.create_namespaced_secret(ns, _body(rs.reader_token_secret()))
+                core.create_namespaced_secret(ns, _body(rs.reader_token_secret(name)))
         deadline = time.monotonic() + TOKEN_TIMEOUT
         while time.monotonic() < deadline:
             secret = read_or_none(lambda: core.read_namespaced_secret(name, ns))

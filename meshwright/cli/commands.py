@@ -150,6 +150,28 @@ QueueOpt = Annotated[
     ),
 ]
 KubeconfigOpt = Annotated[Path | None, typer.Option(help="Where to write the kubeconfig.")]
+DrillOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--drill",
+        help="After the verification, break the mesh on purpose while requests flow, then restore it: "
+        "`failover` (a reviews version scaled to 0 and back) or `rotate-secrets` (every reader token "
+        "replaced, the old one revoked). Repeatable.",
+        show_default=False,
+    ),
+]
+
+
+def _drills(names: list[str] | None) -> list[str]:
+    """The drills asked for, checked before any run starts (exit 2 on an unknown one)."""
+    from meshwright.drills import DrillFailed, parse
+
+    try:
+        return parse(names or [])
+    except DrillFailed as e:
+        raise typer.BadParameter(e.message, param_hint="--drill") from None
+
+
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Overwrite a kubeconfig that holds another mesh's contexts.")
 ]
@@ -351,10 +373,11 @@ def verify(
     state: StateOpt = None,
     connection: ConnectionOpt = None,
     queue: QueueOpt = False,
+    drill: DrillOpt = None,
 ) -> None:
     """Check the mesh of SPEC as it exists now, link by link: each (primary, cluster) pair's verdict,
-    the layer that broke and the latency of the requests it served. Prints the report (failed or
-    not); exits 1 with one line per problem.
+    the layer that broke and the latency of the requests it served; then run each `--drill`. Prints
+    the report (failed or not); exits 1 with one line per problem.
 
     Args:
         spec: the mesh spec (YAML).
@@ -362,13 +385,16 @@ def verify(
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
         queue: when another run holds the mesh, queue behind it instead of following it.
+        drill: `failover` or `rotate-secrets`, repeatable; each restores what it changed.
     """
     from meshwright.verify import VerifyReport
 
     mesh = read_spec(spec)
+    names = _drills(drill)
     where = _connection(mesh, state, connection)
     show = partial(_show, as_json=as_json, text=render.verification)
-    show(_run("verify-mesh", VerifyReport, mesh, spec, queue=queue, kept=show, connection=where))
+    extra: dict[str, Any] = {"drills": names} if names else {}
+    show(_run("verify-mesh", VerifyReport, mesh, spec, queue=queue, kept=show, connection=where, **extra))
 
 
 @app.command("test")
@@ -379,6 +405,7 @@ def smoke_test(
     state: StateOpt = None,
     connection: ConnectionOpt = None,
     queue: QueueOpt = False,
+    drill: DrillOpt = None,
     upgrade_from: Annotated[
         str | None,
         typer.Option(
@@ -388,9 +415,10 @@ def smoke_test(
         ),
     ] = None,
 ) -> None:
-    """The ephemeral mesh test: up, verify, down as one run; teardown always runs, and the run
-    fails when the verification does (after the teardown). With --upgrade-from, the nightly upgrade
-    rehearsal: up at that version, upgrade by revision under traffic, verify, down.
+    """The ephemeral mesh test: up, verify, drill (with `--drill`), down as one run; teardown always
+    runs, and the run fails when the verification or a drill does (after the teardown). With
+    --upgrade-from, the nightly upgrade rehearsal: up at that version, upgrade by revision under
+    traffic, verify, down.
 
     Args:
         spec: the mesh spec (YAML); give it a `ttl` so the reaper covers a killed run.
@@ -400,6 +428,7 @@ def smoke_test(
         state: the sandbox's state directory (sandbox target only).
         connection: the name of a saved MeshwrightTarget block.
         queue: when another run holds the mesh, queue behind it instead of following it.
+        drill: `failover` or `rotate-secrets`, repeatable, after the verification of `up`.
         upgrade_from: the Istio version to build first and upgrade from (e.g. 1.29.8).
     """
     from meshwright import rehearsal
@@ -411,9 +440,11 @@ def smoke_test(
             rehearsal.older(mesh, upgrade_from)
         except MeshwrightError as e:
             fail(e, code=EXIT_INVALID)
+    names = _drills(drill)
     params: dict[str, Any] = {
         "kubeconfig": str(_check_kubeconfig(mesh, kubeconfig, force=False)),
         "connection": _connection(mesh, state, connection),
+        **({"drills": names} if names else {}),
         **({"upgrade_from": upgrade_from} if upgrade_from else {}),
     }
     report = _run("mesh-smoke-test", SmokeReport, mesh, spec, queue=queue, **params)

@@ -68,7 +68,21 @@ def verification(report: VerifyReport) -> str:
     lines.append("roots: " + ", ".join(f"{c} {fp}" for c, fp in report.roots.items()))
     if report.mtls is not None:
         lines.append(report.mtls.summary())
-    return "\n".join(lines + links(report))
+    return "\n".join(lines + links(report) + drills(report))
+
+
+def drills(report: VerifyReport) -> list[str]:
+    """One line per drill: what it took away, the requests meanwhile, how long until it was back."""
+    lines = []
+    for d in report.drills:
+        back = f", back after {d.back_seconds:.1f}s" if d.back_seconds is not None else ""
+        served = ", ".join(f"{c} {sum(v.values())}" for c, v in sorted(d.served.items())) or "-"
+        lines.append(
+            f"drill {d.drill} ({d.subject}): {'ok' if d.ok else 'FAILED'}; "
+            f"{d.requests - d.failed}/{d.requests} requests ok (served: {served}){back}"
+        )
+        lines += [f"  {p}" for p in d.problems]
+    return lines
 
 
 LINK_COLUMNS = ("link", "verdict", "synced", "root", "served", "p50 ms", "p95 ms", "what broke")

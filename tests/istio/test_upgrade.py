@@ -21,8 +21,8 @@ from meshwright.models import MeshReport
 from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.world import World
 from meshwright.spec import validate_spec
-from meshwright.traffic import good
-from tasks.traffic import SteadyTraffic
+from meshwright.traffic import PAGE_PATH, good
+from tasks.traffic import Load
 from tests.istio.support import api, helm_releases
 
 pytestmark = pytest.mark.usefixtures("harness", "meshwright_home")
@@ -67,12 +67,12 @@ def test_up_moves_a_four_cluster_mesh_to_the_new_revision_without_a_failed_reque
     assert first.verification is not None
     assert first.verification.traffic is not None
     newer = validate_spec({**FOUR, "istio": {"version": "1.30.3"}})
-    with SteadyTraffic(str(first.verification.traffic.address)) as requests:
+    with Load(str(first.verification.traffic.address), paths=[PAGE_PATH], pace=0.2) as requests:
         second = up_mesh(spec=newer, kubeconfig=kubeconfig, connection=target)
-    assert len(requests.seen) > 10
+    assert len(requests.seen()) > 10
     assert [
         f"{time.strftime('%X', time.gmtime(t))} {r.status} {r.first_line}"
-        for t, r in requests.seen
+        for t, r in requests.seen()
         if not good(r)
     ] == []
     assert second.upgrade is not None

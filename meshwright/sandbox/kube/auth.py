@@ -6,6 +6,13 @@ operator's is `sandbox-operator` in `system:masters`, the cluster's admin as on 
 admin credentials; a service account's is `system:serviceaccount:<ns>:<name>` in the groups the
 real service-account authenticator gives it (k8s.io/apiserver `serviceaccount.UserInfo`). What a user
 may do is `rbac.py`'s to decide.
+
+A signature is not enough, as on a real API server: with a `lookup` of the cluster's objects, a token
+is refused once what it was issued for is gone (kubernetes pkg/serviceaccount/legacy.go
+`legacyValidator.Validate` for a token Secret's token: the Secret must exist, not be deleted and
+still hold that very token, the ServiceAccount must exist with the uid in the claims; and the
+ServiceAccount's uid for a TokenRequest token, pkg/serviceaccount/claims.go). Deleting the token
+Secret is how a long-lived token is revoked.
 """
 
 from __future__ import annotations
@@ -15,9 +22,14 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from meshwright.sandbox.kube.rbac import User
+
+# (type key, namespace, name) -> the stored object or None; type keys as the store has them
+Lookup = Callable[[str, str, str], dict[str, Any] | None]
+SECRETS, SERVICE_ACCOUNTS = "/secrets", "/serviceaccounts"
 
 OPERATOR = User("sandbox-operator", ("system:masters", "system:authenticated"))
 ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
@@ -25,6 +37,10 @@ ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64std(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def service_account_user(namespace: str, name: str) -> User:
@@ -37,8 +53,8 @@ def _unb64(text: str) -> bytes:
 
 
 class TokenAuthority:
-    def __init__(self, *, issuer: str, key: bytes, operator_token: str) -> None:
-        self.issuer, self._key, self._operator = issuer, key, operator_token
+    def __init__(self, *, issuer: str, key: bytes, operator_token: str, lookup: Lookup | None = None) -> None:
+        self.issuer, self._key, self._operator, self.lookup = issuer, key, operator_token, lookup
 
     def issue(
         self,
@@ -97,4 +113,22 @@ class TokenAuthority:
         name = sa.get("name") if isinstance(sa, dict) else None
         if not isinstance(namespace, str) or not isinstance(name, str):
             return None
+        if self.lookup is not None and self.revoked(token, account, namespace, name):
+            return None
         return service_account_user(namespace, name)
+
+    def revoked(self, token: str, account: dict[str, Any], namespace: str, name: str) -> bool:
+        """What kube-apiserver's lookup refuses: a token Secret gone, deleted or holding another
+        token ("Token has been invalidated", "Token does not match server's copy"), or a
+        ServiceAccount gone or re-created (its uid is not the claims')."""
+        assert self.lookup is not None
+        secret = account.get("secret")
+        if isinstance(secret, dict):
+            stored = self.lookup(SECRETS, namespace, str(secret.get("name", "")))
+            if stored is None or stored["metadata"].get("deletionTimestamp"):
+                return True
+            if (stored.get("data") or {}).get("token") != _b64std(token.encode()):
+                return True
+        sa = self.lookup(SERVICE_ACCOUNTS, namespace, name)
+        uid = (account.get("serviceaccount") or {}).get("uid")
+        return sa is None or bool(sa["metadata"].get("deletionTimestamp")) or sa["metadata"].get("uid") != uid

@@ -198,7 +198,7 @@ class Fleet:
             return
         port, ca = self._port(cid), self._ca(cid)
         state = ClusterState(cluster["name"], self.layout.kube_dir(cid) / "objects")
-        authority = self._authority(cid, cluster)
+        authority = self._authority(cid, cluster, state)
         controllers = self._controllers(state, authority, ca, cluster)
         api = ClusterApi(
             state,
@@ -213,9 +213,15 @@ class Fleet:
         _bootstrap_or_resync(state, controllers)
         _ensure(state, controllers.rt("v1", "Node"), nodes.for_cluster(cluster, index=_node_subnet(cid)))
 
-    def _authority(self, cid: str, cluster: dict[str, Any]) -> TokenAuthority:
+    def _authority(self, cid: str, cluster: dict[str, Any], state: ClusterState) -> TokenAuthority:
+        """The cluster's token authority, which looks up a token's Secret and ServiceAccount in its
+        own objects, as kube-apiserver's service-account authenticator does (`--service-account-lookup`)."""
         key = (self.layout.ca_dir(cid) / "token.key").read_bytes()
-        return TokenAuthority(issuer=_issuer(cluster), key=key, operator_token=self.token)
+
+        def lookup(type_key: str, namespace: str, name: str) -> dict[str, Any] | None:
+            return state.store.get((type_key, namespace, name))
+
+        return TokenAuthority(issuer=_issuer(cluster), key=key, operator_token=self.token, lookup=lookup)
 
     def _controllers(
         self, state: ClusterState, authority: TokenAuthority, ca: KeyPair, cluster: dict[str, Any]

@@ -18,7 +18,9 @@ istiod has synced), with the rules Istio and the VPC apply:
 - **Endpoints.** The control plane knows its own cluster and every cluster it has `synced`
   (clusterz); Services merge by namespace and name; only ready pods with an `istio-proxy` count.
   A pod without sidecar sends plaintext through kube-proxy: its own cluster's pods only.
-- **Balancing.** Round robin over every known endpoint, reachable or not, as Envoy's does.
+- **Balancing.** Round robin over every known endpoint, reachable or not, as Envoy's does; where
+  the host's DestinationRule sets `outlierDetection`, over those of the caller's best locality
+  priority only (locality failover: see `locality`).
 - **Paths.** Same Istio network: pod to pod, so the VPC must let the caller's pod in (see
   `reachability`). Other network: through an east-west gateway of the endpoint's network (an
   address, port 15443, a Gateway with `AUTO_PASSTHROUGH` for `*.local`), then gateway pod to pod.
@@ -50,7 +52,7 @@ from typing import Any
 
 from meshwright.sandbox import dotted
 from meshwright.sandbox.mesh import istiod as istiod_model
-from meshwright.sandbox.mesh import peerauth
+from meshwright.sandbox.mesh import locality, peerauth
 from meshwright.sandbox.mesh.reachability import Node, connects
 from meshwright.sandbox.mesh.revisions import (
     DEFAULT_REVISION,
@@ -455,8 +457,29 @@ def connect(
             NO_UPSTREAM,
             f"{control_plane} knows no ready endpoint of {namespace}/{name} with a sidecar",
         )
+    found = _by_locality(mesh, source, source_pod, control_plane, (namespace, name), found)
     ep = found[pick(key, len(found))]
     return _path(mesh, source, source_pod, ep, control_plane) or ep
+
+
+def _by_locality(
+    mesh: Mesh,
+    source: str,
+    source_pod: dict[str, Any],
+    control_plane: ControlPlane,
+    service: tuple[str, str],
+    found: list[Endpoint],
+) -> list[Endpoint]:
+    """The endpoints of the best locality priority, where the host's DestinationRule (from the
+    control plane's config cluster) turns locality failover on; all of them otherwise (`locality`)."""
+    caller_ns = source_pod["metadata"].get("namespace", "default")
+    rule = locality.destination_rule(mesh.clusters[control_plane.cluster], caller_ns, *service)
+    lb = locality.setting(rule)
+    if lb is None:
+        return found
+    caller = locality.locality(mesh.clusters[source], source_pod)
+    where = [(locality.locality(mesh.clusters[ep.cluster], ep.pod), ep) for ep in found]
+    return locality.preferred(lb, caller, where)
 
 
 def _plaintext(

@@ -14,6 +14,13 @@ It reads the inputs real istiod reads - its Deployment's `CLUSTER_ID` (and
 - every other kubeconfig is tried for real (by the injected `Probe`): `synced` once its API answers,
   `syncing` until `PILOT_REMOTE_CLUSTER_TIMEOUT` (30s by default) has passed, then `timeout`.
 
+A changed kubeconfig (a rotated token) is made before it is broken, as since Istio 1.30
+(secretcontroller.go `addRemoteConfig`: "Don't stop the previous cluster here - it will be stopped
+after the new cluster syncs"; clusterstore.go `Swap`, `PendingClusterSwap.Complete`): clusterz
+shows the new kubeconfig's status at once, while the proxies keep the previous one's endpoints
+(`serving`) until the new one has synced, if the previous one was synced when the secret changed.
+So a token revoked before its replacement is in breaks the cluster; one revoked after does not.
+
 One divergence, on purpose: real istiod keeps saying `synced` for a cluster that went away after its
 informers synced; this model re-probes (results cached briefly) so a deleted cluster stops being
 `synced`, which is what an operator reading clusterz needs to learn.
@@ -113,6 +120,7 @@ class _Registration:
     sha: str
     config: RemoteConfig
     since: float
+    previous: _Registration | None = None  # still serving until this one syncs (make-before-break)
 
 
 @dataclass(frozen=True)
@@ -294,7 +302,8 @@ class IstiodModel:
         """What `/debug/clusterz` of `istiod` (running in sandbox cluster `cluster`) answers now."""
         with self._lock:
             registered = self._reconcile((cluster, istiod.uid), objects, istiod)
-        self._refresh(registered.values())
+        self._refresh([r for reg in registered.values() for r in (reg, reg.previous) if r is not None])
+        self._complete(registered)
         entries = [{"id": istiod.cluster_id, "secretName": "", "syncStatus": SYNCED}]
         for cid, reg in registered.items():
             entries.append({"id": cid, "secretName": reg.secret, "syncStatus": self._status(reg, istiod)})
@@ -320,6 +329,27 @@ class IstiodModel:
             return {
                 cid: reg.config.server for cid, reg in self._registered.get((cluster, istiod.uid), {}).items()
             }
+
+    def serving(self, cluster: str, istiod: Istiod) -> dict[str, str]:
+        """The API server whose endpoints the proxies get, by cluster id: the registered kubeconfig's
+        once synced, else the previous one's while it still works (istiod's `AllReady` keeps a
+        ready previous cluster until its replacement syncs); a cluster with neither is left out."""
+        with self._lock:
+            regs = dict(self._registered.get((cluster, istiod.uid), {}))
+            return {cid: chosen.config.server for cid, reg in regs.items() if (chosen := self._ready(reg))}
+
+    def _ready(self, reg: _Registration) -> _Registration | None:
+        if self._latest(reg.sha).ok:
+            return reg
+        previous = reg.previous
+        return previous if previous is not None and self._latest(previous.sha).ok else None
+
+    def _complete(self, registered: dict[str, _Registration]) -> None:
+        """The previous kubeconfig of a registration that synced is let go (`PendingClusterSwap.Complete`)."""
+        with self._lock:
+            for reg in registered.values():
+                if reg.previous is not None and self._latest(reg.sha).ok:
+                    reg.previous = None
 
     def reasons(self, cluster: str, istiod: Istiod) -> dict[str, str]:
         """Why each remote of `istiod` is not synced, as its log would say (for the sandbox's own log)."""
@@ -384,11 +414,17 @@ class IstiodModel:
             )
             return
         failed.pop(cid, None)
-        regs[cid] = _Registration(secret=secret, sha=sha, config=loaded, since=self.clock())
+        kept = prev if prev is not None and self._latest(prev.sha).ok else None
+        previous = _Registration(kept.secret, kept.sha, kept.config, kept.since) if kept else None
+        regs[cid] = _Registration(
+            secret=secret, sha=sha, config=loaded, since=self.clock(), previous=previous
+        )
 
     def _prune(self) -> None:
         """Forget probe results of kubeconfigs no istiod holds any more; keep the newest MAX_PROBED."""
-        self._live = live = {reg.sha for regs in self._registered.values() for reg in regs.values()}
+        self._live = live = {
+            sha for regs in self._registered.values() for reg in regs.values() for sha in _shas(reg)
+        }
         for sha in [s for s in self._probed if s not in live]:
             del self._probed[sha]
         self._slow &= live
@@ -448,6 +484,10 @@ class IstiodModel:
     def _cached(self, sha: str) -> ProbeResult | None:
         hit = self._probed.get(sha)
         return hit[1] if hit and self.clock() - hit[0] < self.cache_seconds else None
+
+
+def _shas(reg: _Registration) -> list[str]:
+    return [reg.sha] + ([reg.previous.sha] if reg.previous is not None else [])
 
 
 def _data(secret: dict[str, Any]) -> dict[str, str]:

@@ -37,6 +37,7 @@ from meshwright.sandbox.mesh import (
     gateway,
     ingress,
     injection,
+    locality,
     peerauth,
     probe,
     validation,
@@ -63,6 +64,8 @@ READ_TYPES: tuple[tuple[str, str | None], ...] = (
     (dataplane.GATEWAYS, None),
     (dataplane.VIRTUAL_SERVICES, None),
     (peerauth.PEER_AUTHENTICATIONS, None),
+    (locality.DESTINATION_RULES, None),
+    (locality.NODES, None),
     (injection.WEBHOOKS_TYPE, None),
     (validation.WEBHOOKS_TYPE, None),
 )
@@ -142,16 +145,16 @@ def _read(store: Store) -> dict[str, list[dict[str, Any]]]:
 
 
 def synced_clusters(mesh: Mesh, model: istiod_model.IstiodModel) -> dict[ControlPlane, set[str]]:
-    """For each istiod (each revision of each cluster), the sandbox clusters its clusterz lists as synced."""
+    """For each istiod (each revision of each cluster), the sandbox clusters whose endpoints it gives
+    its proxies: those its clusterz lists as synced, and one whose rotated kubeconfig is still
+    syncing while the previous one works (`IstiodModel.serving`)."""
     by_endpoint = {c.endpoint: name for name, c in mesh.clusters.items() if c.endpoint}
     synced: dict[ControlPlane, set[str]] = {}
     for name, cluster in mesh.clusters.items():
         for istiod in istiod_model.istiods(cluster):
-            entries = model.clusterz(name, cluster, istiod)[1:]
-            servers = model.servers(name, istiod)
-            for e in entries:
-                server = servers.get(e["id"])
-                if e["syncStatus"] == istiod_model.SYNCED and server in by_endpoint:
+            model.clusterz(name, cluster, istiod)  # reconciles its secrets, probes what is due
+            for server in model.serving(name, istiod).values():
+                if server in by_endpoint:
                     synced.setdefault(ControlPlane(name, istiod.revision), set()).add(by_endpoint[server])
     return synced
 

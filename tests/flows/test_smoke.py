@@ -67,17 +67,18 @@ def test_fault_at_verification_fails_the_run_after_teardown_leaving_nothing(
     assert str(failed.value).splitlines()[0][:40] in report.replace("\\|", "|")
 
 
-def test_an_upgrade_rehearsal_passes_with_no_failed_request_and_leaves_nothing(
+def test_an_upgrade_rehearsal_with_drills_passes_with_no_failed_request_and_leaves_nothing(
     sandbox: World, target: MeshwrightTarget
 ) -> None:
-    one = {
-        **SPEC,
-        "clusters": SPEC["clusters"][:1],
-        "bookinfo": {"placement": {"central": ["productpage-v1", "details-v1", "reviews-v2", "ratings-v1"]}},
-    }
-    result = mesh_smoke_test(spec=validate_spec(one), connection=target, upgrade_from="1.29.8")
+    placed = {"central": ["productpage-v1", "details-v1", "reviews-v1", "ratings-v1"], "west": ["reviews-v2"]}
+    result = mesh_smoke_test(
+        spec=validate_spec({**SPEC, "bookinfo": {"placement": placed}}),
+        connection=target,
+        upgrade_from="1.29.8",
+        drills=["failover", "rotate-secrets"],
+    )
     assert result.passed
-    assert [s.step for s in result.stages] == ["up", "upgrade", "down"]
+    assert [s.step for s in result.stages] == ["up", "upgrade", "drills", "down"]
     assert result.upgrade is not None
     assert (result.upgrade.from_version, result.upgrade.to_version) == ("1.29.8", "1.30.3")
     assert result.upgrade.requests > 5
@@ -94,6 +95,8 @@ def test_an_upgrade_rehearsal_passes_with_no_failed_request_and_leaves_nothing(
     )
     assert "| central | istiod-1-30-3 | " in report
     assert "Roots: central `" in report
+    assert re.search(r"^\| failover \| [^|]+ \| yes \|", report, re.MULTILINE), report
+    assert re.search(r"^\| rotate-secrets \| [^|]+ \| yes \|", report, re.MULTILINE), report
 
 
 @pytest.mark.parametrize("ended", [Cancelled, Crashed])

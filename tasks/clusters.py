@@ -146,21 +146,45 @@ def create_cluster(
         relabelled = _converge_labels(spec, existing, target, expires=expires)
         log.info("cluster %s exists (%s): adopted%s", name, existing.status.name, relabelled)
         return CreateResult(name=name, location=c.location, adopted=True, timing=clock.done())
-    cloud, parent = clients.cloud(target), _parent(spec.project, c.location)
     network = get_network(target, spec.project, spec.network, step="create_cluster")
-    custom = network is not None and custom_mode(network)
-    request = cluster_request(spec, c, expires=expires, custom_network=custom)
+    request = cluster_request(
+        spec, c, expires=expires, custom_network=network is not None and custom_mode(network)
+    )
+    parent = _parent(spec.project, c.location)
+    _hold_create_slot(target, name)
+    clock = Clock("create_cluster", name)  # from the request: the time a slot took is not GKE's
     try:
-        with cloud.call(cluster=name, step="create_cluster"):
-            op = cloud.container.create_cluster(parent=parent, cluster=request)
-    except Conflict:  # created by someone else between our look and our create: look again
-        raise TransientError(
-            "the cluster appeared while we were creating it", cluster=name, step="create_cluster"
-        ) from None
+        op = _request_create(target, parent, request)
+    except BaseException:  # no operation in flight: its slot is free again
+        clients.cloud(target).creates.release(name)
+        raise
     log.info("creating cluster %s in %s (operation %s)", name, c.location, op.name)
     return CreateResult(
         name=name, location=c.location, operation=f"{parent}/operations/{op.name}", timing=clock.done()
     )
+
+
+def _hold_create_slot(target: MeshwrightTarget, name: str) -> None:
+    """One of the process's create slots (settings' max_creates_in_flight), held until the wait ends."""
+    creates = clients.cloud(target).creates
+    if not creates.try_hold(name):
+        get_run_logger().info(
+            "cluster %s waits for one of the %d creates in flight to finish", name, creates.limit
+        )
+        creates.hold(name)
+
+
+def _request_create(
+    target: MeshwrightTarget, parent: str, request: container_v1.Cluster
+) -> container_v1.Operation:
+    cloud, name = clients.cloud(target), request.name
+    try:
+        with cloud.call(cluster=name, step="create_cluster"):
+            return cloud.container.create_cluster(parent=parent, cluster=request)
+    except Conflict:  # created by someone else between our look and our create: look again
+        raise TransientError(
+            "the cluster appeared while we were creating it", cluster=name, step="create_cluster"
+        ) from None
 
 
 def _wait_operation(
@@ -184,7 +208,17 @@ def _wait_operation(
 def wait_cluster(
     spec: MeshSpec, created: CreateResult, *, target: MeshwrightTarget, timeout: float = WAIT_TIMEOUT
 ) -> ClusterAccess:
-    """Wait until the cluster is RUNNING; return how to reach it (no credentials)."""
+    """Wait until the cluster is RUNNING; return how to reach it (no credentials). The create's
+    slot is given back when the wait ends, however it ends."""
+    try:
+        return _wait_running(spec, created, target=target, timeout=timeout)
+    finally:
+        clients.cloud(target).creates.release(created.name)
+
+
+def _wait_running(
+    spec: MeshSpec, created: CreateResult, *, target: MeshwrightTarget, timeout: float
+) -> ClusterAccess:
     clock, name = Clock("wait_cluster", created.name), created.name
     deadline = time.monotonic() + timeout
     if created.operation:

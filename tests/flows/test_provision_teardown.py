@@ -125,7 +125,7 @@ def test_transient_faults_are_retried_until_the_mesh_is_up(
     sandbox.faults.replace(
         [
             FaultRule(api="gke", method="POST", path="/clusters$", status=503, times=2),
-            FaultRule(api="gke", method="GET", path="/operations/", status=429, times=3),
+            FaultRule(api="gke", method="GET", path="/locations/-/clusters$", status=429, times=3),
             FaultRule(api="compute", method="POST", status=503, times=1),
             # Compute's concurrent operation quota (cloud.google.com/compute/operations-quota)
             FaultRule(

@@ -156,12 +156,14 @@ def recorded(state: Any) -> tuple[float, int]:
 
 
 def critical_path(report: Any, args: argparse.Namespace) -> float:
-    """The slowest primary's create, then istiod's rollout, then its gateway's rollout and load
-    balancer side by side; with Bookinfo, the ingress gateway and the apps' rollout after."""
+    """The slowest primary's create, then istiod's rollout, then (where the topology has east-west
+    gateways) its gateway's rollout and load balancer side by side; with Bookinfo, the ingress
+    gateway and the apps' rollout after."""
     creates = {c.name: c.timing.seconds for c in report.provision.clusters}
     primaries = [name for name in creates if name in report.gateways] or list(creates)
     slowest = max(creates[p] for p in primaries)
-    critical = max(slowest + args.rollout + max(args.rollout, args.loadbalancer), max(creates.values()))
+    gateway = max(args.rollout, args.loadbalancer) if report.gateways else 0.0
+    critical = max(slowest + args.rollout + gateway, max(creates.values()))
     if report.bookinfo:
         critical += max(args.rollout, args.loadbalancer) + args.rollout
     return critical

@@ -121,7 +121,7 @@ def _store(core: kubernetes.client.CoreV1Api, primary: ClusterAccess, wanted: di
         return "updated"
 
 
-def _reader_config(cloud: clients.Cloud, source: ClusterAccess) -> str:
+def _reader_config(cloud: clients.Cloud, source: ClusterAccess) -> bytes:
     """The kubeconfig a primary's istiod reads `source` with: its reader token, proven (secret)."""
     src = cloud.kube_for(source)
     try:
@@ -134,7 +134,7 @@ def _reader_config(cloud: clients.Cloud, source: ClusterAccess) -> str:
     return rs.render(kc.with_token(source.name, server=server, ca_data=source.ca_certificate, token=token))
 
 
-def _give(cloud: clients.Cloud, source: str, config: str, primary: ClusterAccess) -> RemoteSecretResult:
+def _give(cloud: clients.Cloud, source: str, config: bytes, primary: ClusterAccess) -> RemoteSecretResult:
     """Write `source`'s remote secret into `primary` (unless it holds the same); names, never the token."""
     wanted = rs.remote_secret(source, config)
     dst = cloud.kube_for(primary)

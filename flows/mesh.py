@@ -12,6 +12,7 @@ alongside the Istio chains.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ from tasks.istio import (
 )
 from tasks.network import ensure_firewall
 from tasks.observe import observe_mesh
-from tasks.remote_secrets import exchange_remote_secret, prune_remote_secrets
+from tasks.remote_secrets import exchange_remote_secrets, prune_remote_secrets
 from tasks.report import publish_changes, publish_report
 from tasks.trust import ensure_cacerts, ensure_root_ca
 
@@ -67,6 +68,10 @@ class _Steps:
     target: MeshwrightTarget
     futures: Futures
     leaving: tuple[str, ...] = ()  # clusters of the mesh the spec no longer names (pruned)
+
+    @functools.cached_property
+    def readers(self) -> dict[str, list[str]]:
+        return dag.readers(self.mesh)
 
     def submit_all(self) -> Futures:
         for step in dag.steps(self.mesh):
@@ -95,8 +100,8 @@ class _Steps:
             case dag.EXPOSE:
                 return submit(expose_on_gateway, mesh, ready, target=target, after=after)
             case dag.SECRET:
-                source = self._ready(key.source)
-                return submit(exchange_remote_secret, source, ready, target=target, after=after)
+                readers = [self._ready(p) for p in self.readers[key.cluster or ""]]
+                return submit(exchange_remote_secrets, ready, readers, target=target, after=after)
             case dag.PRUNE_SECRETS:
                 keep = [source for source, primary in pairs(mesh) if primary == key.cluster]
                 ours = sorted({c.name for c in mesh.clusters} | set(self.leaving))
@@ -244,7 +249,7 @@ def _report(
         releases=releases,
         gateways=of(dag.ADDRESS),
         exposed=of(dag.EXPOSE),
-        remote_secrets=[v for k, v in results.items() if k.kind == dag.SECRET],
+        remote_secrets=[r for k, v in results.items() if k.kind == dag.SECRET for r in v],
         bookinfo=list(of(dag.BOOKINFO).values()),
         steps=provision.steps + [c.timing for c in cacerts] + [r.timing for r in releases if r.timing],
         started=pre.started,

@@ -17,7 +17,7 @@ from meshwright.spec import MeshSpec, as_spec
 from tasks.access import remove_kubeconfig
 from tasks.clusters import delete_cluster, find_mesh_clusters, wait_deleted
 from tasks.gateways import uninstall_gateways
-from tasks.network import delete_firewall
+from tasks.network import delete_mesh_firewalls
 from tasks.trust import forget_root_ca
 
 
@@ -60,7 +60,7 @@ def _teardown(
             if r.name not in failures
         }
         failures.update(resolve(gone)[1])
-    firewall = delete_firewall(target, mesh.project, naming.firewall_name(mesh.name))
+    firewall = delete_mesh_firewalls(target, mesh.project, mesh.name)
     raise_failures(failures)
     root = forget_root_ca(mesh)  # its clusters are going: no new intermediate will be signed for it
     if wait:

@@ -34,6 +34,7 @@ from pydantic import Field
 from meshwright import helm, kube
 from meshwright.errors import PermanentError, PermissionDenied
 from meshwright.iam import IamClient
+from meshwright.inflight import InFlight
 from meshwright.models import ClusterAccess
 from meshwright.sandbox import contract
 from meshwright.settings import settings
@@ -151,6 +152,7 @@ class Cloud:
     kube_token: TokenSource
     waits: Waits
     api_slots: threading.BoundedSemaphore
+    creates: InFlight  # cluster creates in flight, request to RUNNING (tasks/clusters.py)
     default_charts: str
     charts_hint: str  # what to do when charts cannot be fetched from the default source
 
@@ -237,6 +239,7 @@ def _clients(
         # At most this many GKE/Compute calls at once from one process, so 20 clusters do not
         # become a burst of 20 x polling against the API quota.
         api_slots=threading.BoundedSemaphore(settings().api_concurrency),
+        creates=InFlight(settings().max_creates_in_flight),
         default_charts=charts,
         charts_hint=CHARTS_HINT[target],
     )

@@ -5,7 +5,7 @@
 create. So the plan a user reads is the graph the flow runs, and they cannot drift. Pure: no I/O.
 
 A step's key reads as its task run reads in the Prefect UI: `install_istiod[central]`,
-`exchange_remote_secret[west->central]`.
+`exchange_remote_secrets[west]` (west's secret, into every primary that reads west).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ INSTALL = "install_release"
 READY = "wait_release_ready"
 ADDRESS = "gateway_address"
 EXPOSE = "expose_on_gateway"
-SECRET = "exchange_remote_secret"
+SECRET = "exchange_remote_secrets"  # one step per source, into every primary that reads it
 PRUNE_SECRETS = "prune_remote_secrets"
 BOOKINFO = "deploy_bookinfo"
 VERIFY = "verify"
@@ -38,19 +38,17 @@ CHAIN = (NAMESPACE, CACERTS, INSTALL, READY, ADDRESS, EXPOSE)
 
 @dataclass(frozen=True)
 class StepKey:
-    """Which step: its kind, and the cluster, release or source cluster it is about."""
+    """Which step: its kind, and the cluster and release it is about."""
 
     kind: str
     cluster: str | None = None
     release: str | None = None  # install_release, wait_release_ready
-    source: str | None = None  # exchange_remote_secret: the cluster read (`cluster` is the primary)
 
     def __str__(self) -> str:
         name = {INSTALL: f"install_{self.release}", READY: f"wait_ready_{self.release}"}.get(
             self.kind, self.kind
         )
-        subject = f"{self.source}->{self.cluster}" if self.source else self.cluster
-        return f"{name}[{subject}]" if subject else name
+        return f"{name}[{self.cluster}]" if self.cluster else name
 
 
 @dataclass(frozen=True)
@@ -70,12 +68,13 @@ def steps(spec: MeshSpec) -> list[Step]:
         found += [*_control_plane(c), *_gateway(spec, c, after=_ready(c.name, naming.ISTIOD_RELEASE))]
     for c in spec.remotes:  # after the primaries: a remote's istiod takes its primary's gateway address
         found += list(_control_plane(c))
-    found += [_secret(source, primary) for source, primary in pairs(spec)]
+    read_by = readers(spec)
+    found += [_secret(source, primaries) for source, primaries in read_by.items()]
     for c in spec.primaries:  # once its own are in: a cluster is never without a secret it needs
-        mine = tuple(s.key for s in found if s.key.kind == SECRET and s.key.cluster == c.name)
+        mine = tuple(StepKey(SECRET, source) for source, ps in read_by.items() if c.name in ps)
         found.append(Step(StepKey(PRUNE_SECRETS, c.name), mine or (StepKey(WAIT, c.name),)))
     for c in spec.remotes:  # Istio's order: a remote's gateways once its remote secret is in
-        found += list(_gateway(spec, c, after=StepKey(SECRET, c.primary, source=c.name)))
+        found += list(_gateway(spec, c, after=StepKey(SECRET, c.name)))
     if spec.bookinfo is not None:
         found += [Step(StepKey(BOOKINFO, c.name), _bookinfo_after(spec, c, found)) for c in spec.clusters]
     last = (FIREWALL, BOOKINFO, PRUNE_SECRETS)
@@ -127,21 +126,30 @@ def _ready(cluster: str, release: str) -> StepKey:
     return StepKey(READY, cluster, release=release)
 
 
-def _secret(source: str, primary: str) -> Step:
-    """Once both control planes are installed: the source's reader account comes with its base
-    chart and its ClusterRole with its istiod chart; the primary's istiod reads the secret."""
-    after = (install(source, naming.ISTIOD_RELEASE), install(primary, naming.ISTIOD_RELEASE))
-    return Step(StepKey(SECRET, primary, source=source), after)
+def readers(spec: MeshSpec) -> dict[str, list[str]]:
+    """source -> the primaries that read it (meshwright.remote_secrets.pairs), sources in spec order."""
+    found: dict[str, list[str]] = {}
+    for source, primary in pairs(spec):
+        found.setdefault(source, []).append(primary)
+    return {c.name: found[c.name] for c in spec.clusters if c.name in found}
+
+
+def _secret(source: str, primaries: list[str]) -> Step:
+    """Once its control plane and its readers' are installed: the source's reader account comes with
+    its base chart and its ClusterRole with its istiod chart; the primaries' istiods read the secret.
+    One step for all of a source's readers: its token is read and proven once, not once a pair."""
+    after = tuple(install(c, naming.ISTIOD_RELEASE) for c in (source, *primaries))
+    return Step(StepKey(SECRET, source), after)
 
 
 def _bookinfo_after(spec: MeshSpec, c: ClusterSpec, found: list[Step]) -> tuple[StepKey, ...]:
     """Its own Istio chain, its primary's (a remote's pods are injected by the primary's istiod
     through the east-west gateway) and the remote secrets it takes part in (a primary learns the
     endpoints of the clusters it reads)."""
-    mesh_side = {c.name, *([c.primary] if c.primary else [])}
+    mesh_side, read_by = {c.name, *([c.primary] if c.primary else [])}, readers(spec)
     return tuple(
         s.key
         for s in found
         if (s.key.kind in CHAIN and s.key.cluster in mesh_side)
-        or (s.key.kind == SECRET and c.name in (s.key.cluster, s.key.source))
+        or (s.key.kind == SECRET and c.name in (s.key.cluster, *read_by[s.key.cluster or ""]))
     )

@@ -65,7 +65,8 @@ class NetworkCheck(BaseModel):
 
 
 class FirewallResult(BaseModel):
-    name: str
+    name: str  # the first rule
+    rules: list[str] = []  # every rule, when the pod ranges take several (naming.firewall_name)
     network: str
     source_ranges: list[str]
     action: str  # created | patched | adopted (another run made it) | unchanged | deleted | absent

@@ -23,6 +23,11 @@ TTL_LABEL = "meshwright-ttl"
 # -- the firewall rule between the pod ranges ------------------------------------------------
 FIREWALL_PRIORITY = 900
 FIREWALL_PROTOCOLS = ("tcp", "udp", "icmp", "esp", "ah", "sctp")
+# Compute takes at most 5000 source ranges in one VPC firewall rule (cloud.google.com/vpc/docs/quota,
+# "per firewall rule"; quoted in crowdsecurity/cs-cloud-firewall-bouncer#27): a mesh whose pod
+# ranges are more has several rules, each with the same target, protocols and description.
+FIREWALL_SOURCE_RANGES_MAX = 5000
+FIREWALL_RULES_MAX = 10  # 50,000 pod ranges; GKE allows 100 clusters per zone and project
 
 # -- Istio -----------------------------------------------------------------------------------
 ISTIO_NAMESPACE = "istio-system"
@@ -65,8 +70,18 @@ def istiod_release(revision: str) -> str:
     return f"istiod-{revision}" if revision else "istiod"
 
 
-def firewall_name(mesh: str) -> str:
-    return f"meshwright-{mesh}-pods"
+def firewall_name(mesh: str, index: int = 0) -> str:
+    """The mesh's firewall rule `index`: `meshwright-<mesh>-pods`, then `-pod1` .. `-pod9` when its
+    pod ranges take more than one rule. As long as the first, so every name fits a mesh name of
+    spec.MESH_NAME_MAX (Compute names are 63 characters at most)."""
+    if not 0 <= index < FIREWALL_RULES_MAX:
+        raise ValueError(f"a mesh has firewall rules 0 to {FIREWALL_RULES_MAX - 1}, not {index}")
+    return f"meshwright-{mesh}-pods" if index == 0 else f"meshwright-{mesh}-pod{index}"
+
+
+def firewall_names(mesh: str) -> list[str]:
+    """Every name a firewall rule of the mesh may have, the first first."""
+    return [firewall_name(mesh, i) for i in range(FIREWALL_RULES_MAX)]
 
 
 def node_tag(mesh: str) -> str:

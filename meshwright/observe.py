@@ -17,7 +17,7 @@ from meshwright.drift import Observed, ObservedCluster
 from meshwright.errors import MeshwrightError
 from meshwright.kube import read_or_none
 from meshwright.spec import BookinfoSpec, MeshSpec
-from meshwright.status import get_firewall, mesh_clusters
+from meshwright.status import mesh_clusters, mesh_firewalls
 from meshwright.translate import kube_call
 
 STEP = "observe"
@@ -29,11 +29,11 @@ def observe(spec: MeshSpec, target: clients.MeshwrightTarget) -> Observed:
     namespace = spec.bookinfo.namespace if spec.bookinfo else BookinfoSpec.model_fields["namespace"].default
     with ThreadPoolExecutor(max_workers=8) as pool:
         clusters = list(pool.map(lambda c: _cluster(target, c, namespace), found))
-    rule = get_firewall(target, spec.project, naming.firewall_name(spec.name), step=STEP)
+    rules = mesh_firewalls(target, spec.project, spec.name, step=STEP)
     return Observed(
         mesh=spec.name,
         clusters=sorted(clusters, key=lambda c: c.name),
-        firewall_sources=sorted(rule.source_ranges) if rule else None,
+        firewall_sources=sorted(s for r in rules for s in r.source_ranges) if rules else None,
     )
 
 

@@ -138,8 +138,8 @@ def _resources(spec: MeshSpec, key: StepKey) -> list[Resource]:
             return [_cacerts(c)]
         case dag.INSTALL if c and key.release:
             return [_release(spec, c, key.release)]
-        case dag.SECRET if key.cluster and key.source:
-            return [_remote_secret(key.source, key.cluster)]
+        case dag.SECRET if key.cluster:
+            return [_remote_secret(key.cluster, p) for p in dag.readers(spec)[key.cluster]]
         case dag.BOOKINFO if c:
             return _bookinfo(spec, c)
     return []

@@ -24,6 +24,18 @@ class Settings(BaseSettings):
     api_concurrency: int = Field(
         default=4, ge=1, description="GKE/Compute calls in flight at once from one process"
     )
+    # GKE documents no limit on creates in flight: its API allows 3000 requests per minute per
+    # project (in 100 s windows) and 100 zonal clusters per zone, and each create's node VMs are
+    # Compute operations under Compute's concurrent operation quotas, answered with 403
+    # rateLimitExceeded / CONCURRENT_OPERATIONS_QUOTA_EXCEEDED (cloud.google.com/kubernetes-engine/
+    # quotas, cloud.google.com/compute/operations-quota; meshwright.translate retries both). 50
+    # lets a fleet-sized mesh go at once; a project shared with other work sets fewer.
+    max_creates_in_flight: int = Field(
+        default=50,
+        ge=1,
+        description="GKE cluster creates one process has in flight at once (request to RUNNING); "
+        "more wait for a slot",
+    )
     retries: int = Field(
         default=8, ge=0, description="tries after the first of a step that failed for a transient reason"
     )

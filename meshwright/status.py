@@ -42,6 +42,17 @@ def get_firewall(
         return None
 
 
+def mesh_firewalls(
+    target: clients.MeshwrightTarget, project: str, mesh: str, *, step: str
+) -> list[compute_v1.Firewall]:
+    """The mesh's firewall rules (one, or several when its pod ranges need them), the first first."""
+    names = naming.firewall_names(mesh)
+    cloud = clients.cloud(target)
+    with cloud.call(cluster=None, step=step):
+        found = {r.name: r for r in cloud.firewalls.list(project=project) if r.name in names}
+    return [found[n] for n in names if n in found]
+
+
 def get_network(
     target: clients.MeshwrightTarget, project: str, name: str, *, step: str
 ) -> compute_v1.Network | None:
@@ -76,8 +87,15 @@ def mesh_status(spec: MeshSpec, target: clients.MeshwrightTarget) -> dict[str, A
         }
         for c, r in zip(found, releases, strict=True)
     ]
-    rule = get_firewall(target, spec.project, naming.firewall_name(spec.name), step="status")
-    firewall = {"name": rule.name, "source_ranges": list(rule.source_ranges)} if rule else None
+    rules = mesh_firewalls(target, spec.project, spec.name, step="status")
+    firewall = (
+        {
+            "name": ", ".join(r.name for r in rules),
+            "source_ranges": [s for r in rules for s in r.source_ranges],
+        }
+        if rules
+        else None
+    )
     missing = sorted({c.name for c in spec.clusters} - {c["name"] for c in clusters})
     return {
         "mesh": spec.name,

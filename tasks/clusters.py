@@ -6,6 +6,7 @@ are never cached: a new run always re-reads the world.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 
@@ -146,65 +147,116 @@ def create_cluster(
         relabelled = _converge_labels(spec, existing, target, expires=expires)
         log.info("cluster %s exists (%s): adopted%s", name, existing.status.name, relabelled)
         return CreateResult(name=name, location=c.location, adopted=True, timing=clock.done())
-    cloud, parent = clients.cloud(target), _parent(spec.project, c.location)
     network = get_network(target, spec.project, spec.network, step="create_cluster")
-    custom = network is not None and custom_mode(network)
-    request = cluster_request(spec, c, expires=expires, custom_network=custom)
+    request = cluster_request(
+        spec, c, expires=expires, custom_network=network is not None and custom_mode(network)
+    )
+    parent = _parent(spec.project, c.location)
+    _hold_create_slot(target, name)
+    clock = Clock("create_cluster", name)  # from the request: the time a slot took is not GKE's
     try:
-        with cloud.call(cluster=name, step="create_cluster"):
-            op = cloud.container.create_cluster(parent=parent, cluster=request)
-    except Conflict:  # created by someone else between our look and our create: look again
-        raise TransientError(
-            "the cluster appeared while we were creating it", cluster=name, step="create_cluster"
-        ) from None
+        op = _request_create(target, parent, request)
+    except BaseException:  # no operation in flight: its slot is free again
+        clients.cloud(target).creates.release(name)
+        raise
     log.info("creating cluster %s in %s (operation %s)", name, c.location, op.name)
     return CreateResult(
         name=name, location=c.location, operation=f"{parent}/operations/{op.name}", timing=clock.done()
     )
 
 
-def _wait_operation(
-    target: MeshwrightTarget, operation: str, *, cluster: str, step: str, deadline: float
-) -> None:
-    cloud = clients.cloud(target)
-    while time.monotonic() < deadline:
-        with cloud.call(cluster=cluster, step=step):
-            op = cloud.container.get_operation(name=operation)
-        if op.status == container_v1.Operation.Status.DONE:
-            if op.error.message or op.status_message:
-                raise OperationFailed(op.error.message or op.status_message, cluster=cluster, step=step)
-            return
-        time.sleep(cloud.poll_seconds)
-    raise TransientError(
-        f"operation {operation.rsplit('/', 1)[-1]} still running", cluster=cluster, step=step
-    )
+def _hold_create_slot(target: MeshwrightTarget, name: str) -> None:
+    """One of the process's create slots (settings' max_creates_in_flight), held until the wait ends."""
+    creates = clients.cloud(target).creates
+    if not creates.try_hold(name):
+        get_run_logger().info(
+            "cluster %s waits for one of the %d creates in flight to finish", name, creates.limit
+        )
+        creates.hold(name)
+
+
+def _request_create(
+    target: MeshwrightTarget, parent: str, request: container_v1.Cluster
+) -> container_v1.Operation:
+    cloud, name = clients.cloud(target), request.name
+    try:
+        with cloud.call(cluster=name, step="create_cluster"):
+            return cloud.container.create_cluster(parent=parent, cluster=request)
+    except Conflict:  # created by someone else between our look and our create: look again
+        raise TransientError(
+            "the cluster appeared while we were creating it", cluster=name, step="create_cluster"
+        ) from None
 
 
 @task(task_run_name="wait_cluster[{created.name}]", cache_policy=NO_CACHE, **RETRYING)
 def wait_cluster(
     spec: MeshSpec, created: CreateResult, *, target: MeshwrightTarget, timeout: float = WAIT_TIMEOUT
 ) -> ClusterAccess:
-    """Wait until the cluster is RUNNING; return how to reach it (no credentials)."""
-    clock, name = Clock("wait_cluster", created.name), created.name
-    deadline = time.monotonic() + timeout
-    if created.operation:
-        _wait_operation(target, created.operation, cluster=name, step="wait_cluster", deadline=deadline)
-    poll = clients.cloud(target).poll_seconds
-    while time.monotonic() < deadline:
-        cluster = get_cluster(target, spec.project, created.location, name, step="wait_cluster")
-        if cluster is None:
+    """Wait until the cluster is RUNNING; return how to reach it (no credentials). The create's
+    slot is given back when the wait ends, however it ends."""
+    try:
+        return _wait_running(spec, created, target=target, timeout=timeout)
+    finally:
+        clients.cloud(target).creates.release(created.name)
+
+
+class _Listing:
+    """The project's clusters as one list call saw them, shared by every wait of the process for a
+    poll interval: fifty waits cost one call a poll instead of fifty, and the creates still to be
+    requested do not queue behind their polls for the process's API slots."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[int, str], tuple[float, dict[str, container_v1.Cluster]]] = {}
+
+    def clusters(
+        self, target: MeshwrightTarget, project: str, *, newer_than: float
+    ) -> tuple[float, dict[str, container_v1.Cluster]]:
+        """(when it was taken, the clusters by name): a listing taken after `newer_than`, made now
+        when the last one is older (one caller lists while the others wait for its answer)."""
+        key = (id(clients.cloud(target)), project)
+        with self._lock:
+            taken, found = self._seen.get(key, (0.0, {}))
+            if taken <= newer_than:
+                taken = time.monotonic()
+                found = {c.name: c for c in list_clusters(target, project, step="wait_cluster")}
+                self._seen[key] = (taken, found)
+            return taken, found
+
+
+_LISTING = _Listing()
+
+
+def _wait_running(
+    spec: MeshSpec, created: CreateResult, *, target: MeshwrightTarget, timeout: float
+) -> ClusterAccess:
+    clock, name, poll = Clock("wait_cluster", created.name), created.name, clients.cloud(target).poll_seconds
+    began = time.monotonic()
+    while time.monotonic() < began + timeout:
+        taken, found = _LISTING.clusters(target, spec.project, newer_than=time.monotonic() - poll)
+        cluster = found.get(name)
+        if cluster is not None and cluster.status == Status.RUNNING:
+            return _access(cluster, clock, started=created.timing.started)
+        if cluster is not None and cluster.status in (Status.ERROR, Status.STOPPING, Status.DEGRADED):
+            raise OperationFailed(_failure(target, created, cluster), cluster=name, step="wait_cluster")
+        if cluster is None and taken > began:  # listed after its create was answered, and not there
             raise NotFound(
                 "the cluster disappeared while we waited for it", cluster=name, step="wait_cluster"
             )
-        if cluster.status == Status.RUNNING:
-            return _access(cluster, clock, started=created.timing.started)
-        if cluster.status in (Status.ERROR, Status.STOPPING, Status.DEGRADED):
-            reason = cluster.status_message or cluster.status.name
-            raise OperationFailed(
-                f"cluster is {cluster.status.name}: {reason}", cluster=name, step="wait_cluster"
-            )
         time.sleep(poll)
     raise TransientError(f"not RUNNING after {timeout:.0f}s", cluster=name, step="wait_cluster")
+
+
+def _failure(target: MeshwrightTarget, created: CreateResult, cluster: container_v1.Cluster) -> str:
+    """Why the cluster failed: its create operation's error when there is one (GKE's words for a
+    quota or a bad range), else the cluster's status message."""
+    if created.operation:
+        cloud = clients.cloud(target)
+        with cloud.call(cluster=cluster.name, step="wait_cluster"):
+            op = cloud.container.get_operation(name=created.operation)
+        if op.error.message or op.status_message:
+            return str(op.error.message or op.status_message)
+    return f"cluster is {cluster.status.name}: {cluster.status_message or cluster.status.name}"
 
 
 def _access(cluster: container_v1.Cluster, clock: Clock, *, started: float) -> ClusterAccess:

@@ -173,8 +173,11 @@ def ensure_helm_release(
         )
         if result.action != "unchanged":
             return result
-        rendered = asyncio.run(helm.manifest(command, name, ns))
-        gone = kube.missing(cloud.kube_for(access), rendered, cluster=access.name, step=step, namespace=ns)
+        rendered, client = asyncio.run(helm.manifest(command, name, ns)), cloud.kube_for(access)
+        try:
+            gone = kube.missing(client, rendered, cluster=access.name, step=step, namespace=ns)
+        finally:
+            client.close()
         if not gone:
             return result
         get_run_logger().warning(

@@ -20,7 +20,7 @@ from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, NotFound, PermanentError, TransientError
 from meshwright.models import FirewallResult, LoadBalancerRef, NetworkCheck
 from meshwright.spec import MeshSpec
-from meshwright.status import custom_mode, get_firewall, get_network, list_clusters
+from meshwright.status import custom_mode, get_firewall, get_network, list_clusters, mesh_firewalls
 from tasks.common import RETRYING, Clock
 
 _DESCRIPTION = re.compile(r"meshwright mesh=(?P<mesh>\S+)(?: expires=(?P<expires>\d+))?")
@@ -37,14 +37,27 @@ def parse_description(text: str) -> tuple[str, int | None] | None:
     return match["mesh"], int(match["expires"]) if match["expires"] else None
 
 
-def desired_rule(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None) -> compute_v1.Firewall:
+def desired_rules(spec: MeshSpec, pod_cidrs: list[str], *, expires: int | None) -> list[compute_v1.Firewall]:
+    """The mesh's rules: its sorted pod ranges, at most FIREWALL_SOURCE_RANGES_MAX to a rule."""
+    ranges, most = sorted(set(pod_cidrs)), naming.FIREWALL_SOURCE_RANGES_MAX
+    chunks = [ranges[i : i + most] for i in range(0, len(ranges), most)] or [[]]
+    if len(chunks) > naming.FIREWALL_RULES_MAX:
+        raise PermanentError(
+            f"{len(ranges)} pod ranges need {len(chunks)} firewall rules of {most}; a mesh has at most "
+            f"{naming.FIREWALL_RULES_MAX}",
+            step="ensure_firewall",
+        )
+    return [_rule(spec, naming.firewall_name(spec.name, i), chunk, expires) for i, chunk in enumerate(chunks)]
+
+
+def _rule(spec: MeshSpec, name: str, sources: list[str], expires: int | None) -> compute_v1.Firewall:
     return compute_v1.Firewall(
-        name=naming.firewall_name(spec.name),
+        name=name,
         description=description(spec.name, expires),
         network=f"global/networks/{spec.network}",
         direction="INGRESS",
         priority=naming.FIREWALL_PRIORITY,
-        source_ranges=sorted(set(pod_cidrs)),
+        source_ranges=sources,
         target_tags=[naming.node_tag(spec.name)],
         allowed=[compute_v1.Allowed(I_p_protocol=p) for p in naming.FIREWALL_PROTOCOLS],
     )
@@ -86,20 +99,26 @@ def _converge(
     return "created" if current is None else "patched"
 
 
-def _ensure_rule(
+def _ensure_rules(
     spec: MeshSpec, pod_cidrs: list[str], *, target: MeshwrightTarget, expires: int | None
-) -> tuple[str, compute_v1.Firewall]:
-    """Look, then insert or patch; what was done and the rule as it should be."""
-    current = get_firewall(target, spec.project, naming.firewall_name(spec.name), step="ensure_firewall")
-    want = desired_rule(spec, pod_cidrs, expires=expires)  # the mesh's own (flows/provision.preflight)
-    return _converge(clients.cloud(target), spec.project, current, want), want
+) -> tuple[str, list[compute_v1.Firewall]]:
+    """Look, then insert or patch each rule and delete the mesh's rules no longer needed; what was
+    done and the rules as they should be."""
+    current = {r.name: r for r in mesh_firewalls(target, spec.project, spec.name, step="ensure_firewall")}
+    wanted = desired_rules(spec, pod_cidrs, expires=expires)  # the mesh's own (flows/provision.preflight)
+    cloud = clients.cloud(target)
+    actions = {_converge(cloud, spec.project, current.get(w.name), w) for w in wanted}
+    for extra in sorted(set(current) - {w.name for w in wanted}):
+        actions.add("patched" if _delete_rule(cloud, spec.project, extra) == "deleted" else "unchanged")
+    return (actions.pop() if len(actions) == 1 else "patched"), wanted
 
 
 @task(persist_result=True, cache_policy=(INPUTS - "expires") + TASK_SOURCE + RUN_ID, **RETRYING)
 def ensure_firewall(
     spec: MeshSpec, pod_cidrs: list[str], *, target: MeshwrightTarget, expires: int | None
 ) -> FirewallResult:
-    """Create the mesh's firewall rule, or patch an existing one to what it should be.
+    """Create the mesh's firewall rule (several, past Compute's source ranges per rule), or patch
+    existing ones to what they should be.
 
     Args:
         spec: the validated mesh spec.
@@ -109,26 +128,25 @@ def ensure_firewall(
     """
     clock, log = Clock("ensure_firewall"), get_run_logger()
     try:
-        action, want = _ensure_rule(spec, pod_cidrs, target=target, expires=expires)
-    except Conflict:  # another run inserted it between our look and our insert: adopt what it made
-        action, want = _ensure_rule(spec, pod_cidrs, target=target, expires=expires)
+        action, wanted = _ensure_rules(spec, pod_cidrs, target=target, expires=expires)
+    except Conflict:  # another run inserted one between our look and our insert: adopt what it made
+        action, wanted = _ensure_rules(spec, pod_cidrs, target=target, expires=expires)
         action = "adopted" if action == "unchanged" else action
-    log.info("firewall rule %s %s (sources %s)", want.name, action, ", ".join(want.source_ranges))
+    sources = [s for w in wanted for s in w.source_ranges]
+    names = [w.name for w in wanted]
+    log.info("firewall rule(s) %s %s (sources %s)", ", ".join(names), action, ", ".join(sources))
     return FirewallResult(
-        name=want.name,
+        name=names[0],
+        rules=names,
         network=spec.network,
-        source_ranges=list(want.source_ranges),
+        source_ranges=sources,
         action=action,
         timing=clock.done(),
     )
 
 
-@task(cache_policy=NO_CACHE, **RETRYING)
-def delete_firewall(target: MeshwrightTarget, project: str, name: str) -> str:
-    """Delete a firewall rule; one that is already gone counts as deleted. Returns what happened."""
-    cloud = clients.cloud(target)
-    if get_firewall(target, project, name, step="delete_firewall") is None:
-        return "absent"
+def _delete_rule(cloud: clients.Cloud, project: str, name: str) -> str:
+    """Delete one rule; gone already counts as deleted (`absent`)."""
     try:
         with cloud.call(cluster=None, step="delete_firewall"):
             op = cloud.firewalls.delete_unary(project=project, firewall=name)
@@ -136,6 +154,22 @@ def delete_firewall(target: MeshwrightTarget, project: str, name: str) -> str:
         return "absent"
     _wait(cloud, project, op, step="delete_firewall")
     return "deleted"
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def delete_firewall(target: MeshwrightTarget, project: str, name: str) -> str:
+    """Delete a firewall rule; one that is already gone counts as deleted. Returns what happened."""
+    if get_firewall(target, project, name, step="delete_firewall") is None:
+        return "absent"
+    return _delete_rule(clients.cloud(target), project, name)
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def delete_mesh_firewalls(target: MeshwrightTarget, project: str, mesh: str) -> str:
+    """Delete every firewall rule of the mesh: `deleted` when there was one, else `absent`."""
+    cloud, rules = clients.cloud(target), mesh_firewalls(target, project, mesh, step="delete_firewall")
+    done = [_delete_rule(cloud, project, r.name) for r in rules]
+    return "deleted" if "deleted" in done else "absent"
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)

@@ -1,14 +1,16 @@
 """Remote secrets: the reader token of one cluster, proven, stored in a primary's istio-system.
 
-One task per (source, primary) pair reads the token and writes the secret in the same run, so the
-token never lands in Prefect's results, parameters or logs: the task returns names, an action and
-a fingerprint, and persists nothing.
+One task per source reads its reader token once and writes the secret into every primary that
+reads it, in the same run (`exchange_remote_secrets`; `exchange_remote_secret` does one pair), so
+the token never lands in Prefect's results, parameters or logs: the task returns names, actions and
+fingerprints, and persists nothing secret.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -20,7 +22,14 @@ from meshwright import clients, kube, naming
 from meshwright import kubeconfig as kc
 from meshwright import remote_secrets as rs
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import Conflict, NotFound, PermanentError, PermissionDenied, TransientError
+from meshwright.errors import (
+    Conflict,
+    MeshwrightError,
+    NotFound,
+    PermanentError,
+    PermissionDenied,
+    TransientError,
+)
 from meshwright.kube import read_or_none
 from meshwright.models import ClusterAccess, RemoteSecretResult
 from meshwright.observe import remote_secret_metadata
@@ -120,6 +129,42 @@ def _store(core: kubernetes.client.CoreV1Api, primary: ClusterAccess, wanted: di
         return "updated"
 
 
+def _reader_config(cloud: clients.Cloud, source: ClusterAccess) -> bytes:
+    """The kubeconfig a primary's istiod reads `source` with: its reader token, proven (secret)."""
+    src = cloud.kube_for(source)
+    try:
+        _check_reader_account(_core(src), source)
+        token = _reader_token(_core(src), source)
+    finally:
+        src.close()
+    _prove(cloud, source, token)
+    server = f"https://{source.endpoint}"
+    return rs.render(kc.with_token(source.name, server=server, ca_data=source.ca_certificate, token=token))
+
+
+def _give(cloud: clients.Cloud, source: str, config: bytes, primary: ClusterAccess) -> RemoteSecretResult:
+    """Write `source`'s remote secret into `primary` (unless it holds the same); names, never the token."""
+    wanted = rs.remote_secret(source, config)
+    dst = cloud.kube_for(primary)
+    try:
+        action = _store(_core(dst), primary, wanted)
+    finally:
+        dst.close()
+    name = wanted["metadata"]["name"]
+    return RemoteSecretResult(
+        source=source, primary=primary.name, secret=name, action=action, fingerprint=rs.fingerprint(config)
+    )
+
+
+def _log(results: list[RemoteSecretResult]) -> None:
+    """One line per action (the writes ran in pool threads, which have no run logger)."""
+    by_action: dict[str, list[str]] = {}
+    for r in results:
+        by_action.setdefault(r.action, []).append(r.primary)
+    for action, primaries in by_action.items():
+        get_run_logger().info("remote secret %s in %s: %s", results[0].secret, ", ".join(primaries), action)
+
+
 # The result holds names, an action and a fingerprint, never the token: it may be persisted.
 @task(
     task_run_name="exchange_remote_secret[{source.name}->{primary.name}]",
@@ -140,32 +185,53 @@ def exchange_remote_secret(
         target: where the mesh is built.
     """
     cloud = clients.cloud(target)
-    src = cloud.kube_for(source)
-    try:
-        _check_reader_account(_core(src), source)
-        token = _reader_token(_core(src), source)
-    finally:
-        src.close()
-    _prove(cloud, source, token)
-    config = rs.render(
-        kc.with_token(
-            source.name, server=f"https://{source.endpoint}", ca_data=source.ca_certificate, token=token
-        )
-    )
-    del token
-    wanted = rs.remote_secret(source.name, config)
-    dst = cloud.kube_for(primary)
-    try:
-        action = _store(_core(dst), primary, wanted)
-    finally:
-        dst.close()
-    get_run_logger().info("remote secret %s in %s: %s", wanted["metadata"]["name"], primary.name, action)
-    return RemoteSecretResult(
-        source=source.name,
-        primary=primary.name,
-        secret=wanted["metadata"]["name"],
-        action=action,
-        fingerprint=rs.fingerprint(config),
+    result = _give(cloud, source.name, _reader_config(cloud, source), primary)
+    _log([result])
+    return result
+
+
+# One pool for the writes of every source's task: 50 primaries x 49 sources are 2,450 writes.
+WRITERS = 8
+
+
+@task(task_run_name="exchange_remote_secrets[{source.name}]", **ONCE_PER_RUN, **RETRYING)
+def exchange_remote_secrets(
+    source: ClusterAccess, primaries: list[ClusterAccess], *, target: MeshwrightTarget
+) -> list[RemoteSecretResult]:
+    """Give every primary that reads `source` a working kubeconfig for it: the reader token is read
+    and proven once, then written into the primaries side by side.
+
+    Every write is tried; the task fails, naming each primary that refused, when any did, and its
+    retry rewrites only what is missing or different (a primary holding the same secret is left as
+    it is). The token never leaves this run.
+
+    Args:
+        source: the cluster the primaries must read.
+        primaries: the primaries whose istio-system receives `istio-remote-secret-<source>`.
+        target: where the mesh is built.
+    """
+    cloud = clients.cloud(target)
+    config = _reader_config(cloud, source)
+    with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix=f"secrets-{source.name}") as pool:
+        futures = [pool.submit(_give, cloud, source.name, config, p) for p in primaries]
+    del config
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        raise _failure(source.name, failed)
+    results = [f.result() for f in futures]
+    _log(results)
+    return results
+
+
+def _failure(source: str, failed: list[BaseException | None]) -> MeshwrightError:
+    """One error for the writes that failed: transient when every one of them was."""
+    transient = all(isinstance(e, TransientError) for e in failed)
+    kind: type[MeshwrightError] = TransientError if transient else PermanentError
+    return kind(
+        f"{len(failed)} primar{'y' if len(failed) == 1 else 'ies'} did not take {source}'s secret: "
+        + "; ".join(str(e) for e in failed),
+        cluster=source,
+        step=STEP,
     )
 
 

@@ -210,6 +210,28 @@ def _try(cloud: Cloud, server: str, ca: str, token: str) -> str:
     return "ok, istiod has not caught up"
 
 
+# A lagging remote's diagnosis (its kubeconfig's lists and watches, tried) stands this long: a primary
+# with 49 remotes syncing is not 49 clients' worth of requests every poll while its istiod catches up.
+REDIAGNOSE = 5.0
+
+
+def _diagnose(
+    cloud: Cloud,
+    core: kubernetes.client.CoreV1Api,
+    lagging: list[str],
+    others: dict[str, ClusterAccess | None],
+    *,
+    into: Observation,
+    when: dict[str, float],
+) -> None:
+    """Why each lagging remote is not synced, tried again once its last diagnosis is REDIAGNOSE old."""
+    for s in [s for s in into.secrets if s not in lagging]:
+        del into.secrets[s]
+    for s in lagging:
+        if s not in into.secrets or time.monotonic() - when[s] >= REDIAGNOSE:
+            into.secrets[s], when[s] = diagnose(cloud, core, s, others.get(s)), time.monotonic()
+
+
 def _settled(clusterz: dict[str, str], expected: list[str], why: dict[str, str]) -> bool:
     """Nothing left that is still syncing with a kubeconfig that works."""
     return all(
@@ -231,6 +253,7 @@ def _observe_primary(
     client = cloud.kube_for(access)
     core, expected = kubernetes.client.CoreV1Api(client), [s for s, p in pairs(spec) if p == access.name]
     deadline, poll = time.monotonic() + settle, max(cloud.waits.poll, 0.5)
+    diagnosed: dict[str, float] = {}
     try:
         while True:
             try:
@@ -244,12 +267,10 @@ def _observe_primary(
                 seen.clusterz_error = e.message
                 return
             lagging = [s for s in expected if seen.clusterz.get(s) != SYNCED]
-            for s in lagging:
-                seen.secrets.setdefault(s, diagnose(cloud, core, s, others.get(s)))
+            _diagnose(cloud, core, lagging, others, into=seen, when=diagnosed)
             if _settled(seen.clusterz, expected, seen.secrets) or time.monotonic() > deadline:
                 return
             time.sleep(poll)
-            seen.secrets.clear()
     finally:
         client.close()
 

@@ -28,6 +28,9 @@ class FaultRule(BaseModel):
     operation: str | None = None
     status: int | None = Field(default=None, ge=400, le=599)
     message: str | None = None
+    # Google's reason for the status, in Compute's errors[]: a concurrent operation quota is 403
+    # rateLimitExceeded (cloud.google.com/compute/operations-quota), not a missing permission's 403.
+    reason: str | None = None
     fail: str | None = None
     delay: float | None = Field(default=None, ge=0)
     times: int | None = Field(default=None, ge=1)
@@ -61,6 +64,7 @@ class Effect:
     delay: float = 0.0
     status: int | None = None
     message: str | None = None
+    reason: str | None = None
 
 
 class Faults:
@@ -100,7 +104,7 @@ class Faults:
 
     def on_request(self, *, api: Api, method: str, path: str, cluster: str | None) -> Effect:
         """The combined effect of the request rules that match (delays add up, first status wins)."""
-        delay, status, message = 0.0, None, None
+        delay, status, message, reason = 0.0, None, None, None
         with self._lock:
             for i, rule in enumerate(self._rules):
                 if rule.operation or not self._matches(
@@ -111,8 +115,8 @@ class Faults:
                     continue
                 delay += rule.delay or 0.0
                 if status is None and rule.status is not None:
-                    status, message = rule.status, rule.message
-        return Effect(delay=delay, status=status, message=message)
+                    status, message, reason = rule.status, rule.message, rule.reason
+        return Effect(delay=delay, status=status, message=message, reason=reason)
 
     def on_operation(self, *, api: Api, operation: str, cluster: str | None) -> str | None:
         """The failure message for a new long-running operation, if a rule says it must fail."""

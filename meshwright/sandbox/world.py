@@ -282,9 +282,8 @@ class World:
         if wait:
             time.sleep(wait)
         if effect.status is not None:
-            raise GcpError(
-                effect.status, effect.message or _DEFAULT_FAULT.get(effect.status, "Injected fault.")
-            )
+            message = effect.message or _DEFAULT_FAULT.get(effect.status, "Injected fault.")
+            raise GcpError(effect.status, message, **_reason(effect.reason))
 
     def _cluster_of(self, r: Request) -> str | None:
         """The cluster a request is about, for fault rules: from the path, else a create's body."""
@@ -352,6 +351,14 @@ def _chart_file(r: Request) -> Response:
         return Response(404, {"error": f"no chart repository file {name[:200]}"})
     kind = "application/x-yaml" if name.endswith(".yaml") else "application/gzip"
     return Response(200, body, {"Content-Type": kind})
+
+
+def _reason(reason: str | None) -> dict[str, Any]:
+    """A fault's reason in Compute's errors[]: domain usageLimits for a rate limit, as Compute's
+    concurrent operation quota error gives it (cloud.google.com/compute/operations-quota)."""
+    if reason is None:
+        return {}
+    return {"reason": ("usageLimits" if "RateLimit" in reason or "rateLimit" in reason else "global", reason)}
 
 
 _DEFAULT_FAULT = {

@@ -125,13 +125,23 @@ def test_transient_faults_are_retried_until_the_mesh_is_up(
     sandbox.faults.replace(
         [
             FaultRule(api="gke", method="POST", path="/clusters$", status=503, times=2),
-            FaultRule(api="gke", method="GET", path="/operations/", status=429, times=3),
+            FaultRule(api="gke", method="GET", path="/locations/-/clusters$", status=429, times=3),
             FaultRule(api="compute", method="POST", status=503, times=1),
+            # Compute's concurrent operation quota (cloud.google.com/compute/operations-quota)
+            FaultRule(
+                api="compute",
+                method="POST",
+                path="/firewalls$",
+                status=403,
+                message="Rate Limit Exceeded",
+                reason="rateLimitExceeded",
+                times=2,
+            ),
         ]
     )
     report = provision_mesh(spec=spec_file, connection=target)
     assert len(report.clusters) == 3
-    assert [r["fired"] for r in sandbox.faults.describe()] == [2, 3, 1]
+    assert [r["fired"] for r in sandbox.faults.describe()] == [2, 3, 1, 2]
 
 
 def test_failed_create_fails_the_run_and_a_rerun_converges(

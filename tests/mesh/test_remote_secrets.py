@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import NotFound, PermanentError
+from meshwright.errors import NotFound, PermanentError, TransientError
 from meshwright.kube import connect
 from meshwright.models import ClusterAccess
-from tasks.remote_secrets import exchange_remote_secret
+from tasks.remote_secrets import exchange_remote_secret, exchange_remote_secrets
 from tests.mesh.support import NS, core
 
 READER_TOKEN = "istio-reader-service-account-istio-remote-secret-token"
@@ -152,3 +152,17 @@ def test_pairs_sharing_a_source_run_in_parallel_and_share_its_token(
     }
     assert len(tokens) == 1
     assert results[0].fingerprint == results[1].fingerprint
+
+
+def test_a_sources_secret_goes_into_every_reader_at_once_and_a_refusing_one_is_named(
+    target: MeshwrightTarget, clusters: dict[str, ClusterAccess]
+) -> None:
+    west, central, east = clusters["west"], clusters["central"], clusters["east"]
+    results = exchange_remote_secrets.fn(west, [central, east], target=target)
+    assert [(r.primary, r.action) for r in results] == [("central", "created"), ("east", "created")]
+    assert len({r.fingerprint for r in results}) == 1
+    away = east.model_copy(update={"endpoint": "127.0.0.1:1"})
+    with pytest.raises(TransientError, match=r"1 primary did not take west's secret: .*\[east\]"):
+        exchange_remote_secrets.fn(west, [central, away], target=target)
+    again = exchange_remote_secrets.fn(west, [central, east], target=target)
+    assert [r.action for r in again] == ["unchanged", "unchanged"]  # a retry rewrites nothing in place

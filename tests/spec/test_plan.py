@@ -84,12 +84,10 @@ def test_each_step_names_what_it_waits_for_as_the_flow_does() -> None:
     assert after["install_istio-base[west]"] == ["prepare_namespace[west]", "install_istiod[central]"]
     assert after["install_istiod[central]"] == ["install_istio-base[central]", "ensure_cacerts[central]"]
     assert after["install_istio-eastwestgateway[central]"] == ["wait_ready_istiod[central]"]
-    assert after["exchange_remote_secret[east->central]"] == [
-        "install_istiod[east]",
-        "install_istiod[central]",
-    ]
-    assert "exchange_remote_secret[east->central]" in after["deploy_bookinfo[east]"]
-    assert "exchange_remote_secret[west->central]" not in after["deploy_bookinfo[east]"]
+    assert after["exchange_remote_secrets[east]"] == ["install_istiod[east]", "install_istiod[central]"]
+    assert "exchange_remote_secrets[east]" in after["deploy_bookinfo[east]"]
+    assert "exchange_remote_secrets[west]" not in after["deploy_bookinfo[east]"]
+    assert "exchange_remote_secrets[west]" in after["deploy_bookinfo[central]"]
     assert "expose_on_gateway[central]" in after["deploy_bookinfo[east]"]
     text = render_text(plan)
     assert (
@@ -97,6 +95,21 @@ def test_each_step_names_what_it_waits_for_as_the_flow_does() -> None:
         in text
     )
     assert "Stage 1/10: create-clusters — create the GKE clusters (3 in parallel)\n" in text
+
+
+def test_a_sources_secret_is_one_step_into_every_primary_that_reads_it() -> None:
+    spec = load_spec(ROOT / "deployments" / "multi-primary.yaml")
+    steps = {str(s.key): s for s in dag.steps(spec)}
+    names = [c.name for c in spec.clusters]
+    for source in names:
+        readers = [c for c in names if c != source]
+        step = steps[f"exchange_remote_secrets[{source}]"]
+        assert [str(k) for k in step.after] == [f"install_istiod[{c}]" for c in (source, *readers)]
+    plan = build_plan(spec)
+    secrets = [
+        r for r in plan.resources() if r.kind == "secret" and r.name.startswith("istio-remote-secret-")
+    ]
+    assert len(secrets) == len(names) * (len(names) - 1)
 
 
 def test_every_step_comes_after_steps_listed_before_it() -> None:
@@ -131,7 +144,7 @@ def test_a_remote_installs_its_gateway_once_its_remote_secret_is_in() -> None:
         }
     )
     after = {str(s.key): [str(k) for k in s.after] for s in dag.steps(spec)}
-    assert after["install_istio-eastwestgateway[west]"] == ["exchange_remote_secret[west->central]"]
+    assert after["install_istio-eastwestgateway[west]"] == ["exchange_remote_secrets[west]"]
     assert after["install_istio-eastwestgateway[central]"] == ["wait_ready_istiod[central]"]
 
 

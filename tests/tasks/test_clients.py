@@ -135,9 +135,11 @@ def test_settings_come_from_meshwright_environment_variables(monkeypatch: pytest
     monkeypatch.setenv("MESHWRIGHT_RETRY_MAX_DELAY", "30")
     monkeypatch.setenv("MESHWRIGHT_SPEC_ROOTS", "/srv/specs:/etc/meshwright/specs")
     monkeypatch.setenv("MESHWRIGHT_NOTIFY_BLOCK", "slack-webhook/mesh-alerts")
+    monkeypatch.setenv("MESHWRIGHT_MAX_CREATES_IN_FLIGHT", "5")
     assert Settings().model_dump() == {
         "max_workers": 3,
         "api_concurrency": 2,
+        "max_creates_in_flight": 5,
         "retries": 3,
         "retry_backoff": 0.5,
         "retry_max_delay": 30.0,

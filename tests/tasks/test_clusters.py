@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+
 import pytest
 from google.cloud import container_v1
 
 from meshwright import clients, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, NotFound, OperationFailed, PermanentError, TransientError
+from meshwright.inflight import InFlight
 from meshwright.sandbox.faults import FaultRule
 from meshwright.sandbox.world import World
+from meshwright.settings import settings
 from tasks.clusters import (
     create_cluster,
     delete_cluster,
@@ -211,3 +216,47 @@ def test_gke_refuses_labels_set_with_a_stale_fingerprint(sandbox: World, target:
         cloud.call(cluster="west", step="test"),
     ):
         cloud.container.set_labels(request=request)
+
+
+@pytest.fixture
+def one_create_in_flight(sandbox: World) -> Iterator[None]:
+    """The process's clients made with MESHWRIGHT_MAX_CREATES_IN_FLIGHT=1."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MESHWRIGHT_MAX_CREATES_IN_FLIGHT", "1")
+        settings.cache_clear()
+        clients.reset_cache()
+        yield
+    settings.cache_clear()
+    clients.reset_cache()
+
+
+def test_a_create_waits_while_the_creates_in_flight_are_all_taken(
+    target: MeshwrightTarget, one_create_in_flight: None
+) -> None:
+    spec = mesh()
+    central = create_cluster.fn(spec, "central", target=target, expires=None)
+    later = threading.Thread(
+        target=create_cluster.fn, args=(spec, "west"), kwargs={"target": target, "expires": None}
+    )
+    later.start()
+    later.join(0.5)
+    assert later.is_alive()
+    assert get_cluster(target, "demo-project", "us-west1-b", "west", step="test") is None
+    wait_cluster.fn(spec, central, target=target)  # central is RUNNING: its slot is free
+    later.join(5)
+    assert not later.is_alive()
+    assert get_cluster(target, "demo-project", "us-west1-b", "west", step="test") is not None
+    assert clients.cloud(target).creates.held == {"west"}
+
+
+def test_slots_are_held_and_given_back_by_name_once() -> None:
+    slots = InFlight(1)
+    slots.hold("a")
+    assert slots.try_hold("a")  # a cached create, a retried wait: the same slot
+    assert not slots.try_hold("b")
+    slots.release("b")  # holds none: frees nothing
+    assert not slots.try_hold("b")
+    slots.release("a")
+    slots.release("a")
+    assert slots.try_hold("b")
+    assert slots.held == {"b"}

@@ -7,18 +7,24 @@ from pathlib import Path
 
 import pytest
 import yaml
+from google.api_core import exceptions as gx
+from google.cloud import compute_v1
 
-from meshwright import clients
+from meshwright import clients, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import Conflict, PermanentError
 from meshwright.models import ClusterAccess, Timing
+from meshwright.observe import observe
 from meshwright.sandbox.faults import FaultRule
+from meshwright.sandbox.gcp.errors import TOO_MANY_RANGES
 from meshwright.sandbox.kube.fleet import operator_token
 from meshwright.sandbox.world import World
+from meshwright.status import mesh_firewalls
 from tasks.access import check_kubeconfig, kubeconfig, remove_kubeconfig, write_kubeconfig
 from tasks.network import (
     check_network,
     delete_firewall,
+    delete_mesh_firewalls,
     ensure_firewall,
     find_expired_firewalls,
     get_firewall,
@@ -61,6 +67,53 @@ def test_delete_and_find_expired_firewalls(sandbox: World, target: MeshwrightTar
     assert find_expired_firewalls.fn(target, "demo-project", now=2000) == ["meshwright-m1-pods"]
     assert delete_firewall.fn(target, "demo-project", "meshwright-m1-pods") == "deleted"
     assert delete_firewall.fn(target, "demo-project", "meshwright-m1-pods") == "absent"
+
+
+RANGES = [f"10.{i * 4}.0.0/14" for i in range(5)]
+
+
+@pytest.fixture
+def two_ranges_a_rule(sandbox: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compute's limit of ranges in one rule, lowered in the sandbox and in meshwright alike."""
+    monkeypatch.setattr(sandbox.compute, "max_source_ranges", 2)
+    monkeypatch.setattr(naming, "FIREWALL_SOURCE_RANGES_MAX", 2)
+
+
+def test_compute_refuses_a_rule_with_more_ranges_than_it_takes(
+    sandbox: World, target: MeshwrightTarget, two_ranges_a_rule: None
+) -> None:
+    rule = compute_v1.Firewall(
+        name="wide", source_ranges=RANGES, allowed=[compute_v1.Allowed(I_p_protocol="tcp")]
+    )
+    with pytest.raises(gx.BadRequest) as refused:
+        clients.cloud(target).firewalls.insert(project="demo-project", firewall_resource=rule)
+    assert TOO_MANY_RANGES.format(field="resource.sourceRanges", limit=2) in str(refused.value)
+
+
+def test_pod_ranges_past_one_rule_take_several_and_all_go_with_the_mesh(
+    sandbox: World, target: MeshwrightTarget, two_ranges_a_rule: None
+) -> None:
+    made = ensure_firewall.fn(mesh(), RANGES, target=target, expires=1000)
+    assert (made.rules, made.action) == (
+        ["meshwright-m1-pods", "meshwright-m1-pod1", "meshwright-m1-pod2"],
+        "created",
+    )
+    rules = mesh_firewalls(target, "demo-project", "m1", step="test")
+    assert [list(r.source_ranges) for r in rules] == [
+        sorted(RANGES)[:2],
+        sorted(RANGES)[2:4],
+        sorted(RANGES)[4:],
+    ]
+    assert {r.description for r in rules} == {"meshwright mesh=m1 expires=1000"}
+    assert observe(mesh(), target).firewall_sources == sorted(RANGES)
+    fewer = ensure_firewall.fn(mesh(), RANGES[:3], target=target, expires=1000)
+    assert (fewer.rules, fewer.action) == (["meshwright-m1-pods", "meshwright-m1-pod1"], "patched")
+    assert [r.name for r in mesh_firewalls(target, "demo-project", "m1", step="test")] == fewer.rules
+    assert sorted(find_expired_firewalls.fn(target, "demo-project", now=2000)) == sorted(
+        fewer.rules
+    )  # the reaper's
+    assert delete_mesh_firewalls.fn(target, "demo-project", "m1") == "deleted"  # teardown's
+    assert mesh_firewalls(target, "demo-project", "m1", step="test") == []
 
 
 def test_missing_network_fails_before_anything_is_created(sandbox: World, target: MeshwrightTarget) -> None:

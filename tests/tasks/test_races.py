@@ -18,14 +18,14 @@ def test_a_firewall_insert_that_loses_a_race_adopts_the_winners_rule(
 ) -> None:
     spec = mesh()
     winner = ensure_firewall.fn(spec, ["10.8.0.0/14", "10.16.0.0/14"], target=target, expires=None)
-    looked, real = [], network.get_firewall
+    looked, real = [], network.mesh_firewalls
 
     def blind_first_look(*args: Any, **kwargs: Any) -> Any:
         """Our run looked a moment before the winner inserted its rule."""
         looked.append(args)
-        return None if len(looked) == 1 else real(*args, **kwargs)
+        return [] if len(looked) == 1 else real(*args, **kwargs)
 
-    monkeypatch.setattr(network, "get_firewall", blind_first_look)
+    monkeypatch.setattr(network, "mesh_firewalls", blind_first_look)
     loser = ensure_firewall.fn(spec, ["10.8.0.0/14", "10.16.0.0/14"], target=target, expires=None)
 
     assert (winner.action, loser.action) == ("created", "adopted")

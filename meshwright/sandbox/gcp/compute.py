@@ -21,7 +21,13 @@ from meshwright.sandbox.faults import Faults
 from meshwright.sandbox.gcp import catalog, loadbalancers, subnets, validate
 from meshwright.sandbox.gcp import errors as e
 from meshwright.sandbox.gcp.filters import compile_filter
-from meshwright.sandbox.gcp.firewalls import FIREWALL_MESSAGE, build_firewall, read_firewall, read_name
+from meshwright.sandbox.gcp.firewalls import (
+    FIREWALL_MESSAGE,
+    MAX_SOURCE_RANGES,
+    build_firewall,
+    read_firewall,
+    read_name,
+)
 from meshwright.sandbox.gcp.models import ComputeRecord, forget_oldest, load_table, operation_id
 from meshwright.sandbox.gcp.validate import Fields
 from meshwright.sandbox.settings import Latency
@@ -60,6 +66,7 @@ class Compute:
             key=lambda r: _rule_key(r.project, subnets.last(r.view["region"]), r.name),
         )
         self.latency, self.faults, self.sleep, self.now = latency, faults, sleep, now
+        self.max_source_ranges = MAX_SOURCE_RANGES  # per firewall rule, as Compute; a test may lower it
         self._base_url = base_url
 
     @staticmethod
@@ -272,7 +279,7 @@ class Compute:
     def _store_firewall(
         self, project: str, name: str, body: dict[str, Any], *, kept: dict[str, Any], kind: str
     ) -> dict[str, Any]:
-        req = read_firewall(body)
+        req = read_firewall(body, max_ranges=self.max_source_ranges)
         if not self.network_exists(project, req.network.rsplit("/", 1)[-1]):
             raise e.invalid(
                 f"Invalid value for field 'resource.network': {validate.shown(req.network)}. "

@@ -71,6 +71,11 @@ SERVICE_DISABLED = (
 )
 ACTIVATION_URL = "https://console.developers.google.com/apis/api/{service}/overview?project={number}"
 
+# A firewall rule with more ranges than Compute takes in one (firewalls.MAX_SOURCE_RANGES): a 400
+# in Compute's "Invalid value for field" form; the wording after the field is ours (Google's exact
+# text for this case is not in the references we have).
+TOO_MANY_RANGES = "Invalid value for field '{field}': too many ranges; a firewall rule takes at most {limit}."
+
 _STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",

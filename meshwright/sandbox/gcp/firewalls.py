@@ -19,6 +19,10 @@ FIREWALL_MESSAGE = "compute.v1.Firewall"
 RANGES = ("sourceRanges", "destinationRanges")
 TAGS = ("sourceTags", "targetTags")
 RULES = ("allowed", "denied")
+# Compute's limit of source (and destination) ranges in one VPC firewall rule
+# (cloud.google.com/vpc/docs/quota, "per firewall rule"). `Compute.max_source_ranges` lowers it
+# for a test; a sandbox keeps the real one.
+MAX_SOURCE_RANGES = 5000
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ def read_name(body: Any, message: str) -> str:
     return name
 
 
-def read_firewall(body: dict[str, Any]) -> FirewallRequest:
+def read_firewall(body: dict[str, Any], *, max_ranges: int = MAX_SOURCE_RANGES) -> FirewallRequest:
     given = Fields(body, "resource", FIREWALL_MESSAGE)
     direction = given.text("direction") or "INGRESS"
     if direction not in ("INGRESS", "EGRESS"):
@@ -52,7 +56,7 @@ def read_firewall(body: dict[str, Any]) -> FirewallRequest:
     priority = given.integer("priority", 1000)
     if not 0 <= priority <= 65535:
         raise e.invalid(f"Invalid value for field 'resource.priority': '{priority}'.")
-    lists: dict[str, list[Any]] = {k: _ranges(given, k) for k in RANGES}
+    lists: dict[str, list[Any]] = {k: _ranges(given, k, max_ranges) for k in RANGES}
     lists |= {k: given.texts(k, limit=256) for k in TAGS}
     lists |= {k: _rules(given, k) for k in RULES}
     return FirewallRequest(
@@ -66,8 +70,11 @@ def read_firewall(body: dict[str, Any]) -> FirewallRequest:
     )
 
 
-def _ranges(given: Fields, key: str) -> list[str]:
-    ranges = given.texts(key, limit=5000)
+def _ranges(given: Fields, key: str, limit: int) -> list[str]:
+    given_ranges = given.raw(key)
+    if isinstance(given_ranges, list) and len(given_ranges) > limit:
+        raise e.invalid(e.TOO_MANY_RANGES.format(field=f"resource.{key}", limit=limit))
+    ranges = given.texts(key, limit=limit)
     for rng in ranges:
         try:
             ipaddress.ip_network(rng, strict=False)

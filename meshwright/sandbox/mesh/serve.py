@@ -168,6 +168,7 @@ class DataPlane:
         self.traffic = Traffic(self.snapshot)
         self._known: list[Source] = []
         self._cached: tuple[float, Mesh] | None = None
+        self._reads: dict[str, tuple[int, dict[str, list[dict[str, Any]]]]] = {}  # by cluster id
         self._lock = threading.Lock()
         self._building = threading.Lock()
         self.listeners = gateway.Listeners(self.traffic.request)
@@ -182,8 +183,23 @@ class DataPlane:
         self._known = self.sources.clusters()
 
     def _mesh(self, firewalls: list[dict[str, Any]]) -> Mesh:
-        clusters = {s.node.cluster: Cluster(s.node, s.endpoint, _read(s.store)) for s in self._known}
+        clusters = {s.node.cluster: Cluster(s.node, s.endpoint, self._objects(s)) for s in self._known}
         return Mesh(clusters, firewalls)
+
+    def _objects(self, source: Source) -> dict[str, list[dict[str, Any]]]:
+        """`_read` of one cluster, read again only once its store has changed (its resourceVersion):
+        every pod admission and Istio config write reads every cluster, 50 x 11 deep-copied lists
+        at 50 clusters. The lists are only read, never changed, by the mesh's users."""
+        # Read before the lists: a change during them makes the next caller read again. A store
+        # without a resourceVersion is read every time.
+        rv: int | None = getattr(source.store, "rv", None)
+        hit = self._reads.get(source.id)
+        if rv is not None and hit is not None and hit[0] == rv:
+            return hit[1]
+        objects = _read(source.store)
+        if rv is not None:
+            self._reads[source.id] = (rv, objects)
+        return objects
 
     def snapshot(self) -> Mesh:
         """The mesh as the proxies see it now (cached for SNAPSHOT_SECONDS).

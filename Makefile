@@ -42,7 +42,7 @@ test: $(STAMP) helm browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lock: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable | sed '1i # Pinned versions for reproducible installs. Regenerate: make lock' > constraints.txt

@@ -221,20 +221,29 @@ def wait_rollout(
 
 
 def _watch_rollout(apps: kubernetes.client.AppsV1Api, namespace: str, name: str, *, timeout: float) -> bool:
-    deadline, watch = time.monotonic() + timeout, kubernetes.watch.Watch()
+    return watch_until(apps.list_namespaced_deployment, namespace, name, _rolled_out, timeout=timeout)[0]
+
+
+def watch_until(
+    list_call: Callable[..., Any], namespace: str, name: str, done: Callable[[Any], bool], *, timeout: float
+) -> tuple[bool, Any]:
+    """Watch the object `name` (a namespaced `list_call`) until `done(object)` or `timeout`: whether it
+    got there, and the object as last seen (None when no event came)."""
+    deadline, watch, seen = time.monotonic() + timeout, kubernetes.watch.Watch(), None
     try:
         while time.monotonic() < deadline:
             for event in watch.stream(
-                apps.list_namespaced_deployment,
+                list_call,
                 namespace,
                 field_selector=f"metadata.name={name}",
                 timeout_seconds=max(1, int(deadline - time.monotonic())),
             ):
-                if _rolled_out(event["object"]):
-                    return True
+                seen = event["object"]
+                if done(seen):
+                    return True, seen
     finally:
         watch.stop()
-    return False
+    return False, seen
 
 
 def missing(

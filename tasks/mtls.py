@@ -10,26 +10,22 @@ caller needs, in Bookinfo's namespace, `create`, `get`, `list`, `watch` and `del
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import kubernetes.client
-import kubernetes.watch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from meshwright import clients, mtls, naming
 from meshwright.clients import MeshwrightTarget
-from meshwright.errors import MeshwrightError, is_transient
-from meshwright.kube import read_or_none
+from meshwright.kube import read_or_none, watch_until
 from meshwright.models import ClusterAccess
 from meshwright.mtls import MtlsSeen, Probe
 from meshwright.spec import MeshSpec, Role
-from meshwright.translate import kube_call
 from tasks.common import RETRYING
+from tasks.verify import observing
 
 STEP = "verify"
 PEER_AUTHENTICATIONS = ("security.istio.io", "v1", "peerauthentications")
@@ -61,21 +57,11 @@ def _await_gone(core: kubernetes.client.CoreV1Api, namespace: str, *, timeout: f
 
 def _ended(core: kubernetes.client.CoreV1Api, namespace: str, *, timeout: float) -> Any:
     """The probe pod once it has ended (a watch), or as it was when `timeout` passed."""
-    deadline, watch, pod = time.monotonic() + timeout, kubernetes.watch.Watch(), None
-    try:
-        while time.monotonic() < deadline:
-            for event in watch.stream(
-                core.list_namespaced_pod,
-                namespace,
-                field_selector=f"metadata.name={mtls.PROBE}",
-                timeout_seconds=max(1, int(deadline - time.monotonic())),
-            ):
-                pod = event["object"]
-                if pod.status and pod.status.phase in ENDED:
-                    return pod
-    finally:
-        watch.stop()
-    return pod
+
+    def ended(pod: Any) -> bool:
+        return bool(pod.status and pod.status.phase in ENDED)
+
+    return watch_until(core.list_namespaced_pod, namespace, mtls.PROBE, ended, timeout=timeout)[1]
 
 
 def read_probe(pod: Any, url: str) -> Probe:
@@ -109,25 +95,6 @@ def run_probe(
         _gone(core, namespace)
 
 
-@contextlib.contextmanager
-def _observing(
-    target: MeshwrightTarget, access: ClusterAccess, *, into: MtlsSeen
-) -> Iterator[kubernetes.client.ApiClient]:
-    """A client for one cluster; a permanent failure becomes `into.error`, a transient one is raised."""
-    client = clients.cloud(target).kube_for(access)
-    try:
-        with kube_call(
-            cluster=access.name, what="mTLS policy and probe", endpoint=access.endpoint, step=STEP
-        ):
-            yield client
-    except MeshwrightError as e:
-        if is_transient(e):
-            raise
-        into.error = e.message
-    finally:
-        client.close()
-
-
 @task(task_run_name="observe_mtls[{access.name}]", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
 def observe_mtls(spec: MeshSpec, access: ClusterAccess, *, target: MeshwrightTarget) -> MtlsSeen:
     """A primary's PeerAuthentication mode for Bookinfo's namespace, and the plaintext probe where
@@ -141,7 +108,7 @@ def observe_mtls(spec: MeshSpec, access: ClusterAccess, *, target: MeshwrightTar
     assert spec.bookinfo is not None
     seen, ns, waits = MtlsSeen(cluster=access.name), spec.bookinfo.namespace, clients.cloud(target).waits
     url = mtls.probe_target(spec, access.name)
-    with _observing(target, access, into=seen) as client:
+    with observing(target, access, "mTLS policy and probe", into=seen) as client:
         if spec.cluster(access.name).role is Role.PRIMARY:
             policies = peer_authentications(client, ns)
             seen.mode, seen.source = mtls.namespace_mode(policies, ns)

@@ -26,7 +26,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes.client
 import urllib3.exceptions
@@ -275,9 +275,15 @@ def _observe_primary(
         client.close()
 
 
+class Observed(Protocol):
+    """What an observation of one cluster fills in: its `error` when the cluster could not be read."""
+
+    error: str | None
+
+
 @contextlib.contextmanager
-def _observing(
-    target: MeshwrightTarget, access: ClusterAccess, what: str, *, into: Observation | BookinfoState
+def observing(
+    target: MeshwrightTarget, access: ClusterAccess, what: str, *, into: Observed
 ) -> Iterator[kubernetes.client.ApiClient]:
     """A client for observing one cluster. A permanent failure becomes `into.error`, so the checks
     report that cluster among the others; a transient one is raised for the task's retries."""
@@ -318,7 +324,7 @@ def observe_control_plane(
     """
     seen = Observation(cluster=access.name)
     role = spec.cluster(access.name).role
-    with _observing(target, access, "control-plane objects", into=seen) as client:
+    with observing(target, access, "control-plane objects", into=seen) as client:
         core = kubernetes.client.CoreV1Api(client)
         seen.root = root_fingerprint(core)
         seen.eastwest_addresses = eastwest_addresses(core)
@@ -521,7 +527,7 @@ def observe_bookinfo(spec: MeshSpec, access: ClusterAccess, *, target: Meshwrigh
     """What one cluster holds of Bookinfo (namespace label, Services, sidecars, Gateways)."""
     assert spec.bookinfo is not None
     state = BookinfoState(cluster=access.name, pod_cidr=access.pod_cidr)
-    with _observing(target, access, "bookinfo objects", into=state) as client:
+    with observing(target, access, "bookinfo objects", into=state) as client:
         _bookinfo_state(client, state, spec.bookinfo.namespace)
     return state
 

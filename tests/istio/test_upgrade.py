@@ -48,6 +48,15 @@ FOUR: dict[str, Any] = {
 }
 
 
+def _two_clusters_up(
+    target: MeshwrightTarget, tmp_path: Path, name: str
+) -> tuple[dict[str, Any], str, MeshReport]:
+    """Hub and west at 1.29.8, without Bookinfo: the spec, its kubeconfig and what `up` built."""
+    spec = {**FOUR, "name": name, "clusters": FOUR["clusters"][:2], "bookinfo": None}
+    kubeconfig = str(tmp_path / "kubeconfig")
+    return spec, kubeconfig, up_mesh(spec=validate_spec(spec), kubeconfig=kubeconfig, connection=target)
+
+
 def _istiods(target: MeshwrightTarget, report: MeshReport, cluster: str) -> list[str]:
     access = next(c for c in report.provision.clusters if c.name == cluster)
     return sorted(r["name"] for r in helm_releases(target, access) if r["name"].startswith("istiod"))
@@ -94,9 +103,7 @@ def test_up_moves_a_four_cluster_mesh_to_the_new_revision_without_a_failed_reque
 def test_an_upgrade_whose_new_control_plane_cannot_be_verified_removes_it_and_fails_saying_where(
     sandbox: World, target: MeshwrightTarget, tmp_path: Path
 ) -> None:
-    spec = {**FOUR, "name": "unverified", "clusters": FOUR["clusters"][:2], "bookinfo": None}
-    kubeconfig = str(tmp_path / "kubeconfig")
-    first = up_mesh(spec=validate_spec(spec), kubeconfig=kubeconfig, connection=target)
+    spec, kubeconfig, first = _two_clusters_up(target, tmp_path, "unverified")
     sandbox.faults.replace([FaultRule(api="kube", cluster="hub", path="/portforward", status=503)])
     with pytest.raises(
         OperationFailed, match=r"^upgrade: upgrade to revision 1-30-3 stopped before the tag moved"
@@ -132,9 +139,7 @@ def _answer_when_paused(mesh: str, decision: str) -> threading.Thread:
 def test_an_upgrade_rolled_back_at_its_approval_point_keeps_the_old_revision_and_fails_saying_so(
     sandbox: World, target: MeshwrightTarget, tmp_path: Path
 ) -> None:
-    spec = {**FOUR, "name": "approving", "clusters": FOUR["clusters"][:2], "bookinfo": None}
-    kubeconfig = str(tmp_path / "kubeconfig")
-    first = up_mesh(spec=validate_spec(spec), kubeconfig=kubeconfig, connection=target)
+    spec, kubeconfig, first = _two_clusters_up(target, tmp_path, "approving")
     answered = _answer_when_paused("approving", "roll back")
     newer = {**spec, "istio": {"version": "1.30.3", "upgrade": {"approve": True}}}
     with pytest.raises(

@@ -209,8 +209,9 @@ def test_a_catastrophic_regex_is_matched_in_linear_time_as_envoys_re2_does() -> 
     mesh, address = healthy(primary_remote())
     _route_first(mesh, "/(a+)+b")
     started = time.monotonic()
-    assert _traffic(mesh).request(address, 80, "/" + "a" * 25)[:2] == (404, b"")
-    assert time.monotonic() - started < 1.0  # Python's backtracking `re` takes seconds here
+    assert _traffic(mesh).request(address, 80, "/" + "a" * 32)[:2] == (404, b"")
+    # Not a speed check: Python's backtracking `re` takes 2^32 steps (hours) here, RE2 microseconds.
+    assert time.monotonic() - started < 5.0
     assert _traffic(mesh).request(address, 80, "/aab")[0] == 404  # routed: productpage's own 404 page
     assert _traffic(mesh).request(address, 80, "/aab")[1] == apps.NOT_FOUND
 

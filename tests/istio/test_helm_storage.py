@@ -127,11 +127,8 @@ def test_uncompressed_and_undecodable_releases_are_read_or_left_to_helm() -> Non
     older = _secret("istiod", "1", "superseded", b"not json")
     stored = helm_storage.Stored([older, _secret("istiod", "2", "failed", json.dumps(doc).encode())])
     latest = stored.latest("istiod")
-    assert latest is not None and (latest.revision, latest.status, latest.config) == (
-        2,
-        "failed",
-        doc["config"],
-    )
+    assert latest is not None
+    assert (latest.revision, latest.status, latest.config) == (2, "failed", doc["config"])
     assert [r.name for r in stored.listed() or []] == ["istiod"]
     assert (
         helm_storage.Stored([_secret("istiod", "3", "deployed", b"\x1f\x8b\x08junk")]).latest("istiod")

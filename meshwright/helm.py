@@ -39,6 +39,7 @@ import yaml
 
 from meshwright import errors as e
 from meshwright import kubeconfig as kc
+from meshwright.helm_storage import StoredRelease
 from meshwright.models import ChartRef, ReleaseResult
 from meshwright.translate import helm_message, last_line
 
@@ -291,6 +292,7 @@ async def ensure_release(
     cluster: str,
     namespace: str,
     timeout: str = "5m",
+    stored: StoredRelease | None = None,
 ) -> ReleaseResult:
     """Install or upgrade a release unless it is deployed with this chart version and these values
     (pyhelm3's ensure_release rule), reporting whether it installed, upgraded or left it as it was.
@@ -299,21 +301,22 @@ async def ensure_release(
     `helm status` it reads is parsed into resources with pure-Python YAML (istio-base's CRDs:
     tenths of a second); with ten clusters on two cores that was the larger part of an install.
     Here `helm get metadata` (no manifest) and, for a deployed release, `helm get values` decide;
-    one `helm upgrade --install` acts. A release stuck mid-operation is settled by pyhelm3 first.
-    Readiness is the caller's.
+    one `helm upgrade --install` acts. `stored`, the release's latest revision as helm stored it
+    (meshwright.helm_storage), stands for both reads: an unchanged release then runs no helm at all.
+    A release stuck mid-operation is settled by pyhelm3 first. Readiness is the caller's.
     """
-    current = await _metadata(command, name, namespace)
+    current = stored.metadata() if stored else await _metadata(command, name, namespace)
     settled = current is not None and current.get("status") in _STUCK
     if settled and current is not None:
         _refuse_live(current, cluster=cluster, timeout=timeout)
     if settled:  # pending-*: uninstalled or rolled back (a new revision)
         settle = pyhelm3.Client(command, executable=command.executable)
         await settle.get_proceedable_revision(name, namespace=namespace, timeout=timeout)
-        current = await _metadata(command, name, namespace)
+        current, stored = await _metadata(command, name, namespace), None
     if (
         current is not None
         and _deployed(current, ref)
-        and await _values(command, current, namespace) == values
+        and (stored.config if stored else await _values(command, current, namespace)) == values
     ):
         action = "upgraded" if settled else "unchanged"  # a rollback to these values made a revision
         return _result(cluster, name, ref, current["version"], current["revision"], action)
@@ -364,9 +367,13 @@ async def _upgrade(
 
 async def manifest(command: HelmCommand, name: str, namespace: str) -> list[dict[str, Any]]:
     """The objects a deployed release rendered (`helm get manifest`), read with libyaml when present."""
-    out = await command.run(["get", "manifest", name, "--namespace", namespace])
+    return parse_manifest(await command.run(["get", "manifest", name, "--namespace", namespace]))
+
+
+def parse_manifest(text: str | bytes) -> list[dict[str, Any]]:
+    """The objects of a rendered manifest, read with libyaml when present."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return [doc for doc in yaml.load_all(out, Loader=loader) if isinstance(doc, dict) and doc.get("kind")]
+    return [doc for doc in yaml.load_all(text, Loader=loader) if isinstance(doc, dict) and doc.get("kind")]
 
 
 def _refuse_live(current: dict[str, Any], *, cluster: str, timeout: str) -> None:

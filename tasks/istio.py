@@ -22,7 +22,7 @@ from kubernetes.client.api.core_v1_api import CoreV1Api
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from meshwright import clients, helm, istio_values, kube, naming
+from meshwright import clients, helm, helm_storage, istio_values, kube, naming
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import NotReady, OperationFailed
 from meshwright.models import ChartRef, ClusterAccess, ReleaseResult
@@ -99,15 +99,15 @@ def install_release(
         remote_pilot_address: a remote's primary's east-west gateway address (istiod on a remote).
     """
     clock, cluster = Clock(f"install_{release}", access.name), spec.cluster(access.name)
-    others = [
-        r for r in installed_revisions(target, access, step=clock.step) if r != istio_values.revision(spec)
-    ]
+    stored = stored_releases(target, access, step=clock.step)
+    installed = installed_revisions(target, access, step=clock.step, stored=stored)
+    others = [r for r in installed if r != istio_values.revision(spec)]
     # beside another revision (an upgrade), the tag stays where it is until the control plane is verified
     plan = istio_values.release(
         spec, cluster, release, remote_pilot_address=remote_pilot_address, tagged=not others
     )
     ref = next(r for r in charts if r.chart == plan.chart)
-    result = ensure_helm_release(target, access, ref, plan.name, plan.values, step=clock.step)
+    result = ensure_helm_release(target, access, ref, plan.name, plan.values, step=clock.step, stored=stored)
     get_run_logger().info(
         "%s %s in %s: %s %s, revision %d",
         result.action, release, access.name, ref.chart, result.version, result.revision,
@@ -136,11 +136,32 @@ def wait_release_ready(
     return True
 
 
-def installed_revisions(target: MeshwrightTarget, access: ClusterAccess, *, step: str) -> dict[str, str]:
-    """The istiod revisions installed in the cluster: revision -> chart version (see istio_values)."""
+def stored_releases(
+    target: MeshwrightTarget, access: ClusterAccess, *, step: str
+) -> helm_storage.Stored | None:
+    """helm's storage Secrets in the cluster's istio-system (one list call, no helm process), or
+    None when the helm here keeps its releases elsewhere (HELM_DRIVER)."""
+    if not helm_storage.in_secrets():
+        return None
+    client = clients.cloud(target).kube_for(access)
+    try:
+        return helm_storage.read(client, naming.ISTIO_NAMESPACE, cluster=access.name, step=step)
+    finally:
+        client.close()
+
+
+def installed_revisions(
+    target: MeshwrightTarget, access: ClusterAccess, *, step: str, stored: helm_storage.Stored | None = None
+) -> dict[str, str]:
+    """The istiod revisions installed in the cluster: revision -> chart version (see istio_values),
+    from helm's storage Secrets (`stored`, read here when not given) or, failing those, `helm list`."""
+    stored = stored or stored_releases(target, access, step=step)
+    listed = stored.listed() if stored else None
+    if listed is not None:
+        return istio_values.istiod_revisions({r.name: r.app_version for r in listed})
     with clients.cloud(target).helm_for(access, step=step) as command:
-        listed = helm.list_releases(command, naming.ISTIO_NAMESPACE)
-    return istio_values.istiod_revisions({str(r["name"]): str(r.get("app_version", "")) for r in listed})
+        shown = helm.list_releases(command, naming.ISTIO_NAMESPACE)
+    return istio_values.istiod_revisions({str(r["name"]): str(r.get("app_version", "")) for r in shown})
 
 
 def _running_revisions(client: Any, access: ClusterAccess) -> list[str]:
@@ -160,24 +181,28 @@ def ensure_helm_release(
     values: dict[str, Any],
     *,
     step: str,
+    stored: helm_storage.Stored | None = None,
 ) -> ReleaseResult:
     """One Helm release in the cluster's istio-system, helm's failures as meshwright's (for `step`).
 
-    An unchanged release is checked for objects deleted under it (a ClusterRoleBinding, a webhook
-    configuration) and repaired when any is gone: helm never re-creates them on its own.
+    The release as helm stored it (`stored`, read here when not given) decides "unchanged" without a
+    helm process; without a storage Secret for it, helm is asked as before. An unchanged release is
+    checked for objects deleted under it (a ClusterRoleBinding, a webhook configuration) and
+    repaired when any is gone: helm never re-creates them on its own.
     """
     cloud, ns = clients.cloud(target), naming.ISTIO_NAMESPACE
+    stored = stored or stored_releases(target, access, step=step)
+    last = stored.latest(name) if stored else None
     with cloud.helm_for(access, step=step) as command:
         result = asyncio.run(
-            helm.ensure_release(command, ref, name, values, cluster=access.name, namespace=ns)
+            helm.ensure_release(command, ref, name, values, cluster=access.name, namespace=ns, stored=last)
         )
         if result.action != "unchanged":
             return result
-        rendered, client = asyncio.run(helm.manifest(command, name, ns)), cloud.kube_for(access)
-        try:
-            gone = kube.missing(client, rendered, cluster=access.name, step=step, namespace=ns)
-        finally:
-            client.close()
+        rendered = (
+            helm.parse_manifest(last.manifest) if last else asyncio.run(helm.manifest(command, name, ns))
+        )
+        gone = _missing(target, access, rendered, step=step)
         if not gone:
             return result
         get_run_logger().warning(
@@ -187,6 +212,18 @@ def ensure_helm_release(
             ", ".join(gone),
         )
         return asyncio.run(helm.repair(command, ref, name, values, cluster=access.name, namespace=ns))
+
+
+def _missing(
+    target: MeshwrightTarget, access: ClusterAccess, rendered: list[dict[str, Any]], *, step: str
+) -> list[str]:
+    client = clients.cloud(target).kube_for(access)
+    try:
+        return kube.missing(
+            client, rendered, cluster=access.name, step=step, namespace=naming.ISTIO_NAMESPACE
+        )
+    finally:
+        client.close()
 
 
 def _wait_ready(target: MeshwrightTarget, access: ClusterAccess, release: str, *, step: str) -> None:

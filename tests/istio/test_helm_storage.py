@@ -1,0 +1,137 @@
+"""Releases read from helm's storage Secrets (what the real helm wrote) answer as `helm get` does, so
+that a rerun decides "unchanged" without a helm process, and asks helm whenever a Secret is missing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import pytest
+
+from meshwright import clients, helm, helm_storage
+from meshwright.clients import MeshwrightTarget
+from meshwright.models import ChartRef, ClusterAccess
+from meshwright.sandbox.world import World
+from meshwright.spec import MeshSpec
+from tasks.istio import install_release, installed_revisions, prepare_namespace, stored_releases
+from tests.istio.support import bring_up, helm_releases, primary_remote
+
+NS = "istio-system"
+
+
+def _west(
+    target: MeshwrightTarget, bundled: list[ChartRef], releases: tuple[str, ...] = ("istio-base", "istiod")
+) -> tuple[MeshSpec, ClusterAccess]:
+    """A remote with `releases` installed by the real helm."""
+    spec = primary_remote()
+    west = bring_up(spec, target)["west"]
+    prepare_namespace.fn(spec, west, target=target)
+    for release in releases:
+        install_release.fn(spec, west, release, bundled, target=target, remote_pilot_address="10.0.0.7")
+    return spec, west
+
+
+def _helm_get(target: MeshwrightTarget, access: ClusterAccess, name: str) -> dict[str, Any]:
+    with clients.cloud(target).helm_for(access, step="test") as command:
+        meta = asyncio.run(helm._metadata(command, name, NS))
+        assert meta is not None
+        values = asyncio.run(command.get_values(name, namespace=NS))
+        rendered = asyncio.run(helm.manifest(command, name, NS))
+    return {"metadata": meta, "values": dict(values), "manifest": rendered}
+
+
+@pytest.fixture
+def helm_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The helm subcommands run (`get`, `upgrade`, `list`, ...), in order."""
+    ran: list[str] = []
+    real = helm.HelmCommand.run
+
+    async def counted(self: helm.HelmCommand, command: list[str], input: bytes | None = None) -> bytes:
+        ran.append(" ".join(str(part) for part in command[:2]))
+        return await real(self, command, input)
+
+    monkeypatch.setattr(helm.HelmCommand, "run", counted)
+    return ran
+
+
+def test_a_release_the_real_helm_stored_reads_as_helm_get_reports_it(
+    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], meshwright_home: Path
+) -> None:
+    _, west = _west(target, bundled)
+    stored = stored_releases(target, west, step="test")
+    assert stored is not None
+    for name in ("istio-base", "istiod-1-30-3"):
+        release, asked = stored.latest(name), _helm_get(target, west, name)
+        assert release is not None
+        mine = release.metadata()
+        for key in ("name", "chart", "version", "appVersion", "revision", "status", "deployedAt"):
+            assert mine[key] == asked["metadata"][key], key
+        assert release.config == asked["values"]
+        assert helm.parse_manifest(release.manifest) == asked["manifest"]
+    listed = {r.name: (str(r.revision), r.app_version, r.status) for r in stored.listed() or []}
+    shown = {r["name"]: (r["revision"], r["app_version"], r["status"]) for r in helm_releases(target, west)}
+    assert listed == shown
+
+
+def test_an_unchanged_rerun_runs_no_helm_and_a_changed_value_still_upgrades(
+    sandbox: World,
+    target: MeshwrightTarget,
+    bundled: list[ChartRef],
+    meshwright_home: Path,
+    helm_runs: list[str],
+) -> None:
+    spec, west = _west(target, bundled, ("istiod",))
+    helm_runs.clear()
+    again = install_release.fn(spec, west, "istiod", bundled, target=target, remote_pilot_address="10.0.0.7")
+    assert (again.action, again.revision, helm_runs) == ("unchanged", 1, [])
+    moved = install_release.fn(spec, west, "istiod", bundled, target=target, remote_pilot_address="10.9.9.9")
+    assert (moved.action, moved.revision, helm_runs) == ("upgraded", 2, ["upgrade istiod-1-30-3"])
+    assert installed_revisions(target, west, step="test") == {"1-30-3": "1.30.3"}
+
+
+def test_a_release_without_a_storage_secret_is_asked_of_helm(
+    sandbox: World,
+    target: MeshwrightTarget,
+    bundled: list[ChartRef],
+    meshwright_home: Path,
+    helm_runs: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec, west = _west(target, bundled, ("istio-base",))
+    monkeypatch.setattr("tasks.istio.stored_releases", lambda *a, **kw: helm_storage.Stored([]))
+    helm_runs.clear()
+    again = install_release.fn(spec, west, "istio-base", bundled, target=target)
+    assert (again.action, again.revision) == ("unchanged", 1)
+    assert helm_runs == ["get metadata", "get values", "get manifest"]
+
+
+def _secret(name: str, version: str, status: str, release: bytes) -> kubernetes.client.V1Secret:
+    labels = {"owner": "helm", "name": name, "version": version, "status": status}
+    data = {"release": base64.b64encode(base64.b64encode(release)).decode()}
+    return kubernetes.client.V1Secret(metadata=kubernetes.client.V1ObjectMeta(labels=labels), data=data)
+
+
+def test_uncompressed_and_undecodable_releases_are_read_or_left_to_helm() -> None:
+    doc = {
+        "name": "istiod",
+        "version": 2,
+        "info": {"status": "failed", "last_deployed": "2026-01-01T00:00:00Z"},
+        "chart": {"metadata": {"name": "istiod", "version": "1.30.3", "appVersion": "1.30.3"}},
+        "config": {"global": {"meshID": "m1"}},
+        "manifest": "",
+    }
+    older = _secret("istiod", "1", "superseded", b"not json")
+    stored = helm_storage.Stored([older, _secret("istiod", "2", "failed", json.dumps(doc).encode())])
+    latest = stored.latest("istiod")
+    assert latest is not None
+    assert (latest.revision, latest.status, latest.config) == (2, "failed", doc["config"])
+    assert [r.name for r in stored.listed() or []] == ["istiod"]
+    assert (
+        helm_storage.Stored([_secret("istiod", "3", "deployed", b"\x1f\x8b\x08junk")]).latest("istiod")
+        is None
+    )
+    assert helm_storage.Stored([]).latest("istiod") is None

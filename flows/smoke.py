@@ -130,14 +130,17 @@ def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
     before = _Before(_read(mesh, "links"), _read(mesh, "versions"))
     installed = _installed(mesh, run)
     rehearsed: Rehearsal | None = None
+    stage = "up"  # what an exception escaping the try below is the failure of
     try:  # up_mesh verifies what it built as its last step: its report holds the verification
         built = _timed(stages, "up", lambda: run.up(run.older or run.spec))
         if run.older is not None:
-            built, rehearsed = _upgrade(mesh, run, built, stages, failures)
+            stage = "upgrade"
+            built, rehearsed = _upgrade(mesh, run.older, run, built, stages, failures)
         if run.drills and built.verification is not None and not failures:
+            stage = "drills"
             _timed(stages, "drills", lambda: _drill(mesh, run, built, failures))
     except Exception as e:
-        failures["drills" if built else "up"] = e
+        failures[stage] = e
     finally:
         down = _down(mesh, run, stages, failures)
     said = {stage: str(error) for stage, error in failures.items()}
@@ -156,11 +159,15 @@ def _smoke(mesh: MeshSpec, run: _Run) -> SmokeReport:
 
 
 def _upgrade(
-    mesh: MeshSpec, run: _Run, built: MeshReport, stages: list[Timing], failures: dict[str, BaseException]
+    mesh: MeshSpec,
+    older: MeshSpec,
+    run: _Run,
+    built: MeshReport,
+    stages: list[Timing],
+    failures: dict[str, BaseException],
 ) -> tuple[MeshReport, Rehearsal]:
-    """`up` at the spec's version while requests flow through the ingress built at the older one;
+    """`up` at the spec's version while requests flow through the ingress `older` was built with;
     the upgraded mesh's report (the older one's if the upgrade failed) and what the requests saw."""
-    older = run.older or mesh
     seen_first = built.verification.traffic if built.verification else None
     if seen_first is None or not seen_first.address:
         raise OperationFailed(

@@ -153,6 +153,7 @@ class Cloud:
     waits: Waits
     api_slots: threading.BoundedSemaphore
     creates: InFlight  # cluster creates in flight, request to RUNNING (tasks/clusters.py)
+    kube_clients: kube.Shared  # the clusters' API clients, shared by every step of the process
     default_charts: str
     charts_hint: str  # what to do when charts cannot be fetched from the default source
 
@@ -173,8 +174,10 @@ class Cloud:
         return {"token": self.kube_token()}
 
     def kube(self, endpoint: str, ca_certificate: str) -> kubernetes.client.ApiClient:
-        """A Kubernetes API client for a cluster's `endpoint` (host:port) trusting its CA (base64 PEM)."""
-        return kube.connect(endpoint, ca_certificate, self.kube_token)
+        """The Kubernetes API client for a cluster's `endpoint` (host:port) trusting its CA (base64 PEM),
+        with the user's credentials: one per cluster in the process, its connections reused
+        (kube.Shared); closing it does nothing."""
+        return self.kube_clients.get(endpoint, ca_certificate)
 
     def kube_for(self, access: ClusterAccess) -> kubernetes.client.ApiClient:
         """The Kubernetes API client of one RUNNING cluster, with the user's credentials."""
@@ -240,6 +243,7 @@ def _clients(
         # become a burst of 20 x polling against the API quota.
         api_slots=threading.BoundedSemaphore(settings().api_concurrency),
         creates=InFlight(settings().max_creates_in_flight),
+        kube_clients=kube.Shared(token),
         default_charts=charts,
         charts_hint=CHARTS_HINT[target],
     )

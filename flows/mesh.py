@@ -31,7 +31,7 @@ from meshwright.dag import StepKey
 from meshwright.drift import Observed, diff
 from meshwright.models import ChartRef, ClusterAccess, FirewallResult, MeshReport, ProvisionReport
 from meshwright.remote_secrets import pairs
-from meshwright.spec import MeshSpec
+from meshwright.spec import MeshSpec, as_spec
 from tasks.access import write_kubeconfig
 from tasks.bookinfo import deploy_bookinfo
 from tasks.clusters import create_cluster, delete_cluster, wait_cluster, wait_deleted
@@ -140,8 +140,9 @@ def up_mesh(
         prune: delete the mesh's clusters that the spec no longer names (after their remote
             secrets and firewall sources are gone); without it such clusters stop the run first.
     """
-    pre = preflight(spec, kubeconfig, connection, force=force, prune=prune)
-    with mesh_slot(pre.mesh.name):
+    mesh = as_spec(spec)
+    with mesh_slot(mesh.name):  # before preflight's tasks: see flows._slots
+        pre = preflight(mesh, kubeconfig, connection, force=force, prune=prune)
         return _up(pre, force=force, prune=prune)
 
 

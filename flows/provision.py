@@ -87,8 +87,9 @@ def provision_mesh(
             application default credentials).
         force: overwrite a kubeconfig that holds another mesh's contexts.
     """
-    pre = preflight(spec, kubeconfig, connection, force=force)
-    with mesh_slot(pre.mesh.name):
+    mesh = as_spec(spec)
+    with mesh_slot(mesh.name):  # before preflight's tasks: see flows._slots
+        pre = preflight(mesh, kubeconfig, connection, force=force)
         return _provision(pre, force=force)
 
 

@@ -65,7 +65,7 @@ def steps(spec: MeshSpec) -> list[Step]:
     running = tuple(StepKey(WAIT, c.name) for c in spec.clusters)
     found += [Step(StepKey(FIREWALL), running), Step(StepKey(KUBECONFIG), running)]
     for c in spec.primaries:
-        found += [*_control_plane(c), *_gateway(spec, c, after=_ready(c.name, naming.ISTIOD_RELEASE))]
+        found += [*_control_plane(c), *_gateway(spec, c, after=install(c.name, naming.ISTIOD_RELEASE))]
     for c in spec.remotes:  # after the primaries: a remote's istiod takes its primary's gateway address
         found += list(_control_plane(c))
     read_by = readers(spec)
@@ -102,12 +102,18 @@ def _control_plane(c: ClusterSpec) -> Iterator[Step]:
 
 
 def _gateway(spec: MeshSpec, c: ClusterSpec, *, after: StepKey) -> Iterator[Step]:
-    """The east-west gateway, where the topology needs one. Its pods are injected by the cluster's
-    control plane, so it goes in `after` that can inject: a primary's istiod ready; on a remote,
-    its remote secret in the primary (until the primary's istiod has read the remote and patched
-    the injector's CA bundle there, the injector refuses the gateway's pods: Istio's install guide
-    for primary-remote installs a remote's gateway after `istioctl create-remote-secret`). Its
-    address and the Istio objects on it need only the Service."""
+    """The east-west gateway, where the topology needs one, `after` the cluster's injector exists.
+
+    On a primary that is its istiod installed, not ready: the gateway's Service, and so the load
+    balancer whose address a remote's istiod takes, is made while istiod rolls out. Its pods wait
+    for istiod: the injector webhook (failurePolicy Fail) refuses them until istiod answers, and
+    the ReplicaSet controller creates them again with its backoff (kubernetes pkg/controller/
+    replicaset: a failed sync is requeued rate-limited), as it does after any refused create; they
+    are then ready one rollout after istiod. On a remote it is its remote secret in the primary
+    (until the primary's istiod has read the remote and patched the injector's CA bundle there, the
+    injector refuses the gateway's pods: Istio's install guide for primary-remote installs a
+    remote's gateway after `istioctl create-remote-secret`). Its address and the Istio objects on
+    it need only the Service."""
     if not istio_values.needs_eastwest(spec, c):
         return
     name, gateway = c.name, install(c.name, naming.EASTWEST_RELEASE)

@@ -83,7 +83,7 @@ def test_each_step_names_what_it_waits_for_as_the_flow_does() -> None:
     ]
     assert after["install_istio-base[west]"] == ["prepare_namespace[west]", "install_istiod[central]"]
     assert after["install_istiod[central]"] == ["install_istio-base[central]", "ensure_cacerts[central]"]
-    assert after["install_istio-eastwestgateway[central]"] == ["wait_ready_istiod[central]"]
+    assert after["install_istio-eastwestgateway[central]"] == ["install_istiod[central]"]
     assert after["exchange_remote_secrets[east]"] == ["install_istiod[east]", "install_istiod[central]"]
     assert "exchange_remote_secrets[east]" in after["deploy_bookinfo[east]"]
     assert "exchange_remote_secrets[west]" not in after["deploy_bookinfo[east]"]
@@ -145,7 +145,7 @@ def test_a_remote_installs_its_gateway_once_its_remote_secret_is_in() -> None:
     )
     after = {str(s.key): [str(k) for k in s.after] for s in dag.steps(spec)}
     assert after["install_istio-eastwestgateway[west]"] == ["exchange_remote_secrets[west]"]
-    assert after["install_istio-eastwestgateway[central]"] == ["wait_ready_istiod[central]"]
+    assert after["install_istio-eastwestgateway[central]"] == ["install_istiod[central]"]
 
 
 def test_istiod_is_planned_as_the_revision_of_the_version_holding_the_default_tag() -> None:

@@ -293,6 +293,7 @@ async def ensure_release(
     namespace: str,
     timeout: str = "5m",
     stored: StoredRelease | None = None,
+    absent: bool = False,
 ) -> ReleaseResult:
     """Install or upgrade a release unless it is deployed with this chart version and these values
     (pyhelm3's ensure_release rule), reporting whether it installed, upgraded or left it as it was.
@@ -302,10 +303,13 @@ async def ensure_release(
     tenths of a second); with ten clusters on two cores that was the larger part of an install.
     Here `helm get metadata` (no manifest) and, for a deployed release, `helm get values` decide;
     one `helm upgrade --install` acts. `stored`, the release's latest revision as helm stored it
-    (meshwright.helm_storage), stands for both reads: an unchanged release then runs no helm at all.
-    A release stuck mid-operation is settled by pyhelm3 first. Readiness is the caller's.
+    (meshwright.helm_storage), stands for both reads: an unchanged release then runs no helm at all;
+    `absent`, that storage holds no revision of it, stands for `helm get metadata` answering "not
+    found" (a first install starts one helm process). A release stuck mid-operation is settled by
+    pyhelm3 first. Readiness is the caller's.
     """
-    current = stored.metadata() if stored else await _metadata(command, name, namespace)
+    known = stored.metadata() if stored else None
+    current = None if absent else known or await _metadata(command, name, namespace)
     settled = current is not None and current.get("status") in _STUCK
     if settled and current is not None:
         _refuse_live(current, cluster=cluster, timeout=timeout)

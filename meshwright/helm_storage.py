@@ -119,6 +119,11 @@ class Stored:
         revisions = self._revisions.get(name)
         return _decoded(max(revisions, key=lambda r: r.revision)) if revisions else None
 
+    def holds(self, name: str) -> bool:
+        """Whether helm stored any revision of the release: without one, there is no such release
+        (helm's `get` and `history` answer "release: not found" from the same Secrets)."""
+        return name in self._revisions
+
     def listed(self) -> list[StoredRelease] | None:
         """What `helm list` shows (per name, the highest deployed or failed revision), or None when a
         Secret cannot be decoded."""

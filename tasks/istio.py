@@ -193,9 +193,12 @@ def ensure_helm_release(
     cloud, ns = clients.cloud(target), naming.ISTIO_NAMESPACE
     stored = stored or stored_releases(target, access, step=step)
     last = stored.latest(name) if stored else None
+    absent = stored is not None and not stored.holds(name)
     with cloud.helm_for(access, step=step) as command:
         result = asyncio.run(
-            helm.ensure_release(command, ref, name, values, cluster=access.name, namespace=ns, stored=last)
+            helm.ensure_release(
+                command, ref, name, values, cluster=access.name, namespace=ns, stored=last, absent=absent
+            )
         )
         if result.action != "unchanged":
             return result

@@ -93,7 +93,21 @@ def test_an_unchanged_rerun_runs_no_helm_and_a_changed_value_still_upgrades(
     assert installed_revisions(target, west, step="test") == {"1-30-3": "1.30.3"}
 
 
-def test_a_release_without_a_storage_secret_is_asked_of_helm(
+def test_a_first_install_starts_one_helm_process(
+    sandbox: World,
+    target: MeshwrightTarget,
+    bundled: list[ChartRef],
+    meshwright_home: Path,
+    helm_runs: list[str],
+) -> None:
+    spec, west = _west(target, bundled, ())
+    helm_runs.clear()
+    first = install_release.fn(spec, west, "istio-base", bundled, target=target)
+    # helm's storage holds no revision of it: no `helm get metadata` to hear "not found"
+    assert (first.action, first.revision, helm_runs) == ("installed", 1, ["upgrade istio-base"])
+
+
+def test_a_release_whose_storage_secret_cannot_be_read_is_asked_of_helm(
     sandbox: World,
     target: MeshwrightTarget,
     bundled: list[ChartRef],
@@ -102,11 +116,11 @@ def test_a_release_without_a_storage_secret_is_asked_of_helm(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spec, west = _west(target, bundled, ("istio-base",))
-    monkeypatch.setattr("tasks.istio.stored_releases", lambda *a, **kw: helm_storage.Stored([]))
+    monkeypatch.setattr(helm_storage, "_decoded", lambda revision: None)
     helm_runs.clear()
     again = install_release.fn(spec, west, "istio-base", bundled, target=target)
     assert (again.action, again.revision) == ("unchanged", 1)
-    assert helm_runs == ["get metadata", "get values", "get manifest"]
+    assert helm_runs == ["list --max", "get metadata", "get values", "get manifest"]
 
 
 def _secret(name: str, version: str, status: str, release: bytes) -> kubernetes.client.V1Secret:

@@ -56,6 +56,10 @@ class ClusterHooks(Protocol):
 
     def running(self, cluster: dict[str, Any]) -> None: ...
 
+    def warm(self, cluster: dict[str, Any]) -> None:
+        """Start a new cluster's control plane ahead of RUNNING, without waiting for it."""
+        ...
+
     def deleted(self, cluster: dict[str, Any]) -> None: ...
 
 
@@ -118,6 +122,8 @@ class Gke:
         op.fail = self.faults.on_operation(api="gke", operation="CREATE_CLUSTER", cluster=req.name)
         op.fail = op.fail or self._overlap_error(cluster)
         self.clusters[cluster.key] = cluster
+        if not op.fail:
+            self.hooks.warm(cluster.hooks_view())
         return self.operation_view(op)
 
     def _subnet_for(self, project: str, location: str, req: ClusterRequest) -> ComputeRecord | None:
@@ -389,6 +395,8 @@ class Gke:
             self.hooks.deleted(cluster.hooks_view())
         elif op.fail:
             cluster.view.update(status="ERROR", statusMessage=op.fail)
+            if op.kind == "CREATE_CLUSTER":  # its control plane, started ahead, never came up
+                self.hooks.deleted(cluster.hooks_view())
         else:
             self._provisioned(cluster)
 
@@ -397,6 +405,8 @@ class Gke:
         cluster = self.clusters.get(op.cluster)
         if cluster is not None:
             cluster.view.update(status="ERROR", statusMessage=message)
+            if op.kind == "CREATE_CLUSTER":  # its control plane, started ahead, never came up
+                self.hooks.deleted(cluster.hooks_view())
 
     def _provisioned(self, cluster: ClusterRecord) -> None:
         port, ca = self.hooks.prepare(fleet_id(cluster))

@@ -157,6 +157,9 @@ class Fleet:
         self._ticker_stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="kube-controllers", daemon=True)
         self._ticker.start()
+        self._starting: dict[str, threading.Lock] = {}  # per cluster: prepare, start, delete
+        self._starting_lock = threading.Lock()
+        self._gone: set[str] = set()  # deleted clusters a warm start must not bring back
 
     def _tick(self) -> None:
         while not self._ticker_stop.wait(0.05):
@@ -167,7 +170,29 @@ class Fleet:
 
     def prepare(self, cluster_id: str) -> tuple[int, str]:
         cid = sandbox_id(cluster_id)
-        return self._port(cid), base64.b64encode(self._ca(cid).cert_pem).decode()
+        with self._one(cid):
+            return self._port(cid), base64.b64encode(self._ca(cid).cert_pem).decode()
+
+    def warm(self, cluster: dict[str, Any]) -> None:
+        """Start a new cluster's API while GKE creates it, in a thread of its own: GKE's control plane
+        is up before the cluster is RUNNING (its endpoint is published then), and the sandbox's cost of
+        starting one (a CA, a listener, the bootstrap objects: 50-190 ms, measured at 20 clusters) is
+        then paid inside the create's simulated time, not added to it. Fifty clusters due at once were
+        otherwise started one after another under the world's lock when they came due, and the last
+        was RUNNING seconds late."""
+        threading.Thread(target=self._warm, args=(dict(cluster),), name="warm-cluster", daemon=True).start()
+
+    def _warm(self, cluster: dict[str, Any]) -> None:
+        try:
+            self.prepare(cluster["id"])
+            self.running(cluster)
+        except Exception:  # RUNNING starts it again, and says why if it still cannot
+            log.exception("cluster %.80s could not start ahead of RUNNING", cluster.get("name"))
+
+    def _one(self, cid: str) -> threading.Lock:
+        """The lock that makes one cluster's prepare, start and delete happen one at a time."""
+        with self._starting_lock:
+            return self._starting.setdefault(cid, threading.Lock())
 
     def _port(self, cluster_id: str) -> int:
         """The cluster's API port: chosen once, then the same across restarts."""
@@ -194,8 +219,11 @@ class Fleet:
     def running(self, cluster: dict[str, Any]) -> None:
         """Serve the cluster's API (once): its objects, controllers and HTTPS listener."""
         cid = sandbox_id(cluster["id"])
-        if cid in self.running_apis:
-            return
+        with self._one(cid):
+            if cid not in self.running_apis and cid not in self._gone:
+                self._start(cid, cluster)
+
+    def _start(self, cid: str, cluster: dict[str, Any]) -> None:
         port, ca = self._port(cid), self._ca(cid)
         state = ClusterState(cluster["name"], self.layout.kube_dir(cid) / "objects")
         authority = self._authority(cid, cluster, state)
@@ -338,11 +366,13 @@ class Fleet:
 
     def deleted(self, cluster: dict[str, Any]) -> None:
         cid = sandbox_id(cluster["id"])
-        running = self.running_apis.pop(cid, None)
-        if running:
-            running.stop()
-        for directory in (self.layout.kube_dir(cid), self.layout.ca_dir(cid)):
-            shutil.rmtree(directory, ignore_errors=True)
+        with self._one(cid):
+            self._gone.add(cid)
+            running = self.running_apis.pop(cid, None)
+            if running:
+                running.stop()
+            for directory in (self.layout.kube_dir(cid), self.layout.ca_dir(cid)):
+                shutil.rmtree(directory, ignore_errors=True)
 
     # -- world -------------------------------------------------------------------------------
 

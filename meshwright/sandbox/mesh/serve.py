@@ -100,7 +100,7 @@ def world_view(world: Any) -> Sources:
             found = []
             for c in records:
                 running = world.fleet.running_apis.get(c.id)
-                if running is None:
+                if running is None or c.status == "PROVISIONING":  # started ahead (Fleet.warm), not up yet
                     continue
                 view = c.view
                 node = Node(

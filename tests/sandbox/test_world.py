@@ -302,3 +302,36 @@ def test_the_state_directory_and_everything_in_it_is_private_to_its_user(tmp_pat
     modes = {p: m for p, m in _modes(root).items() if not p.startswith("test-ca")}  # kube_client's, not ours
     assert any("journal.jsonl" in p for p in modes if not p.startswith("kube/old"))
     assert {p: m for p, m in modes.items() if m != ("0o700" if (root / p).is_dir() else "0o600")} == {}
+
+
+def test_a_new_cluster_is_started_while_it_is_created_and_published_only_when_running(tmp_path: Path) -> None:
+    world = World(tmp_path / "s", latency=Latency(create=3.0, pending=0.05)).start()
+    try:
+        gke = gke_client(world)
+        op = gke.create_cluster(parent=PARENT, cluster=new_cluster("early"))
+        cid = next(c.id for c in world.gke.clusters.values() if c.name == "early")
+        deadline = time.monotonic() + 2.5
+        while cid not in world.fleet.running_apis and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cid in world.fleet.running_apis  # started ahead: its cost is inside the create's time
+        seen = gke.get_cluster(name=f"{PARENT}/clusters/early")
+        assert (seen.status, seen.endpoint) == (container_v1.Cluster.Status.PROVISIONING, "")
+        assert "early" not in [s.node.cluster for s in world.dataplane.sources.clusters()]
+        wait_done(gke, PARENT, op.name)
+        running = gke.get_cluster(name=f"{PARENT}/clusters/early")
+        assert running.status == container_v1.Cluster.Status.RUNNING
+        assert running.endpoint == f"127.0.0.1:{world.fleet.running_apis[cid].server.port}"
+        assert kubernetes.client.VersionApi(kube_client(world, running)).get_code().git_version
+    finally:
+        world.stop()
+
+
+def test_a_create_that_fails_leaves_no_api_running(
+    world: World, gke: container_v1.ClusterManagerClient
+) -> None:
+    world.faults.replace(
+        Faults.parse([{"api": "gke", "operation": "CREATE_CLUSTER", "cluster": "east", "fail": "no"}])
+    )
+    wait_done(gke, PARENT, gke.create_cluster(parent=PARENT, cluster=new_cluster("east")).name)
+    assert gke.get_cluster(name=f"{PARENT}/clusters/east").status == container_v1.Cluster.Status.ERROR
+    assert not world.fleet.running_apis

@@ -380,6 +380,30 @@ def parse_manifest(text: str | bytes) -> list[dict[str, Any]]:
     return [doc for doc in yaml.load_all(text, Loader=loader) if isinstance(doc, dict) and doc.get("kind")]
 
 
+def manifest_objects(text: str) -> list[dict[str, Any]]:
+    """Which objects a rendered manifest holds: apiVersion, kind, metadata name and namespace each.
+
+    Parsed once per manifest text in the process: istio-base's is the same in every cluster and
+    mostly CRD schemas, and a rerun's repair check of 50 clusters parsed it 50 times for the names."""
+    return [
+        {"apiVersion": v, "kind": k, "metadata": {"name": n, **({"namespace": ns} if ns else {})}}
+        for v, k, n, ns in _identities(text)
+    ]
+
+
+@functools.lru_cache(maxsize=32)
+def _identities(text: str) -> tuple[tuple[str, str, str, str | None], ...]:
+    return tuple(
+        (
+            o.get("apiVersion", ""),
+            o["kind"],
+            (o.get("metadata") or {}).get("name", ""),
+            (o.get("metadata") or {}).get("namespace"),
+        )
+        for o in parse_manifest(text)
+    )
+
+
 def _refuse_live(current: dict[str, Any], *, cluster: str, timeout: str) -> None:
     """A release mid-operation for less than helm's own timeout may be another run's helm at work:
     wait for it (a retry), never uninstall or roll back under it. Older, its helm is gone."""

@@ -203,7 +203,7 @@ def ensure_helm_release(
         if result.action != "unchanged":
             return result
         rendered = (
-            helm.parse_manifest(last.manifest) if last else asyncio.run(helm.manifest(command, name, ns))
+            helm.manifest_objects(last.manifest) if last else asyncio.run(helm.manifest(command, name, ns))
         )
         gone = _missing(target, access, rendered, step=step)
         if not gone:

@@ -152,9 +152,9 @@ def _up(pre: Preflight, *, force: bool, prune: bool) -> MeshReport:
     observed = observe_mesh(mesh, target=target)
     publish_changes(diff(mesh, observed), prune=prune)
     old = _old_revision(mesh, observed)
-    started: Futures = {StepKey(dag.ROOT): ensure_root_ca.submit(mesh)}
+    started: Futures = {StepKey(dag.ROOT): submit(ensure_root_ca, mesh)}
     for c in mesh.clusters:
-        create = create_cluster.submit(mesh, c.name, target=target, expires=pre.expires)
+        create = submit(create_cluster, mesh, c.name, target=target, expires=pre.expires)
         started[StepKey(dag.CREATE, c.name)] = create
         started[StepKey(dag.WAIT, c.name)] = submit(wait_cluster, mesh, create, target=target)
     futures = _Steps(mesh, charts, target, started, tuple(c.name for c in pre.leaving)).submit_all()

@@ -81,10 +81,17 @@ def submit(
 
 
 def _light(value: Any) -> Any:
-    """A model, or a list of models, `quote`d (see submit); anything else, futures included, as is."""
-    whole = isinstance(value, BaseModel)
-    listed = isinstance(value, list | tuple) and bool(value) and all(isinstance(v, BaseModel) for v in value)
-    return quote(value) if whole or listed else value
+    """A model, or a list or dict of models, `quote`d (see submit); anything else, futures
+    included, as is."""
+    items = (
+        list(value.values())
+        if isinstance(value, dict)
+        else value
+        if isinstance(value, list | tuple)
+        else None
+    )
+    models = items is not None and bool(items) and all(isinstance(v, BaseModel | None) for v in items)
+    return quote(value) if isinstance(value, BaseModel) or models else value
 
 
 def resolve(

@@ -110,7 +110,7 @@ def _create_and_wait(
 ) -> tuple[list[CreateResult], list[ClusterAccess]]:
     """Every cluster created and waited for in parallel; every failure reported, none left unresolved."""
     creates = {
-        c.name: create_cluster.submit(mesh, c.name, target=target, expires=expires) for c in mesh.clusters
+        c.name: submit(create_cluster, mesh, c.name, target=target, expires=expires) for c in mesh.clusters
     }
     # A future as argument: the wait starts as soon as its own create is done.
     waits = {name: submit(wait_cluster, mesh, future, target=target) for name, future in creates.items()}

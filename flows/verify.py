@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from prefect import flow
 
-from flows._futures import bounded_runner, raise_failures, resolve
+from flows._futures import bounded_runner, raise_failures, resolve, submit
 from flows._slots import mesh_slot
 from flows.drills import run_drills
 from meshwright import drills as drill_checks
@@ -69,7 +69,7 @@ def verify_traffic(
     error = None if address else NO_INGRESS
     report, causes = check_traffic(mesh, address, replies, [], error=error), []
     if not report.ok:
-        states = {n: observe_bookinfo.submit(mesh, a, target=target) for n, a in clusters.items() if a}
+        states = {n: submit(observe_bookinfo, mesh, a, target=target) for n, a in clusters.items() if a}
         rules = read_firewalls(mesh, target=target)
         seen, failures = resolve(states)
         raise_failures(failures)
@@ -89,7 +89,7 @@ def verify_mtls(
 ) -> MtlsReport:
     """Bookinfo's PeerAuthentication mode: each primary's policy and, where Bookinfo runs, a plaintext
     probe from a pod outside the mesh, in parallel; `traffic` says whether mesh traffic passes."""
-    futures = {n: observe_mtls.submit(mesh, a, target=target) for n, a in clusters.items() if a}
+    futures = {n: submit(observe_mtls, mesh, a, target=target) for n, a in clusters.items() if a}
     seen, failures = resolve(futures)
     raise_failures(failures)
     return check_mtls(mesh, seen, traffic)
@@ -104,7 +104,7 @@ def observe_all(
 ) -> dict[str, Observation]:
     """Every cluster's control plane, observed in parallel; a cluster that is gone says so."""
     futures = {
-        name: observe_control_plane.submit(mesh, access, clusters, target=target, settle=settle)
+        name: submit(observe_control_plane, mesh, access, clusters, target=target, settle=settle)
         for name, access in clusters.items()
         if access is not None
     }

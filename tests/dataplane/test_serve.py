@@ -166,3 +166,41 @@ def test_a_service_with_1000_ports_gets_100_listeners_and_they_close_with_it(
     services.remove(wide)
     dp.reconcile()
     assert [k for k in dp.listeners.open if k[0] == "127.251.9.2"] == []
+
+
+class VersionedStore(Store):
+    """A store with a resourceVersion, as the fleet's are; counts its lists."""
+
+    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+        super().__init__(objects)
+        self.rv, self.lists = 1, 0
+
+    def list(self, type_key: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        self.lists += 1
+        return super().list(type_key, namespace)
+
+
+def test_listeners_follow_a_load_balancer_address_only_once_the_store_changed() -> None:
+    mesh, address = healthy(primary_remote(), lb_base="127.251.1")
+    stores = {n: VersionedStore(c.objects) for n, c in mesh.clusters.items()}
+
+    class Versioned(Sources):
+        def clusters(self, *, locked: bool = True) -> list[Source]:
+            return [Source(f"id-{n}", c.node, c.endpoint, stores[n]) for n, c in self.mesh.clusters.items()]
+
+    dp = DataPlane(Versioned(mesh), model=IstiodModel(lambda config: ProbeResult(True)))
+    dp.refresh()
+    assert (address, 80) in dp.wanted()
+    before = {n: s.lists for n, s in stores.items()}
+    assert (address, 80) in dp.wanted()
+    assert {n: s.lists for n, s in stores.items()} == before  # nothing changed: nothing read again
+    gateway_svc = next(
+        s for c in mesh.clusters.values() for s in c.objects["/services"] if address in str(s.get("status"))
+    )
+    gateway_svc["status"]["loadBalancer"]["ingress"] = [{"ip": "127.251.1.99"}]
+    assert (address, 80) in dp.wanted()  # the store's resourceVersion has not moved yet
+    for store in stores.values():
+        store.rv += 1
+    wanted = dp.wanted()
+    assert ("127.251.1.99", 80) in wanted
+    assert (address, 80) not in wanted

@@ -169,6 +169,7 @@ class DataPlane:
         self._known: list[Source] = []
         self._cached: tuple[float, Mesh] | None = None
         self._reads: dict[str, tuple[int, dict[str, list[dict[str, Any]]]]] = {}  # by cluster id
+        self._balancers: dict[str, tuple[tuple[int, str], dict[str, list[tuple[str, int]]]]] = {}
         self._lock = threading.Lock()
         self._building = threading.Lock()
         self.listeners = gateway.Listeners(self.traffic.request)
@@ -279,18 +280,33 @@ class DataPlane:
         """(loopback address, port) of the LoadBalancer Services with an address, within the caps."""
         by_service: dict[str, list[tuple[str, int]]] = {}
         for s in self._known:
-            for svc in s.store.list("/services"):
-                if dotted.get(svc, "spec.type") != "LoadBalancer":
-                    continue
-                name = f"{s.node.cluster}/{svc['metadata'].get('namespace')}/{svc['metadata']['name']}"
-                by_service[name] = [
-                    (ip, int(p["port"]))
-                    for lb in dotted.get(svc, "status.loadBalancer.ingress", []) or []
-                    if _loopback(ip := str(lb.get("ip") or ""))
-                    for p in dotted.get(svc, "spec.ports", []) or []
-                    if isinstance(p, dict) and isinstance(p.get("port"), int)
-                ]
+            by_service.update(self._load_balancers(s))
+        self._balancers = {k: v for k, v in self._balancers.items() if k in {s.id for s in self._known}}
         return gateway.capped(by_service, told=self._told)
+
+    def _load_balancers(self, source: Source) -> dict[str, list[tuple[str, int]]]:
+        """The loopback (address, port)s of one cluster's LoadBalancer Services, by Service; read again
+        only once its store has changed (its resourceVersion, read before the list, as `_objects`
+        does): the poller asks every cluster four times a second."""
+        rv: int | None = getattr(source.store, "rv", None)
+        hit = self._balancers.get(source.id)
+        if rv is not None and hit is not None and hit[0] == (rv, source.node.cluster):
+            return hit[1]
+        found: dict[str, list[tuple[str, int]]] = {}
+        for svc in source.store.list("/services"):
+            if dotted.get(svc, "spec.type") != "LoadBalancer":
+                continue
+            name = f"{source.node.cluster}/{svc['metadata'].get('namespace')}/{svc['metadata']['name']}"
+            found[name] = [
+                (ip, int(p["port"]))
+                for lb in dotted.get(svc, "status.loadBalancer.ingress", []) or []
+                if _loopback(ip := str(lb.get("ip") or ""))
+                for p in dotted.get(svc, "spec.ports", []) or []
+                if isinstance(p, dict) and isinstance(p.get("port"), int)
+            ]
+        if rv is not None:
+            self._balancers[source.id] = ((rv, source.node.cluster), found)
+        return found
 
     def reconcile(self) -> None:
         self.refresh()

@@ -57,6 +57,7 @@ class ObjectStore:
         self.objects: dict[Key, dict[str, Any]] = {}
         self._by_type: dict[str, dict[Key, dict[str, Any]]] = {}
         self.rv = 0
+        self.type_rv: dict[str, int] = {}  # type key -> resourceVersion of its last change in this process
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._oldest = 0  # events with rv > _oldest are all in history
         self.changed = threading.Condition()
@@ -133,11 +134,12 @@ class ObjectStore:
     def put(self, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
         """Store `obj` with the next resourceVersion; ADDED or MODIFIED."""
         with self.changed:
-            self.rv += 1
-            obj["metadata"]["resourceVersion"] = str(self.rv)
+            rv = self.rv + 1
+            obj["metadata"]["resourceVersion"] = str(rv)
             kind = "MODIFIED" if key in self.objects else "ADDED"
             self.objects[key] = copy.deepcopy(obj)
             self._by_type.setdefault(key[0], {})[key] = self.objects[key]
+            self._advance(key, rv)
             self._record("put", kind, key, obj)
         return obj
 
@@ -147,10 +149,16 @@ class ObjectStore:
             if obj is None:
                 return None
             self._by_type.get(key[0], {}).pop(key, None)
-            self.rv += 1
-            obj["metadata"]["resourceVersion"] = str(self.rv)
+            obj["metadata"]["resourceVersion"] = str(self.rv + 1)
+            self._advance(key, self.rv + 1)
             self._record("del", "DELETED", key, obj)
         return obj
+
+    def _advance(self, key: Key, rv: int) -> None:
+        """The type's version, then the store's: a lock-free reader that sees the new `rv` (the data
+        plane's cache) finds the change already made, and the type's version with it."""
+        self.type_rv[key[0]] = rv
+        self.rv = rv
 
     def _record(self, op: str, kind: str, key: Key, obj: dict[str, Any]) -> None:
         if len(self._history) == self._history.maxlen:

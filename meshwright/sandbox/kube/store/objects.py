@@ -137,21 +137,22 @@ class ObjectStore:
             rv = self.rv + 1
             obj["metadata"]["resourceVersion"] = str(rv)
             kind = "MODIFIED" if key in self.objects else "ADDED"
-            self.objects[key] = copy.deepcopy(obj)
-            self._by_type.setdefault(key[0], {})[key] = self.objects[key]
+            stored = self.objects[key] = copy.deepcopy(obj)
+            self._by_type.setdefault(key[0], {})[key] = stored
             self._advance(key, rv)
-            self._record("put", kind, key, obj)
+            self._record("put", kind, key, obj, stored)
         return obj
 
     def delete(self, key: Key) -> dict[str, Any] | None:
         with self.changed:
-            obj = self.objects.pop(key, None)
-            if obj is None:
+            stored = self.objects.pop(key, None)
+            if stored is None:
                 return None
             self._by_type.get(key[0], {}).pop(key, None)
+            obj = copy.deepcopy(stored)  # the stored one is in the history: never changed
             obj["metadata"]["resourceVersion"] = str(self.rv + 1)
             self._advance(key, self.rv + 1)
-            self._record("del", "DELETED", key, obj)
+            self._record("del", "DELETED", key, obj, copy.deepcopy(obj))
         return obj
 
     def _advance(self, key: Key, rv: int) -> None:
@@ -160,10 +161,12 @@ class ObjectStore:
         self.type_rv[key[0]] = rv
         self.rv = rv
 
-    def _record(self, op: str, kind: str, key: Key, obj: dict[str, Any]) -> None:
+    def _record(self, op: str, kind: str, key: Key, obj: dict[str, Any], kept: dict[str, Any]) -> None:
+        """Journal `obj`; `kept` goes into the watch history, shared with whoever holds it, so it is
+        one that nobody changes (the stored copy, which a later write replaces instead of changing)."""
         if len(self._history) == self._history.maxlen:
             self._oldest = self._history[0].rv
-        self._history.append(Event(self.rv, kind, key, copy.deepcopy(obj)))
+        self._history.append(Event(self.rv, kind, key, kept))
         record: dict[str, Any] = {"rv": self.rv, "op": op, "key": list(key)}
         if op == "put":
             record["obj"] = obj

@@ -60,7 +60,8 @@ def write_secret(path: Path, data: bytes) -> None:
 
 
 def write_json(path: Path, data: Any, *, mode: int = FILE_MODE) -> None:
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode(), mode=mode)
+    # Compact: json's C encoder does not indent, and the GCP state is rewritten at every GCP write
+    write_atomic(path, json.dumps(data, separators=(",", ":"), sort_keys=True).encode(), mode=mode)
 
 
 def open_private(path: Path, mode: Literal["a", "w"] = "a") -> TextIO:

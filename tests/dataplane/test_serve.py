@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import re
 import socket
@@ -11,10 +12,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from meshwright.sandbox.kube.store.objects import ObjectStore
 from meshwright.sandbox.mesh import gateway
 from meshwright.sandbox.mesh.dataplane import Mesh
 from meshwright.sandbox.mesh.istiod import IstiodModel, ProbeResult
@@ -166,3 +169,71 @@ def test_a_service_with_1000_ports_gets_100_listeners_and_they_close_with_it(
     services.remove(wide)
     dp.reconcile()
     assert [k for k in dp.listeners.open if k[0] == "127.251.9.2"] == []
+
+
+class VersionedStore(Store):
+    """A store with a resourceVersion, as the fleet's are; counts its lists."""
+
+    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+        super().__init__(objects)
+        self.rv, self.lists = 1, 0
+
+    def list(self, type_key: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        self.lists += 1
+        return super().list(type_key, namespace)
+
+
+def test_listeners_follow_a_load_balancer_address_only_once_the_store_changed() -> None:
+    mesh, address = healthy(primary_remote(), lb_base="127.251.1")
+    stores = {n: VersionedStore(c.objects) for n, c in mesh.clusters.items()}
+
+    class Versioned(Sources):
+        def clusters(self, *, locked: bool = True) -> list[Source]:
+            return [Source(f"id-{n}", c.node, c.endpoint, stores[n]) for n, c in self.mesh.clusters.items()]
+
+    dp = DataPlane(Versioned(mesh), model=IstiodModel(lambda config: ProbeResult(True)))
+    dp.refresh()
+    assert (address, 80) in dp.wanted()
+    before = {n: s.lists for n, s in stores.items()}
+    assert (address, 80) in dp.wanted()
+    assert {n: s.lists for n, s in stores.items()} == before  # nothing changed: nothing read again
+    gateway_svc = next(
+        s for c in mesh.clusters.values() for s in c.objects["/services"] if address in str(s.get("status"))
+    )
+    gateway_svc["status"]["loadBalancer"]["ingress"] = [{"ip": "127.251.1.99"}]
+    assert (address, 80) in dp.wanted()  # the store's resourceVersion has not moved yet
+    for store in stores.values():
+        store.rv += 1
+    wanted = dp.wanted()
+    assert ("127.251.1.99", 80) in wanted
+    assert (address, 80) not in wanted
+
+
+def test_the_admission_hook_reads_again_only_the_types_that_changed(tmp_path: Path) -> None:
+    mesh, _ = healthy(primary_remote(), lb_base="127.251.2")
+    stores = {}
+    for name, cluster in mesh.clusters.items():
+        stores[name] = ObjectStore(tmp_path / name)
+        for type_key, items in cluster.objects.items():
+            for obj in items:
+                meta = obj["metadata"]
+                stores[name].put((type_key, meta.get("namespace", ""), meta["name"]), copy.deepcopy(obj))
+
+    class Stored(Sources):
+        def clusters(self, *, locked: bool = True) -> list[Source]:
+            return [Source(f"id-{n}", c.node, c.endpoint, stores[n]) for n, c in self.mesh.clusters.items()]
+
+    dp = DataPlane(Stored(mesh), model=IstiodModel(lambda config: ProbeResult(True)))
+    dp.refresh()
+    before = dp._mesh([]).clusters["west"].objects
+    pod = {"metadata": {"name": "late", "namespace": "bookinfo", "labels": {"app": "late"}}, "spec": {}}
+    stores["west"].put(("/pods", "bookinfo", "late"), pod)
+    after = dp._mesh([]).clusters["west"].objects
+    assert "late" in [p["metadata"]["name"] for p in after["/pods"]]
+    assert after["/services"] is before["/services"]  # unchanged: not copied again
+    assert stores["west"].delete(("/services", "bookinfo", "reviews")) is not None
+    again = dp._mesh([]).clusters["west"].objects
+    assert "reviews" not in [s["metadata"]["name"] for s in again["/services"]]
+    assert again["/pods"] is after["/pods"]
+    for store in stores.values():
+        store.close()

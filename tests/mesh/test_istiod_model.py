@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from meshwright.sandbox.mesh import boundedyaml
+from meshwright.sandbox.mesh import istiod as istiod_module
 from meshwright.sandbox.mesh.http1 import HttpRequest
 from meshwright.sandbox.mesh.istiod import (
     DEFAULT_REMOTE_TIMEOUT,
@@ -389,3 +391,59 @@ def test_remotes_whose_api_never_answers_do_not_slow_down_clusterz() -> None:
         assert time.monotonic() - started < 0.9  # known to be slow: not waited (1 s) for again
     finally:
         release.set()
+
+
+def test_a_kubeconfig_held_by_many_istiods_is_loaded_once_until_its_content_changes(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects, model, probe, _ = world
+    loads: list[bytes] = []
+    load = istiod_module.load_kubeconfig
+
+    def counted(raw: bytes) -> RemoteConfig | str:
+        loads.append(raw)
+        return load(raw)
+
+    monkeypatch.setattr(istiod_module, "load_kubeconfig", counted)
+    probe.up["https://west"] = True
+    objects.put("/secrets", remote_secret("w", {"west": kubeconfig("west", "https://west")}))
+    objects.put("/secrets", remote_secret("bad", {"north": base64.b64encode(b"{not yaml: [").decode()}))
+    (istiod,) = istiods(objects)
+    for cluster in ("c1", "c2", "c3"):  # one istiod per primary, every one holding the same secrets
+        assert [e["syncStatus"] for e in model.clusterz(cluster, objects, istiod)] == ["synced"] * 2
+        assert [f.cluster_id for f in model.failed(cluster, istiod)] == ["north"]
+    assert len(loads) == 2
+    assert model.cached_kubeconfigs == 2
+    objects.put("/secrets", remote_secret("w", {"west": kubeconfig("west", "https://west-2")}))
+    model.clusterz("c1", objects, istiod)
+    assert model.servers("c1", istiod) == {"west": "https://west-2"}  # the new content, loaded anew
+    assert model.servers("c2", istiod) == {"west": "https://west"}  # c2 has not reconciled yet
+    assert len(loads) == 3
+    for name in ("w", "bad"):
+        objects.remove("/secrets", name)
+    for cluster in ("c1", "c2", "c3"):
+        model.clusterz(cluster, objects, istiod)
+    assert model.cached_kubeconfigs == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        base64.b64decode(kubeconfig("west", "https://west")),
+        b"a: &x [1, 2]\nb: *x\nc: {d: 'e', f: null, g: 1.5, h: true, i: 2026-11-25}\n",
+        DEEP_KUBECONFIG,
+        ALIAS_BOMB,
+        b"{not yaml: [",
+        b"a: 1\n\tb: 2\n",
+    ],
+)
+def test_libyaml_and_pyyaml_load_alike(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    def outcome() -> Any:
+        try:
+            return boundedyaml.load(raw)
+        except (yaml.YAMLError, boundedyaml.Refused) as e:
+            return type(e).__name__, str(e)
+
+    fast = outcome()
+    monkeypatch.setattr(boundedyaml, "_Fast", None)
+    assert fast == outcome()

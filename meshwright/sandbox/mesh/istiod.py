@@ -295,6 +295,7 @@ class IstiodModel:
         self._running: dict[str, Future[None]] = {}
         self._slow: set[str] = set()  # kubeconfigs whose last probe outlasted `wait`
         self._live: set[str] = set()
+        self._loaded: dict[str, RemoteConfig | str] = {}  # load_kubeconfig by the kubeconfig's sha
         self._pool = ThreadPoolExecutor(max_workers=PROBE_WORKERS, thread_name_prefix="istiod-probe")
         self._lock = threading.Lock()
 
@@ -322,6 +323,12 @@ class IstiodModel:
         """How many probe results are kept (those of kubeconfigs some istiod still holds)."""
         with self._lock:
             return len(self._probed)
+
+    @property
+    def cached_kubeconfigs(self) -> int:
+        """How many loaded kubeconfigs are kept (those some istiod still holds or refused)."""
+        with self._lock:
+            return len(self._loaded)
 
     def servers(self, cluster: str, istiod: Istiod) -> dict[str, str]:
         """The API server each registered remote of `istiod` is reached at, by cluster id."""
@@ -400,7 +407,7 @@ class IstiodModel:
         sha = hashlib.sha256(raw).hexdigest()
         if (prev is not None and prev.sha == sha) or (cid in failed and failed[cid].sha == sha):
             return  # "skipping update (kubeconfig are identical)": never parsed twice
-        loaded = load_kubeconfig(raw)
+        loaded = self._load(sha, raw)
         if isinstance(loaded, str):
             regs.pop(cid, None)  # refused: "create remote cluster failed", never listed
             failed[cid] = Failure(secret, cid, sha, loaded)
@@ -420,6 +427,15 @@ class IstiodModel:
             secret=secret, sha=sha, config=loaded, since=self.clock(), previous=previous
         )
 
+    def _load(self, sha: str, raw: bytes) -> RemoteConfig | str:
+        """`load_kubeconfig`, once per content: every primary's istiod holds the same remote secret of
+        each other cluster (2,450 loads of 49 kubeconfigs at 50 primaries), and the result depends on
+        the bytes alone. Kept while some istiod holds (or refused) that content: see `_prune`."""
+        loaded = self._loaded.get(sha)
+        if loaded is None:
+            loaded = self._loaded[sha] = load_kubeconfig(raw)
+        return loaded
+
     def _prune(self) -> None:
         """Forget probe results of kubeconfigs no istiod holds any more; keep the newest MAX_PROBED."""
         self._live = live = {
@@ -428,6 +444,9 @@ class IstiodModel:
         for sha in [s for s in self._probed if s not in live]:
             del self._probed[sha]
         self._slow &= live
+        held = live | {f.sha for failed in self._failed.values() for f in failed.values()}
+        for sha in [s for s in self._loaded if s not in held]:
+            del self._loaded[sha]
         if len(self._probed) > MAX_PROBED:
             newest = sorted(self._probed.items(), key=lambda item: item[1][0])[-MAX_PROBED:]
             self._probed = dict(newest)

@@ -21,6 +21,7 @@ from typing import Any
 from meshwright.sandbox import clock, dotted
 from meshwright.sandbox.kube.auth import TokenAuthority
 from meshwright.sandbox.kube.controllers.pods import PodRun, Pods
+from meshwright.sandbox.kube.controllers.ratelimit import ControllerRateLimiter
 from meshwright.sandbox.kube.controllers.workloads import ConfigReview, PodAdmission
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.schema import fielderrors
@@ -87,6 +88,7 @@ class Controllers(Pods):
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._timer_lock = threading.Lock()
+        self._rate_limiter, self._retries = ControllerRateLimiter(), {}
         cluster.hooks = self
 
     # -- restart -----------------------------------------------------------------------------

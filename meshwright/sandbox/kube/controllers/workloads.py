@@ -28,6 +28,7 @@ from meshwright.sandbox.kube.controllers.builders import (
     selected,
     subsets,
 )
+from meshwright.sandbox.kube.controllers.ratelimit import ControllerRateLimiter
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.store.crud import ClusterState
 from meshwright.sandbox.settings import Latency
@@ -54,6 +55,8 @@ class Workloads:
     _timers: list[tuple[float, int, Callable[[], None]]]
     _seq: itertools.count[int]
     _timer_lock: threading.Lock
+    _rate_limiter: ControllerRateLimiter  # the ReplicaSet controller's queue's (see `ratelimit`)
+    _retries: dict[tuple[str, str], float]  # when each requeued ReplicaSet is tried again
 
     def rt(self, api_version: str, kind: str) -> ResourceType:
         found = self.cluster.registry.by_kind(api_version, kind)
@@ -168,6 +171,19 @@ class Workloads:
                 self.cluster.put_internal(rs_rt, rs)
 
     def _react_replicaset(self, rs: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """A sync of the ReplicaSet: a refused pod creation fails it (requeued with backoff, see
+        `ratelimit`); a sync that succeeds resets the backoff (`queue.Forget`)."""
+        meta = rs["metadata"]
+        key = (meta["namespace"], meta["name"])
+        created = self._manage_replicas(rs)
+        if created is None:
+            return
+        if created and self._rate_limiter.requeues(key):
+            self._roll_out_after_retry(rs)
+        self._rate_limiter.forget(key)
+
+    def _manage_replicas(self, rs: dict[str, Any]) -> int | None:
+        """Pods made or removed to match the replicas; how many were made, None when one was refused."""
         meta = rs["metadata"]
         pod_rt = self.rt("v1", "Pod")
         pods = self._owned(pod_rt, meta["namespace"], meta["uid"])
@@ -175,28 +191,61 @@ class Workloads:
         for pod in pods[want:]:
             self.cluster.remove(pod_rt, self.cluster.key(pod_rt, meta["namespace"], pod["metadata"]["name"]))
         template = (rs.get("spec") or {}).get("template") or {}
+        created = 0
         for _ in range(want - len(pods)):
             pod = self._new_pod(rs, template)
             refused = self.admit_pod(pod)
             if refused:  # as the ReplicaSet controller reports a webhook that failed with failurePolicy Fail
                 self._creation_failed(rs, refused)
-                return
+                return None
             self.cluster.put_internal(pod_rt, pod)
+            created += 1
+        return created
 
     def _creation_failed(self, rs: dict[str, Any], message: str) -> None:
-        """ReplicaFailure on the ReplicaSet, and another try a second later (a real controller retries too)."""
-        ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
-        failure = [condition("ReplicaFailure", "True", "FailedCreate", message)]
-        have = len(self._owned(self.rt("v1", "Pod"), ns, rs["metadata"]["uid"]))
-        self._set_status("apps/v1", "ReplicaSet", ns, name, {"replicas": have, "conditions": failure})
-        self.later(1.0, lambda: self._retry_replicaset(ns, name))
+        """ReplicaFailure on the ReplicaSet, and another try after the rate limiter's delay.
 
-    def _retry_replicaset(self, ns: str, name: str) -> None:
-        """Create the pods a refusal held back; once created they become ready like any rollout's."""
-        rs = self.cluster.find(self.rt("apps/v1", "ReplicaSet"), ns, name)
-        if rs is None:
+        The condition is set as the controller's `SetCondition` does (left as it is, message and
+        times, while its status and reason stay the same) and written only when the status changed
+        (`updateReplicaSetStatus`), so a failure that repeats writes nothing: each write is a change
+        of the ReplicaSet, which syncs it again at once.
+        """
+        ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
+        status = rs.get("status") or {}
+        current = next((c for c in status.get("conditions") or [] if c.get("type") == "ReplicaFailure"), None)
+        kept = current is not None and (current.get("status"), current.get("reason")) == (
+            "True",
+            "FailedCreate",
+        )
+        have = len(self._owned(self.rt("v1", "Pod"), ns, rs["metadata"]["uid"]))
+        if not kept or status.get("replicas") != have:
+            failure = [current if kept else condition("ReplicaFailure", "True", "FailedCreate", message)]
+            self._set_status("apps/v1", "ReplicaSet", ns, name, {"replicas": have, "conditions": failure})
+        self._requeue(ns, name)
+
+    def _requeue(self, ns: str, name: str) -> None:
+        """`queue.AddRateLimited`: one waiting retry per ReplicaSet, the earliest asked for (the
+        delaying queue keeps one entry per item), each failure counted all the same."""
+        key = (ns, name)
+        delay = self._rate_limiter.when(key)
+        due = time.monotonic() + delay
+        if key in self._retries and self._retries[key] <= due:
             return
-        self._react_replicaset({**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}, rs)
+        self._retries[key] = due
+        self.later(delay, lambda: self._retry_replicaset(ns, name, due))
+
+    def _retry_replicaset(self, ns: str, name: str, due: float) -> None:
+        """The requeued sync, unless an earlier retry replaced this one."""
+        if self._retries.get((ns, name)) != due:
+            return
+        del self._retries[(ns, name)]
+        rs = self.cluster.find(self.rt("apps/v1", "ReplicaSet"), ns, name)
+        if rs is not None:
+            self._react_replicaset({**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}, rs)
+
+    def _roll_out_after_retry(self, rs: dict[str, Any]) -> None:
+        """Pods a refusal held back are in: they become ready like any rollout's."""
+        ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
         owner = next(
             (o for o in rs["metadata"].get("ownerReferences") or [] if o.get("kind") == "Deployment"), None
         )

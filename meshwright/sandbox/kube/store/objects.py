@@ -57,6 +57,7 @@ class ObjectStore:
         self.objects: dict[Key, dict[str, Any]] = {}
         self._by_type: dict[str, dict[Key, dict[str, Any]]] = {}
         self.rv = 0
+        self.type_rv: dict[str, int] = {}  # type key -> resourceVersion of its last change in this process
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._oldest = 0  # events with rv > _oldest are all in history
         self.changed = threading.Condition()
@@ -133,29 +134,39 @@ class ObjectStore:
     def put(self, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
         """Store `obj` with the next resourceVersion; ADDED or MODIFIED."""
         with self.changed:
-            self.rv += 1
-            obj["metadata"]["resourceVersion"] = str(self.rv)
+            rv = self.rv + 1
+            obj["metadata"]["resourceVersion"] = str(rv)
             kind = "MODIFIED" if key in self.objects else "ADDED"
-            self.objects[key] = copy.deepcopy(obj)
-            self._by_type.setdefault(key[0], {})[key] = self.objects[key]
-            self._record("put", kind, key, obj)
+            stored = self.objects[key] = copy.deepcopy(obj)
+            self._by_type.setdefault(key[0], {})[key] = stored
+            self._advance(key, rv)
+            self._record("put", kind, key, obj, stored)
         return obj
 
     def delete(self, key: Key) -> dict[str, Any] | None:
         with self.changed:
-            obj = self.objects.pop(key, None)
-            if obj is None:
+            stored = self.objects.pop(key, None)
+            if stored is None:
                 return None
             self._by_type.get(key[0], {}).pop(key, None)
-            self.rv += 1
-            obj["metadata"]["resourceVersion"] = str(self.rv)
-            self._record("del", "DELETED", key, obj)
+            obj = copy.deepcopy(stored)  # the stored one is in the history: never changed
+            obj["metadata"]["resourceVersion"] = str(self.rv + 1)
+            self._advance(key, self.rv + 1)
+            self._record("del", "DELETED", key, obj, copy.deepcopy(obj))
         return obj
 
-    def _record(self, op: str, kind: str, key: Key, obj: dict[str, Any]) -> None:
+    def _advance(self, key: Key, rv: int) -> None:
+        """The type's version, then the store's: a lock-free reader that sees the new `rv` (the data
+        plane's cache) finds the change already made, and the type's version with it."""
+        self.type_rv[key[0]] = rv
+        self.rv = rv
+
+    def _record(self, op: str, kind: str, key: Key, obj: dict[str, Any], kept: dict[str, Any]) -> None:
+        """Journal `obj`; `kept` goes into the watch history, shared with whoever holds it, so it is
+        one that nobody changes (the stored copy, which a later write replaces instead of changing)."""
         if len(self._history) == self._history.maxlen:
             self._oldest = self._history[0].rv
-        self._history.append(Event(self.rv, kind, key, copy.deepcopy(obj)))
+        self._history.append(Event(self.rv, kind, key, kept))
         record: dict[str, Any] = {"rv": self.rv, "op": op, "key": list(key)}
         if op == "put":
             record["obj"] = obj

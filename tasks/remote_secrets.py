@@ -9,6 +9,7 @@ fingerprints, and persists nothing secret.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -113,20 +114,29 @@ def _prove(cloud: clients.Cloud, access: ClusterAccess, token: str) -> None:
 def _store(core: kubernetes.client.CoreV1Api, primary: ClusterAccess, wanted: dict[str, Any]) -> str:
     """Write the remote secret unless the primary already holds the same; returns the action."""
     name, ns = wanted["metadata"]["name"], naming.ISTIO_NAMESPACE
-    client = core.api_client
+    # The JSON as the API answers it, not the client's models: building a V1Secret per read and
+    # per write was most of the flow's own time in 2,450 writes (50 primaries).
     with _call(primary, f"secret/{name}"):
-        existing = read_or_none(lambda: core.read_namespaced_secret(name, ns))
+        existing = read_or_none(lambda: core.read_namespaced_secret(name, ns, _preload_content=False))
         if existing is None:
-            core.create_namespaced_secret(ns, _body(wanted))
+            core.create_namespaced_secret(ns, _body(wanted), _preload_content=False)
             return "created"
-        stored = client.sanitize_for_serialization(existing)
+        stored = _answer(existing)
         if rs.same_secret(stored, wanted):
             return "unchanged"
         version = stored["metadata"].get("resourceVersion")
         core.replace_namespaced_secret(
-            name, ns, _body({**wanted, "metadata": {**wanted["metadata"], "resourceVersion": version}})
+            name,
+            ns,
+            _body({**wanted, "metadata": {**wanted["metadata"], "resourceVersion": version}}),
+            _preload_content=False,
         )
         return "updated"
+
+
+def _answer(response: Any) -> dict[str, Any]:
+    """The object a call made with `_preload_content=False` answered (its urllib3 response's JSON)."""
+    return dict(json.loads(response.data))
 
 
 def _reader_config(cloud: clients.Cloud, source: ClusterAccess) -> bytes:

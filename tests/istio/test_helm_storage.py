@@ -15,6 +15,7 @@ import pytest
 from meshwright import clients, helm, helm_storage
 from meshwright.clients import MeshwrightTarget
 from meshwright.models import ChartRef, ClusterAccess
+from meshwright.observe import observe
 from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec
 from tasks.istio import install_release, installed_revisions, prepare_namespace, stored_releases
@@ -149,3 +150,18 @@ def test_uncompressed_and_undecodable_releases_are_read_or_left_to_helm() -> Non
         is None
     )
     assert helm_storage.Stored([]).latest("istiod") is None
+
+
+def test_observing_a_mesh_reads_its_releases_without_a_helm_process(
+    sandbox: World,
+    target: MeshwrightTarget,
+    bundled: list[ChartRef],
+    meshwright_home: Path,
+    helm_runs: list[str],
+) -> None:
+    spec, west = _west(target, bundled)
+    helm_runs.clear()
+    seen = observe(spec, target).cluster("west")
+    assert seen is not None
+    assert helm_runs == []
+    assert seen.releases == {r["name"]: r["app_version"] for r in helm_releases(target, west)}

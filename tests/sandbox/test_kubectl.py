@@ -305,3 +305,11 @@ def test_apply_of_a_kind_list_applies_each_item(kubectl: Kubectl) -> None:
     assert out.split("\n")[:2] == ["configmap/a created", "deployment.apps/listed created"]
     assert "configmap/a configured" in kubectl("apply", "-f", "-", stdin=LIST.replace("k: v", "k: w")).stdout
     assert kubectl("get", "cm", "a", "-o", "jsonpath={.data.k}").stdout == "w"
+
+
+def test_kubectl_scale_patches_the_scale_subresource(kubectl: Kubectl) -> None:
+    run = kubectl
+    run("apply", "-f", "-", stdin=MANIFESTS)
+    # kubectl scale sends a merge patch to deployments/web/scale (kubectl pkg/scale)
+    assert "deployment.apps/web scaled" in run("scale", "deployment/web", "-n", "shop", "--replicas=0").stdout
+    assert run("get", "deploy", "web", "-n", "shop", "-o", "jsonpath={.spec.replicas}").stdout == "0"

@@ -38,6 +38,7 @@ from meshwright.sandbox.kube.http.requests import (
 from meshwright.sandbox.kube.http.watch import Watch, WatchFilter
 from meshwright.sandbox.kube.registry import ResourceType
 from meshwright.sandbox.kube.status import KubeError, bad_request, not_found, status_body
+from meshwright.sandbox.kube.store import decoding
 from meshwright.sandbox.kube.store.crud import ClusterState
 from meshwright.sandbox.kube.store.policy import StoredPolicy
 from meshwright.sandbox.settings import Latency
@@ -321,7 +322,11 @@ class ClusterApi:
         assert path.name is not None
         obj = self.state.get(path.rt, path.namespace, path.name)
         if r.method in ("PUT", "PATCH"):
-            spec = object_body(r).get("spec")
+            # A PATCH applies to the Scale object, in any of the patch types the resource takes
+            # (`kubectl scale` sends a merge patch); kube-apiserver's scale REST (registry/apps/
+            # deployment/storage, scaleUpdatedObjectInfo) patches the Scale and writes its replicas.
+            wanted = _patched_scale(path.rt, _scale_body(obj), r) if r.method == "PATCH" else object_body(r)
+            spec = wanted.get("spec")
             replicas = spec.get("replicas") if isinstance(spec, dict) else None
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise bad_request("spec.replicas must be a non-negative integer")
@@ -400,6 +405,16 @@ def _token_request_body(
         },
         "status": {"token": token, "expirationTimestamp": clock.rfc3339(expires)},
     }
+
+
+def _patched_scale(rt: ResourceType, scale: dict[str, Any], r: Request) -> dict[str, Any]:
+    content_type = r.content_type or "application/json"
+    if content_type == "application/apply-patch+yaml":  # the applied fields over the current Scale
+        content_type = "application/merge-patch+json"
+    patched = decoding.patched(rt, scale, decoding.patch_body(r.body, content_type), content_type)
+    if not isinstance(patched, dict):
+        raise bad_request("the patched Scale must be an object")
+    return patched
 
 
 def _scale_body(obj: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import kubernetes.client
@@ -16,7 +15,6 @@ from meshwright import clients, helm, helm_storage
 from meshwright.clients import MeshwrightTarget
 from meshwright.models import ChartRef, ClusterAccess
 from meshwright.observe import observe
-from meshwright.sandbox.world import World
 from meshwright.spec import MeshSpec
 from tasks.istio import install_release, installed_revisions, prepare_namespace, stored_releases
 from tests.istio.support import bring_up, helm_releases, primary_remote
@@ -45,6 +43,9 @@ def _helm_get(target: MeshwrightTarget, access: ClusterAccess, name: str) -> dic
     return {"metadata": meta, "values": dict(values), "manifest": rendered}
 
 
+IN_SANDBOX = pytest.mark.usefixtures("sandbox", "meshwright_home")
+
+
 @pytest.fixture
 def helm_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The helm subcommands run (`get`, `upgrade`, `list`, ...), in order."""
@@ -59,8 +60,9 @@ def helm_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return ran
 
 
+@IN_SANDBOX
 def test_a_release_the_real_helm_stored_reads_as_helm_get_reports_it(
-    sandbox: World, target: MeshwrightTarget, bundled: list[ChartRef], meshwright_home: Path
+    target: MeshwrightTarget, bundled: list[ChartRef]
 ) -> None:
     _, west = _west(target, bundled)
     stored = stored_releases(target, west, step="test")
@@ -78,11 +80,10 @@ def test_a_release_the_real_helm_stored_reads_as_helm_get_reports_it(
     assert listed == shown
 
 
+@IN_SANDBOX
 def test_an_unchanged_rerun_runs_no_helm_and_a_changed_value_still_upgrades(
-    sandbox: World,
     target: MeshwrightTarget,
     bundled: list[ChartRef],
-    meshwright_home: Path,
     helm_runs: list[str],
 ) -> None:
     spec, west = _west(target, bundled, ("istiod",))
@@ -94,11 +95,10 @@ def test_an_unchanged_rerun_runs_no_helm_and_a_changed_value_still_upgrades(
     assert installed_revisions(target, west, step="test") == {"1-30-3": "1.30.3"}
 
 
+@IN_SANDBOX
 def test_a_first_install_starts_one_helm_process(
-    sandbox: World,
     target: MeshwrightTarget,
     bundled: list[ChartRef],
-    meshwright_home: Path,
     helm_runs: list[str],
 ) -> None:
     spec, west = _west(target, bundled, ())
@@ -108,11 +108,10 @@ def test_a_first_install_starts_one_helm_process(
     assert (first.action, first.revision, helm_runs) == ("installed", 1, ["upgrade istio-base"])
 
 
+@IN_SANDBOX
 def test_a_release_whose_storage_secret_cannot_be_read_is_asked_of_helm(
-    sandbox: World,
     target: MeshwrightTarget,
     bundled: list[ChartRef],
-    meshwright_home: Path,
     helm_runs: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -152,11 +151,10 @@ def test_uncompressed_and_undecodable_releases_are_read_or_left_to_helm() -> Non
     assert helm_storage.Stored([]).latest("istiod") is None
 
 
+@IN_SANDBOX
 def test_observing_a_mesh_reads_its_releases_without_a_helm_process(
-    sandbox: World,
     target: MeshwrightTarget,
     bundled: list[ChartRef],
-    meshwright_home: Path,
     helm_runs: list[str],
 ) -> None:
     spec, west = _west(target, bundled)

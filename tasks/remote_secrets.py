@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -200,8 +200,11 @@ def exchange_remote_secret(
     return result
 
 
-# One pool for the writes of every source's task: 50 primaries x 49 sources are 2,450 writes.
-WRITERS = 8
+# One pool for the writes of every source's task in the process: 50 primaries x 49 sources are
+# 2,450 writes. A pool per task made 50 x 8 writers at once, more than a cluster's pooled
+# connections (kube.Shared.POOL): the rest opened and threw away a TLS connection per write.
+WRITERS = 16
+_WRITES = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="remote-secrets")
 
 
 @task(task_run_name="exchange_remote_secrets[{source.name}]", **ONCE_PER_RUN, **RETRYING)
@@ -222,8 +225,8 @@ def exchange_remote_secrets(
     """
     cloud = clients.cloud(target)
     config = _reader_config(cloud, source)
-    with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix=f"secrets-{source.name}") as pool:
-        futures = [pool.submit(_give, cloud, source.name, config, p) for p in primaries]
+    futures = [_WRITES.submit(_give, cloud, source.name, config, p) for p in primaries]
+    wait(futures)
     del config
     failed = [f.exception() for f in futures if f.exception() is not None]
     if failed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Any
 
 import yaml
@@ -117,6 +118,18 @@ def same_secret(existing: dict[str, Any] | None, wanted: dict[str, Any]) -> bool
         and (meta.get("annotations") or {}).get(naming.REMOTE_SECRET_ANNOTATION)
         == want["annotations"][naming.REMOTE_SECRET_ANNOTATION]
     )
+
+
+def content_digest(secret: dict[str, Any]) -> str:
+    """A digest of what `same_secret` compares (data, the label, the cluster annotation): two
+    secrets with equal digests are the same secret to istiod. Holds nothing of the token."""
+    meta = secret.get("metadata") or {}
+    compared = [
+        secret.get("data") or {},
+        (meta.get("labels") or {}).get(naming.REMOTE_SECRET_LABEL) == "true",
+        (meta.get("annotations") or {}).get(naming.REMOTE_SECRET_ANNOTATION),
+    ]
+    return hashlib.sha256(json.dumps(compared, sort_keys=True).encode()).hexdigest()
 
 
 def fingerprint(data: bytes) -> str:

@@ -9,11 +9,12 @@ import kubernetes.client
 import pytest
 import yaml
 
+from meshwright import remote_secrets as rs
 from meshwright.clients import MeshwrightTarget
 from meshwright.errors import NotFound, PermanentError, TransientError
 from meshwright.kube import connect
 from meshwright.models import ClusterAccess
-from tasks.remote_secrets import exchange_remote_secret, exchange_remote_secrets
+from tasks.remote_secrets import _store, exchange_remote_secret, exchange_remote_secrets
 from tests.mesh.support import NS, core
 
 READER_TOKEN = "istio-reader-service-account-istio-remote-secret-token"
@@ -166,3 +167,32 @@ def test_a_sources_secret_goes_into_every_reader_at_once_and_a_refusing_one_is_n
         exchange_remote_secrets.fn(west, [central, away], target=target)
     again = exchange_remote_secrets.fn(west, [central, east], target=target)
     assert [r.action for r in again] == ["unchanged", "unchanged"]  # a retry rewrites nothing in place
+
+
+def test_within_a_run_a_primary_is_listed_once_and_a_change_behind_the_list_is_still_written(
+    target: MeshwrightTarget, clusters: dict[str, ClusterAccess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    central = clusters["central"]
+    api = core(target, central)
+    wanted = {s: rs.remote_secret(s, f"kubeconfig of {s}".encode()) for s in ("west", "east")}
+    assert [_store(api, central, wanted[s], run="run-1") for s in wanted] == ["created", "created"]
+    reads: list[str] = []
+    real = kubernetes.client.CoreV1Api.read_namespaced_secret
+    monkeypatch.setattr(
+        kubernetes.client.CoreV1Api,
+        "read_namespaced_secret",
+        lambda self, name, *a, **kw: reads.append(name) or real(self, name, *a, **kw),
+    )
+    # a second source's secret and a rerun of the first: answered from the run's one list
+    assert _store(api, central, wanted["west"], run="run-1") == "unchanged"
+    assert reads == []
+    # changed under the list (another writer): the replace's conflict makes it read and write again
+    behind = {**wanted["east"], "data": {"east": base64.b64encode(b"someone else's").decode()}}
+    api.replace_namespaced_secret("istio-remote-secret-east", NS, behind)
+    newer = rs.remote_secret("east", b"rotated kubeconfig of east")
+    assert _store(api, central, newer, run="run-1") == "updated"
+    assert reads == ["istio-remote-secret-east"]
+    stored = api.read_namespaced_secret("istio-remote-secret-east", NS)
+    assert rs.content_digest(api.api_client.sanitize_for_serialization(stored)) == rs.content_digest(newer)
+    # a new run lists again and sees what the last one wrote
+    assert _store(api, central, newer, run="run-2") == "unchanged"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import kubernetes.client
 import pytest
@@ -178,11 +179,12 @@ def test_within_a_run_a_primary_is_listed_once_and_a_change_behind_the_list_is_s
     assert [_store(api, central, wanted[s], run="run-1") for s in wanted] == ["created", "created"]
     reads: list[str] = []
     real = kubernetes.client.CoreV1Api.read_namespaced_secret
-    monkeypatch.setattr(
-        kubernetes.client.CoreV1Api,
-        "read_namespaced_secret",
-        lambda self, name, *a, **kw: reads.append(name) or real(self, name, *a, **kw),
-    )
+
+    def counted(self: kubernetes.client.CoreV1Api, name: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(name)
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(kubernetes.client.CoreV1Api, "read_namespaced_secret", counted)
     # a second source's secret and a rerun of the first: answered from the run's one list
     assert _store(api, central, wanted["west"], run="run-1") == "unchanged"
     assert reads == []

@@ -83,15 +83,13 @@ def submit(
 def _light(value: Any) -> Any:
     """A model, or a list or dict of models, `quote`d (see submit); anything else, futures
     included, as is."""
-    items = (
-        list(value.values())
-        if isinstance(value, dict)
-        else value
-        if isinstance(value, list | tuple)
-        else None
-    )
-    models = items is not None and bool(items) and all(isinstance(v, BaseModel | None) for v in items)
-    return quote(value) if isinstance(value, BaseModel) or models else value
+    if isinstance(value, dict):
+        items = list(value.values())
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        return quote(value) if isinstance(value, BaseModel) else value
+    return quote(value) if items and all(isinstance(v, BaseModel | None) for v in items) else value
 
 
 def resolve(

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ import yaml
 
 from meshwright import errors as e
 from meshwright import kubeconfig as kc
-from meshwright.helm_storage import StoredRelease
+from meshwright.helm_storage import Stored, StoredRelease
 from meshwright.models import ChartRef, ReleaseResult
 from meshwright.translate import helm_message, last_line
 
@@ -469,6 +469,19 @@ async def _metadata(command: pyhelm3.Command, name: str, namespace: str) -> dict
 def list_releases(command: pyhelm3.Command, namespace: str) -> list[dict[str, Any]]:
     """`helm list` in a namespace, as helm's JSON (name, revision, chart, app_version, status)."""
     return list(asyncio.run(command.list(namespace=namespace)))
+
+
+def release_versions(
+    stored: Stored | None, command: Callable[[], AbstractContextManager[HelmCommand]], namespace: str
+) -> dict[str, str]:
+    """What `helm list` shows of `namespace`, release name -> app version: from helm's storage
+    Secrets (`stored`, no helm process) when they were read and decode, else from `helm list` run
+    with `command()`."""
+    listed = stored.listed() if stored else None
+    if listed is not None:
+        return {r.name: r.app_version for r in listed}
+    with command() as helm:
+        return {str(r["name"]): str(r.get("app_version", "")) for r in list_releases(helm, namespace)}
 
 
 async def uninstall(command: HelmCommand, name: str, namespace: str, *, timeout: str = "5m") -> bool:

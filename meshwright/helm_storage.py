@@ -148,3 +148,8 @@ def read(client: kubernetes.client.ApiClient, namespace: str, *, cluster: str, s
     with kube_call(cluster=cluster, step=step, what="helm's release secrets"):
         found = CoreV1Api(client).list_namespaced_secret(namespace, label_selector=SELECTOR)
     return Stored(found.items)
+
+
+def kept(client: kubernetes.client.ApiClient, namespace: str, *, cluster: str, step: str) -> Stored | None:
+    """`read`, or None when the helm here keeps its releases elsewhere (HELM_DRIVER): ask helm then."""
+    return read(client, namespace, cluster=cluster, step=step) if in_secrets() else None

@@ -41,6 +41,7 @@ CRD_KIND = "CustomResourceDefinition"
 
 
 CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0  # what a request may wait for its answer, unless the caller bounds it otherwise
 WATCH_MARGIN = 15.0  # a watch's read may wait this much longer than the server's own timeoutSeconds
 
 
@@ -107,12 +108,12 @@ class Shared:
             if found is None:
                 config = configuration(endpoint, ca_certificate, self._token)
                 config.connection_pool_maxsize = self.POOL
-                found = self._clients[(endpoint, ca_certificate)] = SharedClient(config, read=30.0)
+                found = self._clients[(endpoint, ca_certificate)] = SharedClient(config, read=READ_TIMEOUT)
             return found
 
 
 def connect(
-    endpoint: str, ca_certificate: str, token: Callable[[], str], *, timeout: float = 30.0
+    endpoint: str, ca_certificate: str, token: Callable[[], str], *, timeout: float = READ_TIMEOUT
 ) -> kubernetes.client.ApiClient:
     """An API client for `https://<endpoint>` trusting only the cluster's CA (base64 PEM), each of
     its requests bounded (`timeout` seconds to read an answer; see BoundedClient)."""

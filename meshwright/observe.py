@@ -6,6 +6,7 @@ read is reported as such (`unread`), not guessed.
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,27 +50,17 @@ def _cluster(target: clients.MeshwrightTarget, c: container_v1.Cluster, namespac
         try:
             secrets, workloads = _remote_secrets(client, c.name), _workloads(client, c.name, namespace)
             mtls = peer_authentication_mode(client, namespace, cluster=c.name, step=STEP)
-            releases = _stored_releases(client, c.name)
+            # helm's storage Secrets when helm keeps them: a list call instead of a helm process per
+            # cluster, 50 at the start of every `up` of a 50-cluster mesh
+            stored = helm_storage.kept(client, naming.ISTIO_NAMESPACE, cluster=c.name, step=STEP)
         finally:
             client.close()
-        if releases is None:
-            with cloud.helm(c.name, c.endpoint, ca, step=STEP) as command:
-                listed = helm.list_releases(command, naming.ISTIO_NAMESPACE)
-            releases = {r["name"]: str(r.get("app_version", "")) for r in listed}
+        command = functools.partial(cloud.helm, c.name, c.endpoint, ca, step=STEP)
+        releases = helm.release_versions(stored, command, naming.ISTIO_NAMESPACE)
     except MeshwrightError as e:
         return seen.model_copy(update={"unread": str(e)})
     found = {"remote_secrets": secrets, "workloads": workloads, "releases": releases, "mtls": mtls}
     return seen.model_copy(update=found)
-
-
-def _stored_releases(client: kubernetes.client.ApiClient, cluster: str) -> dict[str, str] | None:
-    """What `helm list` shows of istio-system (name -> app version), read from helm's storage Secrets
-    (meshwright.helm_storage: a list call instead of a helm process per cluster, 50 at the start of
-    every `up` of a 50-cluster mesh); None when helm keeps its releases elsewhere or one cannot be read."""
-    if not helm_storage.in_secrets():
-        return None
-    listed = helm_storage.read(client, naming.ISTIO_NAMESPACE, cluster=cluster, step=STEP).listed()
-    return None if listed is None else {r.name: r.app_version for r in listed}
 
 
 def _remote_secrets(client: kubernetes.client.ApiClient, cluster: str) -> list[str]:

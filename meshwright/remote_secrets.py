@@ -109,27 +109,24 @@ def cluster_of(metadata: dict[str, Any]) -> str:
 
 def same_secret(existing: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     """True when the stored secret already says what we would write (data, label, annotation)."""
-    if existing is None:
-        return False
-    meta, want = existing.get("metadata") or {}, wanted["metadata"]
-    return (
-        (existing.get("data") or {}) == wanted["data"]
-        and (meta.get("labels") or {}).get(naming.REMOTE_SECRET_LABEL) == "true"
-        and (meta.get("annotations") or {}).get(naming.REMOTE_SECRET_ANNOTATION)
-        == want["annotations"][naming.REMOTE_SECRET_ANNOTATION]
-    )
+    return existing is not None and _compared(existing) == _compared(wanted)
 
 
 def content_digest(secret: dict[str, Any]) -> str:
-    """A digest of what `same_secret` compares (data, the label, the cluster annotation): two
-    secrets with equal digests are the same secret to istiod. Holds nothing of the token."""
+    """A digest of what `same_secret` compares: two secrets with equal digests are the same secret
+    to istiod. Holds nothing of the token."""
+    return hashlib.sha256(json.dumps(_compared(secret), sort_keys=True).encode()).hexdigest()
+
+
+def _compared(secret: dict[str, Any]) -> list[Any]:
+    """What makes a remote secret the same to istiod: its data, the label it is found by, the
+    cluster annotation."""
     meta = secret.get("metadata") or {}
-    compared = [
+    return [
         secret.get("data") or {},
         (meta.get("labels") or {}).get(naming.REMOTE_SECRET_LABEL) == "true",
         (meta.get("annotations") or {}).get(naming.REMOTE_SECRET_ANNOTATION),
     ]
-    return hashlib.sha256(json.dumps(compared, sort_keys=True).encode()).hexdigest()
 
 
 def fingerprint(data: bytes) -> str:

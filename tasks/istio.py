@@ -10,6 +10,7 @@ is waited for with watches here rather than `helm --wait`, which polls every two
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -141,11 +142,9 @@ def stored_releases(
 ) -> helm_storage.Stored | None:
     """helm's storage Secrets in the cluster's istio-system (one list call, no helm process), or
     None when the helm here keeps its releases elsewhere (HELM_DRIVER)."""
-    if not helm_storage.in_secrets():
-        return None
     client = clients.cloud(target).kube_for(access)
     try:
-        return helm_storage.read(client, naming.ISTIO_NAMESPACE, cluster=access.name, step=step)
+        return helm_storage.kept(client, naming.ISTIO_NAMESPACE, cluster=access.name, step=step)
     finally:
         client.close()
 
@@ -156,12 +155,8 @@ def installed_revisions(
     """The istiod revisions installed in the cluster: revision -> chart version (see istio_values),
     from helm's storage Secrets (`stored`, read here when not given) or, failing those, `helm list`."""
     stored = stored or stored_releases(target, access, step=step)
-    listed = stored.listed() if stored else None
-    if listed is not None:
-        return istio_values.istiod_revisions({r.name: r.app_version for r in listed})
-    with clients.cloud(target).helm_for(access, step=step) as command:
-        shown = helm.list_releases(command, naming.ISTIO_NAMESPACE)
-    return istio_values.istiod_revisions({str(r["name"]): str(r.get("app_version", "")) for r in shown})
+    command = functools.partial(clients.cloud(target).helm_for, access, step=step)
+    return istio_values.istiod_revisions(helm.release_versions(stored, command, naming.ISTIO_NAMESPACE))
 
 
 def _running_revisions(client: Any, access: ClusterAccess) -> list[str]:

@@ -185,8 +185,8 @@ def _store(
             if found is None:
                 written = core.create_namespaced_secret(ns, _body(wanted), _preload_content=False)
             else:
-                body = {**wanted, "metadata": {**wanted["metadata"], "resourceVersion": found[0]}}
-                written = core.replace_namespaced_secret(name, ns, _body(body), _preload_content=False)
+                body = _body(_versioned(wanted, found[0]))
+                written = core.replace_namespaced_secret(name, ns, body, _preload_content=False)
     except Conflict:  # changed since the list (not by this run): look again, one secret at a time
         _LISTED.forget(primary)
         return _store_one(core, primary, wanted)
@@ -208,13 +208,13 @@ def _store_one(core: kubernetes.client.CoreV1Api, primary: ClusterAccess, wanted
         if rs.same_secret(stored, wanted):
             return "unchanged"
         version = stored["metadata"].get("resourceVersion")
-        core.replace_namespaced_secret(
-            name,
-            ns,
-            _body({**wanted, "metadata": {**wanted["metadata"], "resourceVersion": version}}),
-            _preload_content=False,
-        )
+        core.replace_namespaced_secret(name, ns, _body(_versioned(wanted, version)), _preload_content=False)
         return "updated"
+
+
+def _versioned(wanted: dict[str, Any], version: str | None) -> dict[str, Any]:
+    """`wanted` as a replace of the stored secret at `version` (the API refuses a stale one: 409)."""
+    return {**wanted, "metadata": {**wanted["metadata"], "resourceVersion": version}}
 
 
 def _answer(response: Any) -> dict[str, Any]:

@@ -394,9 +394,7 @@ class Gke:
             self._release(cluster)
             self.hooks.deleted(cluster.hooks_view())
         elif op.fail:
-            cluster.view.update(status="ERROR", statusMessage=op.fail)
-            if op.kind == "CREATE_CLUSTER":  # its control plane, started ahead, never came up
-                self.hooks.deleted(cluster.hooks_view())
+            self._fail(op, op.fail)
         else:
             self._provisioned(cluster)
 

@@ -15,13 +15,16 @@ previous run left it, not half-way through that run.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from contextvars import ContextVar
 
+from prefect import get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import MissingContextError, ObjectAlreadyExists
 
 from meshwright import naming
 
@@ -37,12 +40,34 @@ def mesh_slot(mesh: str) -> Iterator[None]:
         yield
         return
     _ensure_limit(name)
-    with concurrency(name, occupy=1, lease_duration=LEASE_SECONDS, strict=True):
+    with ExitStack() as slot:
+        try:  # at once, when it is free
+            slot.enter_context(_slot(name, max_retries=0))
+        except ConcurrencySlotAcquisitionError:  # taken: say so, then wait (the run was silent)
+            _logger().info(
+                "mesh %s: another run holds it, or held it and stopped (its hold then ends within "
+                "%.0f s); waiting for it",
+                mesh,
+                LEASE_SECONDS,
+            )
+            slot.enter_context(_slot(name))
         held = _HELD.set(_HELD.get() | {name})
         try:
             yield
         finally:
             _HELD.reset(held)
+
+
+def _slot(name: str, *, max_retries: int | None = None) -> AbstractContextManager[None]:
+    return concurrency(name, occupy=1, lease_duration=LEASE_SECONDS, strict=True, max_retries=max_retries)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger (the UI and the CLI show it); outside a run, meshwright's."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("meshwright")
 
 
 @contextmanager

@@ -55,3 +55,20 @@ def test_the_run_that_holds_the_slot_and_its_hooks_do_not_wait_for_themselves() 
     finally:
         release.set()
         crashed.join()
+
+
+def test_a_run_that_waits_for_the_slot_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    release, holding = threading.Event(), threading.Event()
+    first = held_elsewhere("quiet", release, holding)
+    threading.Timer(1.0, release.set).start()  # the first run ends a second later
+    try:
+        with caplog.at_level("INFO", logger="meshwright"), mesh_slot("quiet"):
+            pass
+    finally:
+        release.set()
+        first.join()
+    assert "mesh quiet: another run holds it" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="meshwright"), mesh_slot("quiet"):  # free: no word
+        pass
+    assert "another run holds it" not in caplog.text
